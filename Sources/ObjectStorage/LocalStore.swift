@@ -1,0 +1,229 @@
+import DBQSupport
+import Foundation
+
+/// An object store in a local directory (`file:///path`): the embedded default.
+///
+/// A put writes a temporary file beside the target, fsyncs it, renames it into place and
+/// fsyncs the directory, so a reader sees the whole object or none, even across a crash.
+/// Temporary files start with `.dbq-tmp-` and are never listed.
+public struct LocalStore: ObjectStore {
+    public let root: String
+    static let temporaryPrefix = ".dbq-tmp-"
+    static let readChunkSize = 1 << 20
+
+    /// `root` is an absolute directory; it is created if missing.
+    public init(root: String) throws {
+        guard root.hasPrefix("/") else {
+            throw ObjectStoreError(code: .invalidURL, message: "local store path '\(root)' is not absolute; use file:///absolute/path")
+        }
+        var trimmed = root
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.root = trimmed
+        do {
+            try FileManager.default.createDirectory(atPath: trimmed, withIntermediateDirectories: true)
+        } catch {
+            throw ObjectStoreError(code: .io, message: "cannot create local store directory \(trimmed): \(Self.reason(error))", store: "file://\(trimmed)")
+        }
+    }
+
+    public var url: String { "file://\(root)" }
+
+    func path(_ key: String) -> String { root + "/" + key }
+
+    public func put<S: AsyncSequence>(_ key: String, from body: S) async throws -> ObjectInfo where S.Element == [UInt8] {
+        try ObjectKey.validate(key, store: url)
+        if key.split(separator: "/").contains(where: { $0.hasPrefix(Self.temporaryPrefix) }) {
+            throw ObjectStoreError(code: .invalidKey, message: "object key '\(key)' uses the reserved prefix \(Self.temporaryPrefix)", store: url, key: key)
+        }
+        let target = path(key)
+        let directory = (target as NSString).deletingLastPathComponent
+        let temporary = directory + "/" + Self.temporaryPrefix + UUID().uuidString + "-" + (target as NSString).lastPathComponent
+        let file = try await BlockingLane.detached { () throws -> LocalFile in
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            return try LocalFile(creating: temporary, store: url, key: key)
+        }
+        var size: Int64 = 0
+        do {
+            for try await chunk in body where !chunk.isEmpty {
+                try await file.lane.run { try file.write(chunk) }
+                size += Int64(chunk.count)
+            }
+            try await file.lane.run {
+                try file.sync()
+                file.close()
+                guard rename(temporary, target) == 0 else {
+                    throw ObjectStoreError(code: .io, message: "cannot move \(temporary) to \(target): \(String(cString: strerror(errno)))", store: url, key: key)
+                }
+                LocalFile.syncDirectory(directory)
+            }
+        } catch {
+            _ = await file.lane.run { file.close(); return unlink(temporary) }
+            throw error
+        }
+        return ObjectInfo(key: key, size: size, etag: nil, lastModified: Date())
+    }
+
+    public func get(_ key: String) async throws -> ByteStream {
+        try ObjectKey.validate(key, store: url)
+        let target = path(key)
+        let file = try await BlockingLane.detached { () throws -> LocalFile in
+            try LocalFile(reading: target, store: url, key: key)
+        }
+        return ByteStream {
+            try await file.lane.run { try file.read(max: Self.readChunkSize) }
+        }
+    }
+
+    public func head(_ key: String) async throws -> ObjectInfo? {
+        try ObjectKey.validate(key, store: url)
+        let target = path(key)
+        return try await BlockingLane.detached {
+            var info = stat()
+            guard stat(target, &info) == 0 else {
+                if errno == ENOENT || errno == ENOTDIR { return nil }
+                throw ObjectStoreError(code: .io, message: "cannot stat \(target): \(String(cString: strerror(errno)))", store: self.url, key: key)
+            }
+            guard (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+            return ObjectInfo(key: key, size: Int64(info.st_size), etag: nil,
+                              lastModified: Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec)))
+        }
+    }
+
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        let root = self.root
+        return try await BlockingLane.detached {
+            var objects: [ObjectInfo] = []
+            guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+            while let relative = walker.nextObject() as? String {
+                guard relative.hasPrefix(prefix) else {
+                    // Skip whole directories that cannot hold a match.
+                    if let attrs = walker.fileAttributes, attrs[.type] as? FileAttributeType == .typeDirectory,
+                       !prefix.hasPrefix(relative + "/") {
+                        walker.skipDescendants()
+                    }
+                    continue
+                }
+                let name = (relative as NSString).lastPathComponent
+                guard !name.hasPrefix(Self.temporaryPrefix),
+                      let attrs = walker.fileAttributes, attrs[.type] as? FileAttributeType == .typeRegular else { continue }
+                objects.append(ObjectInfo(key: relative, size: (attrs[.size] as? NSNumber)?.int64Value ?? 0, etag: nil,
+                                          lastModified: attrs[.modificationDate] as? Date))
+            }
+            return objects.sorted { $0.key < $1.key }
+        }
+    }
+
+    public func delete(_ key: String) async throws {
+        try ObjectKey.validate(key, store: url)
+        let target = path(key)
+        try await BlockingLane.detached {
+            if unlink(target) != 0 && errno != ENOENT {
+                throw ObjectStoreError(code: .io, message: "cannot delete \(target): \(String(cString: strerror(errno)))", store: self.url, key: key)
+            }
+        }
+    }
+
+    /// Temporary files older than `age`: what a crashed writer left. Retention removes them.
+    public func staleTemporaryFiles(olderThan age: TimeInterval, now: Date = Date()) async throws -> [String] {
+        let root = self.root
+        return try await BlockingLane.detached {
+            var stale: [String] = []
+            guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+            while let relative = walker.nextObject() as? String {
+                guard (relative as NSString).lastPathComponent.hasPrefix(Self.temporaryPrefix),
+                      let modified = walker.fileAttributes?[.modificationDate] as? Date,
+                      now.timeIntervalSince(modified) > age else { continue }
+                stale.append(root + "/" + relative)
+            }
+            return stale
+        }
+    }
+
+    static func reason(_ error: any Error) -> String {
+        (error as NSError).localizedDescription
+    }
+}
+
+/// A POSIX file descriptor with the lane it is used on.
+final class LocalFile: @unchecked Sendable {
+    // @unchecked Sendable: `fd` is used only inside `lane.run` (a serial lane) after init.
+    let lane = BlockingLane(label: "dbq.file")
+    private var fd: Int32
+    private let store: String
+    private let key: String
+
+    init(creating path: String, store: String, key: String) throws {
+        self.store = store
+        self.key = key
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            throw ObjectStoreError(code: .io, message: "cannot create \(path): \(String(cString: strerror(errno)))", store: store, key: key)
+        }
+    }
+
+    init(reading path: String, store: String, key: String) throws {
+        self.store = store
+        self.key = key
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT || errno == ENOTDIR {
+                throw ObjectStoreError(code: .notFound, message: "no object at \(store)/\(key)", store: store, key: key)
+            }
+            throw ObjectStoreError(code: .io, message: "cannot open \(path): \(String(cString: strerror(errno)))", store: store, key: key)
+        }
+    }
+
+    deinit { if fd >= 0 { Foundation.close(fd) } }
+
+    func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ObjectStoreError(code: .io, message: "cannot write \(store)/\(key): \(String(cString: strerror(errno)))", store: store, key: key)
+                }
+                offset += n
+            }
+        }
+    }
+
+    func read(max: Int) throws -> [UInt8]? {
+        guard fd >= 0 else { return nil }
+        var chunk = [UInt8](repeating: 0, count: max)
+        var n: Int
+        repeat {
+            n = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, max) }
+        } while n < 0 && errno == EINTR
+        if n < 0 {
+            throw ObjectStoreError(code: .io, message: "cannot read \(store)/\(key): \(String(cString: strerror(errno)))", store: store, key: key)
+        }
+        if n == 0 {
+            close()
+            return nil
+        }
+        chunk.removeLast(max - n)
+        return chunk
+    }
+
+    func sync() throws {
+        if fsync(fd) != 0 {
+            throw ObjectStoreError(code: .io, message: "cannot fsync \(store)/\(key): \(String(cString: strerror(errno)))", store: store, key: key)
+        }
+    }
+
+    func close() {
+        if fd >= 0 { Foundation.close(fd) }
+        fd = -1
+    }
+
+    /// Makes a rename in `directory` durable.
+    static func syncDirectory(_ directory: String) {
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            Foundation.close(dfd)
+        }
+    }
+}

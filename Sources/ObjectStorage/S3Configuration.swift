@@ -1,0 +1,113 @@
+import DBQSupport
+
+/// Where an S3 store is and how to talk to it.
+public struct S3Configuration: Sendable {
+    /// Path-style (`http://host/bucket/key`) or virtual-hosted (`http://bucket.host/key`).
+    public enum Addressing: String, Sendable, CaseIterable { case path, virtualHosted = "virtual" }
+
+    /// `scheme://host[:port]` of the S3 API. Nil means AWS: `https://s3.<region>.amazonaws.com`.
+    public var endpoint: String?
+    public var region: String
+    public var bucket: String
+    /// Keys are stored under this prefix (no leading or trailing `/`).
+    public var prefix: String
+    /// Nil picks virtual-hosted for AWS and path-style for any other endpoint.
+    public var addressing: Addressing?
+    public var credentials: AWSCredentials
+    /// Size of each multipart part: at least 5 MiB; a stream may have 10,000 parts.
+    public var partSize: Int
+    /// Parts uploaded at once: memory is about `partSize × (partConcurrency + 1)`.
+    public var partConcurrency: Int
+    /// Bytes fetched per ranged GET when reading.
+    public var readChunkSize: Int
+    /// Attempts per request, retries included.
+    public var maxAttempts: Int
+    public var backoff: Backoff
+    public var connectTimeout: Duration
+
+    public static let minimumPartSize = 5 << 20
+    public static let maximumPartSize = 5 << 30
+    public static let maximumParts = 10_000
+
+    public init(
+        endpoint: String? = nil, region: String = "us-east-1", bucket: String, prefix: String = "",
+        addressing: Addressing? = nil, credentials: AWSCredentials, partSize: Int = 16 << 20,
+        partConcurrency: Int = 2, readChunkSize: Int = 8 << 20, maxAttempts: Int = 5,
+        backoff: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(5)), connectTimeout: Duration = .seconds(10)
+    ) {
+        self.endpoint = endpoint
+        self.region = region
+        self.bucket = bucket
+        self.prefix = prefix.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        self.addressing = addressing
+        self.credentials = credentials
+        self.partSize = partSize
+        self.partConcurrency = partConcurrency
+        self.readChunkSize = readChunkSize
+        self.maxAttempts = maxAttempts
+        self.backoff = backoff
+        self.connectTimeout = connectTimeout
+    }
+
+    /// `s3://bucket/prefix`, for messages.
+    public var url: String { "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)") }
+
+    /// Checks the settings; each problem is named.
+    public func validate() throws(ObjectStoreError) {
+        func bad(_ message: String) -> ObjectStoreError { ObjectStoreError(code: .configuration, message: message, store: url) }
+        let bucketOK = (3...63).contains(bucket.count)
+            && bucket.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" || $0 == "." }
+            && bucket.first!.isASCII && (bucket.first!.isLetter || bucket.first!.isNumber)
+        if !bucketOK {
+            throw bad("bucket name '\(bucket)' is not valid: 3 to 63 lower-case letters, digits, '.' and '-', starting with a letter or digit")
+        }
+        if partSize < Self.minimumPartSize || partSize > Self.maximumPartSize {
+            throw bad("part size \(partSize) bytes is outside S3's limits (5 MiB to 5 GiB)")
+        }
+        if partConcurrency < 1 || partConcurrency > 64 { throw bad("part concurrency \(partConcurrency) must be from 1 to 64") }
+        if maxAttempts < 1 { throw bad("max attempts must be at least 1") }
+        if region.isEmpty { throw bad("region is empty") }
+        if let endpoint {
+            _ = try Endpoint(endpoint, store: url)
+        }
+    }
+}
+
+/// A parsed `scheme://host[:port]`.
+struct Endpoint: Sendable {
+    var scheme: String
+    var host: String
+    var port: Int?
+
+    init(_ text: String, store: String) throws(ObjectStoreError) {
+        func bad(_ why: String) -> ObjectStoreError {
+            ObjectStoreError(code: .invalidURL, message: "S3 endpoint '\(Redaction.url(text))' \(why) (expected http://host:port or https://host)", store: store)
+        }
+        guard let schemeEnd = text.range(of: "://") else { throw bad("has no scheme") }
+        scheme = text[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else { throw bad("must use http or https") }
+        var authority = String(text[schemeEnd.upperBound...])
+        while authority.hasSuffix("/") { authority.removeLast() }
+        if authority.contains("/") || authority.contains("?") { throw bad("must not have a path or query") }
+        if authority.contains("@") { throw bad("must not hold credentials; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") }
+        if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+            guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else {
+                throw bad("has a port that is not a number from 1 to 65535")
+            }
+            port = p
+            host = String(authority[..<colon])
+        } else {
+            host = authority
+        }
+        if host.isEmpty { throw bad("has no host") }
+    }
+
+    /// `host` or `host:port` as sent in the Host header.
+    var hostHeader: String {
+        guard let port else { return host }
+        if (scheme == "http" && port == 80) || (scheme == "https" && port == 443) { return host }
+        return "\(host):\(port)"
+    }
+}
+
+import Foundation

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure dbq on this machine and print figures (medians of several runs).",
+        subcommands: [BenchClients.self]
+    )
+}

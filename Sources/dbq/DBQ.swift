@@ -1,0 +1,22 @@
+import ArgumentParser
+
+@main
+struct DBQ: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dbq",
+        abstract: "Database-operations jobs for PostgreSQL, run by workers behind Redis.",
+        discussion: """
+            Exit codes: 0 success; 1 the operation failed (the message says why); \
+            64 the command line is wrong.
+
+            Environment: DBQ_REDIS_URL, DBQ_DATABASE_URL, DBQ_S3_ENDPOINT, \
+            AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, DBQ_LOG_LEVEL.
+            """,
+        version: DBQVersion.current,
+        subcommands: [CheckCommand.self, StorageCommand.self, BenchCommand.self]
+    )
+}
+
+enum DBQVersion {
+    static let current = "0.1.0-dev"
+}

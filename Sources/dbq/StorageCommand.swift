@@ -1,0 +1,167 @@
+import ArgumentParser
+import DBQSupport
+import Foundation
+import ObjectStorage
+
+struct StorageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "storage",
+        abstract: "Look at and change a storage by hand: s3://bucket/prefix or file:///path.",
+        subcommands: [List.self, Put.self, Get.self, Remove.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the objects under a URL.")
+
+        @Argument(help: "s3://bucket/prefix or file:///path")
+        var url: String
+
+        @OptionGroup var s3: S3OptionGroup
+
+        func run() async throws {
+            try await reportingFailures {
+                let store = try StorageURL(url).open(options: s3.s3Options(), logger: makeLogger("dbq.storage"))
+                let objects = try await store.list(prefix: "")
+                for object in objects {
+                    let time = object.lastModified.map { ISO8601DateFormatter().string(from: $0) } ?? "-"
+                    print("\(time)  \(String(object.size).leftPadded(12))  \(object.key)")
+                }
+                FileHandle.standardError.write(Data("\(objects.count) objects\n".utf8))
+            }
+        }
+    }
+
+    struct Put: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "put", abstract: "Upload a file (or - for standard input) to an object URL.")
+
+        @Argument(help: "The file to upload, or - for standard input.")
+        var file: String
+
+        @Argument(help: "The object: s3://bucket/dir/key or file:///dir/key")
+        var url: String
+
+        @OptionGroup var s3: S3OptionGroup
+
+        func run() async throws {
+            try await reportingFailures {
+                let (location, key) = try StorageURL.splitObject(url)
+                let store = try location.open(options: s3.s3Options(), logger: makeLogger("dbq.storage"))
+                let source = try FileSource(path: file)
+                let started = ContinuousClock.now
+                let info = try await store.put(key, from: source.stream())
+                let seconds = (ContinuousClock.now - started).seconds
+                print("\(url)  \(info.size) bytes  \(String(format: "%.1f", Double(info.size) / 1e6 / max(seconds, 1e-9))) MB/s")
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "get", abstract: "Download an object to a file (or - for standard output).")
+
+        @Argument(help: "The object: s3://bucket/dir/key or file:///dir/key")
+        var url: String
+
+        @Argument(help: "Where to write it; - for standard output.")
+        var file: String = "-"
+
+        @OptionGroup var s3: S3OptionGroup
+
+        func run() async throws {
+            try await reportingFailures {
+                let (location, key) = try StorageURL.splitObject(url)
+                let store = try location.open(options: s3.s3Options(), logger: makeLogger("dbq.storage"))
+                let stream = try await store.get(key)
+                try await FileSink.write(stream, to: file)
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete an object.")
+
+        @Argument(help: "The object: s3://bucket/dir/key or file:///dir/key")
+        var url: String
+
+        @OptionGroup var s3: S3OptionGroup
+
+        func run() async throws {
+            try await reportingFailures {
+                let (location, key) = try StorageURL.splitObject(url)
+                let store = try location.open(options: s3.s3Options(), logger: makeLogger("dbq.storage"))
+                guard try await store.head(key) != nil else {
+                    throw ObjectStoreError(code: .notFound, message: "no object at \(url)", key: key)
+                }
+                try await store.delete(key)
+                print("deleted \(url)")
+            }
+        }
+    }
+}
+
+/// Reads a file or standard input in 1 MiB chunks, off the cooperative pool.
+struct FileSource {
+    let handle: FileHandle
+
+    init(path: String) throws {
+        if path == "-" {
+            handle = .standardInput
+        } else {
+            guard let opened = FileHandle(forReadingAtPath: path) else {
+                throw ValidationError("cannot open '\(path)' for reading: no such file, or not readable")
+            }
+            handle = opened
+        }
+    }
+
+    func stream() -> ByteStream {
+        let handle = UncheckedBox(handle)
+        let lane = BlockingLane(label: "dbq.file-source")
+        return ByteStream {
+            try await lane.run {
+                let data = try handle.value.read(upToCount: 1 << 20) ?? Data()
+                return data.isEmpty ? nil : [UInt8](data)
+            }
+        }
+    }
+}
+
+enum FileSink {
+    static func write(_ stream: ByteStream, to path: String) async throws {
+        let handle: FileHandle
+        let temporary = path == "-" ? nil : path + ".dbq-partial"
+        if let temporary {
+            guard FileManager.default.createFile(atPath: temporary, contents: nil), let opened = FileHandle(forWritingAtPath: temporary) else {
+                throw ValidationError("cannot create '\(temporary)'")
+            }
+            handle = opened
+        } else {
+            handle = .standardOutput
+        }
+        do {
+            for try await chunk in stream { try handle.write(contentsOf: chunk) }
+            if let temporary {
+                try handle.synchronize()
+                try handle.close()
+                _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: path), withItemAt: URL(fileURLWithPath: temporary))
+            }
+        } catch {
+            if let temporary { try? FileManager.default.removeItem(atPath: temporary) }
+            throw error
+        }
+    }
+}
+
+/// Carries a value that is used by one task at a time into a `@Sendable` closure.
+struct UncheckedBox<T>: @unchecked Sendable {
+    // @unchecked Sendable: each use site hands the box to a single serial lane.
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Stops exactly the servers start.sh started (by their pid files); data stays in .dev/.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+if [ -f "$DBQ_DEV/pg.dir" ]; then
+  PGDATA="$(cat "$DBQ_DEV/pg.dir")/data"
+  runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 && say "postgres: stopped" || true
+fi
+if pid_alive "$DBQ_DEV/redis/redis.pid"; then kill "$(cat "$DBQ_DEV/redis/redis.pid")" && say "redis: stopped"; fi
+if pid_alive "$DBQ_DEV/s3/moto.pid"; then kill "$(cat "$DBQ_DEV/s3/moto.pid")" && say "s3: stopped"; fi
+rm -f "$DBQ_DEV/s3/credentials"
