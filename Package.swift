@@ -64,14 +64,27 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Where the integration tests find the servers deploy/local/start.sh runs.
+        .target(name: "DBQTestSupport", dependencies: ["DBQSupport"], path: "Tests/DBQTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "DBQSupportTests", dependencies: ["DBQSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "DBQSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "ObjectStorageTests",
-            dependencies: ["ObjectStorage", "DBQSupport", .product(name: "Crypto", package: "swift-crypto")],
+            name: "RedisClientTests",
+            dependencies: ["RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "dbqTests", dependencies: ["DBQSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PostgresClientTests",
+            dependencies: ["PostgresClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ObjectStorageTests",
+            dependencies: [
+                "ObjectStorage", "DBQSupport", "DBQTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport"], swiftSettings: swiftSettings),
     ]
 )

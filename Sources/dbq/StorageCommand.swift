@@ -144,7 +144,9 @@ enum FileSink {
             if let temporary {
                 try handle.synchronize()
                 try handle.close()
-                _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: path), withItemAt: URL(fileURLWithPath: temporary))
+                guard rename(temporary, path) == 0 else {
+                    throw CheckFailure("cannot move the download into place at '\(path)': \(String(cString: strerror(errno)))")
+                }
             }
         } catch {
             if let temporary { try? FileManager.default.removeItem(atPath: temporary) }

@@ -64,8 +64,8 @@ if pid_alive "$S3_DIR/moto.pid" && [ -s "$S3_DIR/credentials" ]; then
 else
   [ -f "$S3_DIR/moto.pid" ] && kill "$(cat "$S3_DIR/moto.pid")" 2>/dev/null || true
   rm -f "$S3_DIR/credentials"
-  INITIAL_NO_AUTH_ACTION_COUNT=3 setsid sh -c 'echo $$ > "$1"; exec moto_server -H 127.0.0.1 -p "$2"' _ \
-    "$S3_DIR/moto.pid" "$DBQ_S3_PORT" >"$S3_DIR/moto.log" 2>&1 < /dev/null &
+  INITIAL_NO_AUTH_ACTION_COUNT=3 setsid sh -c 'echo $$ > "$1"; exec python3 "$3" 127.0.0.1 "$2"' _ \
+    "$S3_DIR/moto.pid" "$DBQ_S3_PORT" "$DBQ_ROOT/deploy/local/moto-s3.py" >"$S3_DIR/moto.log" 2>&1 < /dev/null &
   for _ in $(seq 100); do
     curl -s -o /dev/null "$S3_ENDPOINT/moto-api/" 2>/dev/null && break
     sleep 0.1
