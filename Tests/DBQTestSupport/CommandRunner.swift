@@ -1,3 +1,4 @@
+import DBQSupport
 import Foundation
 
 /// What a finished command printed and how it exited.
@@ -8,9 +9,19 @@ public struct CommandResult: Sendable {
 }
 
 /// Runs an executable to completion (killing it after `timeout`), with extra environment.
+/// The waiting happens on a blocking lane, never on a thread of the cooperative pool.
 public func runCommand(
     _ executable: String, _ arguments: [String], environment extra: [String: String] = [:],
     removing: [String] = [], stdin: Data? = nil, timeout: TimeInterval = 60
+) async throws -> CommandResult {
+    try await BlockingLane.detached(label: "dbq.test.process") {
+        try runCommandBlocking(executable, arguments, environment: extra, removing: removing, stdin: stdin, timeout: timeout)
+    }
+}
+
+private func runCommandBlocking(
+    _ executable: String, _ arguments: [String], environment extra: [String: String],
+    removing: [String], stdin: Data?, timeout: TimeInterval
 ) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
@@ -32,7 +43,8 @@ public func runCommand(
     let group = DispatchGroup()
     for (pipe, sink) in [(out, outData), (err, errData)] {
         group.enter()
-        DispatchQueue.global().async {
+        // A queue of its own: the global queue has one thread per core and these block.
+        DispatchQueue(label: "dbq.test.pipe").async {
             sink.set(pipe.fileHandleForReading.readDataToEndOfFile())
             group.leave()
         }

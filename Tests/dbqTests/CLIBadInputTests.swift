@@ -31,83 +31,83 @@ struct CLIBadInputTests {
     }
 
     @Test("a storage URL that is not one")
-    func badStorageURL() throws {
-        let r = try runCommand(dbq, ["storage", "ls", "bucket/prefix"], environment: services)
+    func badStorageURL() async throws {
+        let r = try await runCommand(dbq, ["storage", "ls", "bucket/prefix"], environment: services)
         expectOneClearLine(r, ["is not a storage URL", "s3://bucket/prefix"])
     }
 
     @Test("a malformed Redis URL")
-    func badRedisURL() throws {
-        let r = try runCommand(dbq, ["check", "--redis-url", "redis://:hunter2@127.0.0.1:99999"], environment: services)
+    func badRedisURL() async throws {
+        let r = try await runCommand(dbq, ["check", "--redis-url", "redis://:hunter2@127.0.0.1:99999"], environment: services)
         expectOneClearLine(r, ["invalid Redis URL", "port '99999'"], hiding: ["hunter2"])
     }
 
     @Test("Redis not listening")
-    func redisUnreachable() throws {
-        let r = try runCommand(dbq, ["check", "--redis-url", "redis://127.0.0.1:\(TestServices.closedPort)"], environment: services)
+    func redisUnreachable() async throws {
+        let r = try await runCommand(dbq, ["check", "--redis-url", "redis://127.0.0.1:\(TestServices.closedPort)"], environment: services)
         expectOneClearLine(r, ["127.0.0.1:\(TestServices.closedPort)", "refused"])
     }
 
     @Test("Redis refusing the password")
-    func redisWrongPassword() throws {
+    func redisWrongPassword() async throws {
         let url = TestServices.redisURL.replacingOccurrences(of: "dbq-local@", with: "not-the-password@")
-        let r = try runCommand(dbq, ["check", "--redis-url", url], environment: services)
+        let r = try await runCommand(dbq, ["check", "--redis-url", url], environment: services)
         expectOneClearLine(r, ["authentication refused"], hiding: ["not-the-password"])
     }
 
     @Test("PostgreSQL refusing the password")
-    func postgresWrongPassword() throws {
+    func postgresWrongPassword() async throws {
         let url = TestServices.databaseURL.replacingOccurrences(of: ":dbq-local@", with: ":not-the-password@")
-        let r = try runCommand(dbq, ["check", "--database-url", url], environment: services)
+        let r = try await runCommand(dbq, ["check", "--database-url", url], environment: services)
         expectOneClearLine(r, ["password authentication failed"], hiding: ["not-the-password"])
     }
 
     @Test("a malformed PostgreSQL URL")
-    func postgresBadURL() throws {
-        let r = try runCommand(dbq, ["check", "--database-url", "postgresql://u:hunter2@host:port/db"], environment: services)
+    func postgresBadURL() async throws {
+        let r = try await runCommand(dbq, ["check", "--database-url", "postgresql://u:hunter2@host:port/db"], environment: services)
         expectOneClearLine(r, ["invalid PostgreSQL connection string"], hiding: ["hunter2"])
     }
 
     @Test("S3 refusing the secret")
-    func s3WrongSecret() throws {
+    func s3WrongSecret() async throws {
         var environment = services
         environment["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
-        let r = try runCommand(dbq, ["storage", "ls", "s3://\(TestServices.s3Bucket)"], environment: environment)
+        let r = try await runCommand(dbq, ["storage", "ls", "s3://\(TestServices.s3Bucket)"], environment: environment)
         expectOneClearLine(r, ["AWS_SECRET_ACCESS_KEY", "SignatureDoesNotMatch", "403"], hiding: ["not-the-secret"])
     }
 
     @Test("S3 with no credentials at all")
-    func s3NoCredentials() throws {
-        let r = try runCommand(dbq, ["storage", "ls", "s3://\(TestServices.s3Bucket)"], environment: services,
+    func s3NoCredentials() async throws {
+        let r = try await runCommand(dbq, ["storage", "ls", "s3://\(TestServices.s3Bucket)"], environment: services,
                                removing: ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
         expectOneClearLine(r, ["no S3 credentials", "AWS_ACCESS_KEY_ID"])
     }
 
     @Test("S3 endpoint not listening: a clear error after a few quick retries")
-    func s3Unreachable() throws {
+    func s3Unreachable() async throws {
         let started = Date()
-        let r = try runCommand(dbq, ["storage", "ls", "s3://\(TestServices.s3Bucket)", "--endpoint", "http://127.0.0.1:\(TestServices.closedPort)"],
+        let r = try await runCommand(dbq, ["storage", "ls", "s3://\(TestServices.s3Bucket)", "--endpoint", "http://127.0.0.1:\(TestServices.closedPort)"],
                                environment: services)
         expectOneClearLine(r, ["cannot reach S3", "127.0.0.1:\(TestServices.closedPort)", "attempts"])
-        #expect(Date().timeIntervalSince(started) < 20)
+        #expect(Date().timeIntervalSince(started) < 30, "no hang")
     }
 
     @Test("a missing object")
-    func missingObject() throws {
-        let r = try runCommand(dbq, ["storage", "get", "s3://\(TestServices.s3Bucket)/no/such/object", "-"], environment: services)
+    func missingObject() async throws {
+        let r = try await runCommand(dbq, ["storage", "get", "s3://\(TestServices.s3Bucket)/no/such/object", "-"], environment: services)
         expectOneClearLine(r, ["no object at", "no/such/object"])
     }
 
     @Test("a file to upload that does not exist is a usage error")
-    func missingFile() throws {
-        let r = try runCommand(dbq, ["storage", "put", "/nonexistent/file", "s3://\(TestServices.s3Bucket)/x"], environment: services)
+    func missingFile() async throws {
+        let r = try await runCommand(dbq, ["storage", "put", "/nonexistent/file", "s3://\(TestServices.s3Bucket)/x"], environment: services)
         #expect(r.status != 0)
         #expect(r.stderr.contains("/nonexistent/file"))
     }
 
     @Test("an unknown subcommand or option is a usage error (64)")
-    func usage() throws {
-        let r = try runCommand(dbq, ["storage", "ls"], environment: services)
+    func usage() async throws {
+        let r = try await runCommand(dbq, ["storage", "ls"], environment: services)
         #expect(r.status == 64)
         #expect(r.stderr.contains("Missing expected argument"))
     }
@@ -116,7 +116,7 @@ struct CLIBadInputTests {
 @Suite("dbq command line: storage round trip")
 struct CLIStorageTests {
     @Test("put, ls, get and rm through S3 and the local store", arguments: ["s3", "file"])
-    func roundTrip(kind: String) throws {
+    func roundTrip(kind: String) async throws {
         let dbq = TestServices.dbqBinary
         let environment = ["DBQ_S3_ENDPOINT": TestServices.s3Endpoint, "AWS_ACCESS_KEY_ID": TestServices.s3AccessKey,
                            "AWS_SECRET_ACCESS_KEY": TestServices.s3SecretKey]
@@ -126,16 +126,16 @@ struct CLIStorageTests {
         let payload = Data((0..<(7 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         try payload.write(to: URL(fileURLWithPath: source))
 
-        let put = try runCommand(dbq, ["storage", "put", source, "\(base)/dir/in.bin", "--part-size-mi-b", "5"], environment: environment)
+        let put = try await runCommand(dbq, ["storage", "put", source, "\(base)/dir/in.bin", "--part-size-mi-b", "5"], environment: environment)
         #expect(put.status == 0, "\(put.stderr)")
-        let list = try runCommand(dbq, ["storage", "ls", base], environment: environment)
+        let list = try await runCommand(dbq, ["storage", "ls", base], environment: environment)
         #expect(list.stdout.contains("dir/in.bin"), "\(list.stdout) \(list.stderr)")
-        let get = try runCommand(dbq, ["storage", "get", "\(base)/dir/in.bin", dir + "/out.bin"], environment: environment)
+        let get = try await runCommand(dbq, ["storage", "get", "\(base)/dir/in.bin", dir + "/out.bin"], environment: environment)
         #expect(get.status == 0, "\(get.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out.bin")) == payload)
-        let rm = try runCommand(dbq, ["storage", "rm", "\(base)/dir/in.bin"], environment: environment)
+        let rm = try await runCommand(dbq, ["storage", "rm", "\(base)/dir/in.bin"], environment: environment)
         #expect(rm.status == 0, "\(rm.stderr)")
-        let again = try runCommand(dbq, ["storage", "rm", "\(base)/dir/in.bin"], environment: environment)
+        let again = try await runCommand(dbq, ["storage", "rm", "\(base)/dir/in.bin"], environment: environment)
         #expect(again.status == 1)
     }
 }
