@@ -17,12 +17,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries for the wire, each a [system] module with typed shims.
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSystem"),
 
         // Pieces every layer shares: blocking lanes, byte streams, backoff, redaction.
         .target(
@@ -54,10 +56,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Kinds, envelope, states, retry policy, the worker service, the in-memory queue.
+        .target(
+            name: "Queue",
+            dependencies: [
+                "DBQSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The production queue on Redis: every transition one Lua script.
+        .target(
+            name: "RedisQueue",
+            dependencies: ["Queue", "RedisClient", "DBQSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "dbq",
             dependencies: [
-                "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage",
+                "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -83,6 +102,12 @@ let package = Package(
                 "ObjectStorage", "DBQSupport", "DBQTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "QueueTests", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RedisQueueTests",
+            dependencies: ["RedisQueue", "Queue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport"], swiftSettings: swiftSettings),

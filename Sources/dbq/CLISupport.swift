@@ -7,6 +7,7 @@ import ObjectStorage
 /// Runs a command body and turns any failure into one line on stderr and exit code 1:
 /// never a stack trace.
 func reportingFailures(_ body: () async throws -> Void) async throws {
+    MemoryTuning.applied
     do {
         try await body()
     } catch let exit as ExitCode {

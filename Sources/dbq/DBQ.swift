@@ -13,7 +13,10 @@ struct DBQ: AsyncParsableCommand {
             AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, DBQ_LOG_LEVEL.
             """,
         version: DBQVersion.current,
-        subcommands: [CheckCommand.self, StorageCommand.self, BenchCommand.self]
+        subcommands: [
+            PushCommand.self, WorkerCommand.self, JobsCommand.self, DeadCommand.self, QueuesCommand.self, RunCommand.self,
+            CheckCommand.self, StorageCommand.self, BenchCommand.self,
+        ]
     )
 }
 

@@ -1,0 +1,131 @@
+import Logging
+
+/// A kind of job: a stable name, a Codable payload with a version, and the work.
+public protocol Job: Sendable {
+    associatedtype Payload: Codable & Sendable
+
+    /// The stable name jobs of this kind carry in the queue (`backup`, `noop`).
+    static var kind: String { get }
+    /// The payload shape this code writes and reads.
+    static var payloadVersion: Int { get }
+    static var defaultMaxAttempts: Int { get }
+    static var defaultTimeout: Duration { get }
+
+    /// Turns a payload of an older version into the current shape, or refuses it.
+    static func upcast(_ payload: JSONValue, from version: Int) throws(JobError) -> JSONValue
+
+    func run(_ payload: Payload, context: JobContext) async throws -> JSONValue?
+}
+
+extension Job {
+    public static var payloadVersion: Int { 1 }
+    public static var defaultMaxAttempts: Int { 5 }
+    public static var defaultTimeout: Duration { .seconds(3600) }
+
+    public static func upcast(_ payload: JSONValue, from version: Int) throws(JobError) -> JSONValue {
+        throw JobError.permanent("payload version \(version) of kind '\(kind)' is older than this worker reads (\(payloadVersion)) and has no upgrade")
+    }
+}
+
+/// What a running job can see and do besides its payload.
+public struct JobContext: Sendable {
+    public let id: String
+    public let kind: String
+    public let queue: String
+    /// 1 for the first attempt.
+    public let attempt: Int
+    public let logger: Logger
+    let reportProgress: @Sendable (JobProgress) async -> Void
+
+    public init(id: String, kind: String, queue: String, attempt: Int, logger: Logger,
+                reportProgress: @escaping @Sendable (JobProgress) async -> Void) {
+        self.id = id
+        self.kind = kind
+        self.queue = queue
+        self.attempt = attempt
+        self.logger = logger
+        self.reportProgress = reportProgress
+    }
+
+    /// Stores progress with the job (throttled by the worker).
+    public func progress(_ progress: JobProgress) async {
+        await reportProgress(progress)
+    }
+}
+
+/// The job kinds a worker can run, by name.
+public struct JobRegistry: Sendable {
+    typealias Runner = @Sendable (JobEnvelope, JobContext) async throws -> JSONValue?
+    private var runners: [String: Runner] = [:]
+    private var checkers: [String: @Sendable (JobEnvelope) throws -> Void] = [:]
+    private var defaults: [String: (maxAttempts: Int, timeout: Duration, version: Int)] = [:]
+
+    public init() {}
+
+    public mutating func register<J: Job>(_ job: J) {
+        runners[J.kind] = { envelope, context in
+            let payload = try Self.decode(J.self, envelope)
+            return try await job.run(payload, context: context)
+        }
+        defaults[J.kind] = (J.defaultMaxAttempts, J.defaultTimeout, J.payloadVersion)
+        checkers[J.kind] = { envelope in _ = try Self.decode(J.self, envelope) }
+    }
+
+    /// Checks, before a push, that the kind exists and the payload decodes as the worker
+    /// will decode it: a payload of the wrong shape is refused at the door.
+    public func check(_ envelope: JobEnvelope) throws(JobError) {
+        guard let checker = checkers[envelope.kind] else {
+            throw JobError.permanent("unknown job kind '\(envelope.kind)'; known kinds: \(kinds.joined(separator: ", "))")
+        }
+        do {
+            try checker(envelope)
+        } catch {
+            throw JobError.classify(error)
+        }
+    }
+
+    public var kinds: [String] { runners.keys.sorted() }
+
+    public func defaults(for kind: String) -> (maxAttempts: Int, timeout: Duration, version: Int)? { defaults[kind] }
+
+    /// Runs the job the envelope names. Unknown kinds, newer or un-upgradable versions
+    /// and payloads of the wrong shape fail as permanent errors that say what was wrong.
+    func run(_ envelope: JobEnvelope, context: JobContext) async throws -> JSONValue? {
+        guard let runner = runners[envelope.kind] else {
+            throw JobError.permanent("unknown job kind '\(envelope.kind)' (payload version \(envelope.version)); this worker runs: \(kinds.joined(separator: ", "))")
+        }
+        return try await runner(envelope, context)
+    }
+
+    static func decode<J: Job>(_ type: J.Type, _ envelope: JobEnvelope) throws(JobError) -> J.Payload {
+        var payload = envelope.payload
+        if envelope.version > J.payloadVersion {
+            throw JobError.permanent("payload version \(envelope.version) of kind '\(J.kind)' is newer than this worker reads (\(J.payloadVersion)); upgrade the worker")
+        }
+        if envelope.version < J.payloadVersion {
+            payload = try J.upcast(payload, from: envelope.version)
+        }
+        do {
+            return try payload.decode(J.Payload.self)
+        } catch {
+            throw JobError.permanent("payload of kind '\(J.kind)' version \(envelope.version) does not decode: \(Self.describe(error))")
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func path(_ context: DecodingError.Context) -> String {
+            let p = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return p.isEmpty ? "the payload" : "'\(p)'"
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return "missing field '\(key.stringValue)'" + (parent == "the payload" ? "" : " in \(parent)")
+        case .typeMismatch(let type, let context): return "\(path(context)) should be \(type)"
+        case .valueNotFound(let type, let context): return "\(path(context)) is null, expected \(type)"
+        case .dataCorrupted(let context): return "\(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}

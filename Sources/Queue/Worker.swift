@@ -1,0 +1,393 @@
+import DBQSupport
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Takes jobs from a queue driver and runs them: `concurrency` at a time, each under a
+/// lease renewed by heartbeat, with retries by the retry policy.
+///
+/// On graceful shutdown (SIGTERM/SIGINT in a `ServiceGroup`) it stops fetching, lets
+/// running jobs finish within `shutdownGrace`, then cancels the rest and hands their
+/// leases back so they run again at once. If the process is killed instead, the leases
+/// lapse and any worker's rescuer requeues the jobs: nothing is lost either way.
+public final class Worker: Service {
+    let driver: any JobQueueDriver
+    let registry: JobRegistry
+    let configuration: WorkerConfiguration
+    let logger: Logger
+    let state = WorkerState()
+    /// Jobs fetched at once, at most.
+    static let batchSize = 128
+
+    public init(driver: any JobQueueDriver, registry: JobRegistry, configuration: WorkerConfiguration, logger: Logger) {
+        self.driver = driver
+        self.registry = registry
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "worker.id"] = "\(configuration.workerID)"
+        self.logger = logger
+    }
+
+    /// Jobs this worker has finished (reported) since it started.
+    public var finishedCount: Int { state.finishedCount }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await runLoops()
+        } onGracefulShutdown: {
+            self.state.beginShutdown()
+        }
+    }
+
+    /// Stops fetching and drains, as on SIGTERM.
+    public func shutdown() { state.beginShutdown() }
+
+    private func runLoops() async throws {
+        logger.info("worker started", metadata: [
+            "worker.queues": "\(configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","))",
+            "worker.concurrency": "\(configuration.concurrency)",
+        ])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.heartbeatLoop() }
+            group.addTask { await self.rescueLoop() }
+            group.addTask { await self.reporterLoop() }
+            group.addTask { await self.presenceLoop() }
+            await fetchLoop()
+            await drain()
+            state.finish()
+            await state.reporterDone.wait()
+            group.cancelAll()
+        }
+        try? await (driver as? any WorkerRegistry)?.withdraw(configuration.workerID)
+        logger.info("worker stopped", metadata: ["worker.finished": "\(state.finishedCount)"])
+    }
+
+    // MARK: - Fetching
+
+    private func fetchLoop() async {
+        var generator = SystemRandomNumberGenerator()
+        var failures = 0
+        let names = configuration.queues.map(\.name)
+        while !state.isStopping {
+            let capacity = configuration.concurrency - state.inFlightCount
+            if capacity <= 0 {
+                await state.capacity.wait()
+                continue
+            }
+            var fetched: [LeasedJob] = []
+            var nextScheduled: Duration?
+            do {
+                for queue in configuration.fetchOrder(using: &generator) {
+                    let result = try await driver.fetch(queue: queue, max: min(capacity, Self.batchSize),
+                                                        worker: configuration.workerID, lease: configuration.lease)
+                    if let next = result.nextScheduledIn { nextScheduled = min(nextScheduled ?? next, next) }
+                    if !result.jobs.isEmpty {
+                        fetched = result.jobs
+                        break
+                    }
+                }
+                failures = 0
+            } catch {
+                failures += 1
+                let delay = Backoff(base: .milliseconds(100), cap: .seconds(5)).delay(attempt: failures - 1)
+                logger.warning("cannot fetch jobs; retrying", metadata: ["error": "\(error)", "retry.delay_ms": "\(delay.milliseconds)"])
+                try? await Task.sleep(for: delay)
+                continue
+            }
+            if fetched.isEmpty {
+                if configuration.exitWhenIdle && state.inFlightCount == 0 && nextScheduled == nil {
+                    state.beginShutdown()
+                    break
+                }
+                var wait = configuration.idleWait
+                if let nextScheduled { wait = max(.milliseconds(1), min(wait, nextScheduled)) }
+                do {
+                    try await driver.waitForWork(queues: names, timeout: wait)
+                } catch {
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+                continue
+            }
+            for job in fetched { start(job) }
+        }
+    }
+
+    private func start(_ job: LeasedJob) {
+        let handle = JobHandle(lease: job.lease)
+        state.add(handle)
+        let task = Task {
+            let outcome = await self.execute(job, handle: handle)
+            if let outcome { self.state.complete(job.lease, outcome) }
+            self.state.remove(job.lease)
+        }
+        handle.setTask(task)
+    }
+
+    // MARK: - Running one job
+
+    private func execute(_ job: LeasedJob, handle: JobHandle) async -> Outcome? {
+        var logger = self.logger
+        logger[metadataKey: "job.id"] = "\(job.lease.id)"
+        logger[metadataKey: "job.queue"] = "\(job.lease.queue)"
+        let envelope: JobEnvelope
+        do {
+            envelope = try JobEnvelope.decoder.decode(JobEnvelope.self, from: Data(job.envelopeJSON.utf8))
+        } catch {
+            let reason = "envelope does not decode: \(JobRegistry.describe(error))"
+            logger.error("job is malformed; moved to dead", metadata: ["error": "\(reason)"])
+            return .dead(error: reason)
+        }
+        logger[metadataKey: "job.kind"] = "\(envelope.kind)"
+        let context = JobContext(id: envelope.id, kind: envelope.kind, queue: envelope.queue, attempt: job.attempt, logger: logger) {
+            [driver] progress in
+            guard handle.shouldSendProgress() else { return }
+            try? await driver.progress(job.lease, progress)
+        }
+        do {
+            let result = try await withTimeout(.milliseconds(Int64(envelope.timeoutSeconds * 1000))) {
+                try await self.registry.run(envelope, context: context)
+            }
+            if let reason = handle.cancelReason, reason == .leaseLost { return nil }
+            return .succeeded(result: result)
+        } catch {
+            switch handle.cancelReason {
+            case .leaseLost?:
+                logger.warning("lease lost; the job's outcome is discarded (another worker owns it now)")
+                return nil
+            case .shutdown?:
+                return .released
+            case .cancelRequested?:
+                return .cancelled
+            case nil:
+                break
+            }
+            let failure: JobError = error is TimeoutError
+                ? .retryable("timed out after \(envelope.timeoutSeconds) s")
+                : JobError.classify(error)
+            var generator = SystemRandomNumberGenerator()
+            switch configuration.retryPolicy.decide(attempt: job.attempt, maxAttempts: envelope.maxAttempts, error: failure, using: &generator) {
+            case .retry(let delay):
+                logger.info("job failed; will retry", metadata: ["error": "\(failure)", "job.attempt": "\(job.attempt)", "retry.delay_ms": "\(delay.milliseconds)"])
+                return .retry(afterMilliseconds: delay.milliseconds, error: failure.message)
+            case .dead(let reason):
+                logger.error("job failed; moved to dead", metadata: ["error": "\(reason)", "job.attempt": "\(job.attempt)"])
+                return .dead(error: reason)
+            }
+        }
+    }
+
+    // MARK: - Leases, completions, rescue
+
+    private func heartbeatLoop() async {
+        let interval = configuration.lease / 3
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let handles = state.handles
+            guard !handles.isEmpty else { continue }
+            do {
+                let statuses = try await driver.heartbeat(handles.map(\.lease), lease: configuration.lease)
+                for (handle, status) in zip(handles, statuses) {
+                    switch status {
+                    case .held: break
+                    case .lost: handle.cancel(.leaseLost)
+                    case .cancelRequested: handle.cancel(.cancelRequested)
+                    }
+                }
+            } catch {
+                logger.warning("heartbeat failed; leases may lapse if this goes on", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func reporterLoop() async {
+        var failures = 0
+        while true {
+            let batch = state.takeCompletions()
+            if batch.isEmpty {
+                if state.isFinished { break }
+                await state.completionsReady.wait()
+                continue
+            }
+            do {
+                let accepted = try await driver.finish(batch)
+                for ((lease, _), ok) in zip(batch, accepted) where !ok {
+                    logger.warning("completion refused: the lease was lost (stale fencing token)", metadata: ["job.id": "\(lease.id)"])
+                }
+                state.recordFinished(batch.count)
+                failures = 0
+            } catch {
+                failures += 1
+                state.requeueCompletions(batch)
+                if failures > 50 && state.isFinished {
+                    logger.error("cannot report completions; the leases will lapse and the jobs run again", metadata: ["error": "\(error)"])
+                    break
+                }
+                try? await Task.sleep(for: Backoff(base: .milliseconds(100), cap: .seconds(2)).delay(attempt: failures - 1))
+            }
+        }
+        state.reporterDone.signal()
+    }
+
+    private func rescueLoop() async {
+        while !Task.isCancelled {
+            for queue in configuration.queues.map(\.name) {
+                do {
+                    let (requeued, dead) = try await driver.rescue(queue: queue)
+                    if requeued + dead > 0 {
+                        logger.warning("rescued jobs whose lease lapsed", metadata: ["job.queue": "\(queue)", "requeued": "\(requeued)", "dead": "\(dead)"])
+                    }
+                } catch {
+                    logger.debug("rescue failed", metadata: ["error": "\(error)"])
+                }
+            }
+            try? await Task.sleep(for: configuration.rescueInterval)
+        }
+    }
+
+    /// Tells the registry (if the driver keeps one) that this worker is alive, every 5 s.
+    private func presenceLoop() async {
+        guard let registry = driver as? any WorkerRegistry else { return }
+        let started = Date()
+        while !Task.isCancelled {
+            let presence = WorkerPresence(
+                id: configuration.workerID, host: ProcessInfo.processInfo.hostName, pid: getpid(),
+                queues: configuration.queues.map(\.name), concurrency: configuration.concurrency,
+                running: state.inFlightCount, startedAt: started, seenAt: Date())
+            try? await registry.announce(presence)
+            try? await Task.sleep(for: .seconds(5))
+        }
+    }
+
+    /// Waits for running jobs up to the grace period, then cancels and hands back the rest.
+    private func drain() async {
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        while state.inFlightCount > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = state.handles
+        if !left.isEmpty {
+            logger.warning("shutdown grace over; handing back running jobs", metadata: ["jobs": "\(left.count)"])
+            left.forEach { $0.cancel(.shutdown) }
+            while state.inFlightCount > 0 { try? await Task.sleep(for: .milliseconds(10)) }
+        }
+    }
+}
+
+struct TimeoutError: Error {}
+
+/// Runs `body`, cancelling it and throwing `TimeoutError` after `timeout`.
+func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw TimeoutError() }
+        return value
+    }
+}
+
+/// Why a running job was cancelled: each ends differently.
+enum CancelReason: Sendable, Equatable {
+    case leaseLost, shutdown, cancelRequested
+}
+
+/// One running job: its lease, its task, and why it was cancelled if it was.
+final class JobHandle: Sendable {
+    let lease: Lease
+    private struct State {
+        var task: Task<Void, Never>?
+        var reason: CancelReason?
+        var lastProgress: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
+
+    init(lease: Lease) { self.lease = lease }
+
+    func setTask(_ task: Task<Void, Never>) {
+        let cancelled = state.withLock { s -> Bool in
+            s.task = task
+            return s.reason != nil
+        }
+        if cancelled { task.cancel() }
+    }
+
+    func cancel(_ reason: CancelReason) {
+        let task = state.withLock { s -> Task<Void, Never>? in
+            if s.reason == nil { s.reason = reason }
+            return s.task
+        }
+        task?.cancel()
+    }
+
+    var cancelReason: CancelReason? { state.withLock { $0.reason } }
+
+    /// JobProgress is stored at most four times a second per job.
+    func shouldSendProgress() -> Bool {
+        state.withLock { s in
+            let now = ContinuousClock.now
+            if let last = s.lastProgress, now - last < .milliseconds(250) { return false }
+            s.lastProgress = now
+            return true
+        }
+    }
+}
+
+/// The worker's shared bookkeeping.
+final class WorkerState: Sendable {
+    private struct State {
+        var stopping = false
+        var finished = false
+        var inFlight: [Lease: JobHandle] = [:]
+        var completions: [(Lease, Outcome)] = []
+        var finishedCount = 0
+    }
+    private let state = Mutex(State())
+    let capacity = AsyncSignal()
+    let completionsReady = AsyncSignal()
+    let reporterDone = AsyncSignal()
+
+    var isStopping: Bool { state.withLock { $0.stopping } }
+    var isFinished: Bool { state.withLock { $0.finished } }
+    var inFlightCount: Int { state.withLock { $0.inFlight.count } }
+    var handles: [JobHandle] { state.withLock { Array($0.inFlight.values) } }
+    var finishedCount: Int { state.withLock { $0.finishedCount } }
+
+    func beginShutdown() {
+        state.withLock { $0.stopping = true }
+        capacity.signal()
+    }
+
+    func finish() {
+        state.withLock { $0.finished = true }
+        completionsReady.signal()
+    }
+
+    func add(_ handle: JobHandle) { state.withLock { $0.inFlight[handle.lease] = handle } }
+
+    func remove(_ lease: Lease) {
+        state.withLock { _ = $0.inFlight.removeValue(forKey: lease) }
+        capacity.signal()
+    }
+
+    func complete(_ lease: Lease, _ outcome: Outcome) {
+        state.withLock { $0.completions.append((lease, outcome)) }
+        completionsReady.signal()
+    }
+
+    func takeCompletions() -> [(Lease, Outcome)] {
+        state.withLock { s in
+            defer { s.completions = [] }
+            return s.completions
+        }
+    }
+
+    func requeueCompletions(_ batch: [(Lease, Outcome)]) {
+        state.withLock { $0.completions.insert(contentsOf: batch, at: 0) }
+    }
+
+    func recordFinished(_ count: Int) { state.withLock { $0.finishedCount += count } }
+}

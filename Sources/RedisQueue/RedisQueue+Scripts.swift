@@ -1,0 +1,270 @@
+import RedisClient
+
+/// The Lua scripts of the Redis queue, one per state transition. Each runs atomically
+/// in Redis, takes the time from Redis (`TIME`, one clock for every worker), and checks
+/// the fencing token wherever a lease is involved. Versioned by name: a change of
+/// semantics gets a new script, so old and new workers never mix meanings.
+enum QueueScripts {
+    /// Shared helpers, prepended to every script.
+    static let prelude = """
+        local function now_ms()
+          local t = redis.call('TIME')
+          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+        -- Higher priority first; FIFO inside a priority (ms since 2025-01-01).
+        local function pending_score(priority, at)
+          return (9 - tonumber(priority)) * 2199023255552 + (at - 1735689600000)
+        end
+        local function wake(p)
+          if redis.call('LLEN', p .. 'wake') < 64 then redis.call('RPUSH', p .. 'wake', '1') end
+        end
+        local function release_unique(p, jk, id)
+          local u = redis.call('HGET', jk, 'unique')
+          if u and u ~= '' then
+            local uk = p .. 'unique:' .. u
+            if redis.call('GET', uk) == id then redis.call('DEL', uk) end
+          end
+        end
+        local function finish_ttl(jk, keep_ms)
+          if tonumber(keep_ms) > 0 then redis.call('PEXPIRE', jk, keep_ms) end
+        end
+
+        """
+
+    /// ARGV: prefix, id, envelope, priority, runAtMs (0 = now), uniqueKey ('' = none),
+    /// uniqueTTLms, maxAttempts. → {1, id} queued, {0, existingID} merged.
+    static let push = RedisScript(prelude + """
+        -- dbq push v1
+        local p, id = ARGV[1], ARGV[2]
+        local jk = p .. 'job:' .. id
+        if redis.call('EXISTS', jk) == 1 then return {0, id} end
+        local unique = ARGV[6]
+        if unique ~= '' then
+          local holder = redis.call('GET', p .. 'unique:' .. unique)
+          if holder then return {0, holder} end
+          redis.call('SET', p .. 'unique:' .. unique, id, 'PX', ARGV[7])
+        end
+        local now = now_ms()
+        local run_at = tonumber(ARGV[5])
+        redis.call('HSET', jk, 'envelope', ARGV[3], 'priority', ARGV[4], 'max', ARGV[8], 'attempt', 0,
+          'token', 0, 'unique', unique, 'enqueued', now)
+        if run_at > now then
+          redis.call('HSET', jk, 'state', 'scheduled', 'run_at', run_at)
+          redis.call('ZADD', p .. 'scheduled', run_at, id)
+        else
+          redis.call('HSET', jk, 'state', 'pending')
+          redis.call('ZADD', p .. 'pending', pending_score(ARGV[4], now), id)
+          wake(p)
+        end
+        return {1, id}
+        """)
+
+    /// ARGV: prefix, max, worker, leaseMs. Promotes due scheduled jobs, then leases up
+    /// to max pending jobs. → {{id, token, attempt, envelope}…, msUntilNextScheduled or -1}
+    static let fetch = RedisScript(prelude + """
+        -- dbq fetch v1
+        local p, max, worker, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+        local now = now_ms()
+        local due = redis.call('ZRANGEBYSCORE', p .. 'scheduled', '-inf', now, 'LIMIT', 0, 1000)
+        for _, id in ipairs(due) do
+          local jk = p .. 'job:' .. id
+          redis.call('ZREM', p .. 'scheduled', id)
+          local priority = redis.call('HGET', jk, 'priority')
+          if priority then
+            redis.call('HSET', jk, 'state', 'pending')
+            redis.call('ZADD', p .. 'pending', pending_score(priority, now), id)
+          end
+        end
+        local out = {}
+        local popped = redis.call('ZPOPMIN', p .. 'pending', max)
+        for i = 1, #popped, 2 do
+          local id = popped[i]
+          local jk = p .. 'job:' .. id
+          local envelope = redis.call('HGET', jk, 'envelope')
+          if envelope then
+            local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
+            local token = redis.call('INCR', p .. 'fence')
+            local deadline = now + lease
+            redis.call('HSET', jk, 'state', 'running', 'token', token, 'worker', worker, 'lease', deadline, 'started', now)
+            redis.call('ZADD', p .. 'running', deadline, id)
+            out[#out + 1] = {id, token, attempt, envelope}
+          end
+        end
+        local nxt = redis.call('ZRANGE', p .. 'scheduled', 0, 0, 'WITHSCORES')
+        local wait = -1
+        if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
+        return {out, wait}
+        """)
+
+    /// ARGV: prefix, leaseMs, then id, token pairs. → per job 1 held, 0 lost, 2 cancel requested.
+    static let heartbeat = RedisScript(prelude + """
+        -- dbq heartbeat v1
+        local p, lease = ARGV[1], tonumber(ARGV[2])
+        local now = now_ms()
+        local out = {}
+        for i = 3, #ARGV, 2 do
+          local id, token = ARGV[i], ARGV[i + 1]
+          local jk = p .. 'job:' .. id
+          local fields = redis.call('HMGET', jk, 'state', 'token', 'cancel')
+          if fields[1] == 'running' and fields[2] == token then
+            redis.call('HSET', jk, 'lease', now + lease)
+            redis.call('ZADD', p .. 'running', now + lease, id)
+            if fields[3] == '1' then out[#out + 1] = 2 else out[#out + 1] = 1 end
+          else
+            out[#out + 1] = 0
+          end
+        end
+        return out
+        """)
+
+    /// ARGV: prefix, keepSucceededMs, keepFailedMs, then groups of 5: id, token, outcome
+    /// (ok, retry, dead, release, cancelled), data (result or error), retryAfterMs.
+    /// → per job 1 accepted, 0 refused (stale token or no longer running).
+    static let finish = RedisScript(prelude + """
+        -- dbq finish v1
+        local p, keep_ok, keep_failed = ARGV[1], ARGV[2], ARGV[3]
+        local now = now_ms()
+        local out = {}
+        for i = 4, #ARGV, 5 do
+          local id, token, outcome, data, after = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+          local jk = p .. 'job:' .. id
+          local fields = redis.call('HMGET', jk, 'state', 'token', 'priority')
+          if fields[1] == 'running' and fields[2] == token then
+            redis.call('ZREM', p .. 'running', id)
+            redis.call('HSET', jk, 'token', 0, 'lease', 0)
+            if outcome == 'ok' then
+              redis.call('HSET', jk, 'state', 'succeeded', 'result', data, 'finished', now)
+              redis.call('HDEL', jk, 'error')
+              redis.call('ZADD', p .. 'succeeded', now, id)
+              release_unique(p, jk, id)
+              finish_ttl(jk, keep_ok)
+            elseif outcome == 'retry' then
+              redis.call('HSET', jk, 'state', 'scheduled', 'error', data, 'run_at', now + after)
+              redis.call('ZADD', p .. 'scheduled', now + after, id)
+            elseif outcome == 'dead' then
+              redis.call('HSET', jk, 'state', 'dead', 'error', data, 'finished', now)
+              redis.call('ZADD', p .. 'dead', now, id)
+              release_unique(p, jk, id)
+              finish_ttl(jk, keep_failed)
+            elseif outcome == 'release' then
+              redis.call('HINCRBY', jk, 'attempt', -1)
+              redis.call('HSET', jk, 'state', 'pending')
+              redis.call('ZADD', p .. 'pending', pending_score(fields[3], now), id)
+              wake(p)
+            else
+              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now)
+              redis.call('ZADD', p .. 'cancelled', now, id)
+              release_unique(p, jk, id)
+              finish_ttl(jk, keep_failed)
+            end
+            out[#out + 1] = 1
+          else
+            out[#out + 1] = 0
+          end
+        end
+        return out
+        """)
+
+    /// ARGV: prefix, id, token, progress JSON. Stored only under a held lease.
+    static let progress = RedisScript(prelude + """
+        -- dbq progress v1
+        local jk = ARGV[1] .. 'job:' .. ARGV[2]
+        local fields = redis.call('HMGET', jk, 'state', 'token')
+        if fields[1] == 'running' and fields[2] == ARGV[3] then
+          redis.call('HSET', jk, 'progress', ARGV[4])
+          return 1
+        end
+        return 0
+        """)
+
+    /// ARGV: prefix, limit, keepFailedMs, keepSucceededMs. Jobs whose lease lapsed go back to pending
+    /// (their token is voided, so the lost worker can no longer finish them), or to
+    /// dead past max attempts. → {requeued, dead}
+    static let rescue = RedisScript(prelude + """
+        -- dbq rescue v1
+        local p, limit, keep_failed, keep_ok = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+        local now = now_ms()
+        -- Finished jobs' hashes expire; forget their ids with them.
+        if keep_ok > 0 then redis.call('ZREMRANGEBYSCORE', p .. 'succeeded', '-inf', now - keep_ok) end
+        if tonumber(keep_failed) > 0 then
+          redis.call('ZREMRANGEBYSCORE', p .. 'dead', '-inf', now - tonumber(keep_failed))
+          redis.call('ZREMRANGEBYSCORE', p .. 'cancelled', '-inf', now - tonumber(keep_failed))
+        end
+        local lapsed = redis.call('ZRANGEBYSCORE', p .. 'running', '-inf', now, 'LIMIT', 0, limit)
+        local requeued, dead = 0, 0
+        for _, id in ipairs(lapsed) do
+          local jk = p .. 'job:' .. id
+          redis.call('ZREM', p .. 'running', id)
+          local f = redis.call('HMGET', jk, 'state', 'attempt', 'max', 'worker', 'priority')
+          if f[1] == 'running' then
+            local reason = 'lease lapsed on attempt ' .. f[2] .. ' (worker ' .. (f[4] or '?') .. ' stopped renewing it)'
+            redis.call('HSET', jk, 'token', 0, 'lease', 0, 'error', reason)
+            if tonumber(f[2]) >= tonumber(f[3]) then
+              redis.call('HSET', jk, 'state', 'dead', 'finished', now)
+              redis.call('ZADD', p .. 'dead', now, id)
+              release_unique(p, jk, id)
+              finish_ttl(jk, keep_failed)
+              dead = dead + 1
+            else
+              redis.call('HSET', jk, 'state', 'pending')
+              redis.call('ZADD', p .. 'pending', pending_score(f[5] or 5, now), id)
+              wake(p)
+              requeued = requeued + 1
+            end
+          end
+        end
+        return {requeued, dead}
+        """)
+
+    /// ARGV: prefix, id, keepFailedMs. → the state after: cancelled at once if waiting;
+    /// 'running' with a cancel request (honoured at the next heartbeat); else unchanged.
+    static let cancel = RedisScript(prelude + """
+        -- dbq cancel v1
+        local p, id = ARGV[1], ARGV[2]
+        local jk = p .. 'job:' .. id
+        local state = redis.call('HGET', jk, 'state')
+        if not state then return '' end
+        if state == 'pending' or state == 'scheduled' then
+          redis.call('ZREM', p .. state, id)
+          redis.call('HSET', jk, 'state', 'cancelled', 'finished', now_ms())
+          redis.call('ZADD', p .. 'cancelled', now_ms(), id)
+          release_unique(p, jk, id)
+          finish_ttl(jk, ARGV[3])
+          return 'cancelled'
+        elseif state == 'running' then
+          redis.call('HSET', jk, 'cancel', '1')
+        end
+        return state
+        """)
+
+    /// ARGV: prefix, id. Dead or cancelled (or succeeded) → pending again with fresh attempts.
+    static let retry = RedisScript(prelude + """
+        -- dbq retry v1
+        local p, id = ARGV[1], ARGV[2]
+        local jk = p .. 'job:' .. id
+        local f = redis.call('HMGET', jk, 'state', 'priority')
+        if not f[1] then return '' end
+        if f[1] ~= 'dead' and f[1] ~= 'cancelled' and f[1] ~= 'succeeded' then return f[1] end
+        redis.call('ZREM', p .. f[1], id)
+        redis.call('PERSIST', jk)
+        redis.call('HSET', jk, 'state', 'pending', 'attempt', 0, 'token', 0)
+        redis.call('HDEL', jk, 'error', 'result', 'finished', 'cancel', 'progress')
+        redis.call('ZADD', p .. 'pending', pending_score(f[2], now_ms()), id)
+        wake(p)
+        return 'pending'
+        """)
+
+    /// ARGV: prefix, state, olderThanMs (0 = all). Removes finished jobs of one state.
+    static let purge = RedisScript(prelude + """
+        -- dbq purge v1
+        local p, state = ARGV[1], ARGV[2]
+        local cutoff = now_ms() - tonumber(ARGV[3])
+        if tonumber(ARGV[3]) == 0 then cutoff = '+inf' end
+        local ids = redis.call('ZRANGEBYSCORE', p .. state, '-inf', cutoff, 'LIMIT', 0, 10000)
+        for _, id in ipairs(ids) do
+          redis.call('DEL', p .. 'job:' .. id)
+          redis.call('ZREM', p .. state, id)
+        end
+        return #ids
+        """)
+}

@@ -1,0 +1,184 @@
+import ArgumentParser
+import DBQSupport
+import Foundation
+import Queue
+import RedisQueue
+
+struct PushCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Push a job onto a queue (prints its id).",
+        discussion: """
+            The payload is checked against the kind before it is queued: a payload of the \
+            wrong shape is refused here, not by a worker later. With --unique-key, a push \
+            while a job with the same key is queued or running merges into that job: its \
+            id is printed and nothing new is queued. --wait shows progress and exits 0 if \
+            the job succeeded, 1 if it ended dead or cancelled.
+            """)
+
+    @Argument(help: "The job kind, e.g. noop, sleep.")
+    var kind: String
+
+    @OptionGroup var redis: RedisOptions
+
+    @Option(help: "Queue name.")
+    var queue = "default"
+
+    @Option(help: "Priority from 0 to 9; higher runs first.")
+    var priority = 5
+
+    @Option(name: .customLong("in"), help: "Run after this delay (30s, 10m, 2h, 1d).")
+    var delay: String?
+
+    @Option(help: "Run at this time (ISO 8601, e.g. 2026-11-22T03:00:00Z).")
+    var at: String?
+
+    @Option(help: "Merge with a queued or running job holding the same key.")
+    var uniqueKey: String?
+
+    @Option(help: "Attempts before the job goes dead (default: the kind's).")
+    var maxAttempts: Int?
+
+    @Option(help: "Seconds one attempt may run (default: the kind's).")
+    var timeout: Double?
+
+    @Option(help: "The payload as JSON (default: {}).")
+    var payload: String?
+
+    @Option(help: "Read the payload from this JSON file.")
+    var payloadFile: String?
+
+    @Option(help: "Push one job per line of this file (each line a JSON payload), pipelined.")
+    var bulk: String?
+
+    @Flag(help: "Wait for the job to end, showing its progress; exit with its outcome.")
+    var wait = false
+
+    func validate() throws {
+        if delay != nil && at != nil { throw ValidationError("use --in or --at, not both") }
+        if [payload != nil, payloadFile != nil, bulk != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("use one of --payload, --payload-file and --bulk")
+        }
+        if bulk != nil && wait { throw ValidationError("--wait takes one job; --bulk pushes many") }
+        if !JobEnvelope.priorities.contains(priority) { throw ValidationError("--priority must be from 0 to 9, not \(priority)") }
+    }
+
+    func run() async throws {
+        var outcome: Int32 = 0
+        try await reportingFailures {
+            let registry = Kinds.registry
+            guard let defaults = registry.defaults(for: kind) else {
+                throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")
+            }
+            var runAt: Date?
+            if let delay { runAt = Date().addingTimeInterval(try parseDuration(delay, option: "--in").seconds) }
+            if let at { runAt = try parseTime(at, option: "--at") }
+            let logger = makeLogger("dbq.push")
+            let queue = try redis.queue(logger: logger, connections: 1)
+
+            func envelope(_ payload: JSONValue) throws -> JobEnvelope {
+                let envelope = JobEnvelope(
+                    kind: kind, version: defaults.version, payload: payload, queue: self.queue, priority: priority,
+                    maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: timeout ?? defaults.timeout.seconds,
+                    runAt: runAt, uniqueKey: uniqueKey)
+                try envelope.validate()
+                try registry.check(envelope)
+                return envelope
+            }
+
+            if let bulk {
+                try await pushBulk(bulk, queue: queue, envelope: envelope)
+                return
+            }
+            let payload = try readPayload()
+            let result = try await queue.push(try envelope(payload))
+            print(result.id)
+            if case .merged = result { stderrLine("merged into job \(result.id), which holds unique key '\(uniqueKey ?? "")' (or has this id)") }
+            if wait { outcome = try await Waiter(queue: queue, id: result.id, queueName: self.queue).run() }
+        }
+        if outcome != 0 { throw ExitCode(outcome) }
+    }
+
+    private func readPayload() throws -> JSONValue {
+        var text = payload ?? "{}"
+        if let payloadFile {
+            guard let data = FileManager.default.contents(atPath: payloadFile) else {
+                throw ValidationError("cannot read payload file '\(payloadFile)'")
+            }
+            text = String(decoding: data, as: UTF8.self)
+        }
+        do {
+            return try JSONValue(json: text)
+        } catch {
+            throw ValidationError("the payload is not valid JSON: \(JSONErrorText.describe(error))")
+        }
+    }
+
+    private func pushBulk(_ path: String, queue: RedisQueue, envelope: (JSONValue) throws -> JobEnvelope) async throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read '\(path)'") }
+        // Check every line before pushing any, so a bad line leaves nothing half-pushed.
+        var envelopes: [JobEnvelope] = []
+        for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            do {
+                envelopes.append(try envelope(try JSONValue(json: String(line))))
+            } catch {
+                throw ValidationError("\(path):\(number + 1): \(error is DecodingError ? "not valid JSON" : "\(error)"); nothing was pushed")
+            }
+        }
+        let started = ContinuousClock.now
+        var merged = 0
+        for start in stride(from: 0, to: envelopes.count, by: 1000) {
+            let results = try await queue.pushMany(Array(envelopes[start..<min(envelopes.count, start + 1000)]))
+            merged += results.filter { if case .merged = $0 { return true }; return false }.count
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        print("pushed \(envelopes.count - merged) jobs (\(merged) merged) onto '\(self.queue)' in \(String(format: "%.2f", seconds)) s")
+    }
+}
+
+enum JSONErrorText {
+    static func describe(_ error: any Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error {
+            return (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
+        }
+        return "\(error)"
+    }
+}
+
+/// Follows one job until it ends: a live bar on a terminal, a line per change otherwise.
+struct Waiter {
+    let queue: RedisQueue
+    let id: String
+    let queueName: String
+
+    func run() async throws -> Int32 {
+        let tty = isatty(STDERR_FILENO) == 1
+        var last = ""
+        while true {
+            guard let record = try await queue.job(id, queue: queueName) else {
+                throw CheckFailure("job \(id) is gone (purged or expired)")
+            }
+            let fraction = record.progress?.fraction
+            var line = "\(record.state)"
+            if record.state == "running" || fraction != nil {
+                let f = max(0, min(1, fraction ?? 0))
+                let filled = Int(f * 30)
+                line += " [" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled) + "] " + String(format: "%3.0f%%", f * 100)
+            }
+            if let message = record.progress?.message { line += " \(message)" }
+            if record.attempt > 1 { line += " (attempt \(record.attempt))" }
+            if let error = record.error, record.state != "succeeded" { line += " — \(error)" }
+            if line != last {
+                if tty { FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8)) } else { stderrLine(line) }
+                last = line
+            }
+            if ["succeeded", "dead", "cancelled"].contains(record.state) {
+                if tty { stderrLine("") }
+                if let result = record.result { print(result.jsonText) }
+                return record.state == "succeeded" ? 0 : 1
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}

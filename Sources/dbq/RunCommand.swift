@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Queue
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one job inline, in this process, without Redis (an in-memory queue).",
+        discussion: "Prints the job's result as JSON; exits 0 if it succeeded, 1 if it ended dead.")
+
+    @Argument(help: "The job kind.") var kind: String
+    @Option(help: "The payload as JSON (default: {}).") var payload = "{}"
+    @Option(help: "Attempts (default: the kind's).") var maxAttempts: Int?
+
+    func run() async throws {
+        var failed = false
+        try await reportingFailures {
+            let registry = Kinds.registry
+            guard let defaults = registry.defaults(for: kind) else {
+                throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")
+            }
+            let value: JSONValue
+            do { value = try JSONValue(json: payload) } catch { throw ValidationError("the payload is not valid JSON: \(JSONErrorText.describe(error))") }
+            let envelope = JobEnvelope(kind: kind, version: defaults.version, payload: value, queue: "inline",
+                                       maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: defaults.timeout.seconds)
+            try registry.check(envelope)
+            let queue = MemoryQueue()
+            _ = try await queue.push(envelope)
+            let logger = makeLogger("dbq.run")
+            let worker = Worker(driver: queue, registry: registry, configuration: WorkerConfiguration(
+                queues: [("inline", 1)], concurrency: 1, idleWait: .milliseconds(50),
+                retryPolicy: RetryPolicy(backoff: .init(base: .milliseconds(200), cap: .seconds(5))),
+                workerID: "inline", exitWhenIdle: true), logger: logger)
+            try await worker.run()
+            guard let record = queue.record(envelope.id) else { throw CheckFailure("the job vanished") }
+            if let result = record.result { print(result.jsonText) }
+            if record.state != .succeeded {
+                stderrLine("dbq: job \(record.state.rawValue) after \(record.attempt) attempts: \(record.error ?? "?")")
+                failed = true
+            }
+        }
+        if failed { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import DBQSupport
+import Foundation
+import Logging
+import Queue
+import RedisQueue
+import ServiceLifecycle
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Take jobs from Redis queues and run them until SIGTERM or SIGINT.",
+        discussion: """
+            On SIGTERM or SIGINT the worker stops taking jobs, lets running ones finish \
+            within --shutdown-grace, cancels and hands back the rest (they run again at \
+            once elsewhere), and exits 0. If it is killed instead, its leases lapse after \
+            --lease and any worker requeues the jobs. Refuses a Redis whose \
+            maxmemory-policy could evict keys.
+            """)
+
+    @OptionGroup var redis: RedisOptions
+
+    @Option(help: "Queues with weights, e.g. critical:3,default:1.")
+    var queues = "default"
+
+    @Option(help: "Jobs in flight at once.")
+    var concurrency = 8
+
+    @Option(help: "Lease time (renewed by heartbeat every third of it).")
+    var lease = "30s"
+
+    @Option(help: "How long running jobs may finish after SIGTERM before they are handed back.")
+    var shutdownGrace = "25s"
+
+    @Option(help: "How long an idle worker blocks on Redis before looking again.")
+    var idleWait = "2s"
+
+    @Option(help: "A name for this worker (default: host:pid).")
+    var id: String?
+
+    @Flag(help: "Exit when every queue is empty and nothing runs (benchmarks, batch runs).")
+    var exitWhenIdle = false
+
+    func run() async throws {
+        try await reportingFailures {
+            guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 10000") }
+            let parsedQueues = try WorkerConfiguration.parseQueues(queues)
+            let logger = makeWorkerLogger()
+            let driver = try redis.queue(logger: logger, connections: 3)
+            try await driver.checkServer()
+            let configuration = WorkerConfiguration(
+                queues: parsedQueues, concurrency: concurrency, lease: try parseDuration(lease, option: "--lease"),
+                idleWait: try parseDuration(idleWait, option: "--idle-wait"),
+                shutdownGrace: try parseDuration(shutdownGrace, option: "--shutdown-grace"),
+                workerID: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", exitWhenIdle: exitWhenIdle)
+            guard configuration.lease >= .seconds(1) else { throw ValidationError("--lease must be at least 1s") }
+            let worker = Worker(driver: driver, registry: Kinds.registry, configuration: configuration, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+
+    /// Workers log at info by default: a worker's log is its record.
+    private func makeWorkerLogger() -> Logger {
+        if environment("DBQ_LOG_LEVEL") == nil { setenv("DBQ_LOG_LEVEL", "info", 1) }
+        return makeLogger("dbq.worker")
+    }
+}
