@@ -1,10 +1,12 @@
 import Synchronization
 
-/// A wake-up that is not lost: `signal()` before `wait()` makes the next wait return at once.
+/// A wake-up that is not lost: `signal()` before `wait()` makes the next wait return at
+/// once. A waiting task that is cancelled returns at once too.
 final class AsyncSignal: Sendable {
     private struct State {
         var signalled = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var nextID = 0
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     }
     private let state = Mutex(State())
 
@@ -14,23 +16,32 @@ final class AsyncSignal: Sendable {
                 s.signalled = true
                 return []
             }
-            defer { s.waiters = [] }
-            return s.waiters
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
         }
         waiters.forEach { $0.resume() }
     }
 
     func wait() async {
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { s -> Bool in
-                if s.signalled {
-                    s.signalled = false
-                    return true
+        let id = state.withLock { s -> Int in
+            s.nextID += 1
+            return s.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { s -> Bool in
+                    if s.signalled || Task.isCancelled {
+                        s.signalled = false
+                        return true
+                    }
+                    s.waiters[id] = continuation
+                    return false
                 }
-                s.waiters.append(continuation)
-                return false
+                if resumeNow { continuation.resume() }
             }
-            if resumeNow { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume()
         }
     }
 }

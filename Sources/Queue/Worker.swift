@@ -96,7 +96,7 @@ public final class Worker: Service {
                 continue
             }
             if fetched.isEmpty {
-                if configuration.exitWhenIdle && state.inFlightCount == 0 && nextScheduled == nil {
+                if configuration.exitWhenIdle && state.inFlightCount == 0 && state.unreportedCount == 0 && nextScheduled == nil {
                     state.beginShutdown()
                     break
                 }
@@ -343,6 +343,8 @@ final class WorkerState: Sendable {
         var finished = false
         var inFlight: [Lease: JobHandle] = [:]
         var completions: [(Lease, Outcome)] = []
+        /// Completions handed to the reporter and not yet acknowledged by the driver.
+        var unreported = 0
         var finishedCount = 0
     }
     private let state = Mutex(State())
@@ -355,6 +357,7 @@ final class WorkerState: Sendable {
     var inFlightCount: Int { state.withLock { $0.inFlight.count } }
     var handles: [JobHandle] { state.withLock { Array($0.inFlight.values) } }
     var finishedCount: Int { state.withLock { $0.finishedCount } }
+    var unreportedCount: Int { state.withLock { $0.unreported } }
 
     func beginShutdown() {
         state.withLock { $0.stopping = true }
@@ -374,7 +377,10 @@ final class WorkerState: Sendable {
     }
 
     func complete(_ lease: Lease, _ outcome: Outcome) {
-        state.withLock { $0.completions.append((lease, outcome)) }
+        state.withLock { s in
+            s.completions.append((lease, outcome))
+            s.unreported += 1
+        }
         completionsReady.signal()
     }
 
@@ -389,5 +395,11 @@ final class WorkerState: Sendable {
         state.withLock { $0.completions.insert(contentsOf: batch, at: 0) }
     }
 
-    func recordFinished(_ count: Int) { state.withLock { $0.finishedCount += count } }
+    func recordFinished(_ count: Int) {
+        state.withLock { s in
+            s.finishedCount += count
+            s.unreported -= count
+        }
+        capacity.signal()
+    }
 }
