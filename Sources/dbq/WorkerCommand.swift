@@ -35,6 +35,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "How long an idle worker blocks on Redis before looking again.")
     var idleWait = "2s"
 
+    @Option(help: "How often this worker looks for jobs whose lease lapsed (a killed worker's jobs).")
+    var rescueInterval = "5s"
+
     @Option(help: "A name for this worker (default: host:pid).")
     var id: String?
 
@@ -52,6 +55,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 queues: parsedQueues, concurrency: concurrency, lease: try parseDuration(lease, option: "--lease"),
                 idleWait: try parseDuration(idleWait, option: "--idle-wait"),
                 shutdownGrace: try parseDuration(shutdownGrace, option: "--shutdown-grace"),
+                rescueInterval: try parseDuration(rescueInterval, option: "--rescue-interval"),
                 workerID: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", exitWhenIdle: exitWhenIdle)
             guard configuration.lease >= .seconds(1) else { throw ValidationError("--lease must be at least 1s") }
             let worker = Worker(driver: driver, registry: Kinds.registry, configuration: configuration, logger: logger)

@@ -1,0 +1,200 @@
+import DBQSupport
+import DBQTestSupport
+import Foundation
+import Logging
+import Queue
+import RedisClient
+@testable import RedisQueue
+import Testing
+
+/// Real `dbq worker` processes against real Redis: what no job lost and no job done
+/// twice mean when processes die.
+@Suite("Worker fleets: real processes, real Redis")
+struct FleetTests {
+    var dbq: String { TestServices.dbqBinary }
+    var env: [String: String] { ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info"] }
+
+    func worker(_ queue: String, _ extra: [String] = [], id: String? = nil) throws -> ChildProcess {
+        var arguments = ["worker", "--queues", queue, "--idle-wait", "500ms"] + extra
+        if let id { arguments += ["--id", id] }
+        return try ChildProcess(dbq, arguments, environment: env)
+    }
+
+    func sleepJob(_ queue: String, seconds: Double, max: Int = 3) throws -> JobEnvelope {
+        JobEnvelope(kind: "sleep", version: 1, payload: try JSONValue(encoding: SleepJob.Payload(seconds: seconds)), queue: queue, maxAttempts: max)
+    }
+
+    @Test("10,000 jobs through 4 worker processes: every job completed, each on its first and only attempt")
+    func exactlyOnce() async throws {
+        let q = try makeDriver(), name = freshQueueName("fleet")
+        var ids: [String] = []
+        for batch in 0..<10 {
+            let envelopes = (0..<1000).map { _ in noop(name) }
+            ids += try await q.pushMany(envelopes).map(\.id)
+            _ = batch
+        }
+        let workers = try (0..<4).map { try worker(name, ["--concurrency", "16", "--exit-when-idle"], id: "w\($0)") }
+        for w in workers { #expect(await w.wait(timeout: .seconds(120)) == 0, "\(w.stderr.suffix(2000))") }
+        let stats = try await q.stats(queue: name, workers: [])
+        #expect(stats.succeeded == 10_000)
+        #expect(stats.pending + stats.running + stats.scheduled + stats.dead == 0)
+        let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
+        let keys = RedisQueueKeys(queue: name)
+        let replies = try await redis.pipeline(ids.map { RedisCommand("HMGET", RedisArgument(keys.job($0)), "attempt", "worker", "state") })
+        var perWorker: [String: Int] = [:]
+        for reply in replies {
+            let f = reply.array ?? []
+            #expect(f.first?.int == 1)
+            #expect(f.last?.string == "succeeded")
+            perWorker[f[1].string ?? "?", default: 0] += 1
+        }
+        #expect(perWorker.values.reduce(0, +) == 10_000)
+        #expect(perWorker.count >= 2, "work spread over the fleet: \(perWorker)")
+    }
+
+    @Test("SIGKILL mid-job: the lease lapses, another worker runs the job again, it completes")
+    func sigkill() async throws {
+        let q = try makeDriver(), name = freshQueueName("kill")
+        let id = try await q.push(try sleepJob(name, seconds: 2)).id
+        let a = try worker(name, ["--lease", "1s", "--rescue-interval", "300ms"], id: "A")
+        #expect(try await eventually { try await q.job(id, queue: name)?.state == "running" })
+        a.signal(SIGKILL)
+        _ = await a.wait(timeout: .seconds(5))
+        let b = try worker(name, ["--lease", "5s", "--rescue-interval", "300ms"], id: "B")
+        #expect(try await eventually(.seconds(30)) { try await q.job(id, queue: name)?.state == "succeeded" })
+        let record = try #require(try await q.job(id, queue: name))
+        #expect(record.worker == "B")
+        #expect(record.attempt == 2)
+        b.signal(SIGTERM)
+        #expect(await b.wait(timeout: .seconds(10)) == 0)
+    }
+
+    @Test("SIGTERM with jobs longer than the grace period: exit 0 at once, the jobs go back and run elsewhere")
+    func sigtermHandsBack() async throws {
+        let q = try makeDriver(), name = freshQueueName("term")
+        var ids: [String] = []
+        for _ in 0..<3 { ids.append(try await q.push(try sleepJob(name, seconds: 1.5)).id) }
+        let a = try worker(name, ["--concurrency", "3", "--shutdown-grace", "300ms"], id: "A")
+        #expect(try await eventually { try await q.list(queue: name, state: .running).count == 3 })
+        let started = ContinuousClock.now
+        a.signal(SIGTERM)
+        #expect(await a.wait(timeout: .seconds(10)) == 0, "\(a.stderr.suffix(1000))")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        for id in ids {
+            let r = try await q.job(id, queue: name)
+            #expect(r?.state == "pending" && r?.attempt == 0, "\(String(describing: r))")
+        }
+        let b = try worker(name, ["--concurrency", "3", "--exit-when-idle"], id: "B")
+        #expect(await b.wait(timeout: .seconds(30)) == 0)
+        for id in ids { #expect(try await q.job(id, queue: name)?.state == "succeeded") }
+    }
+
+    @Test("SIGTERM with jobs shorter than the grace period: they finish, then exit 0")
+    func sigtermFinishes() async throws {
+        let q = try makeDriver(), name = freshQueueName("term2")
+        let id = try await q.push(try sleepJob(name, seconds: 1)).id
+        let a = try worker(name, ["--shutdown-grace", "20s"], id: "A")
+        #expect(try await eventually { try await q.job(id, queue: name)?.state == "running" })
+        a.signal(SIGTERM)
+        #expect(await a.wait(timeout: .seconds(20)) == 0)
+        let record = try await q.job(id, queue: name)
+        #expect(record?.state == "succeeded" && record?.worker == "A")
+    }
+
+    @Test("a worker paused past its lease (SIGSTOP) cannot complete the job another worker now holds")
+    func sigstop() async throws {
+        let q = try makeDriver(), name = freshQueueName("stop")
+        let id = try await q.push(try sleepJob(name, seconds: 2)).id
+        let a = try worker(name, ["--lease", "1s", "--rescue-interval", "300ms"], id: "A")
+        #expect(try await eventually { try await q.job(id, queue: name)?.state == "running" })
+        a.signal(SIGSTOP)
+        let b = try worker(name, ["--lease", "10s", "--rescue-interval", "300ms"], id: "B")
+        #expect(try await eventually { let r = try await q.job(id, queue: name); return r?.worker == "B" && r?.state == "running" })
+        a.signal(SIGCONT)
+        #expect(try await eventually(.seconds(30)) { try await q.job(id, queue: name)?.state == "succeeded" })
+        try await Task.sleep(for: .seconds(1))
+        let record = try #require(try await q.job(id, queue: name))
+        #expect(record.worker == "B")
+        #expect(record.attempt == 2)
+        #expect(record.result?["attempt"] == .number(2))
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        #expect(await a.wait(timeout: .seconds(10)) == 0)
+        #expect(await b.wait(timeout: .seconds(10)) == 0)
+        #expect(a.stderr.contains("completion refused") || a.stderr.contains("lease lost"), "\(a.stderr.suffix(2000))")
+    }
+
+    @Test("malformed envelope, unknown kind, newer payload version: dead with the reason; the worker goes on")
+    func badJobs() async throws {
+        let q = try makeDriver(), name = freshQueueName("bad")
+        let unknown = try await q.push(JobEnvelope(kind: "nosuch", version: 1, payload: .object([:]), queue: name)).id
+        let newer = try await q.push(JobEnvelope(kind: "sleep", version: 7, payload: .object(["seconds": .number(0)]), queue: name)).id
+        let shape = try await q.push(JobEnvelope(kind: "sleep", version: 1, payload: .object(["seconds": .string("soon")]), queue: name)).id
+        // An envelope that is not JSON at all, as a foreign producer might write.
+        let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
+        try await redis.run(RedisScript(QueueScripts.push.source), arguments: [
+            RedisArgument(RedisQueueKeys(queue: name).prefix), "garbage-1", "{not json", "5", "0", "", "60000", "3",
+        ])
+        let good = try await q.push(noop(name)).id
+        let w = try worker(name, ["--exit-when-idle"])
+        #expect(await w.wait(timeout: .seconds(30)) == 0)
+        #expect(try await q.job(unknown, queue: name)?.error?.contains("unknown job kind 'nosuch'") == true)
+        #expect(try await q.job(newer, queue: name)?.error?.contains("payload version 7 of kind 'sleep' is newer than this worker reads (1)") == true)
+        #expect(try await q.job(shape, queue: name)?.error?.contains("'seconds' should be Double") == true)
+        #expect(try await q.job("garbage-1", queue: name)?.error?.contains("envelope does not decode") == true)
+        for id in [unknown, newer, shape, "garbage-1"] {
+            let r = try await q.job(id, queue: name)
+            #expect(r?.state == "dead" && r?.attempt == 1)
+        }
+        #expect(try await q.job(good, queue: name)?.state == "succeeded")
+    }
+
+    @Test("Redis crashes and restarts (AOF) while workers run: they reconnect and nothing is lost")
+    func redisRestart() async throws {
+        let redis = try ScratchRedis(["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"])
+        try await redis.start()
+        let q = RedisQueue(configuration: try RedisConfiguration(url: redis.url), logger: Logger(label: "t"))
+        let name = freshQueueName("aof")
+        let payload = try JSONValue(encoding: SleepJob.Payload(seconds: 0.01))
+        var ids: [String] = []
+        for _ in 0..<4 {
+            ids += try await q.pushMany((0..<500).map { _ in JobEnvelope(kind: "sleep", version: 1, payload: payload, queue: name) }).map(\.id)
+        }
+        let environment = ["DBQ_REDIS_URL": redis.url, "DBQ_LOG_LEVEL": "warning"]
+        let workers = try (0..<2).map { _ in
+            try ChildProcess(dbq, ["worker", "--queues", name, "--concurrency", "8", "--lease", "10s", "--idle-wait", "500ms"], environment: environment)
+        }
+        #expect(try await eventually { try await q.stats(queue: name, workers: []).succeeded > 200 })
+        await redis.crash()
+        try await Task.sleep(for: .seconds(1))
+        try await redis.start()
+        #expect(try await eventually(.seconds(60)) { try await q.stats(queue: name, workers: []).succeeded == 2000 })
+        let stats = try await q.stats(queue: name, workers: [])
+        #expect(stats.dead == 0 && stats.pending == 0 && stats.running == 0)
+        for w in workers {
+            #expect(w.isRunning, "a worker died with Redis: \(w.stderr.suffix(1000))")
+            w.signal(SIGTERM)
+            #expect(await w.wait(timeout: .seconds(15)) == 0)
+        }
+    }
+
+    @Test("push --wait follows the job and exits with its outcome; --unique-key merges")
+    func pushWait() async throws {
+        let name = freshQueueName("wait")
+        let w = try worker(name)
+        let ok = try await runCommand(dbq, ["push", "sleep", "--queue", name, "--payload", #"{"seconds": 0.5}"#, "--wait"], environment: env)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stderr.contains("succeeded"))
+        #expect(ok.stdout.contains(#""slept":0.5"#))
+        let bad = try await runCommand(dbq, ["push", "sleep", "--queue", name, "--payload", #"{"seconds": 0, "fail": "nope", "permanent": true}"#, "--wait"], environment: env)
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("dead"))
+        #expect(bad.stderr.contains("not retryable: nope"))
+        let first = try await runCommand(dbq, ["push", "sleep", "--queue", name, "--payload", #"{"seconds": 2}"#, "--unique-key", "only-one"], environment: env)
+        let second = try await runCommand(dbq, ["push", "sleep", "--queue", name, "--payload", #"{"seconds": 2}"#, "--unique-key", "only-one"], environment: env)
+        #expect(first.stdout == second.stdout)
+        #expect(second.stderr.contains("merged into job"))
+        w.signal(SIGTERM)
+        #expect(await w.wait(timeout: .seconds(30)) == 0)
+    }
+}

@@ -1,0 +1,157 @@
+import DBQSupport
+import DBQTestSupport
+import Foundation
+import Logging
+import Queue
+import RedisClient
+@testable import RedisQueue
+import Testing
+
+func freshQueueName(_ label: String = "t") -> String { "\(label)-\(UUID().uuidString.prefix(8).lowercased())" }
+
+func makeDriver() throws -> RedisQueue {
+    RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "test.queue"))
+}
+
+func noop(_ queue: String, id: String = JobID.make(), priority: Int = 5, runAt: Date? = nil, unique: String? = nil, max: Int = 3) -> JobEnvelope {
+    JobEnvelope(id: id, kind: "noop", version: 1, payload: .object([:]), queue: queue, priority: priority, maxAttempts: max, runAt: runAt, uniqueKey: unique)
+}
+
+/// Polls `condition` until it holds or `timeout` passes. An error counts as "not yet"
+/// (the server may be restarting); the last one is thrown if time runs out.
+func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    var lastError: (any Error)?
+    while ContinuousClock.now < deadline {
+        do {
+            if try await condition() { return true }
+            lastError = nil
+        } catch {
+            lastError = error
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    if let lastError { throw lastError }
+    return false
+}
+
+@Suite("Redis queue scripts against a real server")
+struct RedisQueueScriptTests {
+    @Test("push, fetch under a token, stale tokens refused, finish")
+    func leases() async throws {
+        let q = try makeDriver(), name = freshQueueName()
+        let id = try await q.push(noop(name)).id
+        let first = try await q.fetch(queue: name, max: 10, worker: "w1", lease: .seconds(30))
+        #expect(first.jobs.map(\.lease.id) == [id])
+        #expect(first.jobs[0].attempt == 1)
+        #expect(try await q.fetch(queue: name, max: 10, worker: "w2", lease: .seconds(30)).jobs.isEmpty)
+        let lease = first.jobs[0].lease
+        let stale = Lease(id: id, queue: name, token: lease.token - 1)
+        #expect(try await q.heartbeat([stale, lease], lease: .seconds(30)) == [.lost, .held])
+        #expect(try await q.finish([(stale, .succeeded(result: nil))]) == [false])
+        #expect(try await q.finish([(lease, .succeeded(result: .string("done")))]) == [true])
+        let record = try #require(try await q.job(id, queue: name))
+        #expect(record.state == "succeeded")
+        #expect(record.result == .string("done"))
+        #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [false])
+    }
+
+    @Test("a lapsed lease is rescued; the old token is void; the next lease is attempt 2 with a larger token")
+    func rescue() async throws {
+        let q = try makeDriver(), name = freshQueueName()
+        let id = try await q.push(noop(name)).id
+        let old = try await q.fetch(queue: name, max: 1, worker: "w1", lease: .milliseconds(200)).jobs[0].lease
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await q.rescue(queue: name) == (1, 0))
+        #expect(try await q.job(id, queue: name)?.error?.contains("lease lapsed on attempt 1 (worker w1") == true)
+        #expect(try await q.finish([(old, .succeeded(result: nil))]) == [false])
+        #expect(try await q.heartbeat([old], lease: .seconds(5)) == [.lost])
+        let again = try await q.fetch(queue: name, max: 1, worker: "w2", lease: .seconds(5)).jobs[0]
+        #expect(again.attempt == 2 && again.lease.token > old.token)
+        #expect(try await q.finish([(again.lease, .succeeded(result: nil))]) == [true])
+    }
+
+    @Test("priorities, FIFO inside a priority, and batch fetches")
+    func ordering() async throws {
+        let q = try makeDriver(), name = freshQueueName()
+        var expected: [String] = []
+        var pushes: [JobEnvelope] = []
+        for priority in [1, 9, 5] {
+            for i in 0..<3 {
+                let e = noop(name, id: "p\(priority)-\(i)-\(UUID().uuidString.prefix(4))", priority: priority)
+                pushes.append(e)
+            }
+        }
+        for e in pushes { _ = try await q.push(e); try await Task.sleep(for: .milliseconds(2)) }
+        expected = pushes.filter { $0.priority == 9 }.map(\.id) + pushes.filter { $0.priority == 5 }.map(\.id) + pushes.filter { $0.priority == 1 }.map(\.id)
+        let fetched = try await q.fetch(queue: name, max: 100, worker: "w", lease: .seconds(5)).jobs.map(\.lease.id)
+        #expect(fetched == expected)
+    }
+
+    @Test("a delayed job is not fetched before its time; the fetch says how long until it is due")
+    func delayed() async throws {
+        let q = try makeDriver(), name = freshQueueName()
+        let runAt = Date().addingTimeInterval(1.0)
+        let id = try await q.push(noop(name, runAt: runAt)).id
+        let early = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5))
+        #expect(early.jobs.isEmpty)
+        let wait = try #require(early.nextScheduledIn)
+        #expect(wait > .milliseconds(500) && wait <= .seconds(1))
+        #expect(try await eventually(.seconds(5)) { try await !q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs.isEmpty })
+        let record = try #require(try await q.job(id, queue: name))
+        #expect(record.startedAt! >= record.runAt!)
+    }
+
+    @Test("unique keys merge while queued or running, and free when the job ends")
+    func unique() async throws {
+        let q = try makeDriver(), name = freshQueueName()
+        let first = try await q.push(noop(name, unique: "nightly"))
+        guard case .queued(let id) = first else { Issue.record("not queued"); return }
+        #expect(try await q.push(noop(name, unique: "nightly")) == .merged(existingID: id))
+        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs[0].lease
+        #expect(try await q.push(noop(name, unique: "nightly")) == .merged(existingID: id))
+        _ = try await q.finish([(lease, .succeeded(result: nil))])
+        if case .merged = try await q.push(noop(name, unique: "nightly")) { Issue.record("unique key not freed") }
+        #expect(try await q.push(noop(name, id: id)) == .merged(existingID: id))
+    }
+
+    @Test("cancel, retry, purge and the listings")
+    func inspection() async throws {
+        let q = try makeDriver(), name = freshQueueName()
+        let waiting = try await q.push(noop(name)).id
+        let running = try await q.push(noop(name, priority: 9)).id
+        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs[0].lease
+        #expect(lease.id == running)
+        #expect(try await q.cancel(waiting) == "cancelled")
+        #expect(try await q.cancel(running) == "running")
+        #expect(try await q.heartbeat([lease], lease: .seconds(5)) == [.cancelRequested])
+        _ = try await q.finish([(lease, .dead(error: "boom"))])
+        #expect(try await q.list(queue: name, state: .dead).map(\.id) == [running])
+        #expect(try await q.list(queue: name, state: .cancelled).map(\.id) == [waiting])
+        #expect(try await q.retry(running) == "pending")
+        #expect(try await q.job(running)?.attempt == 0)
+        #expect(try await q.list(queue: name, state: .pending).map(\.id) == [running])
+        #expect(try await q.purge(queue: name, state: .cancelled) == 1)
+        #expect(try await q.job(waiting, queue: name) == nil)
+        let stats = try await q.stats(queue: name, workers: [])
+        #expect(stats.pending == 1 && stats.cancelled == 0)
+        #expect((stats.oldestPendingSeconds ?? -1) >= 0)
+    }
+
+    @Test("a worker refuses a Redis that may evict keys, and says why")
+    func evictionPolicy() async throws {
+        let redis = try ScratchRedis(["--maxmemory-policy", "allkeys-lru"])
+        try await redis.start()
+        let q = RedisQueue(configuration: try RedisConfiguration(url: redis.url), logger: Logger(label: "t"))
+        do {
+            try await q.checkServer()
+            Issue.record("accepted allkeys-lru")
+        } catch {
+            #expect("\(error)".contains("maxmemory-policy is 'allkeys-lru'"))
+            #expect("\(error)".contains("noeviction"))
+        }
+        let result = try await runCommand(TestServices.dbqBinary, ["worker", "--redis-url", redis.url])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("maxmemory-policy"))
+    }
+}
