@@ -11,7 +11,7 @@ extension PostgresConnection {
     public func copyOut(_ sql: String, chunkSize: Int = 256 << 10) -> ByteStream {
         let started = Mutex(false)
         return ByteStream {
-            try await self.cancellable {
+            try await self.cancellable { _ in
                 try await self.lane.run { () throws -> [UInt8]? in
                     let first = started.withLock { s in defer { s = true }; return !s }
                     if first { try self.beginCopyOut(sql) } else if self.copyState != .copyOut { return nil }
@@ -26,8 +26,11 @@ extension PostgresConnection {
     /// server rolls it back, and the error is rethrown.
     @discardableResult
     public func copyIn<S: AsyncSequence>(_ sql: String, from source: S) async throws -> Int where S.Element == [UInt8] {
-        try await cancellable {
-            try await lane.run { () throws in try self.beginCopyIn(sql) }
+        try await cancellable { flag in
+            try await lane.run { () throws in
+                try flag.check()
+                try self.beginCopyIn(sql)
+            }
             do {
                 for try await chunk in source where !chunk.isEmpty {
                     try await lane.run { () throws in try self.putCopyData(chunk) }

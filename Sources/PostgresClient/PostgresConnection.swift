@@ -61,8 +61,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// and returns its rows.
     @discardableResult
     public func query(_ sql: String, _ parameters: [PostgresParameter] = []) async throws -> PostgresRows {
-        try await cancellable {
-            try await self.lane.run { try self.execParams(sql, parameters) }
+        try await cancellable { flag in
+            try await self.lane.run {
+                try flag.check()
+                return try self.execParams(sql, parameters)
+            }
         }
     }
 
@@ -70,8 +73,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// scripts, `CREATE DATABASE`, `VACUUM`.
     @discardableResult
     public func execute(_ sql: String) async throws -> PostgresRows {
-        try await cancellable {
-            try await self.lane.run { try self.exec(sql) }
+        try await cancellable { flag in
+            try await self.lane.run {
+                try flag.check()
+                return try self.exec(sql)
+            }
         }
     }
 
@@ -116,17 +122,26 @@ public final class PostgresConnection: @unchecked Sendable {
     // MARK: - Plumbing
 
     /// Runs `body`, and sends a cancel request to the server if the task is cancelled.
-    func cancellable<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    /// A task cancelled before its statement reaches the server does not send it at all
+    /// (a cancel request then would find nothing to cancel).
+    func cancellable<T: Sendable>(_ body: (CancelFlag) async throws -> T) async throws -> T {
+        let flag = CancelFlag()
         do {
+            if Task.isCancelled { throw CancellationError() }
             return try await withTaskCancellationHandler {
-                try await body()
+                try await body(flag)
             } onCancel: {
+                flag.set()
                 self.cancel()
             }
         } catch let error as PostgresError where error.sqlState == "57014" {
             throw PostgresError(code: .cancelled, message: "statement cancelled", sqlState: error.sqlState, endpoint: connectionString.endpoint)
+        } catch is CancellationError {
+            throw PostgresError(code: .cancelled, message: "statement cancelled before it was sent", endpoint: connectionString.endpoint)
         }
     }
+
+
 
     private func open(applicationName: String, connectTimeout: Int) throws(PostgresError) {
         // Defaults come first: expand_dbname lets the caller's string override them.
@@ -250,6 +265,14 @@ public final class PostgresConnection: @unchecked Sendable {
     func scrub(_ text: String) -> String {
         Redaction.scrub(text, secrets: [connectionString.password].compactMap { $0 })
     }
+}
+
+/// Whether one call's task was cancelled: checked on the lane just before the statement
+/// is sent, so a statement whose task is already cancelled is never sent.
+final class CancelFlag: Sendable {
+    private let cancelled = Mutex(false)
+    func set() { cancelled.withLock { $0 = true } }
+    func check() throws { if cancelled.withLock({ $0 }) { throw CancellationError() } }
 }
 
 /// A `PGcancel` pointer; only used under the connection's mutex.

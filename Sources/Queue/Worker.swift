@@ -117,9 +117,13 @@ public final class Worker: Service {
         let handle = JobHandle(lease: job.lease)
         state.add(handle)
         let task = Task {
-            let outcome = await self.execute(job, handle: handle)
-            if let outcome { self.state.complete(job.lease, outcome) }
-            self.state.remove(job.lease)
+            // The handle stays in flight, and its lease renewed, until the reporter has
+            // recorded the outcome: a slow report must not let the lease lapse.
+            if let outcome = await self.execute(job, handle: handle) {
+                self.state.complete(job.lease, outcome)
+            } else {
+                self.state.remove(job.lease)
+            }
         }
         handle.setTask(task)
     }
@@ -214,7 +218,7 @@ public final class Worker: Service {
                 for ((lease, _), ok) in zip(batch, accepted) where !ok {
                     logger.warning("completion refused: the lease was lost (stale fencing token)", metadata: ["job.id": "\(lease.id)"])
                 }
-                state.recordFinished(batch.count)
+                state.recordFinished(batch.map(\.0))
                 failures = 0
             } catch {
                 failures += 1
@@ -269,7 +273,10 @@ public final class Worker: Service {
         if !left.isEmpty {
             logger.warning("shutdown grace over; handing back running jobs", metadata: ["jobs": "\(left.count)"])
             left.forEach { $0.cancel(.shutdown) }
-            while state.inFlightCount > 0 { try? await Task.sleep(for: .milliseconds(10)) }
+            // Their hand-backs are reported by the reporter; if Redis is unreachable the
+            // leases lapse instead and the rescuer requeues the jobs.
+            let reportDeadline = ContinuousClock.now + .seconds(10)
+            while state.inFlightCount > 0 && ContinuousClock.now < reportDeadline { try? await Task.sleep(for: .milliseconds(10)) }
         }
     }
 }
@@ -395,10 +402,12 @@ final class WorkerState: Sendable {
         state.withLock { $0.completions.insert(contentsOf: batch, at: 0) }
     }
 
-    func recordFinished(_ count: Int) {
+    /// The driver has recorded these outcomes: the jobs leave the in-flight set.
+    func recordFinished(_ leases: [Lease]) {
         state.withLock { s in
-            s.finishedCount += count
-            s.unreported -= count
+            s.finishedCount += leases.count
+            s.unreported -= leases.count
+            for lease in leases { s.inFlight.removeValue(forKey: lease) }
         }
         capacity.signal()
     }

@@ -123,12 +123,23 @@ struct PostgresIntegrationTests {
         #expect(try await db.query("SELECT 2").scalar == "2")
     }
 
+    /// Waits until the server shows the connection's statement running.
+    func waitUntilActive(_ pid: String) async throws {
+        let watcher = try await connect()
+        for _ in 0..<500 {
+            let state = try await watcher.query("SELECT state FROM pg_stat_activity WHERE pid = $1::int", [PostgresParameter(pid)]).scalar
+            if state == "active" { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     @Test("cancel() stops pg_sleep within a round trip")
     func cancel() async throws {
         let db = try await connect()
+        let pid = try await db.query("SELECT pg_backend_pid()").scalar!
         let started = ContinuousClock.now
         async let sleeping: PostgresRows = db.query("SELECT pg_sleep(30)")
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitUntilActive(pid)
         db.cancel()
         do {
             _ = try await sleeping
@@ -144,12 +155,27 @@ struct PostgresIntegrationTests {
     @Test("cancelling the awaiting task cancels the statement on the server")
     func taskCancellation() async throws {
         let db = try await connect()
+        let pid = try await db.query("SELECT pg_backend_pid()").scalar!
         let task = Task { try await db.query("SELECT pg_sleep(30)") }
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitUntilActive(pid)
         task.cancel()
         let result = await task.result
         #expect(throws: PostgresError.self) { try result.get() }
         #expect(try await db.query("SELECT 4").scalar == "4")
+    }
+
+    @Test("a task cancelled before its statement is sent never sends it")
+    func cancelledBeforeSend() async throws {
+        let db = try await connect()
+        let task = Task {
+            try await Task.sleep(for: .milliseconds(200))
+            return try await db.query("SELECT pg_sleep(30)")
+        }
+        task.cancel()
+        let started = ContinuousClock.now
+        _ = await task.result
+        #expect(ContinuousClock.now - started < .seconds(15), "no hang")
+        #expect(try await db.query("SELECT 5").scalar == "5")
     }
 
     @Test("server notices go to the logger, not to stderr")

@@ -64,7 +64,7 @@ struct WorkerTests {
         try await worker(q).run()
         #expect(q.record(id)?.state == .dead)
         #expect(q.record(id)?.error?.contains("timed out after 0.2 s") == true)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(15), "no hang")
     }
 
     @Test("unknown kinds, newer versions and bad payloads go to dead with the reason; the worker goes on")
@@ -115,7 +115,7 @@ struct WorkerTests {
     func cancelRunning() async throws {
         let q = MemoryQueue()
         let id = try await q.push(try sleep(30)).id
-        let w = worker(q, lease: .milliseconds(300), exitWhenIdle: false)
+        let w = worker(q, lease: .seconds(2), exitWhenIdle: false)
         let run = Task { try await w.run() }
         while q.record(id)?.state != .running { try await Task.sleep(for: .milliseconds(10)) }
         _ = q.cancel(id)

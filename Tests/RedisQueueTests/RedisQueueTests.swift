@@ -91,13 +91,18 @@ struct RedisQueueScriptTests {
     @Test("a delayed job is not fetched before its time; the fetch says how long until it is due")
     func delayed() async throws {
         let q = try makeDriver(), name = freshQueueName()
-        let runAt = Date().addingTimeInterval(1.0)
+        let runAt = Date().addingTimeInterval(3)
         let id = try await q.push(noop(name, runAt: runAt)).id
         let early = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5))
-        #expect(early.jobs.isEmpty)
-        let wait = try #require(early.nextScheduledIn)
-        #expect(wait > .milliseconds(500) && wait <= .seconds(1))
-        #expect(try await eventually(.seconds(5)) { try await !q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs.isEmpty })
+        if Date() < runAt.addingTimeInterval(-0.05) {
+            #expect(early.jobs.isEmpty)
+            let wait = try #require(early.nextScheduledIn)
+            #expect(wait > .zero && wait <= .seconds(3))
+        }
+        if early.jobs.isEmpty {
+            #expect(try await eventually(.seconds(10)) { try await !q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs.isEmpty })
+        }
+        // Redis' own clock decided: the job started at or after its time, never before.
         let record = try #require(try await q.job(id, queue: name))
         #expect(record.startedAt! >= record.runAt!)
     }
