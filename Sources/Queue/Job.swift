@@ -55,7 +55,7 @@ public struct JobContext: Sendable {
 
 /// The job kinds a worker can run, by name.
 public struct JobRegistry: Sendable {
-    typealias Runner = @Sendable (JobEnvelope, JobContext) async throws -> JSONValue?
+    typealias Runner = @Sendable (EnvelopeHeader, [UInt8], JobContext) async throws -> JSONValue?
     private var runners: [String: Runner] = [:]
     private var checkers: [String: @Sendable (JobEnvelope) throws -> Void] = [:]
     private var defaults: [String: (maxAttempts: Int, timeout: Duration, version: Int)] = [:]
@@ -63,8 +63,8 @@ public struct JobRegistry: Sendable {
     public init() {}
 
     public mutating func register<J: Job>(_ job: J) {
-        runners[J.kind] = { envelope, context in
-            let payload = try Self.decode(J.self, envelope)
+        runners[J.kind] = { header, bytes, context in
+            let payload = try Self.decode(J.self, header: header, bytes: bytes)
             return try await job.run(payload, context: context)
         }
         defaults[J.kind] = (J.defaultMaxAttempts, J.defaultTimeout, J.payloadVersion)
@@ -90,11 +90,30 @@ public struct JobRegistry: Sendable {
 
     /// Runs the job the envelope names. Unknown kinds, newer or un-upgradable versions
     /// and payloads of the wrong shape fail as permanent errors that say what was wrong.
-    func run(_ envelope: JobEnvelope, context: JobContext) async throws -> JSONValue? {
-        guard let runner = runners[envelope.kind] else {
-            throw JobError.permanent("unknown job kind '\(envelope.kind)' (payload version \(envelope.version)); this worker runs: \(kinds.joined(separator: ", "))")
+    func run(_ header: EnvelopeHeader, bytes: [UInt8], context: JobContext) async throws -> JSONValue? {
+        guard let runner = runners[header.kind] else {
+            throw JobError.permanent("unknown job kind '\(header.kind)' (payload version \(header.version)); this worker runs: \(kinds.joined(separator: ", "))")
         }
-        return try await runner(envelope, context)
+        return try await runner(header, bytes, context)
+    }
+
+    /// The hot path: the payload decoded straight from the envelope's bytes into the
+    /// kind's type; only an older version goes through JSONValue to be upcast.
+    static func decode<J: Job>(_ type: J.Type, header: EnvelopeHeader, bytes: [UInt8]) throws(JobError) -> J.Payload {
+        if header.version == J.payloadVersion {
+            do {
+                return try JobEnvelope.decoder.decode(PayloadBox<J.Payload>.self, from: Data(bytes)).payload
+            } catch {
+                throw JobError.permanent("payload of kind '\(J.kind)' version \(header.version) does not decode: \(Self.describe(error, dropping: "payload"))")
+            }
+        }
+        let envelope: JobEnvelope
+        do {
+            envelope = try JobEnvelope.decoder.decode(JobEnvelope.self, from: Data(bytes))
+        } catch {
+            throw JobError.permanent("envelope of kind '\(J.kind)' does not decode: \(Self.describe(error))")
+        }
+        return try decode(J.self, envelope)
     }
 
     static func decode<J: Job>(_ type: J.Type, _ envelope: JobEnvelope) throws(JobError) -> J.Payload {
@@ -112,10 +131,12 @@ public struct JobRegistry: Sendable {
         }
     }
 
-    static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error, dropping prefix: String? = nil) -> String {
         guard let error = error as? DecodingError else { return "\(error)" }
         func path(_ context: DecodingError.Context) -> String {
-            let p = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            var keys = context.codingPath
+            if let prefix, keys.first?.stringValue == prefix { keys.removeFirst() }
+            let p = keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
             return p.isEmpty ? "the payload" : "'\(p)'"
         }
         switch error {
@@ -129,3 +150,19 @@ public struct JobRegistry: Sendable {
         }
     }
 }
+
+/// The fields of an envelope a worker needs before it knows the payload's type.
+struct EnvelopeHeader: Decodable, Sendable {
+    var id: String
+    var kind: String
+    var version: Int
+    var queue: String
+    var maxAttempts: Int
+    var timeoutSeconds: Double
+}
+
+private struct PayloadBox<P: Decodable>: Decodable {
+    var payload: P
+}
+
+import Foundation

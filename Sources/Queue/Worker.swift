@@ -18,7 +18,7 @@ public final class Worker: Service {
     let logger: Logger
     let state = WorkerState()
     /// Jobs fetched at once, at most.
-    static let batchSize = 128
+    static let batchSize = 256
 
     public init(driver: any JobQueueDriver, registry: JobRegistry, configuration: WorkerConfiguration, logger: Logger) {
         self.driver = driver
@@ -53,6 +53,7 @@ public final class Worker: Service {
             group.addTask { await self.rescueLoop() }
             group.addTask { await self.reporterLoop() }
             group.addTask { await self.presenceLoop() }
+            group.addTask { await self.timeoutLoop() }
             await fetchLoop()
             await drain()
             state.finish()
@@ -134,9 +135,10 @@ public final class Worker: Service {
         var logger = self.logger
         logger[metadataKey: "job.id"] = "\(job.lease.id)"
         logger[metadataKey: "job.queue"] = "\(job.lease.queue)"
-        let envelope: JobEnvelope
+        let bytes = Array(job.envelopeJSON.utf8)
+        let envelope: EnvelopeHeader
         do {
-            envelope = try JobEnvelope.decoder.decode(JobEnvelope.self, from: Data(job.envelopeJSON.utf8))
+            envelope = try JobEnvelope.decoder.decode(EnvelopeHeader.self, from: Data(bytes))
         } catch {
             let reason = "envelope does not decode: \(JobRegistry.describe(error))"
             logger.error("job is malformed; moved to dead", metadata: ["error": "\(reason)"])
@@ -148,13 +150,16 @@ public final class Worker: Service {
             guard handle.shouldSendProgress() else { return }
             try? await driver.progress(job.lease, progress)
         }
+        handle.setDeadline(ContinuousClock.now + .milliseconds(Int64(envelope.timeoutSeconds * 1000)))
         do {
-            let result = try await withTimeout(.milliseconds(Int64(envelope.timeoutSeconds * 1000))) {
-                try await self.registry.run(envelope, context: context)
+            let result = try await registry.run(envelope, bytes: bytes, context: context)
+            switch handle.cancelReason {
+            case .leaseLost?: return nil
+            case .timedOut?: throw CancellationError()
+            default: return .succeeded(result: result)
             }
-            if let reason = handle.cancelReason, reason == .leaseLost { return nil }
-            return .succeeded(result: result)
         } catch {
+            var timedOut = false
             switch handle.cancelReason {
             case .leaseLost?:
                 logger.warning("lease lost; the job's outcome is discarded (another worker owns it now)")
@@ -163,10 +168,12 @@ public final class Worker: Service {
                 return .released
             case .cancelRequested?:
                 return .cancelled
+            case .timedOut?:
+                timedOut = true
             case nil:
                 break
             }
-            let failure: JobError = error is TimeoutError
+            let failure: JobError = timedOut
                 ? .retryable("timed out after \(envelope.timeoutSeconds) s")
                 : JobError.classify(error)
             var generator = SystemRandomNumberGenerator()
@@ -249,6 +256,16 @@ public final class Worker: Service {
         }
     }
 
+    /// Cancels attempts that run past their timeout. One loop for all jobs: a timer per
+    /// job would cost a task and a pending timer for every job, even the fastest.
+    private func timeoutLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            let now = ContinuousClock.now
+            for handle in state.handles { handle.cancelIfPast(now) }
+        }
+    }
+
     /// Tells the registry (if the driver keeps one) that this worker is alive, every 5 s.
     private func presenceLoop() async {
         guard let registry = driver as? any WorkerRegistry else { return }
@@ -281,25 +298,9 @@ public final class Worker: Service {
     }
 }
 
-struct TimeoutError: Error {}
-
-/// Runs `body`, cancelling it and throwing `TimeoutError` after `timeout`.
-func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TimeoutError() }
-        return value
-    }
-}
-
 /// Why a running job was cancelled: each ends differently.
 enum CancelReason: Sendable, Equatable {
-    case leaseLost, shutdown, cancelRequested
+    case leaseLost, shutdown, cancelRequested, timedOut
 }
 
 /// One running job: its lease, its task, and why it was cancelled if it was.
@@ -309,6 +310,7 @@ final class JobHandle: Sendable {
         var task: Task<Void, Never>?
         var reason: CancelReason?
         var lastProgress: ContinuousClock.Instant?
+        var deadline: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
 
@@ -331,6 +333,14 @@ final class JobHandle: Sendable {
     }
 
     var cancelReason: CancelReason? { state.withLock { $0.reason } }
+
+    func setDeadline(_ deadline: ContinuousClock.Instant) { state.withLock { $0.deadline = deadline } }
+
+    /// Cancels the job if its attempt has run past its timeout.
+    func cancelIfPast(_ now: ContinuousClock.Instant) {
+        let late = state.withLock { s in s.reason == nil && (s.deadline.map { now >= $0 } ?? false) }
+        if late { cancel(.timedOut) }
+    }
 
     /// JobProgress is stored at most four times a second per job.
     func shouldSendProgress() -> Bool {

@@ -33,8 +33,8 @@ public struct JobRecord: Sendable, Codable, Equatable {
     init?(id: String, queue: String, values: [RedisValue]) {
         guard values.count == Self.fields.count, let state = values[0].string else { return nil }
         func date(_ v: RedisValue) -> Date? {
-            guard let ms = v.int, ms > 0 else { return nil }
-            return Date(timeIntervalSince1970: Double(ms) / 1000)
+            guard let ms = v.string.flatMap(Double.init), ms > 0 else { return nil }
+            return Date(timeIntervalSince1970: ms / 1000)
         }
         self.id = id
         self.queue = queue
@@ -48,7 +48,7 @@ public struct JobRecord: Sendable, Codable, Equatable {
         finishedAt = date(values[7])
         leaseUntil = date(values[8])
         worker = values[9].string
-        error = values[10].string
+        error = values[10].string.flatMap { $0.isEmpty ? nil : $0 }
         result = values[11].string.flatMap { $0.isEmpty ? nil : try? JSONValue(json: $0) }
         progress = values[12].bytes.flatMap { try? JSONDecoder().decode(JobProgress.self, from: Data($0)) }
         if let text = values[13].bytes, let envelope = try? JobEnvelope.decoder.decode(JobEnvelope.self, from: Data(text)) {

@@ -7,9 +7,10 @@ import RedisClient
 enum QueueScripts {
     /// Shared helpers, prepended to every script.
     static let prelude = """
+        -- Milliseconds with a microsecond fraction, from Redis' clock.
         local function now_ms()
           local t = redis.call('TIME')
-          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+          return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
         end
         -- Higher priority first; FIFO inside a priority (ms since 2025-01-01).
         local function pending_score(priority, at)
@@ -62,7 +63,7 @@ enum QueueScripts {
     /// ARGV: prefix, max, worker, leaseMs. Promotes due scheduled jobs, then leases up
     /// to max pending jobs. → {{id, token, attempt, envelope}…, msUntilNextScheduled or -1}
     static let fetch = RedisScript(prelude + """
-        -- dbq fetch v1
+        -- dbq fetch v2
         local p, max, worker, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
         local now = now_ms()
         local due = redis.call('ZRANGEBYSCORE', p .. 'scheduled', '-inf', now, 'LIMIT', 0, 1000)
@@ -77,18 +78,27 @@ enum QueueScripts {
         end
         local out = {}
         local popped = redis.call('ZPOPMIN', p .. 'pending', max)
-        for i = 1, #popped, 2 do
-          local id = popped[i]
-          local jk = p .. 'job:' .. id
-          local envelope = redis.call('HGET', jk, 'envelope')
-          if envelope then
-            local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
-            local token = redis.call('INCR', p .. 'fence')
-            local deadline = now + lease
-            redis.call('HSET', jk, 'state', 'running', 'token', token, 'worker', worker, 'lease', deadline, 'started', now)
-            redis.call('ZADD', p .. 'running', deadline, id)
-            out[#out + 1] = {id, token, attempt, envelope}
+        local n = #popped / 2
+        if n > 0 then
+          -- One fence increment and one ZADD for the batch: tokens are base+1 … base+n.
+          local base = redis.call('INCRBY', p .. 'fence', n) - n
+          local deadline = now + lease
+          local running = {}
+          for i = 1, n do
+            local id = popped[2 * i - 1]
+            local jk = p .. 'job:' .. id
+            local f = redis.call('HMGET', jk, 'envelope', 'attempt')
+            if f[1] then
+              local attempt = tonumber(f[2] or 0) + 1
+              local token = base + i
+              redis.call('HSET', jk, 'state', 'running', 'attempt', attempt, 'token', token, 'worker', worker,
+                'lease', deadline, 'started', now)
+              running[#running + 1] = deadline
+              running[#running + 1] = id
+              out[#out + 1] = {id, token, attempt, f[1]}
+            end
           end
+          if #running > 0 then redis.call('ZADD', p .. 'running', unpack(running)) end
         end
         local nxt = redis.call('ZRANGE', p .. 'scheduled', 0, 0, 'WITHSCORES')
         local wait = -1
@@ -121,40 +131,42 @@ enum QueueScripts {
     /// (ok, retry, dead, release, cancelled), data (result or error), retryAfterMs.
     /// → per job 1 accepted, 0 refused (stale token or no longer running).
     static let finish = RedisScript(prelude + """
-        -- dbq finish v1
+        -- dbq finish v2
         local p, keep_ok, keep_failed = ARGV[1], ARGV[2], ARGV[3]
         local now = now_ms()
         local out = {}
         for i = 4, #ARGV, 5 do
           local id, token, outcome, data, after = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
           local jk = p .. 'job:' .. id
-          local fields = redis.call('HMGET', jk, 'state', 'token', 'priority')
+          local fields = redis.call('HMGET', jk, 'state', 'token', 'priority', 'unique')
           if fields[1] == 'running' and fields[2] == token then
             redis.call('ZREM', p .. 'running', id)
-            redis.call('HSET', jk, 'token', 0, 'lease', 0)
+            local u = fields[4]
+            local function free_unique()
+              if u and u ~= '' and redis.call('GET', p .. 'unique:' .. u) == id then redis.call('DEL', p .. 'unique:' .. u) end
+            end
             if outcome == 'ok' then
-              redis.call('HSET', jk, 'state', 'succeeded', 'result', data, 'finished', now)
-              redis.call('HDEL', jk, 'error')
+              redis.call('HSET', jk, 'state', 'succeeded', 'result', data, 'finished', now, 'token', 0, 'lease', 0, 'error', '')
               redis.call('ZADD', p .. 'succeeded', now, id)
-              release_unique(p, jk, id)
+              free_unique()
               finish_ttl(jk, keep_ok)
             elseif outcome == 'retry' then
-              redis.call('HSET', jk, 'state', 'scheduled', 'error', data, 'run_at', now + after)
+              redis.call('HSET', jk, 'state', 'scheduled', 'error', data, 'run_at', now + after, 'token', 0, 'lease', 0)
               redis.call('ZADD', p .. 'scheduled', now + after, id)
             elseif outcome == 'dead' then
-              redis.call('HSET', jk, 'state', 'dead', 'error', data, 'finished', now)
+              redis.call('HSET', jk, 'state', 'dead', 'error', data, 'finished', now, 'token', 0, 'lease', 0)
               redis.call('ZADD', p .. 'dead', now, id)
-              release_unique(p, jk, id)
+              free_unique()
               finish_ttl(jk, keep_failed)
             elseif outcome == 'release' then
               redis.call('HINCRBY', jk, 'attempt', -1)
-              redis.call('HSET', jk, 'state', 'pending')
+              redis.call('HSET', jk, 'state', 'pending', 'token', 0, 'lease', 0)
               redis.call('ZADD', p .. 'pending', pending_score(fields[3], now), id)
               wake(p)
             else
-              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now)
+              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now, 'token', 0, 'lease', 0)
               redis.call('ZADD', p .. 'cancelled', now, id)
-              release_unique(p, jk, id)
+              free_unique()
               finish_ttl(jk, keep_failed)
             end
             out[#out + 1] = 1
