@@ -131,23 +131,26 @@ enum QueueScripts {
     /// (ok, retry, dead, release, cancelled), data (result or error), retryAfterMs.
     /// → per job 1 accepted, 0 refused (stale token or no longer running).
     static let finish = RedisScript(prelude + """
-        -- dbq finish v2
+        -- dbq finish v3
         local p, keep_ok, keep_failed = ARGV[1], ARGV[2], ARGV[3]
         local now = now_ms()
         local out = {}
+        -- Succeeded jobs leave `running` and join `succeeded` in one call each per batch.
+        local finished, succeeded = {}, {}
         for i = 4, #ARGV, 5 do
           local id, token, outcome, data, after = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
           local jk = p .. 'job:' .. id
           local fields = redis.call('HMGET', jk, 'state', 'token', 'priority', 'unique')
           if fields[1] == 'running' and fields[2] == token then
-            redis.call('ZREM', p .. 'running', id)
+            finished[#finished + 1] = id
             local u = fields[4]
             local function free_unique()
               if u and u ~= '' and redis.call('GET', p .. 'unique:' .. u) == id then redis.call('DEL', p .. 'unique:' .. u) end
             end
             if outcome == 'ok' then
               redis.call('HSET', jk, 'state', 'succeeded', 'result', data, 'finished', now, 'token', 0, 'lease', 0, 'error', '')
-              redis.call('ZADD', p .. 'succeeded', now, id)
+              succeeded[#succeeded + 1] = now
+              succeeded[#succeeded + 1] = id
               free_unique()
               finish_ttl(jk, keep_ok)
             elseif outcome == 'retry' then
@@ -174,6 +177,8 @@ enum QueueScripts {
             out[#out + 1] = 0
           end
         end
+        if #finished > 0 then redis.call('ZREM', p .. 'running', unpack(finished)) end
+        if #succeeded > 0 then redis.call('ZADD', p .. 'succeeded', unpack(succeeded)) end
         return out
         """)
 

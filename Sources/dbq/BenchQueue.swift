@@ -46,6 +46,7 @@ struct BenchQueue: AsyncParsableCommand {
 
             // Drain.
             let before = try await commandsProcessed(admin)
+            let callsBefore = try await clientCalls(admin)
             started = ContinuousClock.now
             let fleet = try (0..<workers).map { i in
                 try spawnWorker(queue: name, extra: ["--concurrency", String(concurrency), "--exit-when-idle", "--id", "bench-\(i)"])
@@ -65,10 +66,12 @@ struct BenchQueue: AsyncParsableCommand {
             }
             let drainSeconds = (ContinuousClock.now - started).seconds
             let after = try await commandsProcessed(admin)
+            let callsAfter = try await clientCalls(admin)
             for worker in fleet { worker.waitUntilExit() }
             let perJob = Double(after - before - polls - 1) / Double(jobs)
             print(String(format: "drain       %9.0f jobs/s   (%d worker process(es), start to last job succeeded)", Double(jobs) / drainSeconds, workers))
-            print(String(format: "redis       %9.3f commands/job while draining", perJob))
+            print(String(format: "redis       %9.3f commands/job while draining (server side, Lua included); %.4f round trips/job (EVALSHA, BLPOP)",
+                         perJob, Double(callsAfter - callsBefore) / Double(jobs)))
             print("worker RSS  \(formatBytes(Int64(peakRSS))) peak")
 
             // Pickup latency and idle cost with one idle worker.
@@ -77,9 +80,12 @@ struct BenchQueue: AsyncParsableCommand {
             defer { idleWorker.terminate() }
             try await Task.sleep(for: .seconds(2))
             let idleBefore = try await commandsProcessed(admin)
+            let idleCallsBefore = try await clientCalls(admin)
             try await Task.sleep(for: .seconds(idleSeconds))
             let idleAfter = try await commandsProcessed(admin)
-            let idleRate = Double(idleAfter - idleBefore - 1) / Double(idleSeconds)
+            let idleCallsAfter = try await clientCalls(admin)
+            let idleRate = Double(idleAfter - idleBefore - 2) / Double(idleSeconds)
+            let idleCalls = Double(idleCallsAfter - idleCallsBefore) / Double(idleSeconds)
             var latencies: [Double] = []
             for _ in 0..<latencySamples {
                 let id = try await driver.push(JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: latencyQueue)).id
@@ -96,7 +102,8 @@ struct BenchQueue: AsyncParsableCommand {
             func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
             print(String(format: "pickup      p50 %.2f ms, p99 %.2f ms   (idle queue, %d jobs, enqueue to start by Redis' clock)",
                          percentile(0.5), percentile(0.99), latencies.count))
-            print(String(format: "idle        %9.2f Redis commands/s per idle worker (over %d s)", idleRate, idleSeconds))
+            print(String(format: "idle        %9.2f Redis commands/s per idle worker, server side (%.2f round trips/s), over %d s",
+                         idleRate, idleCalls, idleSeconds))
             idleWorker.terminate()
             idleWorker.waitUntilExit()
 
@@ -115,6 +122,17 @@ struct BenchQueue: AsyncParsableCommand {
             return Int(line.split(separator: ":")[1]) ?? 0
         }
         return 0
+    }
+
+    /// Calls clients made of EVALSHA and BLPOP (the worker's round trips), from commandstats.
+    private func clientCalls(_ redis: RedisConnection) async throws -> Int {
+        let info = try await redis.send("INFO", "commandstats").string ?? ""
+        var total = 0
+        for line in info.split(whereSeparator: \.isNewline)
+        where line.hasPrefix("cmdstat_evalsha:") || line.hasPrefix("cmdstat_blpop:") {
+            if let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first, let n = Int(calls) { total += n }
+        }
+        return total
     }
 
     private func spawnWorker(queue: String, extra: [String]) throws -> Process {

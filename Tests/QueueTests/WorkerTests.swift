@@ -7,11 +7,13 @@ import Testing
 /// The worker over the in-memory queue, in real (short) time.
 @Suite("Worker")
 struct WorkerTests {
-    func worker(_ queue: MemoryQueue, concurrency: Int = 4, grace: Duration = .seconds(5), lease: Duration = .seconds(3),
+    /// Leases long enough, and a rescuer rare enough, that a busy test machine never
+    /// lapses a lease here: lapses are tested with a manual clock and real processes.
+    func worker(_ queue: MemoryQueue, concurrency: Int = 4, grace: Duration = .seconds(5), lease: Duration = .seconds(60),
                 exitWhenIdle: Bool = true) -> Worker {
         Worker(driver: queue, registry: .builtins, configuration: WorkerConfiguration(
             queues: [("q", 1)], concurrency: concurrency, lease: lease, idleWait: .milliseconds(50), shutdownGrace: grace,
-            rescueInterval: .milliseconds(200), retryPolicy: RetryPolicy(backoff: Backoff(base: .milliseconds(20), cap: .milliseconds(50))),
+            rescueInterval: .seconds(3600), retryPolicy: RetryPolicy(backoff: Backoff(base: .milliseconds(20), cap: .milliseconds(50))),
             workerID: "test", exitWhenIdle: exitWhenIdle), logger: Logger(label: "test.worker"))
     }
 
