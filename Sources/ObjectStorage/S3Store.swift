@@ -101,18 +101,7 @@ public final class S3Store: ObjectStore {
         _ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
         body: [UInt8] = [], expect: Set<Int>
     ) async throws -> HTTPResponse {
-        let encodedKey = key.map { SigV4Signer.uriEncode(storedKey($0), keepSlash: true) }
-        var host = endpoint.hostHeader
-        var path: String
-        switch addressing {
-        case .path:
-            path = "/" + configuration.bucket + (encodedKey.map { "/" + $0 } ?? "")
-        case .virtualHosted:
-            host = configuration.bucket + "." + host
-            path = "/" + (encodedKey ?? "")
-        }
-        let queryString = SigV4Signer.canonicalQuery(query)
-        let requestURL = "\(endpoint.scheme)://\(host)\(path)" + (queryString.isEmpty ? "" : "?" + queryString)
+        let (host, path, requestURL) = address(key: key, query: query)
         let payloadHash = body.isEmpty ? SigV4Signer.emptyPayloadHash : SigV4Signer.payloadHash(body)
         let baseHeaders = [("host", host)] + extra
 
@@ -152,6 +141,23 @@ public final class S3Store: ObjectStore {
             ])
             try await Task.sleep(for: delay)
         }
+    }
+
+    /// The Host header, the canonical (encoded) path and the full URL of a request, by
+    /// the addressing style: `host/bucket/key` or `bucket.host/key`.
+    func address(key: String?, query: [(String, String)]) -> (host: String, path: String, url: String) {
+        let encodedKey = key.map { SigV4Signer.uriEncode(storedKey($0), keepSlash: true) }
+        var host = endpoint.hostHeader
+        let path: String
+        switch addressing {
+        case .path:
+            path = "/" + configuration.bucket + (encodedKey.map { "/" + $0 } ?? "")
+        case .virtualHosted:
+            host = configuration.bucket + "." + host
+            path = "/" + (encodedKey ?? "")
+        }
+        let queryString = SigV4Signer.canonicalQuery(query)
+        return (host, path, "\(endpoint.scheme)://\(host)\(path)" + (queryString.isEmpty ? "" : "?" + queryString))
     }
 
     static func isRetryable(status: Int, s3Code: String?) -> Bool {

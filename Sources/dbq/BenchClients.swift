@@ -14,11 +14,9 @@ struct BenchClients: AsyncParsableCommand {
         discussion: "Each figure is the median of --runs runs. deploy/local/bench-clients.sh runs this beside redis-benchmark, psql \\copy and aws s3 cp on the same servers."
     )
 
-    @Option(help: "Redis URL (default: $DBQ_REDIS_URL).")
-    var redisURL: String?
+    @OptionGroup var redis: RedisOptions
 
-    @Option(help: "PostgreSQL URL (default: $DBQ_DATABASE_URL).")
-    var databaseURL: String?
+    @OptionGroup var database: DatabaseOptions
 
     @Option(help: "S3 bucket URL for the upload figure (default: s3://$DBQ_S3_BUCKET).")
     var s3URL: String?
@@ -40,14 +38,14 @@ struct BenchClients: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let logger = makeLogger("dbq.bench")
-            guard let redisURL = redisURL ?? environment("DBQ_REDIS_URL") else { throw ValidationError("pass --redis-url or set DBQ_REDIS_URL") }
-            guard let databaseURL = databaseURL ?? environment("DBQ_DATABASE_URL") else { throw ValidationError("pass --database-url or set DBQ_DATABASE_URL") }
+            let redisConfiguration = try redis.configuration()
+            let databaseURL = try database.resolved()
             guard let s3URL = s3URL ?? environment("DBQ_S3_BUCKET").map({ "s3://\($0)/dbq-bench" }) else {
                 throw ValidationError("pass --s3-url or set DBQ_S3_BUCKET")
             }
             print("dbq bench clients — \(runs) runs each, medians; peak RSS is of this process")
 
-            let redis = try await RedisConnection.connect(RedisConfiguration(url: redisURL), logger: logger)
+            let redis = try await RedisConnection.connect(redisConfiguration, logger: logger)
             let unpipelined = try await median(runs) {
                 let started = ContinuousClock.now
                 for i in 0..<redisCommands { try await redis.send("SET", "dbq:bench:k", RedisArgument(i)) }

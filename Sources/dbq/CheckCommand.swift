@@ -21,11 +21,9 @@ struct CheckCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Redis URL (default: $DBQ_REDIS_URL).")
-    var redisURL: String?
+    @OptionGroup var redis: RedisOptions
 
-    @Option(help: "PostgreSQL URL (default: $DBQ_DATABASE_URL).")
-    var databaseURL: String?
+    @OptionGroup var database: DatabaseOptions
 
     @Option(help: "Storage URL, s3://bucket/prefix or file:///path (default: file://$PWD/.dbq-storage).")
     var storage: String?
@@ -35,23 +33,18 @@ struct CheckCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let logger = makeLogger("dbq.check")
-            guard let redisURL = redisURL ?? environment("DBQ_REDIS_URL") else {
-                throw ValidationError("no Redis URL: pass --redis-url or set DBQ_REDIS_URL")
-            }
-            guard let databaseURL = databaseURL ?? environment("DBQ_DATABASE_URL") else {
-                throw ValidationError("no PostgreSQL URL: pass --database-url or set DBQ_DATABASE_URL")
-            }
+            let redisConfiguration = try redis.configuration()
+            let databaseURL = try database.resolved()
             let storageURL = storage ?? "file://\(FileManager.default.currentDirectoryPath)/.dbq-storage"
 
-            try await checkRedis(redisURL, logger: logger)
+            try await checkRedis(redisConfiguration, logger: logger)
             let postgres = try await checkPostgres(databaseURL, logger: logger)
             try await checkStorage(storageURL, postgres: postgres, logger: logger)
             print("all checks passed")
         }
     }
 
-    private func checkRedis(_ url: String, logger: Logger) async throws {
-        let configuration = try RedisConfiguration(url: url)
+    private func checkRedis(_ configuration: RedisConfiguration, logger: Logger) async throws {
         let connection = try await RedisConnection.connect(configuration, logger: logger)
         let key = RedisArgument("dbq:check:\(UUID().uuidString)")
         let value = RedisArgument((0...255).map { UInt8($0) })

@@ -13,7 +13,8 @@ struct PushCommand: AsyncParsableCommand {
             wrong shape is refused here, not by a worker later. With --unique-key, a push \
             while a job with the same key is queued or running merges into that job: its \
             id is printed and nothing new is queued. --wait shows progress and exits 0 if \
-            the job succeeded, 1 if it ended dead or cancelled.
+            the job succeeded, 1 if it ended dead or cancelled. A W3C trace context in \
+            $TRACEPARENT is carried in the envelope.
             """)
 
     @Argument(help: "The job kind, e.g. noop, sleep.")
@@ -80,7 +81,7 @@ struct PushCommand: AsyncParsableCommand {
                 let envelope = JobEnvelope(
                     kind: kind, version: defaults.version, payload: payload, queue: self.queue, priority: priority,
                     maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: timeout ?? defaults.timeout.seconds,
-                    runAt: runAt, uniqueKey: uniqueKey)
+                    runAt: runAt, uniqueKey: uniqueKey, traceparent: environment("TRACEPARENT"))
                 try envelope.validate()
                 try registry.check(envelope)
                 return envelope

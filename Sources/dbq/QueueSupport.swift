@@ -23,6 +23,19 @@ struct RedisOptions: ParsableArguments {
     }
 }
 
+/// `--database-url` for commands that talk to PostgreSQL directly.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL (default: $DBQ_DATABASE_URL).")
+    var url: String?
+
+    func resolved() throws -> String {
+        guard let url = url ?? environment("DBQ_DATABASE_URL") else {
+            throw ValidationError("no PostgreSQL URL: pass --database-url or set DBQ_DATABASE_URL")
+        }
+        return url
+    }
+}
+
 /// The job kinds this binary runs and can push.
 enum Kinds {
     static var registry: JobRegistry { JobRegistry.builtins }

@@ -1,6 +1,7 @@
 import DBQSupport
 import Foundation
 @testable import ObjectStorage
+import Logging
 import Testing
 
 @Suite("Cutting a stream into parts")
@@ -105,6 +106,18 @@ struct StorageURLTests {
     ] as [(Int, String?, Bool)])
     func retryable(status: Int, code: String?, expected: Bool) {
         #expect(S3Store.isRetryable(status: status, s3Code: code) == expected)
+    }
+
+    @Test("path-style and virtual-hosted addressing, and the AWS default endpoint")
+    func addressing() throws {
+        let credentials = AWSCredentials(accessKeyID: "a", secretAccessKey: "b")
+        let logger = Logger(label: "t")
+        let path = try S3Store(S3Configuration(endpoint: "http://127.0.0.1:9000", bucket: "bkt", prefix: "p/q", credentials: credentials), logger: logger)
+        #expect(path.address(key: "a b/c+d", query: []) == ("127.0.0.1:9000", "/bkt/p/q/a%20b/c%2Bd", "http://127.0.0.1:9000/bkt/p/q/a%20b/c%2Bd"))
+        let virtual = try S3Store(S3Configuration(endpoint: "https://s3.example.com", bucket: "bkt", addressing: .virtualHosted, credentials: credentials), logger: logger)
+        #expect(virtual.address(key: "k", query: [("uploads", "")]) == ("bkt.s3.example.com", "/k", "https://bkt.s3.example.com/k?uploads="))
+        let aws = try S3Store(S3Configuration(region: "eu-west-1", bucket: "bkt", credentials: credentials), logger: logger)
+        #expect(aws.address(key: nil, query: [("list-type", "2")]).url == "https://bkt.s3.eu-west-1.amazonaws.com/?list-type=2")
     }
 
     @Test("S3 XML replies parse into a small tree")
