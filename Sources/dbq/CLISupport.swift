@@ -54,7 +54,7 @@ struct S3OptionGroup: ParsableArguments {
     @Option(help: "Addressing style: path or virtual (default: virtual for AWS, path otherwise).")
     var addressing: String?
 
-    @Option(help: "Multipart part size in MiB (at least 5).")
+    @Option(name: .customLong("part-size"), help: "Multipart part size in MiB (at least 5).")
     var partSizeMiB: Int = 16
 
     @Option(help: "Parts uploaded at once.")

@@ -126,7 +126,7 @@ struct CLIStorageTests {
         let payload = Data((0..<(7 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         try payload.write(to: URL(fileURLWithPath: source))
 
-        let put = try await runCommand(dbq, ["storage", "put", source, "\(base)/dir/in.bin", "--part-size-mi-b", "5"], environment: environment)
+        let put = try await runCommand(dbq, ["storage", "put", source, "\(base)/dir/in.bin", "--part-size", "5"], environment: environment)
         #expect(put.status == 0, "\(put.stderr)")
         let list = try await runCommand(dbq, ["storage", "ls", base], environment: environment)
         #expect(list.stdout.contains("dir/in.bin"), "\(list.stdout) \(list.stderr)")
