@@ -72,6 +72,8 @@ let package = Package(
             dependencies: ["Queue", "RedisClient", "DBQSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Cron schedules and the beat service.
+        .target(name: "Beat", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "dbq",
             dependencies: [
@@ -105,6 +107,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BeatTests", dependencies: ["Beat"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisQueueTests",
             dependencies: ["RedisQueue", "Queue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
