@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C libraries for the wire, each a [system] module with typed shims.
@@ -73,11 +74,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Cron schedules and the beat service.
-        .target(name: "Beat", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
+        .target(
+            name: "Beat",
+            dependencies: ["Queue", "DBQSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "dbq",
             dependencies: [
-                "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue",
+                "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,7 +112,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BeatTests", dependencies: ["Beat"], swiftSettings: swiftSettings),
+        .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisQueueTests",
             dependencies: ["RedisQueue", "Queue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],

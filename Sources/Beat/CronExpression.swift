@@ -69,21 +69,26 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         let local = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second],
                                             from: startInstant.addingTimeInterval(TimeInterval(offset)))
         var day = calendar.date(from: DateComponents(year: local.year, month: local.month, day: local.day))!
-        // Local wall times are handled as if they were UTC instants; slots more than two
-        // hours before the start's wall time cannot be after it (no DST shift is larger).
-        let earliestWall = startInstant.addingTimeInterval(TimeInterval(offset - 7200))
+        // Local wall times are handled as if they were UTC instants. Away from a daylight
+        // saving transition a wall time is one fixed offset from its instant; near one,
+        // `resolve` decides, and slots up to two hours before the start's wall time are
+        // looked at (no transition moves clocks further).
+        let transition = zone.nextDaylightSavingTimeTransition(after: startInstant.addingTimeInterval(-2 * 86_400))
+        let fixedUntil = transition?.addingTimeInterval(-86_400) ?? .distantFuture
+        let nearStart = fixedUntil <= startInstant.addingTimeInterval(86_400)
+        let earliestWall = startInstant.addingTimeInterval(TimeInterval(offset - (nearStart ? 7200 : 0)))
         let sortedHours = hours.sorted(), sortedMinutes = minutes.sorted(), sortedSeconds = seconds.sorted()
         for _ in 0..<(366 * 30) {
             let parts = calendar.dateComponents([.year, .month, .day, .weekday], from: day)
             let (month, dom, dow) = (parts.month!, parts.day!, parts.weekday! - 1)
             if months.contains(month) && matchesDay(dayOfMonth: dom, dayOfWeek: dow) {
-                for h in sortedHours {
-                    if day.addingTimeInterval(TimeInterval(h * 3600 + 3599)) < earliestWall { continue }
-                    for m in sortedMinutes {
+                for h in sortedHours where day.addingTimeInterval(TimeInterval(h * 3600 + 3599)) >= earliestWall {
+                    for m in sortedMinutes where day.addingTimeInterval(TimeInterval(h * 3600 + m * 60 + 59)) >= earliestWall {
                         for s in sortedSeconds {
                             let wall = day.addingTimeInterval(TimeInterval(h * 3600 + m * 60 + s))
                             if wall < earliestWall { continue }
-                            let fire = Self.resolve(wall: wall, zone: zone)
+                            let fixed = wall.addingTimeInterval(TimeInterval(-offset))
+                            let fire = fixed < fixedUntil ? fixed : Self.resolve(wall: wall, zone: zone)
                             if fire > instant { return fire }
                         }
                     }

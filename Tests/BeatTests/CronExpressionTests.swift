@@ -2,7 +2,11 @@
 import Foundation
 import Testing
 
-func iso(_ text: String) -> Date { ISO8601DateFormatter().date(from: text)! }
+func iso(_ text: String) -> Date {
+    let fractional = ISO8601DateFormatter()
+    fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return ISO8601DateFormatter().date(from: text) ?? fractional.date(from: text)!
+}
 func isoString(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 let utc = TimeZone(identifier: "UTC")!
 let berlin = TimeZone(identifier: "Europe/Berlin")!
