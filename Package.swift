@@ -76,7 +76,11 @@ let package = Package(
         // Cron schedules and the beat service.
         .target(
             name: "Beat",
-            dependencies: ["Queue", "DBQSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "Queue", "DBQSupport", .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -115,7 +119,7 @@ let package = Package(
         .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisQueueTests",
-            dependencies: ["RedisQueue", "Queue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RedisQueue", "Queue", "Beat", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport"], swiftSettings: swiftSettings),

@@ -29,35 +29,88 @@ enum QueueScripts {
         local function finish_ttl(jk, keep_ms)
           if tonumber(keep_ms) > 0 then redis.call('PEXPIRE', jk, keep_ms) end
         end
+        -- Queues a job unless its id or unique key is taken: {1, id} or {0, holder}.
+        local function push_job(p, id, envelope, priority, run_at, unique, unique_ttl, max_attempts)
+          local jk = p .. 'job:' .. id
+          if redis.call('EXISTS', jk) == 1 then return {0, id} end
+          if unique ~= '' then
+            local holder = redis.call('GET', p .. 'unique:' .. unique)
+            if holder then return {0, holder} end
+            redis.call('SET', p .. 'unique:' .. unique, id, 'PX', unique_ttl)
+          end
+          local now = now_ms()
+          run_at = tonumber(run_at)
+          redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', 0,
+            'token', 0, 'unique', unique, 'enqueued', now)
+          if run_at > now then
+            redis.call('HSET', jk, 'state', 'scheduled', 'run_at', run_at)
+            redis.call('ZADD', p .. 'scheduled', run_at, id)
+          else
+            redis.call('HSET', jk, 'state', 'pending')
+            redis.call('ZADD', p .. 'pending', pending_score(priority, now), id)
+            wake(p)
+          end
+          return {1, id}
+        end
 
         """
 
     /// ARGV: prefix, id, envelope, priority, runAtMs (0 = now), uniqueKey ('' = none),
     /// uniqueTTLms, maxAttempts. → {1, id} queued, {0, existingID} merged.
     static let push = RedisScript(prelude + """
-        -- dbq push v1
-        local p, id = ARGV[1], ARGV[2]
-        local jk = p .. 'job:' .. id
-        if redis.call('EXISTS', jk) == 1 then return {0, id} end
-        local unique = ARGV[6]
-        if unique ~= '' then
-          local holder = redis.call('GET', p .. 'unique:' .. unique)
-          if holder then return {0, holder} end
-          redis.call('SET', p .. 'unique:' .. unique, id, 'PX', ARGV[7])
+        -- dbq push v2
+        return push_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+        """)
+
+    /// ARGV: prefix, entry, slotMs, skipIfRunning (1/0), id, envelope, priority, maxAttempts.
+    /// Fires one schedule slot at most once: refused if the entry's cursor is already at
+    /// or past the slot; with skipIfRunning, the slot is passed over (cursor moved, nothing
+    /// queued) while the entry's previous job is queued or running.
+    /// → {1, id} fired, {0, 'done'} already handled, {2, previousID} skipped for overlap.
+    static let fireSlot = RedisScript(prelude + """
+        -- dbq beat fire v1
+        local p, entry, slot = ARGV[1], ARGV[2], tonumber(ARGV[3])
+        local bk = p .. 'beat:' .. entry
+        local last = tonumber(redis.call('HGET', bk, 'cursor') or '-1')
+        if slot <= last then return {0, 'done'} end
+        local previous = redis.call('HGET', bk, 'job')
+        if previous then
+          local f = redis.call('HMGET', p .. 'job:' .. previous, 'state', 'finished')
+          if f[1] == 'succeeded' then redis.call('HSET', bk, 'success', f[2]) end
         end
-        local now = now_ms()
-        local run_at = tonumber(ARGV[5])
-        redis.call('HSET', jk, 'envelope', ARGV[3], 'priority', ARGV[4], 'max', ARGV[8], 'attempt', 0,
-          'token', 0, 'unique', unique, 'enqueued', now)
-        if run_at > now then
-          redis.call('HSET', jk, 'state', 'scheduled', 'run_at', run_at)
-          redis.call('ZADD', p .. 'scheduled', run_at, id)
-        else
-          redis.call('HSET', jk, 'state', 'pending')
-          redis.call('ZADD', p .. 'pending', pending_score(ARGV[4], now), id)
-          wake(p)
+        if ARGV[4] == '1' and previous then
+          local state = redis.call('HGET', p .. 'job:' .. previous, 'state')
+          if state == 'pending' or state == 'scheduled' or state == 'running' then
+            redis.call('HSET', bk, 'cursor', slot)
+            redis.call('HINCRBY', bk, 'overlap_skipped', 1)
+            return {2, previous}
+          end
         end
-        return {1, id}
+        local pushed = push_job(p, ARGV[5], ARGV[6], ARGV[7], 0, '', 0, ARGV[8])
+        redis.call('HSET', p .. 'job:' .. ARGV[5], 'beat_slot', slot)
+        redis.call('HSET', bk, 'cursor', slot, 'job', ARGV[5], 'slot', slot, 'fired_at', now_ms())
+        return {1, ARGV[5]}
+        """)
+
+    /// ARGV: prefix, entry, cursorMs. Moves an entry's cursor forward (slots dropped by
+    /// the catch-up policy, or the start of a new entry); never backwards.
+    static let advanceCursor = RedisScript(prelude + """
+        -- dbq beat advance v1
+        local bk = ARGV[1] .. 'beat:' .. ARGV[2]
+        local last = tonumber(redis.call('HGET', bk, 'cursor') or '-1')
+        redis.call('HSETNX', bk, 'since', ARGV[3])
+        if tonumber(ARGV[3]) > last then redis.call('HSET', bk, 'cursor', ARGV[3]) return 1 end
+        return 0
+        """)
+
+    /// KEYS[1] lock; ARGV: token, ttlMs. Takes the lock if free, renews it if held by
+    /// `token`. → 1 leading, 0 not.
+    static let lead = RedisScript("""
+        -- dbq beat lead v1
+        local holder = redis.call('GET', KEYS[1])
+        if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+        if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+        return 0
         """)
 
     /// ARGV: prefix, max, worker, leaseMs. Promotes due scheduled jobs, then leases up

@@ -2,13 +2,100 @@ import ArgumentParser
 import Beat
 import Foundation
 import Queue
+import RedisQueue
+import ServiceLifecycle
 
 struct BeatCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "beat",
-        abstract: "Recurring jobs from cron schedules.",
-        discussion: "Only 'beat next' exists yet; the beat service and 'beat status' are the next step (see CHANGELOG.md).",
-        subcommands: [Next.self])
+        abstract: "Recurring jobs from cron schedules: run the beat, preview, status.",
+        subcommands: [Run.self, Next.self, Status.self],
+        defaultSubcommand: Run.self)
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run",
+            abstract: "Fire the schedule's jobs until SIGTERM or SIGINT (any number of beats may run).",
+            discussion: """
+                One beat leads by a Redis lock with a token; the others take over within 5 s if \
+                it dies. Each slot fires at most once: its job id is derived from (entry, slot) \
+                and a slot fires only past the entry's cursor kept in Redis, so a restart neither \
+                repeats nor silently drops a slot (catch_up decides what missed slots do).
+                """)
+
+        @OptionGroup var redis: RedisOptions
+        @Option(help: "The schedule file.") var schedule = environment("DBQ_SCHEDULE") ?? "jobs/schedule.yaml"
+
+        func run() async throws {
+            try await reportingFailures {
+                if environment("DBQ_LOG_LEVEL") == nil { setenv("DBQ_LOG_LEVEL", "info", 1) }
+                let logger = makeLogger("dbq.beat")
+                let loaded = try Schedule.load(path: schedule, registry: Kinds.registry)
+                let queue = try redis.queue(logger: logger, connections: 2)
+                try await queue.checkServer()
+                let beat = BeatService(schedule: loaded, driver: RedisBeatDriver(queue: queue), registry: Kinds.registry, logger: logger)
+                let group = ServiceGroup(configuration: .init(
+                    services: [.init(service: beat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                try await group.run()
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "status",
+            abstract: "Per entry: next fire, last fire and its job's outcome, time since the last success, ALERT.",
+            discussion: "Exits 2 while any entry is in alert (no success for longer than its alert_after), for monitoring.")
+
+        @OptionGroup var redis: RedisOptions
+        @Option(help: "The schedule file.") var schedule = environment("DBQ_SCHEDULE") ?? "jobs/schedule.yaml"
+        @Flag(help: "Print JSON: {leader, entries: [...]}.") var json = false
+
+        struct Row: Encodable {
+            var name: String, cron: String, timezone: String, queue: String
+            var nextFire: Date?, lastFire: Date?, lastJobID: String?, lastJobState: String?
+            var lastSuccess: Date?, secondsSinceSuccess: Double?, alertAfterSeconds: Double?, alert: Bool, overlapSkipped: Int
+        }
+        struct Report: Encodable { var leader: String?; var entries: [Row] }
+
+        func run() async throws {
+            var alerting = false
+            try await reportingFailures {
+                let logger = makeLogger("dbq.beat")
+                let loaded = try Schedule.load(path: schedule, registry: Kinds.registry)
+                let queue = try redis.queue(logger: logger, connections: 1)
+                let now = Date()
+                var rows: [Row] = []
+                for entry in loaded.entries {
+                    let state = try await queue.beatState(entry: entry.name, queue: entry.queue)
+                    var jobState: String?
+                    var success = state.lastSuccess
+                    if let id = state.lastJobID, let record = try await queue.job(id, queue: entry.queue) {
+                        jobState = record.state
+                        if record.state == "succeeded" { success = record.finishedAt ?? success }
+                    }
+                    let reference = success ?? state.since
+                    let alert = entry.alertAfter.map { limit in reference.map { now.timeIntervalSince($0) > limit } ?? false } ?? false
+                    alerting = alerting || alert
+                    rows.append(Row(name: entry.name, cron: entry.cron.source, timezone: entry.zone.identifier, queue: entry.queue,
+                                    nextFire: entry.cron.next(after: now, in: entry.zone), lastFire: state.lastSlot, lastJobID: state.lastJobID,
+                                    lastJobState: jobState, lastSuccess: success, secondsSinceSuccess: success.map { now.timeIntervalSince($0) },
+                                    alertAfterSeconds: entry.alertAfter, alert: alert, overlapSkipped: state.overlapSkipped))
+                }
+                let leader = try await queue.beatLeader(schedule: loaded.identity)
+                if json {
+                    try printJSON(Report(leader: leader, entries: rows))
+                } else {
+                    print("leader: \(leader ?? "none (no beat is running)")")
+                    for r in rows {
+                        let since = r.secondsSinceSuccess.map { relative(Date(timeIntervalSinceNow: -$0)) } ?? "never"
+                        print("\(r.alert ? "ALERT " : "")\(r.name)  [\(r.cron) \(r.timezone)]  next \(isoString(r.nextFire))  last \(isoString(r.lastFire)) \(r.lastJobState ?? "-")  last success \(since)")
+                    }
+                }
+            }
+            if alerting { throw ExitCode(2) }
+        }
+    }
 
     struct Next: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

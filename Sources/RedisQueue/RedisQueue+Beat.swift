@@ -1,0 +1,81 @@
+import Foundation
+import Queue
+import RedisClient
+
+/// What Redis keeps of one schedule entry.
+public struct BeatEntryState: Sendable, Equatable {
+    /// The newest slot handled (fired, or dropped by catch-up or overlap).
+    public var cursor: Date?
+    /// The slot and job of the last fire.
+    public var lastSlot: Date?
+    public var lastJobID: String?
+    public var lastSuccess: Date?
+    /// When the entry was first seen by a beat.
+    public var since: Date?
+    public var overlapSkipped: Int
+}
+
+extension RedisQueueKeys {
+    /// The beat leader lock of one schedule (named by `Schedule.identity`).
+    public static func beatLeader(_ schedule: String) -> String { "dbq:beat:leader:" + schedule }
+    public func beatEntry(_ entry: String) -> String { prefix + "beat:" + entry }
+}
+
+extension RedisQueue {
+    /// Takes or renews the leader lock for `token`. True while leading.
+    public func beatLead(schedule: String, token: String, ttl: Duration) async throws -> Bool {
+        try await connection.run(QueueScripts.lead, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))],
+                                 arguments: [RedisArgument(token), RedisArgument(Int(ttl.milliseconds))]).int == 1
+    }
+
+    /// The token of the current leader, if any.
+    public func beatLeader(schedule: String) async throws -> String? {
+        try await connection.send("GET", RedisArgument(RedisQueueKeys.beatLeader(schedule))).string
+    }
+
+    /// Gives up the lock if `token` holds it (on shutdown, so another beat takes over at once).
+    public func beatResign(schedule: String, token: String) async throws {
+        let script = RedisScript("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+        try await connection.run(script, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))], arguments: [RedisArgument(token)])
+    }
+
+    public func beatState(entry: String, queue: String) async throws -> BeatEntryState {
+        let reply = try await connection.send("HMGET", RedisArgument(RedisQueueKeys(queue: queue).beatEntry(entry)),
+                                              "cursor", "slot", "job", "success", "since", "overlap_skipped")
+        let v = reply.array ?? []
+        func date(_ i: Int) -> Date? { v.count > i ? v[i].string.flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) } : nil }
+        return BeatEntryState(cursor: date(0), lastSlot: date(1), lastJobID: v.count > 2 ? v[2].string : nil,
+                              lastSuccess: date(3), since: date(4), overlapSkipped: v.count > 5 ? v[5].int ?? 0 : 0)
+    }
+
+    public enum FireResult: Sendable, Equatable {
+        case fired(id: String)
+        case alreadyHandled
+        case skippedOverlap(previousID: String)
+    }
+
+    /// Fires one slot of an entry at most once (see `QueueScripts.fireSlot`).
+    public func beatFire(entry: String, slot: Date, skipIfRunning: Bool, envelope: JobEnvelope) async throws -> FireResult {
+        try envelope.validate()
+        let conn = connection
+        try await conn.send("SADD", RedisArgument(RedisQueueKeys.queues), RedisArgument(envelope.queue))
+        let reply = try await conn.run(QueueScripts.fireSlot, arguments: [
+            RedisArgument(RedisQueueKeys(queue: envelope.queue).prefix), RedisArgument(entry),
+            RedisArgument(Int(slot.timeIntervalSince1970 * 1000)), RedisArgument(skipIfRunning ? 1 : 0),
+            RedisArgument(envelope.id), RedisArgument(envelope.encoded()), RedisArgument(envelope.priority), RedisArgument(envelope.maxAttempts),
+        ])
+        let parts = reply.array ?? []
+        switch parts.first?.int {
+        case 1: return .fired(id: parts[1].string ?? envelope.id)
+        case 2: return .skippedOverlap(previousID: parts[1].string ?? "")
+        default: return .alreadyHandled
+        }
+    }
+
+    /// Moves an entry's cursor forward (never back).
+    public func beatAdvance(entry: String, queue: String, cursor: Date) async throws {
+        try await connection.run(QueueScripts.advanceCursor, arguments: [
+            RedisArgument(RedisQueueKeys(queue: queue).prefix), RedisArgument(entry), RedisArgument(Int(cursor.timeIntervalSince1970 * 1000)),
+        ])
+    }
+}
