@@ -94,7 +94,7 @@ struct WorkerTests {
         let started = ContinuousClock.now
         w.shutdown()
         try await run.value
-        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(ContinuousClock.now - started < .seconds(15), "no hang: the 30 s jobs were handed back")
         for id in ids {
             #expect(q.record(id)?.state == .pending)
             #expect(q.record(id)?.attempt == 0)
