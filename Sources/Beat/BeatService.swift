@@ -102,21 +102,17 @@ public final class BeatService: Service {
     /// beat process, so a slot's job is one job however often it is pushed.
     public static func jobID(entry: String, slot: Date) -> String {
         let key = Array("dbq-beat|\(entry)|\(Int64(slot.timeIntervalSince1970 * 1000))".utf8)
-        func fnv(_ seed: UInt64) -> UInt64 {
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ seed
-            for byte in key { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-            return hash
-        }
-        var bytes = [UInt8](repeating: 0, count: 16)
-        let a = fnv(0x9E37_79B9), b = fnv(0x85EB_CA6B)
-        for i in 0..<8 {
-            bytes[i] = UInt8(truncatingIfNeeded: a >> (8 * UInt64(i)))
-            bytes[8 + i] = UInt8(truncatingIfNeeded: b >> (8 * UInt64(i)))
-        }
-        bytes[6] = 0x80 | (bytes[6] & 0x0F)
-        bytes[8] = 0x80 | (bytes[8] & 0x3F)
-        let hex = bytes.map { String(format: "%02x", $0) }.joined()
-        let h = Array(hex)
-        return String(h[0..<8]) + "-" + String(h[8..<12]) + "-" + String(h[12..<16]) + "-" + String(h[16..<20]) + "-" + String(h[20..<32])
+        let a = FNV1a.hash(key, seed: 0x9E37_79B9), b = FNV1a.hash(key, seed: 0x85EB_CA6B)
+        let bytes = (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? a : b) >> (8 * UInt64(i % 8))) }
+        return JobID.uuidString(bytes, version: 8)
+    }
+}
+
+/// FNV-1a, 64 bits: a small stable hash for names derived from names (not for secrets).
+enum FNV1a {
+    static func hash(_ bytes: some Sequence<UInt8>, seed: UInt64 = 0) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ seed
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return hash
     }
 }

@@ -43,11 +43,7 @@ public struct Schedule: Sendable, Equatable {
     /// entries' names and queues (where their state lives), so editing a cron line
     /// keeps the identity.
     public var identity: String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in entries.map({ "\($0.queue)/\($0.name)" }).sorted().joined(separator: ",").utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-        }
-        return String(hash, radix: 16)
+        String(FNV1a.hash(entries.map { "\($0.queue)/\($0.name)" }.sorted().joined(separator: ",").utf8), radix: 16)
     }
 
     static let entryKeys: Set<String> = ["name", "cron", "timezone", "kind", "payload", "queue", "priority", "catch_up",

@@ -13,11 +13,17 @@ public enum JobID {
             let word = i < 14 ? random : random2
             bytes[i] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(i % 8)))
         }
-        bytes[6] = 0x70 | (bytes[6] & 0x0F)  // version 7
-        bytes[8] = 0x80 | (bytes[8] & 0x3F)  // variant 10
-        let hex = bytes.map { String(format: "%02x", $0) }.joined()
-        let h = Array(hex)
-        return String(h[0..<8]) + "-" + String(h[8..<12]) + "-" + String(h[12..<16]) + "-" + String(h[16..<20]) + "-" + String(h[20..<32])
+        return uuidString(bytes, version: 7)
+    }
+
+    /// 16 bytes as a lower-case UUID string, with the version nibble and RFC 9562 variant set.
+    public static func uuidString(_ raw: [UInt8], version: UInt8) -> String {
+        precondition(raw.count == 16, "a UUID has 16 bytes")
+        var bytes = raw
+        bytes[6] = (version << 4) | (bytes[6] & 0x0F)
+        bytes[8] = 0x80 | (bytes[8] & 0x3F)
+        let hex = Array(bytes.map { String(format: "%02x", $0) }.joined())
+        return String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-" + String(hex[16..<20]) + "-" + String(hex[20..<32])
     }
 
     public static func make() -> String {

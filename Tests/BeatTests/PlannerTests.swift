@@ -162,3 +162,18 @@ struct ShippedScheduleTests {
         #expect(schedule.entries.map(\.name) == ["fleet-heartbeat", "nightly-sleep"])
     }
 }
+
+@Suite("Derived job ids")
+struct DerivedIDTests {
+    @Test("a slot's job id is stable, UUID-shaped (version 8) and distinct per entry and slot")
+    func ids() {
+        let slot = iso("2026-01-01T02:00:00Z")
+        let id = BeatService.jobID(entry: "nightly", slot: slot)
+        #expect(id == BeatService.jobID(entry: "nightly", slot: slot))
+        #expect(JobID.isValid(id) && Array(id)[14] == "8")
+        #expect(id != BeatService.jobID(entry: "nightly", slot: slot.addingTimeInterval(1)))
+        #expect(id != BeatService.jobID(entry: "nightly2", slot: slot))
+        let many = Set((0..<10_000).map { BeatService.jobID(entry: "e", slot: slot.addingTimeInterval(Double($0))) })
+        #expect(many.count == 10_000)
+    }
+}
