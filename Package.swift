@@ -83,10 +83,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // dbq.yaml with environment overrides.
+        .target(
+            name: "Configuration",
+            dependencies: ["DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "dbq",
             dependencies: [
-                "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat",
+                "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "Configuration",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,6 +122,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "ObjectStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisQueueTests",

@@ -1,0 +1,263 @@
+import DBQSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+import RedisClient
+import Yams
+
+/// One named storage of the configuration.
+public struct StorageSettings: Sendable, Equatable {
+    public var url: StorageURL
+    public var endpoint: String?
+    public var region: String
+    public var addressing: S3Configuration.Addressing?
+    /// From the file; the environment's AWS_* keys are used when these are absent.
+    public var accessKeyID: String?
+    public var secretAccessKey: String?
+    public var partSizeMiB: Int
+}
+
+/// The effective configuration: `dbq.yaml` (path by `--config` or `DBQ_CONFIG`) with
+/// environment overrides.
+///
+/// ```yaml
+/// redis: redis://:password@127.0.0.1:6379/0
+/// databases:
+///   main: postgresql://backup@db.internal/main
+/// storages:
+///   archive: {url: "s3://bucket/prefix", endpoint: "https://s3.eu-west-1.amazonaws.com", region: eu-west-1}
+///   local:   {url: "file:///var/backups/dbq"}
+/// worker: {queues: "critical:3,default:1", concurrency: 8}
+/// schedule: jobs/schedule.yaml
+/// ```
+///
+/// Overrides: `DBQ_REDIS_URL`, `DBQ_DATABASE_URL_<NAME>`, `DBQ_STORAGE_URL_<NAME>`,
+/// `DBQ_WORKER_QUEUES`, `DBQ_WORKER_CONCURRENCY`, `DBQ_SCHEDULE` (names upper-cased,
+/// `-` as `_`). Without any storage, backups go to the local directory `./.dbq-storage`.
+public struct DBQConfiguration: Sendable, Equatable {
+    public var redis: RedisConfiguration?
+    public var databases: [String: PostgresConnectionString]
+    public var storages: [String: StorageSettings]
+    public var workerQueues: String
+    public var workerConcurrency: Int
+    public var schedule: String
+    /// Where it was read from; nil when no file was used.
+    public var file: String?
+
+    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule"]
+    static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib"]
+    static let workerKeys: Set<String> = ["queues", "concurrency"]
+
+    /// The storage used when none is named: `archive` if present, else the only one, else
+    /// the embedded local default.
+    public func defaultStorageName() -> String? {
+        if storages["archive"] != nil { return "archive" }
+        return storages.count == 1 ? storages.keys.first : nil
+    }
+
+    /// Reads the file (if any) and applies the environment; every problem is named with
+    /// its path in the file.
+    public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> DBQConfiguration {
+        var text = ""
+        var file: String?
+        if let path = path ?? environment["DBQ_CONFIG"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError(file: path, problems: ["cannot read the file (does it exist?)"])
+            }
+            text = String(decoding: data, as: UTF8.self)
+            file = path
+        } else if let data = FileManager.default.contents(atPath: "dbq.yaml") {
+            text = String(decoding: data, as: UTF8.self)
+            file = "dbq.yaml"
+        }
+        return try parse(text, file: file, environment: environment)
+    }
+
+    public static func parse(_ text: String, file: String?, environment: [String: String]) throws(ConfigurationError) -> DBQConfiguration {
+        let where_ = file ?? "(environment)"
+        var root: [String: Any] = [:]
+        if !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            let document: Any?
+            do { document = try Yams.load(yaml: text) } catch {
+                throw ConfigurationError(file: where_, problems: ["not valid YAML: \(error)"])
+            }
+            guard let mapping = document as? [String: Any] else {
+                throw ConfigurationError(file: where_, problems: ["the top level must be a mapping (redis, databases, storages, worker, schedule)"])
+            }
+            root = mapping
+        }
+        var problems: [String] = []
+        for key in root.keys.sorted() where !topKeys.contains(key) {
+            problems.append("\(key): unknown key (expected one of: \(topKeys.sorted().joined(separator: ", ")))")
+        }
+        func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        func envName(_ name: String) -> String { name.uppercased().replacingOccurrences(of: "-", with: "_") }
+
+        // Redis
+        var redis: RedisConfiguration?
+        if let url = env("DBQ_REDIS_URL") ?? (root["redis"] as? String) {
+            do { redis = try RedisConfiguration(url: url) } catch { problems.append("redis: \(error)") }
+        } else if root["redis"] != nil {
+            problems.append("redis: must be a URL string (redis://[user:password@]host:port[/db])")
+        }
+
+        // Databases
+        var databases: [String: PostgresConnectionString] = [:]
+        var rawDatabases: [String: String] = [:]
+        if let raw = root["databases"] {
+            if let mapping = raw as? [String: Any] {
+                for (name, value) in mapping {
+                    guard let url = value as? String else {
+                        problems.append("databases.\(name): must be a libpq URL string")
+                        continue
+                    }
+                    rawDatabases[name] = url
+                }
+            } else {
+                problems.append("databases: must be a mapping of names to libpq URLs")
+            }
+        }
+        for (key, value) in environment where key.hasPrefix("DBQ_DATABASE_URL_") && !value.isEmpty {
+            let suffix = String(key.dropFirst("DBQ_DATABASE_URL_".count))
+            let name = rawDatabases.keys.first { envName($0) == suffix } ?? suffix.lowercased()
+            rawDatabases[name] = value
+        }
+        for (name, url) in rawDatabases.sorted(by: { $0.key < $1.key }) {
+            if !isName(name) { problems.append("databases.\(name): the name may hold letters, digits, '-' and '_' only") }
+            do { databases[name] = try PostgresConnectionString(url) } catch { problems.append("databases.\(name): \(error)") }
+        }
+
+        // Storages
+        var storages: [String: StorageSettings] = [:]
+        var rawStorages: [String: [String: Any]] = [:]
+        if let raw = root["storages"] {
+            if let mapping = raw as? [String: Any] {
+                for (name, value) in mapping {
+                    if let url = value as? String { rawStorages[name] = ["url": url] } else if let fields = value as? [String: Any] {
+                        rawStorages[name] = fields
+                    } else {
+                        problems.append("storages.\(name): must be a URL or a mapping with 'url'")
+                    }
+                }
+            } else {
+                problems.append("storages: must be a mapping of names to storages")
+            }
+        }
+        for (key, value) in environment where key.hasPrefix("DBQ_STORAGE_URL_") && !value.isEmpty {
+            let suffix = String(key.dropFirst("DBQ_STORAGE_URL_".count))
+            let name = rawStorages.keys.first { envName($0) == suffix } ?? suffix.lowercased()
+            rawStorages[name, default: [:]]["url"] = value
+        }
+        for (name, fields) in rawStorages.sorted(by: { $0.key < $1.key }) {
+            let path = "storages.\(name)"
+            if !isName(name) { problems.append("\(path): the name may hold letters, digits, '-' and '_' only") }
+            for key in fields.keys.sorted() where !storageKeys.contains(key) {
+                problems.append("\(path).\(key): unknown key (expected one of: \(storageKeys.sorted().joined(separator: ", ")))")
+            }
+            guard let urlText = fields["url"] as? String else {
+                problems.append("\(path).url: is missing (s3://bucket/prefix or file:///path)")
+                continue
+            }
+            let url: StorageURL
+            do { url = try StorageURL(urlText) } catch {
+                problems.append("\(path).url: \(error)")
+                continue
+            }
+            var addressing: S3Configuration.Addressing?
+            if let raw = fields["addressing"] {
+                addressing = (raw as? String).flatMap(S3Configuration.Addressing.init(rawValue:))
+                if addressing == nil { problems.append("\(path).addressing: '\(raw)' is not path or virtual") }
+            }
+            let endpoint = fields["endpoint"] as? String
+            if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                problems.append("\(path).endpoint: '\(Redaction.url(endpoint))' must start with http:// or https://")
+            }
+            let partSize = (fields["part_size_mib"] as? Int) ?? 16
+            if partSize < 5 || partSize > 5120 { problems.append("\(path).part_size_mib: must be from 5 to 5120") }
+            let keyID = fields["access_key_id"] as? String, secret = fields["secret_access_key"] as? String
+            if (keyID == nil) != (secret == nil) {
+                problems.append("\(path): give both access_key_id and secret_access_key, or neither (then AWS_* from the environment)")
+            }
+            storages[name] = StorageSettings(url: url, endpoint: endpoint, region: (fields["region"] as? String) ?? "us-east-1",
+                                             addressing: addressing, accessKeyID: keyID, secretAccessKey: secret, partSizeMiB: partSize)
+        }
+
+        // Worker and schedule
+        var queues = "default"
+        var concurrency = 8
+        if let raw = root["worker"] {
+            if let fields = raw as? [String: Any] {
+                for key in fields.keys.sorted() where !workerKeys.contains(key) {
+                    problems.append("worker.\(key): unknown key (expected queues or concurrency)")
+                }
+                if let q = fields["queues"] { if let q = q as? String { queues = q } else { problems.append("worker.queues: must be a string like critical:3,default:1") } }
+                if let c = fields["concurrency"] { if let c = c as? Int { concurrency = c } else { problems.append("worker.concurrency: must be a number") } }
+            } else {
+                problems.append("worker: must be a mapping with queues and concurrency")
+            }
+        }
+        if let q = env("DBQ_WORKER_QUEUES") { queues = q }
+        if let c = env("DBQ_WORKER_CONCURRENCY") {
+            if let n = Int(c) { concurrency = n } else { problems.append("DBQ_WORKER_CONCURRENCY: '\(c)' is not a number") }
+        }
+        if !(1...10_000).contains(concurrency) { problems.append("worker.concurrency: must be from 1 to 10000") }
+        var schedule = (root["schedule"] as? String) ?? "jobs/schedule.yaml"
+        if root["schedule"] != nil && !(root["schedule"] is String) { problems.append("schedule: must be a file path") }
+        if let s = env("DBQ_SCHEDULE") { schedule = s }
+
+        if !problems.isEmpty { throw ConfigurationError(file: where_, problems: problems) }
+        return DBQConfiguration(redis: redis, databases: databases, storages: storages, workerQueues: queues,
+                                workerConcurrency: concurrency, schedule: schedule, file: file)
+    }
+
+    static func isName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+
+    /// The configuration as YAML with every secret masked: for `dbq config show`.
+    public var redactedYAML: String {
+        var lines: [String] = ["# effective configuration" + (file.map { " (\($0) + environment)" } ?? " (environment only)")]
+        lines.append("redis: \(redis?.redactedURL ?? "null")")
+        lines.append("databases:" + (databases.isEmpty ? " {}" : ""))
+        for (name, db) in databases.sorted(by: { $0.key < $1.key }) { lines.append("  \(name): \(db.description)") }
+        lines.append("storages:" + (storages.isEmpty ? " {}  # backups go to file://./.dbq-storage" : ""))
+        for (name, s) in storages.sorted(by: { $0.key < $1.key }) {
+            var parts = ["url: \(s.url.description)"]
+            if let endpoint = s.endpoint { parts.append("endpoint: \(Redaction.url(endpoint))") }
+            if case .s3 = s.url {
+                parts.append("region: \(s.region)")
+                if let a = s.addressing { parts.append("addressing: \(a.rawValue)") }
+                parts.append("part_size_mib: \(s.partSizeMiB)")
+                parts.append(s.accessKeyID.map { "access_key_id: \($0), secret_access_key: \(Redaction.mask)" } ?? "credentials: from AWS_* environment")
+            }
+            lines.append("  \(name): {\(parts.joined(separator: ", "))}")
+        }
+        lines.append("worker: {queues: \"\(workerQueues)\", concurrency: \(workerConcurrency)}")
+        lines.append("schedule: \(schedule)")
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension StorageURL: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .s3(let bucket, let prefix): "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)")
+        case .file(let path): "file://\(path)"
+        }
+    }
+}
+
+/// Everything wrong with a configuration, each problem with its path.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var problems: [String]
+
+    public init(file: String, problems: [String]) {
+        self.file = file
+        self.problems = problems
+    }
+
+    public var description: String {
+        "configuration \(file) has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
