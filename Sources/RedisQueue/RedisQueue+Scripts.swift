@@ -42,8 +42,9 @@ enum QueueScripts {
           run_at = tonumber(run_at)
           redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', 0,
             'token', 0, 'unique', unique, 'enqueued', now)
+          if run_at > 0 then redis.call('HSET', jk, 'run_at', run_at) end
           if run_at > now then
-            redis.call('HSET', jk, 'state', 'scheduled', 'run_at', run_at)
+            redis.call('HSET', jk, 'state', 'scheduled')
             redis.call('ZADD', p .. 'scheduled', run_at, id)
           else
             redis.call('HSET', jk, 'state', 'pending')
@@ -58,7 +59,7 @@ enum QueueScripts {
     /// ARGV: prefix, id, envelope, priority, runAtMs (0 = now), uniqueKey ('' = none),
     /// uniqueTTLms, maxAttempts. → {1, id} queued, {0, existingID} merged.
     static let push = RedisScript(prelude + """
-        -- dbq push v2
+        -- dbq push v3
         return push_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
         """)
 
