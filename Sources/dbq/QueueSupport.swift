@@ -1,4 +1,5 @@
 import ArgumentParser
+import Configuration
 import DBQSupport
 import Foundation
 import Logging
@@ -8,14 +9,14 @@ import RedisQueue
 
 /// `--redis-url` for every command that talks to the queue.
 struct RedisOptions: ParsableArguments {
-    @Option(name: .customLong("redis-url"), help: "Redis URL, redis://[user:password@]host:port[/db] (default: $DBQ_REDIS_URL).")
+    @Option(name: .customLong("redis-url"), help: "Redis URL, redis://[user:password@]host:port[/db] (default: $DBQ_REDIS_URL, else redis: of dbq.yaml).")
     var url: String?
 
+    /// `--redis-url`, else `$DBQ_REDIS_URL`, else `redis:` of dbq.yaml (`$DBQ_CONFIG` or ./dbq.yaml).
     func configuration() throws -> RedisConfiguration {
-        guard let url = url ?? environment("DBQ_REDIS_URL") else {
-            throw ValidationError("no Redis URL: pass --redis-url or set DBQ_REDIS_URL")
-        }
-        return try RedisConfiguration(url: url)
+        if let url = url ?? environment("DBQ_REDIS_URL") { return try RedisConfiguration(url: url) }
+        if let redis = try DBQConfiguration.load(path: nil).redis { return redis }
+        throw ValidationError("no Redis URL: pass --redis-url, set DBQ_REDIS_URL, or put redis: in dbq.yaml ($DBQ_CONFIG)")
     }
 
     func queue(logger: Logger, connections: Int = 3) throws -> RedisQueue {

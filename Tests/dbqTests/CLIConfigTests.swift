@@ -46,6 +46,22 @@ struct CLIConfigTests {
         #expect(!result.stderr.contains("not-the-secret") && !result.stderr.contains("wrong-pw"))
     }
 
+    @Test("commands take the Redis URL from dbq.yaml when no flag or DBQ_REDIS_URL gives one")
+    func redisFromConfig() async throws {
+        let path = try write("redis: \(TestServices.redisURL)\n")
+        let queue = "cfg-\(UUID().uuidString.prefix(8).lowercased())"
+        let pushed = try await runCommand(TestServices.dbqBinary, ["push", "noop", "--queue", queue],
+                                          environment: ["DBQ_CONFIG": path], removing: ["DBQ_REDIS_URL"])
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        let broken = try write("redis: [not, a, url]\n")
+        let refused = try await runCommand(TestServices.dbqBinary, ["queues"], environment: ["DBQ_CONFIG": broken], removing: ["DBQ_REDIS_URL"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("redis: must be a URL string"))
+        let none = try await runCommand(TestServices.dbqBinary, ["queues"], removing: ["DBQ_REDIS_URL", "DBQ_CONFIG"])
+        #expect(none.status != 0)
+        #expect(none.stderr.contains("no Redis URL"))
+    }
+
     @Test("validate without --check: problems named, nothing contacted")
     func offline() async throws {
         let path = try write("redis: redis://h:99999\nstorages: {a: {url: 'ftp://x'}}\n")
