@@ -238,15 +238,6 @@ public struct DBQConfiguration: Sendable, Equatable {
     }
 }
 
-extension StorageURL: CustomStringConvertible {
-    public var description: String {
-        switch self {
-        case .s3(let bucket, let prefix): "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)")
-        case .file(let path): "file://\(path)"
-        }
-    }
-}
-
 /// Everything wrong with a configuration, each problem with its path.
 public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     public var file: String

@@ -50,6 +50,16 @@ public enum StorageURL: Sendable, Equatable {
     }
 }
 
+extension StorageURL: CustomStringConvertible {
+    /// The URL as people write it (it never holds secrets).
+    public var description: String {
+        switch self {
+        case .s3(let bucket, let prefix): "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)")
+        case .file(let path): "file://\(path)"
+        }
+    }
+}
+
 /// The settings an S3 store needs besides its URL.
 public struct S3Options: Sendable {
     public var endpoint: String?

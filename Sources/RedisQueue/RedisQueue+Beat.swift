@@ -35,8 +35,7 @@ extension RedisQueue {
 
     /// Gives up the lock if `token` holds it (on shutdown, so another beat takes over at once).
     public func beatResign(schedule: String, token: String) async throws {
-        let script = RedisScript("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
-        try await connection.run(script, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))], arguments: [RedisArgument(token)])
+        try await connection.run(QueueScripts.resign, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))], arguments: [RedisArgument(token)])
     }
 
     public func beatState(entry: String, queue: String) async throws -> BeatEntryState {

@@ -114,6 +114,13 @@ enum QueueScripts {
         return 0
         """)
 
+    /// KEYS[1] lock; ARGV: token. Releases the lock only if `token` holds it. → 1 released, 0 not.
+    static let resign = RedisScript("""
+        -- dbq beat resign v1
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """)
+
     /// ARGV: prefix, max, worker, leaseMs. Promotes due scheduled jobs, then leases up
     /// to max pending jobs. → {{id, token, attempt, envelope}…, msUntilNextScheduled or -1}
     static let fetch = RedisScript(prelude + """
