@@ -26,11 +26,13 @@ let package = Package(
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSystem"),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Pieces every layer shares: blocking lanes, byte streams, backoff, redaction.
         .target(
             name: "DBQSupport",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["CSystem", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Thin, safe clients that know nothing of jobs.
@@ -83,6 +85,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Streaming zstd and gzip.
+        .target(name: "Codecs", dependencies: ["CZstd", "CZlib"], swiftSettings: swiftSettings),
+        // Backup, restore, verify-backup and retention: manifests, catalog, pipelines, policy.
+        .target(
+            name: "Backups",
+            dependencies: [
+                "Codecs", "Queue", "Configuration", "PostgresClient", "ObjectStorage", "DBQSupport",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // dbq.yaml with environment overrides.
         .target(
             name: "Configuration",
@@ -93,6 +106,7 @@ let package = Package(
             name: "dbq",
             dependencies: [
                 "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "Configuration",
+                "Codecs", "Backups",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,6 +141,15 @@ let package = Package(
         .testTarget(
             name: "RedisQueueTests",
             dependencies: ["RedisQueue", "Queue", "Beat", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "CodecsTests", dependencies: ["Codecs", "DBQSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BackupsTests",
+            dependencies: [
+                "Backups", "Codecs", "Queue", "RedisQueue", "Configuration", "PostgresClient", "ObjectStorage", "DBQSupport", "DBQTestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport"], swiftSettings: swiftSettings),

@@ -1,5 +1,6 @@
 import DBQSupport
 import Foundation
+import Logging
 import ObjectStorage
 import PostgresClient
 import RedisClient
@@ -15,6 +16,16 @@ public struct StorageSettings: Sendable, Equatable {
     public var accessKeyID: String?
     public var secretAccessKey: String?
     public var partSizeMiB: Int
+}
+
+extension StorageSettings {
+    /// Opens the store; credentials from the file, else from AWS_* in the environment.
+    public func open(logger: Logger) throws -> any ObjectStore {
+        var credentials: AWSCredentials?
+        if let id = accessKeyID, let secret = secretAccessKey { credentials = AWSCredentials(accessKeyID: id, secretAccessKey: secret) }
+        return try url.open(options: S3Options(endpoint: endpoint, region: region, addressing: addressing, credentials: credentials,
+                                               partSize: partSizeMiB << 20), logger: logger)
+    }
 }
 
 /// The effective configuration: `dbq.yaml` (path by `--config` or `DBQ_CONFIG`) with
@@ -47,6 +58,10 @@ public struct DBQConfiguration: Sendable, Equatable {
     static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule"]
     static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib"]
     static let workerKeys: Set<String> = ["queues", "concurrency"]
+
+    /// The embedded default store when no storage is configured: `.dbq-storage` in the
+    /// working directory.
+    public static var embeddedStorageURL: String { "file://\(FileManager.default.currentDirectoryPath)/.dbq-storage" }
 
     /// The storage used when none is named: `archive` if present, else the only one, else
     /// the embedded local default.
@@ -172,7 +187,7 @@ public struct DBQConfiguration: Sendable, Equatable {
             if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
                 problems.append("\(path).endpoint: '\(Redaction.url(endpoint))' must start with http:// or https://")
             }
-            let partSize = (fields["part_size_mib"] as? Int) ?? 16
+            let partSize = (fields["part_size_mib"] as? Int) ?? 8
             if partSize < 5 || partSize > 5120 { problems.append("\(path).part_size_mib: must be from 5 to 5120") }
             let keyID = fields["access_key_id"] as? String, secret = fields["secret_access_key"] as? String
             if (keyID == nil) != (secret == nil) {

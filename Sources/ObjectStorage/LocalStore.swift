@@ -139,6 +139,35 @@ public struct LocalStore: ObjectStore {
         }
     }
 
+    public func abandonedWrites(prefix: String, olderThan age: TimeInterval, now: Date) async throws -> [AbandonedWrite] {
+        let root = self.root
+        let temporaryPrefix = Self.temporaryPrefix
+        return try await staleTemporaryFiles(olderThan: age, now: now).compactMap { path in
+            let relative = String(path.dropFirst(root.count + 1))
+            let directory = (relative as NSString).deletingLastPathComponent
+            let name = (relative as NSString).lastPathComponent
+            // .dbq-tmp-<UUID>-<name>: the UUID is 36 characters.
+            let target = String(name.dropFirst(temporaryPrefix.count + 37))
+            let key = directory.isEmpty ? target : directory + "/" + target
+            guard key.hasPrefix(prefix) else { return nil }
+            let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+            return AbandonedWrite(key: key, started: modified, handle: path)
+        }
+    }
+
+    public func discard(_ write: AbandonedWrite) async throws {
+        let root = self.root
+        guard write.handle.hasPrefix(root + "/"), (write.handle as NSString).lastPathComponent.hasPrefix(Self.temporaryPrefix) else {
+            throw ObjectStoreError(code: .invalidKey, message: "\(write.handle) is not a temporary file of \(url)", store: url, key: write.key)
+        }
+        let url = self.url
+        try await BlockingLane.detached {
+            if unlink(write.handle) != 0 && errno != ENOENT {
+                throw ObjectStoreError(code: .io, message: "cannot delete \(write.handle): \(String(cString: strerror(errno)))", store: url, key: write.key)
+            }
+        }
+    }
+
     static func reason(_ error: any Error) -> String {
         (error as NSError).localizedDescription
     }

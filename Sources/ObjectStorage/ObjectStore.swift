@@ -40,6 +40,29 @@ public protocol ObjectStore: Sendable {
 
     /// Removes the object; removing a missing object is not an error.
     func delete(_ key: String) async throws
+
+    /// Writes under `prefix` that were begun more than `age` seconds before `now` and
+    /// never finished: S3 multipart uploads, local temporary files. What a killed writer
+    /// left; retention discards them.
+    func abandonedWrites(prefix: String, olderThan age: TimeInterval, now: Date) async throws -> [AbandonedWrite]
+
+    /// Frees what an abandoned write holds (aborts the upload, removes the file).
+    func discard(_ write: AbandonedWrite) async throws
+}
+
+/// A write that was started and neither finished nor cleaned up.
+public struct AbandonedWrite: Sendable, Equatable {
+    /// The key it was writing.
+    public var key: String
+    public var started: Date?
+    /// The S3 upload id, or the local temporary file's path.
+    public var handle: String
+
+    public init(key: String, started: Date?, handle: String) {
+        self.key = key
+        self.started = started
+        self.handle = handle
+    }
 }
 
 extension ObjectStore {

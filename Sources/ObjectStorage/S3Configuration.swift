@@ -28,10 +28,21 @@ public struct S3Configuration: Sendable {
     public static let minimumPartSize = 5 << 20
     public static let maximumPartSize = 5 << 30
     public static let maximumParts = 10_000
+    /// Parts of one size before the size doubles: a stream of unknown length starts
+    /// small (flat memory for ordinary databases) and can still reach S3's 5 TiB limit.
+    public static let partsPerSizeStep = 1_000
+
+    /// The size of part `number` (1-based) of a stream whose first parts are `base`
+    /// bytes: `base` doubled every `partsPerSizeStep` parts, at most 5 GiB.
+    public static func partSize(forPart number: Int, base: Int) -> Int {
+        let step = max(0, number - 1) / partsPerSizeStep
+        guard step < 30 else { return maximumPartSize }
+        return min(maximumPartSize, base << step)
+    }
 
     public init(
         endpoint: String? = nil, region: String = "us-east-1", bucket: String, prefix: String = "",
-        addressing: Addressing? = nil, credentials: AWSCredentials, partSize: Int = 16 << 20,
+        addressing: Addressing? = nil, credentials: AWSCredentials, partSize: Int = 8 << 20,
         partConcurrency: Int = 2, readChunkSize: Int = 8 << 20, maxAttempts: Int = 5,
         backoff: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(5)), connectTimeout: Duration = .seconds(10)
     ) {

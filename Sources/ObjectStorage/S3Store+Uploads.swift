@@ -40,3 +40,17 @@ extension S3Store {
         _ = try await send("DELETE", key: upload.key, query: [("uploadId", upload.uploadID)], expect: [200, 204, 404])
     }
 }
+
+extension S3Store {
+    public func abandonedWrites(prefix: String, olderThan age: TimeInterval, now: Date) async throws -> [AbandonedWrite] {
+        try await listUploads(prefix: prefix).compactMap { upload in
+            // An upload without an initiation time is kept: it might be fresh.
+            guard let initiated = upload.initiated, now.timeIntervalSince(initiated) > age else { return nil }
+            return AbandonedWrite(key: upload.key, started: initiated, handle: upload.uploadID)
+        }
+    }
+
+    public func discard(_ write: AbandonedWrite) async throws {
+        try await abortUpload(PendingUpload(key: write.key, uploadID: write.handle, initiated: write.started))
+    }
+}

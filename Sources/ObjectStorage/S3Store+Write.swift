@@ -63,7 +63,7 @@ struct MultipartWriter {
                 if number > S3Configuration.maximumParts {
                     throw ObjectStoreError(
                         code: .tooLarge,
-                        message: "\(store.url)/\(key) needs more than \(S3Configuration.maximumParts) parts of \(partSize) bytes; raise the part size",
+                        message: "\(store.url)/\(key) needs more than \(S3Configuration.maximumParts) parts (starting at \(partSize) bytes, doubling every \(S3Configuration.partsPerSizeStep)); raise the part size",
                         store: store.url, key: key)
                 }
                 if inFlight == concurrency {
@@ -77,6 +77,7 @@ struct MultipartWriter {
                 inFlight += 1
                 number += 1
                 guard source.mayHaveMore else { break }
+                source.partSize = S3Configuration.partSize(forPart: number, base: partSize)
                 next = try await source.nextPart()
                 if next.isEmpty { break }
             }
@@ -123,7 +124,8 @@ struct MultipartWriter {
 /// one shorter).
 struct PartSource<Iterator: AsyncIteratorProtocol> where Iterator.Element == [UInt8] {
     var iterator: Iterator
-    let partSize: Int
+    /// May change between parts (see `S3Configuration.partSize(forPart:base:)`).
+    var partSize: Int
     var leftover: ArraySlice<UInt8> = []
     /// False once the stream has ended.
     private(set) var mayHaveMore = true

@@ -69,6 +69,20 @@ public struct PostgresConnectionString: Sendable, Equatable, CustomStringConvert
         return keywords.joined(separator: " ")
     }
 
+    /// A keyword string for a child process (`pg_dump --dbname=…`) without the password,
+    /// which goes in `PGPASSWORD` instead: command lines are visible to every user of the
+    /// machine. `database` replaces the database if given.
+    public func childProcessArguments(database: String? = nil) -> (conninfo: String, environment: [String: String]) {
+        var keywords: [String] = []
+        for (key, value) in options.sorted(by: { $0.key < $1.key }) where key != "password" && !(database != nil && key == "dbname") {
+            keywords.append("\(key)=\(Self.quoteValue(value))")
+        }
+        if let database { keywords.append("dbname=\(Self.quoteValue(database))") }
+        var environment: [String: String] = [:]
+        if let password { environment["PGPASSWORD"] = password }
+        return (keywords.joined(separator: " "), environment)
+    }
+
     private static func quoteValue(_ value: String) -> String {
         "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
     }

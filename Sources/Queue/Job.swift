@@ -34,23 +34,45 @@ public struct JobContext: Sendable {
     public let queue: String
     /// 1 for the first attempt.
     public let attempt: Int
+    /// The lease's fencing token: it grows with every lease of the job, so an artefact
+    /// records which attempt wrote it.
+    public let fencingToken: Int64
     public let logger: Logger
     let reportProgress: @Sendable (JobProgress) async -> Void
+    let checkLease: @Sendable () async throws -> Void
 
-    public init(id: String, kind: String, queue: String, attempt: Int, logger: Logger,
+    public init(id: String, kind: String, queue: String, attempt: Int, fencingToken: Int64 = 0, logger: Logger,
+                confirmLease: @escaping @Sendable () async throws -> Void = {},
                 reportProgress: @escaping @Sendable (JobProgress) async -> Void) {
         self.id = id
         self.kind = kind
         self.queue = queue
         self.attempt = attempt
+        self.fencingToken = fencingToken
         self.logger = logger
+        self.checkLease = confirmLease
         self.reportProgress = reportProgress
+    }
+
+    /// Renews the lease now and throws `LeaseLostError` if this attempt no longer holds
+    /// it: called right before a commit (a manifest), so that a worker that was paused
+    /// past its lease never commits over the attempt that replaced it.
+    public func confirmLease() async throws {
+        try Task.checkCancellation()
+        try await checkLease()
     }
 
     /// Stores progress with the job (throttled by the worker).
     public func progress(_ progress: JobProgress) async {
         await reportProgress(progress)
     }
+}
+
+/// This attempt lost its lease (another worker owns the job now): commit nothing.
+public struct LeaseLostError: Error, Sendable, CustomStringConvertible {
+    public var jobID: String
+    public init(jobID: String) { self.jobID = jobID }
+    public var description: String { "lease of job \(jobID) was lost; another worker owns it now, so this attempt commits nothing" }
 }
 
 /// The job kinds a worker can run, by name.

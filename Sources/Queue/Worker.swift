@@ -145,8 +145,24 @@ public final class Worker: Service {
             return .dead(error: reason)
         }
         logger[metadataKey: "job.kind"] = "\(envelope.kind)"
-        let context = JobContext(id: envelope.id, kind: envelope.kind, queue: envelope.queue, attempt: job.attempt, logger: logger) {
-            [driver] progress in
+        let leaseDuration = configuration.lease
+        let context = JobContext(
+            id: envelope.id, kind: envelope.kind, queue: envelope.queue, attempt: job.attempt, fencingToken: job.lease.token,
+            logger: logger,
+            confirmLease: { [driver] in
+                if handle.cancelReason == .leaseLost { throw LeaseLostError(jobID: job.lease.id) }
+                let status = try await driver.heartbeat([job.lease], lease: leaseDuration).first
+                switch status {
+                case .held?: return
+                case .cancelRequested?:
+                    handle.cancel(.cancelRequested)
+                    throw CancellationError()
+                case .lost?, nil:
+                    handle.cancel(.leaseLost)
+                    throw LeaseLostError(jobID: job.lease.id)
+                }
+            }
+        ) { [driver] progress in
             guard handle.shouldSendProgress() else { return }
             try? await driver.progress(job.lease, progress)
         }

@@ -28,4 +28,9 @@ public struct RedisQueueKeys: Sendable {
     public static let queues = "dbq:queues"
     /// Hash of worker id → JSON describing the worker and when it was last seen.
     public static let workers = "dbq:workers"
+
+    /// The two keys of a named lock (one hash slot): shared holders and the exclusive one.
+    public static func lock(_ name: String) -> (shared: String, exclusive: String) {
+        ("dbq:lock:{\(name)}:shared", "dbq:lock:{\(name)}:exclusive")
+    }
 }

@@ -55,7 +55,7 @@ struct S3OptionGroup: ParsableArguments {
     var addressing: String?
 
     @Option(name: .customLong("part-size"), help: "Multipart part size in MiB (at least 5).")
-    var partSizeMiB: Int = 16
+    var partSizeMiB: Int = 8
 
     @Option(help: "Parts uploaded at once.")
     var partConcurrency: Int = 2

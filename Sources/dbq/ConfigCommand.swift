@@ -78,13 +78,3 @@ struct ConfigCommand: AsyncParsableCommand {
         }
     }
 }
-
-extension StorageSettings {
-    /// Opens the store; credentials from the file, else from AWS_* in the environment.
-    func open(logger: Logger) throws -> any ObjectStore {
-        var credentials: AWSCredentials?
-        if let id = accessKeyID, let secret = secretAccessKey { credentials = AWSCredentials(accessKeyID: id, secretAccessKey: secret) }
-        return try url.open(options: S3Options(endpoint: endpoint, region: region, addressing: addressing, credentials: credentials,
-                                               partSize: partSizeMiB << 20), logger: logger)
-    }
-}

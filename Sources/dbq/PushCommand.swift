@@ -17,7 +17,7 @@ struct PushCommand: AsyncParsableCommand {
             $TRACEPARENT is carried in the envelope.
             """)
 
-    @Argument(help: "The job kind, e.g. noop, sleep.")
+    @Argument(help: "The job kind: backup, restore, verify-backup, retention, noop, sleep.")
     var kind: String
 
     @OptionGroup var redis: RedisOptions
@@ -55,6 +55,9 @@ struct PushCommand: AsyncParsableCommand {
     @Flag(help: "Wait for the job to end, showing its progress; exit with its outcome.")
     var wait = false
 
+    @OptionGroup(title: "Backup jobs") var backupOptions: BackupPushOptions
+    @OptionGroup var config: ConfigOptions
+
     func validate() throws {
         if delay != nil && at != nil { throw ValidationError("use --in or --at, not both") }
         if [payload != nil, payloadFile != nil, bulk != nil].filter({ $0 }).count > 1 {
@@ -78,6 +81,7 @@ struct PushCommand: AsyncParsableCommand {
             let queue = try redis.queue(logger: logger, connections: 1)
 
             func envelope(_ payload: JSONValue) throws -> JobEnvelope {
+                let payload = bulk == nil ? payload : try backupOptions.apply(to: payload, kind: kind, configuration: nil)
                 let envelope = JobEnvelope(
                     kind: kind, version: defaults.version, payload: payload, queue: self.queue, priority: priority,
                     maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: timeout ?? defaults.timeout.seconds,
@@ -91,7 +95,7 @@ struct PushCommand: AsyncParsableCommand {
                 try await pushBulk(bulk, queue: queue, envelope: envelope)
                 return
             }
-            let payload = try readPayload()
+            let payload = try backupOptions.apply(to: try readPayload(), kind: kind, configuration: try? config.load())
             let result = try await queue.push(try envelope(payload))
             print(result.id)
             if case .merged = result { stderrLine("merged into job \(result.id), which holds unique key '\(uniqueKey ?? "")' (or has this id)") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backups
 import Configuration
 import DBQSupport
 import Foundation
@@ -13,9 +14,9 @@ struct RedisOptions: ParsableArguments {
     var url: String?
 
     /// `--redis-url`, else `$DBQ_REDIS_URL`, else `redis:` of dbq.yaml (`$DBQ_CONFIG` or ./dbq.yaml).
-    func configuration() throws -> RedisConfiguration {
+    func configuration(fallback: DBQConfiguration? = nil) throws -> RedisConfiguration {
         if let url = url ?? environment("DBQ_REDIS_URL") { return try RedisConfiguration(url: url) }
-        if let redis = try DBQConfiguration.load(path: nil).redis { return redis }
+        if let redis = try (fallback ?? DBQConfiguration.load(path: nil)).redis { return redis }
         throw ValidationError("no Redis URL: pass --redis-url, set DBQ_REDIS_URL, or put redis: in dbq.yaml ($DBQ_CONFIG)")
     }
 
@@ -39,7 +40,17 @@ struct DatabaseOptions: ParsableArguments {
 
 /// The job kinds this binary runs and can push.
 enum Kinds {
-    static var registry: JobRegistry { JobRegistry.builtins }
+    /// For pushing and checking payloads: the backup kinds decode but cannot run.
+    static var registry: JobRegistry {
+        registry { throw CheckFailure("backup jobs need a worker's environment") }
+    }
+
+    /// Every kind, the backup kinds running in `environment`.
+    static func registry(_ environment: @escaping @Sendable () throws -> BackupEnvironment) -> JobRegistry {
+        var registry = JobRegistry.builtins
+        registry.registerBackupJobs(environment: environment)
+        return registry
+    }
 }
 
 /// Parses `500ms`, `30s`, `10m`, `2h`, `1d` (or a bare number of seconds).

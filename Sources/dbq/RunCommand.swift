@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backups
 import Foundation
 import Logging
 import Queue
@@ -12,11 +13,14 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The job kind.") var kind: String
     @Option(help: "The payload as JSON (default: {}).") var payload = "{}"
     @Option(help: "Attempts (default: the kind's).") var maxAttempts: Int?
+    @OptionGroup var config: ConfigOptions
 
     func run() async throws {
         var failed = false
         try await reportingFailures {
-            let registry = Kinds.registry
+            let loaded = try config.load()
+            let environment = BackupEnvironment(configuration: loaded, locks: MemoryLocks(), logger: makeLogger("dbq.run"))
+            let registry = Kinds.registry { environment }
             guard let defaults = registry.defaults(for: kind) else {
                 throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")
             }

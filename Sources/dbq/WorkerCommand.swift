@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backups
 import DBQSupport
 import Foundation
 import Logging
@@ -19,12 +20,13 @@ struct WorkerCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var redis: RedisOptions
+    @OptionGroup var config: ConfigOptions
 
-    @Option(help: "Queues with weights, e.g. critical:3,default:1.")
-    var queues = "default"
+    @Option(help: "Queues with weights, e.g. critical:3,default:1 (default: worker.queues of dbq.yaml, $DBQ_WORKER_QUEUES, else default).")
+    var queues: String?
 
-    @Option(help: "Jobs in flight at once.")
-    var concurrency = 8
+    @Option(help: "Jobs in flight at once (default: worker.concurrency of dbq.yaml, $DBQ_WORKER_CONCURRENCY, else 8).")
+    var concurrency: Int?
 
     @Option(help: "Lease time (renewed by heartbeat every third of it).")
     var lease = "30s"
@@ -46,10 +48,12 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
+            let loaded = try config.load()
+            let concurrency = self.concurrency ?? loaded.workerConcurrency
             guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 10000") }
-            let parsedQueues = try WorkerConfiguration.parseQueues(queues)
+            let parsedQueues = try WorkerConfiguration.parseQueues(queues ?? loaded.workerQueues)
             let logger = makeWorkerLogger()
-            let driver = try redis.queue(logger: logger, connections: 3)
+            let driver = RedisQueue(configuration: try redis.configuration(fallback: loaded), logger: logger, connections: 3)
             try await driver.checkServer()
             let configuration = WorkerConfiguration(
                 queues: parsedQueues, concurrency: concurrency, lease: try parseDuration(lease, option: "--lease"),
@@ -58,7 +62,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 rescueInterval: try parseDuration(rescueInterval, option: "--rescue-interval"),
                 workerID: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", exitWhenIdle: exitWhenIdle)
             guard configuration.lease >= .seconds(1) else { throw ValidationError("--lease must be at least 1s") }
-            let worker = Worker(driver: driver, registry: Kinds.registry, configuration: configuration, logger: logger)
+            let environment = BackupEnvironment(configuration: loaded, locks: driver, logger: logger)
+            let worker = Worker(driver: driver, registry: Kinds.registry { environment }, configuration: configuration, logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -1,0 +1,85 @@
+import Configuration
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+import Queue
+
+/// What the backup jobs need from the process that runs them: the configuration (named
+/// databases and storages), the locks shared with other workers, and the tools.
+public struct BackupEnvironment: Sendable {
+    public var configuration: DBQConfiguration
+    public var locks: any ResourceLocks
+    public var pgDump: String
+    public var pgRestore: String
+    public var logger: Logger
+    /// How long a backup waits for retention to finish (and retention for backups).
+    public var lockWait: Duration
+
+    public init(configuration: DBQConfiguration, locks: any ResourceLocks, logger: Logger,
+                environment: [String: String] = ProcessInfo.processInfo.environment, lockWait: Duration = .seconds(60)) {
+        self.configuration = configuration
+        self.locks = locks
+        self.logger = logger
+        self.lockWait = lockWait
+        pgDump = environment["DBQ_PG_DUMP"].flatMap { $0.isEmpty ? nil : $0 } ?? "pg_dump"
+        pgRestore = environment["DBQ_PG_RESTORE"].flatMap { $0.isEmpty ? nil : $0 } ?? "pg_restore"
+    }
+
+    /// The connection string of a configured database.
+    public func database(_ name: String) throws(BackupError) -> PostgresConnectionString {
+        guard let url = configuration.databases[name] else {
+            let known = configuration.databases.keys.sorted()
+            throw .permanent("unknown database '\(name)'; "
+                + (known.isEmpty ? "no databases are configured" : "configured: \(known.joined(separator: ", "))")
+                + " (add it under databases: in dbq.yaml or set DBQ_DATABASE_URL_\(name.uppercased().replacingOccurrences(of: "-", with: "_")))")
+        }
+        return url
+    }
+
+    /// Opens a configured storage (the default one when `name` is nil; the embedded
+    /// local store when none is configured).
+    public func store(_ name: String?) throws -> (name: String, store: any ObjectStore) {
+        if let name {
+            guard let settings = configuration.storages[name] else {
+                let known = configuration.storages.keys.sorted()
+                throw BackupError.permanent("unknown storage '\(name)'; "
+                    + (known.isEmpty ? "no storages are configured (backups go to \(DBQConfiguration.embeddedStorageURL))" : "configured: \(known.joined(separator: ", "))"))
+            }
+            return (name, try settings.open(logger: logger))
+        }
+        if let name = configuration.defaultStorageName(), let settings = configuration.storages[name] {
+            return (name, try settings.open(logger: logger))
+        }
+        if !configuration.storages.isEmpty {
+            throw BackupError.permanent("several storages are configured (\(configuration.storages.keys.sorted().joined(separator: ", "))) and none is named 'archive'; say which with --storage")
+        }
+        return ("default", try StorageURL(DBQConfiguration.embeddedStorageURL).open(logger: logger))
+    }
+}
+
+/// Errors from connecting that no retry will cure: wrong password, missing database or role.
+func classifyConnect(_ error: any Error, database: String) -> any Error {
+    guard let error = error as? PostgresError else { return error }
+    let text = "\(error)"
+    let permanent = ["password authentication failed", "does not exist", "no password supplied", "no pg_hba.conf entry", "permission denied"]
+    if permanent.contains(where: text.contains) {
+        return BackupError.permanent("database '\(database)': \(text)")
+    }
+    return BackupError(message: "database '\(database)': \(text)", isRetryable: error.isTransient)
+}
+
+extension BackupError: TransientError {
+    public var isTransient: Bool { isRetryable }
+}
+
+extension JobRegistry {
+    /// Registers backup, restore, verify-backup and retention. `environment` is called
+    /// when a job runs (a pusher only decodes payloads and never calls it).
+    public mutating func registerBackupJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        register(BackupJob(environment: environment))
+        register(RestoreJob(environment: environment))
+        register(VerifyBackupJob(environment: environment))
+        register(RetentionJob(environment: environment))
+    }
+}

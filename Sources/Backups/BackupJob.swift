@@ -1,0 +1,174 @@
+import Codecs
+import DBQSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+import Queue
+
+/// `backup`: `pg_dump --format=custom` (its own compression off) streamed through the
+/// codec and SHA-256 into the store, row counts taken in the same snapshot, and the
+/// manifest written last, while the lease is still held.
+public struct BackupJob: Job {
+    public static let kind = "backup"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        /// A database name from the configuration.
+        public var database: String
+        /// A storage name; the default storage if absent.
+        public var storage: String?
+        /// `zstd` (default), `gzip` or `none`.
+        public var codec: String?
+        public var level: Int?
+
+        public init(database: String, storage: String? = nil, codec: String? = nil, level: Int? = nil) {
+            self.database = database
+            self.storage = storage
+            self.codec = codec
+            self.level = level
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let codec: Codec
+        let level: Int
+        do {
+            codec = try Codec(parsing: payload.codec ?? "zstd")
+            level = try codec.checkedLevel(payload.level)
+        } catch {
+            throw BackupError.permanent("\(error)")
+        }
+        let url = try env.database(payload.database)
+        let (_, store) = try env.store(payload.storage)
+        let lock = BackupLayout.lockName(database: payload.database, store: store.url)
+        let owner = "\(context.id)#\(context.fencingToken)"
+        return try await env.locks.withLock(lock, mode: .shared, owner: owner, wait: env.lockWait) {
+            try await Self.backup(payload.database, url: url, store: store, codec: codec, level: level, env: env, context: context)
+        }
+    }
+
+    static func backup(_ name: String, url: PostgresConnectionString, store: any ObjectStore, codec: Codec, level: Int,
+                       env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
+        let startedAt = Date()
+        let clock = ContinuousClock.now
+        let id = BackupLayout.backupID(startedAt: startedAt, jobID: context.id)
+        let folder = BackupLayout.folder(database: name, id: id)
+        let dumpName = BackupLayout.dumpName(codec)
+        let dumpKey = folder + "/" + dumpName
+        let pgDumpVersion = try await toolVersion(env.pgDump)
+
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq backup")
+        } catch {
+            throw classifyConnect(error, database: name)
+        }
+        defer { Task { await connection.close() } }
+
+        var systemIdentifier: String?
+        if let row = try? await connection.query("SELECT system_identifier::text FROM pg_control_system()").first { systemIdentifier = row[0] }
+        _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        let facts = try await connection.query("SELECT pg_export_snapshot(), current_setting('server_version'), current_database()")
+        guard let snapshot = facts.first?[0], let serverVersion = facts.first?[1], let serverDatabase = facts.first?[2] else {
+            throw BackupError.retryable("database '\(name)': could not export a snapshot")
+        }
+
+        let (conninfo, childEnvironment) = url.childProcessArguments()
+        let process = try Subprocess(
+            env.pgDump,
+            arguments: ["--format=custom", "--compress=0", "--snapshot=\(snapshot)", "--no-password", "--dbname=\(conninfo)"],
+            environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdout: true)
+        let compressor = try Compressor(codec: codec, level: level)
+        let source = DumpSource(process: process, compressor: compressor)
+        context.logger.info("backup started", metadata: ["backup.id": "\(id)", "store": "\(store.url)", "codec": "\(codec)"])
+
+        let stored: ObjectInfo
+        let tables: [TableRows]
+        do {
+            // Rows are counted in the exporting transaction (the dump's snapshot) while
+            // the dump streams; the transaction stays open until the dump is stored.
+            async let counted = TableInventory.count(connection)
+            let throttle = ProgressThrottle()
+            stored = try await store.put(dumpKey, from: source.stream { raw, stored in
+                guard throttle.due() else { return }
+                await context.progress(JobProgress(bytes: raw, message: "\(mib(raw)) dumped, \(mib(stored)) stored"))
+            })
+            tables = try await counted
+            _ = try await connection.execute("COMMIT")
+        } catch {
+            process.kill(SIGKILL)
+            _ = await process.wait()
+            // A completed object without a manifest is garbage: remove it now (retention
+            // would after its grace period). An unfinished upload was aborted by the store.
+            try? await store.delete(dumpKey)
+            throw error
+        }
+        guard let sha256 = source.sha256, stored.size == source.storedBytes else {
+            try? await store.delete(dumpKey)
+            throw BackupError.retryable("\(store.url)/\(dumpKey) holds \(stored.size) bytes after upload, \(source.storedBytes) were sent")
+        }
+
+        let manifest = BackupManifest(
+            format: BackupManifest.currentFormat, id: id, database: name, codec: codec, level: level,
+            startedAt: startedAt, finishedAt: Date(),
+            job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
+            source: .init(database: serverDatabase, server: url.endpoint, serverVersion: serverVersion, systemIdentifier: systemIdentifier),
+            pgDumpVersion: pgDumpVersion,
+            objects: [ManifestObject(name: dumpName, size: source.storedBytes, sha256: sha256, rawSize: source.rawBytes)],
+            tables: tables)
+        // The commit: only while this attempt still holds the job.
+        try await context.confirmLease()
+        _ = try await store.put(folder + "/" + BackupLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
+        let seconds = (ContinuousClock.now - clock).seconds
+        context.logger.info("backup done", metadata: [
+            "backup.id": "\(id)", "bytes.raw": "\(source.rawBytes)", "bytes.stored": "\(source.storedBytes)",
+            "seconds": "\(String(format: "%.2f", seconds))",
+        ])
+        return .object([
+            "id": .string(id), "database": .string(name), "store": .string(store.url), "key": .string(dumpKey),
+            "codec": .string(codec.rawValue), "size": .number(Double(source.storedBytes)), "rawSize": .number(Double(source.rawBytes)),
+            "sha256": .string(sha256), "tables": .number(Double(tables.count)), "seconds": .number((seconds * 1000).rounded() / 1000),
+        ])
+    }
+
+    /// `pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)` → `15.8 (Debian 15.8-0+deb12u1)`.
+    static func toolVersion(_ tool: String) async throws -> String {
+        let process = try Subprocess(tool, arguments: ["--version"], environment: ProcessInfo.processInfo.environment, pipeStdout: true)
+        let text = try await BlockingLane.detached { () throws -> String in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
+            defer { buffer.deallocate() }
+            let n = try process.readStdout(into: buffer)
+            return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self)
+        }
+        guard await process.wait() == 0 else {
+            throw BackupError.permanent("\(tool) --version failed: \(process.standardError)")
+        }
+        let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return line.split(separator: ")", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? line
+    }
+}
+
+func mib(_ bytes: Int64) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+
+/// At most one progress report every 500 ms.
+final class ProgressThrottle: Sendable {
+    private let last = Mutex<ContinuousClock.Instant?>(nil)
+    func due() -> Bool {
+        let now = ContinuousClock.now
+        return last.withLock { last in
+            if let previous = last, now - previous < .milliseconds(500) { return false }
+            last = now
+            return true
+        }
+    }
+}
+
+import Synchronization

@@ -1,0 +1,180 @@
+import Codecs
+import Crypto
+import DBQSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+
+/// `pg_dump`'s output as a stream of compressed chunks, hashed and counted as they pass.
+///
+/// Each pull reads up to 1 MiB from the pipe, compresses it and hashes the result in one
+/// hop onto the pipeline's lane: the cooperative pool never blocks on the pipe or the
+/// codec, and memory is one chunk whatever the database's size. At the end of the output
+/// the child's exit status is checked before the stream ends, so a failed `pg_dump`
+/// fails the upload (which is then aborted) instead of completing a truncated one.
+final class DumpSource: @unchecked Sendable {
+    // @unchecked Sendable: the mutable state is touched only on `lane` (serial), one pull at a time.
+    let lane = BlockingLane(label: "dbq.dump")
+    let process: Subprocess
+    private let compressor: Compressor
+    private var hasher = SHA256()
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    private(set) var rawBytes: Int64 = 0
+    private(set) var storedBytes: Int64 = 0
+    private(set) var sha256: String?
+    private var ended = false
+
+    init(process: Subprocess, compressor: Compressor) {
+        self.process = process
+        self.compressor = compressor
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// The stream; `progress` is called with (raw, stored) bytes after each chunk.
+    func stream(progress: @escaping @Sendable (Int64, Int64) async -> Void) -> ByteStream {
+        ByteStream { [self] in
+            try Task.checkCancellation()
+            let (chunk, raw, stored) = try await lane.run { () throws -> ([UInt8]?, Int64, Int64) in
+                let chunk = try self.pull()
+                return (chunk, self.rawBytes, self.storedBytes)
+            }
+            if chunk != nil { await progress(raw, stored) }
+            return chunk
+        }
+    }
+
+    private func pull() throws -> [UInt8]? {
+        if ended { return nil }
+        let n = try process.readStdout(into: buffer)
+        if n == 0 {
+            let status = process.waitBlocking()
+            guard status == 0 else {
+                throw BackupError.retryable("pg_dump failed (exit \(status)): \(Self.lastLines(process.standardError))")
+            }
+            let tail = try compressor.finish()
+            hasher.update(data: tail)
+            storedBytes += Int64(tail.count)
+            sha256 = hasher.finalize().hex
+            ended = true
+            return tail
+        }
+        rawBytes += Int64(n)
+        let out = try compressor.compress(Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n])))
+        hasher.update(data: out)
+        storedBytes += Int64(out.count)
+        return out
+    }
+
+    static func lastLines(_ text: String, count: Int = 6) -> String {
+        let lines = text.split(separator: "\n").suffix(count)
+        return lines.isEmpty ? "(no message)" : lines.joined(separator: " | ")
+    }
+}
+
+/// Feeds a stored backup into `pg_restore`, checking size and SHA-256 as it reads.
+///
+/// If `pg_restore` stops reading or the codec finds bad data, the rest of the object is
+/// still read and hashed, so that a corrupt object is named as such rather than
+/// reported as whatever `pg_restore` made of it.
+final class RestoreSink: @unchecked Sendable {
+    // @unchecked Sendable: state touched only on `lane`, one chunk at a time.
+    let lane = BlockingLane(label: "dbq.restore")
+    let process: Subprocess
+    private let decompressor: Decompressor
+    private var hasher = SHA256()
+    private(set) var storedBytes: Int64 = 0
+    private(set) var rawBytes: Int64 = 0
+    private(set) var codecFailure: CodecError?
+    private(set) var writeFailure: (any Error)?
+
+    init(process: Subprocess, decompressor: Decompressor) {
+        self.process = process
+        self.decompressor = decompressor
+    }
+
+    func feed(_ chunk: [UInt8]) throws {
+        hasher.update(data: chunk)
+        storedBytes += Int64(chunk.count)
+        guard codecFailure == nil && writeFailure == nil else { return }
+        do {
+            try decompressor.decompress(chunk) { piece in
+                rawBytes += Int64(piece.count)
+                do { try process.writeStdin(piece) } catch {
+                    writeFailure = error
+                    throw error
+                }
+            }
+        } catch let error as CodecError {
+            codecFailure = error
+        } catch {
+            // A write failure: recorded above; the stream is still read to the end.
+        }
+    }
+
+    /// Ends the input: the stored object's size and digest against the manifest's.
+    func finish(expected: ManifestObject, object: String) throws {
+        let digest = hasher.finalize().hex
+        if storedBytes != expected.size || digest != expected.sha256 {
+            throw BackupError.permanent(
+                "backup object \(object) is corrupt: it holds \(storedBytes) bytes with SHA-256 \(digest.prefix(16))…, "
+                    + "the manifest says \(expected.size) bytes with SHA-256 \(expected.sha256.prefix(16))…; nothing was restored from it")
+        }
+        if let codecFailure {
+            throw BackupError.permanent("backup object \(object) is corrupt: \(codecFailure) (its checksum matches the manifest, so it was damaged before upload)")
+        }
+        if writeFailure == nil {
+            do {
+                try decompressor.finish()
+            } catch {
+                throw BackupError.permanent("backup object \(object) is corrupt: \(error)")
+            }
+        }
+    }
+}
+
+extension Digest {
+    var hex: String { map { String(format: "%02x", $0) }.joined() }
+}
+
+/// The tables whose rows a backup counts and a verification compares.
+enum TableInventory {
+    static let listSQL = """
+        SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+        ORDER BY 1, 2
+        """
+
+    static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+    /// Every table with its exact row count, in the connection's current snapshot.
+    static func count(_ connection: PostgresConnection) async throws -> [TableRows] {
+        var tables: [TableRows] = []
+        for row in try await connection.query(listSQL) {
+            guard let schema = row[0], let name = row[1] else { continue }
+            let count = try await connection.query("SELECT count(*) FROM ONLY \(quote(schema)).\(quote(name))").scalar.flatMap { Int64($0) } ?? 0
+            tables.append(TableRows(schema: schema, name: name, rows: count))
+        }
+        return tables
+    }
+
+    /// What differs between the manifest's tables and the restored ones.
+    static func compare(expected: [TableRows], actual: [TableRows]) -> [String] {
+        let want = Dictionary(expected.map { ($0.qualifiedName, $0.rows) }, uniquingKeysWith: { a, _ in a })
+        let got = Dictionary(actual.map { ($0.qualifiedName, $0.rows) }, uniquingKeysWith: { a, _ in a })
+        var mismatches: [String] = []
+        for name in want.keys.sorted() {
+            guard let rows = got[name] else {
+                mismatches.append("table \(name) is missing from the restore")
+                continue
+            }
+            if rows != want[name]! { mismatches.append("table \(name) has \(rows) rows, the manifest says \(want[name]!)") }
+        }
+        for name in got.keys.sorted() where want[name] == nil {
+            mismatches.append("table \(name) is in the restore but not in the manifest")
+        }
+        return mismatches
+    }
+}

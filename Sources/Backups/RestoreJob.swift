@@ -1,0 +1,257 @@
+import Codecs
+import DBQSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+import Queue
+
+/// `restore`: streams a backup into `pg_restore` in one transaction, checking size and
+/// SHA-256 as it reads; a mismatch stops it before anything is committed.
+public struct RestoreJob: Job {
+    public static let kind = "restore"
+    /// A restore is not retried blindly: its target may have changed in between.
+    public static var defaultMaxAttempts: Int { 1 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        /// The configured database whose backups to restore from.
+        public var database: String
+        /// A backup id, job id or unambiguous prefix; `latest` if absent.
+        public var backup: String?
+        /// The database to restore into: a configured name, or a database name on the
+        /// source's server.
+        public var target: String
+        public var storage: String?
+        /// Create the target database (it must not exist).
+        public var create: Bool?
+        /// Drop the target's objects before recreating them.
+        public var clean: Bool?
+        /// Allow restoring over the source database itself.
+        public var force: Bool?
+
+        public init(database: String, backup: String? = nil, target: String, storage: String? = nil,
+                    create: Bool? = nil, clean: Bool? = nil, force: Bool? = nil) {
+            self.database = database
+            self.backup = backup
+            self.target = target
+            self.storage = storage
+            self.create = create
+            self.clean = clean
+            self.force = force
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let sourceURL = try env.database(payload.database)
+        let (_, store) = try env.store(payload.storage)
+        let target = try Self.resolveTarget(payload.target, source: sourceURL, env: env)
+        if target.endpoint == sourceURL.endpoint && target.database == sourceURL.database && payload.force != true {
+            throw BackupError.permanent(
+                "refusing to restore over the source database '\(payload.database)' (\(target)); restore into another database, or pass --force to overwrite it")
+        }
+        let catalog = try await BackupCatalog.load(store, database: payload.database)
+        let entry = try catalog.resolve(payload.backup ?? "latest", database: payload.database, store: store.url)
+        let targetName = target.database ?? payload.target
+        let clock = ContinuousClock.now
+        if payload.create == true {
+            try await Restorer.createDatabase(targetName, on: target, logger: context.logger)
+        }
+        do {
+            let bytes = try await Restorer.restore(entry, from: store, into: target, clean: payload.clean == true, env: env, context: context)
+            return .object([
+                "backup": .string(entry.id), "target": .string(targetName), "bytes": .number(Double(bytes)),
+                "tables": .number(Double(entry.manifest.tables.count)),
+                "seconds": .number(((ContinuousClock.now - clock).seconds * 1000).rounded() / 1000),
+            ])
+        } catch {
+            if payload.create == true { await Restorer.dropDatabase(targetName, on: target, logger: context.logger) }
+            throw error
+        }
+    }
+
+    /// A configured database name, else a database of that name on the source's server.
+    static func resolveTarget(_ target: String, source: PostgresConnectionString, env: BackupEnvironment) throws -> PostgresConnectionString {
+        if let configured = env.configuration.databases[target] { return configured }
+        do {
+            try PostgresIdentifier.validate(target)
+            return try PostgresConnectionString(source.replacingDatabase(target))
+        } catch {
+            throw BackupError.permanent("restore target '\(target)' is neither a configured database nor a valid database name: \(error)")
+        }
+    }
+}
+
+/// `verify-backup`: restores a backup into a scratch database, compares its tables and
+/// row counts with the manifest, writes the verification beside the manifest and drops
+/// the scratch database whatever happens.
+public struct VerifyBackupJob: Job {
+    public static let kind = "verify-backup"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        public var backup: String?
+        public var storage: String?
+
+        public init(database: String, backup: String? = nil, storage: String? = nil) {
+            self.database = database
+            self.backup = backup
+            self.storage = storage
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let sourceURL = try env.database(payload.database)
+        let (_, store) = try env.store(payload.storage)
+        let catalog = try await BackupCatalog.load(store, database: payload.database)
+        let entry = try catalog.resolve(payload.backup ?? "latest", database: payload.database, store: store.url)
+        // One scratch name per job: a retry first drops what a killed attempt left.
+        let scratch = "dbq_verify_" + context.id.replacingOccurrences(of: "-", with: "").suffix(16)
+        let scratchURL = try PostgresConnectionString(sourceURL.replacingDatabase(scratch))
+        let clock = ContinuousClock.now
+
+        var mismatches: [String] = []
+        var failure: (any Error)?
+        do {
+            await Restorer.dropDatabase(scratch, on: sourceURL, logger: context.logger)
+            try await Restorer.createDatabase(scratch, on: sourceURL, logger: context.logger)
+            _ = try await Restorer.restore(entry, from: store, into: scratchURL, clean: false, env: env, context: context)
+            let connection = try await PostgresConnection.connect(scratchURL.raw, logger: context.logger, applicationName: "dbq verify")
+            let actual: [TableRows]
+            do {
+                actual = try await TableInventory.count(connection)
+                await connection.close()
+            } catch {
+                await connection.close()
+                throw error
+            }
+            mismatches = TableInventory.compare(expected: entry.manifest.tables, actual: actual)
+        } catch let error as BackupError where !error.isRetryable {
+            // The backup itself is bad (corrupt object): that is the verification's finding.
+            mismatches = [error.message]
+            failure = error
+        } catch {
+            await Restorer.dropDatabase(scratch, on: sourceURL, logger: context.logger)
+            throw error
+        }
+        await Restorer.dropDatabase(scratch, on: sourceURL, logger: context.logger)
+
+        let verification = Verification(
+            format: Verification.currentFormat, backup: entry.id, verifiedAt: Date(),
+            outcome: mismatches.isEmpty ? .passed : .failed, mismatches: mismatches,
+            seconds: ((ContinuousClock.now - clock).seconds * 1000).rounded() / 1000,
+            job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken))
+        try await context.confirmLease()
+        _ = try await store.put(entry.folder + "/" + BackupLayout.verificationName, bytes: Array(try ManifestCoding.encoder.encode(verification)))
+        if !mismatches.isEmpty {
+            if let failure { throw failure }
+            throw BackupError.permanent("backup \(entry.id) failed verification: " + mismatches.joined(separator: "; "))
+        }
+        context.logger.info("backup verified", metadata: ["backup.id": "\(entry.id)", "tables": "\(entry.manifest.tables.count)"])
+        return .object([
+            "backup": .string(entry.id), "outcome": .string("passed"), "tables": .number(Double(entry.manifest.tables.count)),
+            "seconds": .number(verification.seconds),
+        ])
+    }
+}
+
+/// The restore path shared by `restore` and `verify-backup`.
+enum Restorer {
+    /// Streams the backup's dump into `pg_restore --single-transaction`; returns the bytes read.
+    static func restore(_ entry: BackupEntry, from store: any ObjectStore, into target: PostgresConnectionString, clean: Bool,
+                        env: BackupEnvironment, context: JobContext) async throws -> Int64 {
+        guard let dump = entry.manifest.dump else {
+            throw BackupError.permanent("backup \(entry.id) has no data object in its manifest")
+        }
+        let object = "\(store.url)/\(entry.dumpKey)"
+        let (conninfo, childEnvironment) = target.childProcessArguments()
+        var arguments = ["--single-transaction", "--exit-on-error", "--no-password", "--dbname=\(conninfo)"]
+        if clean { arguments += ["--clean", "--if-exists"] }
+        let stream: ByteStream
+        do {
+            stream = try await store.get(entry.dumpKey)
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            throw BackupError.permanent("backup object \(object) is missing (the manifest lists it); the backup cannot be restored")
+        }
+        let process = try Subprocess(env.pgRestore, arguments: arguments,
+                                     environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdin: true)
+        let sink = RestoreSink(process: process, decompressor: try Decompressor(codec: entry.manifest.codec))
+        let throttle = ProgressThrottle()
+        do {
+            for try await chunk in stream {
+                try Task.checkCancellation()
+                let stored = try await sink.lane.run { () throws -> Int64 in
+                    try sink.feed(chunk)
+                    return sink.storedBytes
+                }
+                if throttle.due() {
+                    await context.progress(JobProgress(fraction: Double(stored) / Double(max(1, dump.size)), bytes: stored,
+                                                       message: "\(mib(stored)) of \(mib(dump.size)) restored"))
+                }
+            }
+            try await sink.lane.run { try sink.finish(expected: dump, object: object) }
+        } catch {
+            // pg_restore never sees the end of its input: its transaction is not committed.
+            process.kill(SIGKILL)
+            _ = await process.wait()
+            throw error
+        }
+        process.closeStdin()
+        let status = await process.wait()
+        guard status == 0 else {
+            throw BackupError.permanent("pg_restore of \(object) into \(target) failed (exit \(status)): \(DumpSource.lastLines(process.standardError)); nothing was committed")
+        }
+        return sink.storedBytes
+    }
+
+    static func createDatabase(_ name: String, on server: PostgresConnectionString, logger: Logger) async throws {
+        let admin = try await adminConnection(server, logger: logger)
+        defer { Task { await admin.close() } }
+        do {
+            _ = try await admin.execute("CREATE DATABASE \(TableInventory.quote(name))")
+        } catch let error as PostgresError where error.sqlState == "42P04" {
+            throw BackupError.permanent("database '\(name)' already exists on \(server.endpoint); drop it, restore into another name, or restore without --create (with --clean to replace its objects)")
+        } catch let error as PostgresError where error.sqlState == "42501" {
+            throw BackupError.permanent("the role cannot create database '\(name)' on \(server.endpoint) (it needs CREATEDB): \(error)")
+        }
+    }
+
+    /// Drops a database if it exists, disconnecting its sessions; never throws (logs).
+    static func dropDatabase(_ name: String, on server: PostgresConnectionString, logger: Logger) async {
+        await Task.detached {
+            do {
+                let admin = try await adminConnection(server, logger: logger)
+                _ = try await admin.execute("DROP DATABASE IF EXISTS \(TableInventory.quote(name)) WITH (FORCE)")
+                await admin.close()
+            } catch {
+                logger.warning("could not drop database; drop it by hand", metadata: ["database": "\(name)", "error": "\(error)"])
+            }
+        }.value
+    }
+
+    /// A connection to the server's maintenance database (`postgres`).
+    static func adminConnection(_ server: PostgresConnectionString, logger: Logger) async throws -> PostgresConnection {
+        do {
+            return try await PostgresConnection.connect(server.replacingDatabase("postgres"), logger: logger, applicationName: "dbq admin")
+        } catch {
+            throw classifyConnect(error, database: server.database ?? "postgres")
+        }
+    }
+}
+
+import Logging

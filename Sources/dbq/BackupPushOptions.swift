@@ -1,0 +1,102 @@
+import ArgumentParser
+import Backups
+import Configuration
+import Foundation
+import Queue
+
+/// The options of `dbq push` that fill the payload of the backup kinds, so that nobody
+/// writes JSON for a backup. Each applies to some kinds; given for another, it is refused.
+struct BackupPushOptions: ParsableArguments {
+    @Option(help: "backup, restore, verify-backup, retention: the configured database.")
+    var database: String?
+    @Option(help: "backup, restore, verify-backup, retention: the configured storage (default: 'archive', the only one, or the local default).")
+    var storage: String?
+    @Option(help: "backup: zstd (default), gzip or none.")
+    var codec: String?
+    @Option(help: "backup: compression level (zstd 1-19, default 3; gzip 1-9, default 6).")
+    var level: Int?
+    @Option(help: "restore, verify-backup: backup id, job id or prefix (default: latest).")
+    var backup: String?
+    @Option(help: "restore: the database to restore into (a configured name, or a name on the source's server).")
+    var target: String?
+    @Flag(help: "restore: create the target database first.")
+    var create = false
+    @Flag(help: "restore: drop the target's objects before recreating them.")
+    var clean = false
+    @Flag(help: "restore: allow restoring over the source database itself.")
+    var force = false
+    @Option(help: "retention: keep the newest N backups.")
+    var keepLast: Int?
+    @Option(help: "retention: keep the newest backup of each of the last N days.")
+    var daily: Int?
+    @Option(help: "retention: … of each of the last N ISO weeks.")
+    var weekly: Int?
+    @Option(help: "retention: … of each of the last N months.")
+    var monthly: Int?
+    @Option(help: "retention: … of each of the last N years.")
+    var yearly: Int?
+    @Option(help: "retention: never delete backups younger than this (e.g. 1h, 2d).")
+    var minAge: String?
+    @Option(help: "retention: remove unfinished uploads and manifest-less data older than this (default 1d).")
+    var grace: String?
+
+    static let kindsByOption: [String: Set<String>] = [
+        "database": ["backup", "restore", "verify-backup", "retention"],
+        "storage": ["backup", "restore", "verify-backup", "retention"],
+        "codec": ["backup"], "level": ["backup"],
+        "backup": ["restore", "verify-backup"],
+        "target": ["restore"], "create": ["restore"], "clean": ["restore"], "force": ["restore"],
+        "keep-last": ["retention"], "daily": ["retention"], "weekly": ["retention"], "monthly": ["retention"],
+        "yearly": ["retention"], "min-age": ["retention"], "grace": ["retention"],
+    ]
+
+    /// The payload fields these options give, each checked against `kind`.
+    func fields(for kind: String) throws -> [String: JSONValue] {
+        var given: [(option: String, field: String, value: JSONValue)] = []
+        func add(_ option: String, _ field: String, _ value: JSONValue?) { if let value { given.append((option, field, value)) } }
+        add("database", "database", database.map(JSONValue.string))
+        add("storage", "storage", storage.map(JSONValue.string))
+        add("codec", "codec", codec.map(JSONValue.string))
+        add("level", "level", level.map { .number(Double($0)) })
+        add("backup", "backup", backup.map(JSONValue.string))
+        add("target", "target", target.map(JSONValue.string))
+        add("create", "create", create ? .bool(true) : nil)
+        add("clean", "clean", clean ? .bool(true) : nil)
+        add("force", "force", force ? .bool(true) : nil)
+        add("keep-last", "keepLast", keepLast.map { .number(Double($0)) })
+        add("daily", "daily", daily.map { .number(Double($0)) })
+        add("weekly", "weekly", weekly.map { .number(Double($0)) })
+        add("monthly", "monthly", monthly.map { .number(Double($0)) })
+        add("yearly", "yearly", yearly.map { .number(Double($0)) })
+        add("min-age", "minAgeSeconds", try minAge.map { .number(try parseDuration($0, option: "--min-age").seconds) })
+        add("grace", "graceSeconds", try grace.map { .number(try parseDuration($0, option: "--grace").seconds) })
+        var fields: [String: JSONValue] = [:]
+        for (option, field, value) in given {
+            let kinds = Self.kindsByOption[option] ?? []
+            guard kinds.contains(kind) else {
+                throw ValidationError("--\(option) applies to \(kinds.sorted().joined(separator: ", ")), not to \(kind)")
+            }
+            fields[field] = value
+        }
+        return fields
+    }
+
+    /// Merges the fields into the payload and checks what a pusher can check here: the
+    /// required fields, and the database name against this machine's configuration.
+    func apply(to payload: JSONValue, kind: String, configuration: DBQConfiguration?) throws -> JSONValue {
+        let fields = try fields(for: kind)
+        guard ["backup", "restore", "verify-backup", "retention"].contains(kind) else { return payload }
+        guard case .object(var object) = payload else { return payload }
+        object.merge(fields) { $1 }
+        guard case .string(let database)? = object["database"] else {
+            throw ValidationError("\(kind) needs --database NAME (a database of dbq.yaml)")
+        }
+        if kind == "restore", object["target"] == nil {
+            throw ValidationError("restore needs --target DATABASE: a configured database, or a new name with --create")
+        }
+        if let configuration, !configuration.databases.isEmpty, configuration.databases[database] == nil {
+            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        }
+        return .object(object)
+    }
+}
