@@ -124,9 +124,15 @@ public struct BackupJob: Job {
             pgDumpVersion: pgDumpVersion,
             objects: [ManifestObject(name: dumpName, size: source.storedBytes, sha256: sha256, rawSize: source.rawBytes)],
             tables: tables)
-        // The commit: only while this attempt still holds the job.
-        try await context.confirmLease()
-        _ = try await store.put(folder + "/" + BackupLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
+        // The commit: only while this attempt still holds the job. Without it the dump
+        // is garbage, removed now (or by retention after its grace, if this process dies).
+        do {
+            try await context.confirmLease()
+            _ = try await store.put(folder + "/" + BackupLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
+        } catch {
+            try? await store.delete(dumpKey)
+            throw error
+        }
         let seconds = (ContinuousClock.now - clock).seconds
         context.logger.info("backup done", metadata: [
             "backup.id": "\(id)", "bytes.raw": "\(source.rawBytes)", "bytes.stored": "\(source.storedBytes)",

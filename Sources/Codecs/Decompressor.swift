@@ -64,14 +64,19 @@ public final class Decompressor: @unchecked Sendable {
                     }
                     zstdPending = hint
                     if outBuffer.pos > 0 { try emit(UnsafeRawBufferPointer(rebasing: scratch[0..<outBuffer.pos])) }
-                    if inBuffer.pos == inBuffer.size && outBuffer.pos < outBuffer.size { return }
+                    // Done with this input when it is consumed and either the frame ended
+                    // (0: decoded and flushed; another call would start a new frame) or
+                    // the output buffer was not filled (nothing more is pending).
+                    if inBuffer.pos == inBuffer.size && (hint == 0 || outBuffer.pos < outBuffer.size) { return }
                 }
             }
             if let zlib {
                 var offset = 0
                 while offset < source.count || zlib.pointee.avail_out == 0 {
                     if gzipEnded {
-                        // A new gzip member (a concatenation of members is one stream).
+                        // A new gzip member (a concatenation of members is one stream),
+                        // only if there is input for it.
+                        guard offset < source.count else { break }
                         if !sawGzipMember { sawGzipMember = true } else { inflateReset(zlib) }
                         gzipEnded = false
                     }

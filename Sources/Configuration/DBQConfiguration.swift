@@ -16,6 +16,17 @@ public struct StorageSettings: Sendable, Equatable {
     public var accessKeyID: String?
     public var secretAccessKey: String?
     public var partSizeMiB: Int
+
+    public init(url: StorageURL, endpoint: String? = nil, region: String = "us-east-1", addressing: S3Configuration.Addressing? = nil,
+                accessKeyID: String? = nil, secretAccessKey: String? = nil, partSizeMiB: Int = 8) {
+        self.url = url
+        self.endpoint = endpoint
+        self.region = region
+        self.addressing = addressing
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+        self.partSizeMiB = partSizeMiB
+    }
 }
 
 extension StorageSettings {

@@ -1,0 +1,138 @@
+@testable import Backups
+import Codecs
+import DBQSupport
+import DBQTestSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+import Queue
+import Testing
+
+/// Real pg_dump, pg_restore, PostgreSQL and stores: what a backup is worth.
+@Suite("Backups: round trips, corruption, verification (real PostgreSQL and stores)", .serialized)
+struct RoundTripTests {
+    static let combinations: [(Fixtures.StoreKind, Codec)] = Fixtures.StoreKind.allCases.flatMap { kind in Codec.allCases.map { (kind, $0) } }
+
+    @Test("backup, then restore into a new database: every table's contents equal", arguments: combinations)
+    func roundTrip(_ kind: Fixtures.StoreKind, _ codec: Codec) async throws {
+        let source = try await Fixtures.makeSource()
+        let target = Fixtures.freshName("copy")
+        defer { Task { await Fixtures.drop(source); await Fixtures.drop(target) } }
+        let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(kind))
+
+        let result = try await Fixtures.run(BackupJob { env }, .init(database: "main", codec: codec.rawValue))
+        guard case .object(let fields)? = result, case .string(let id)? = fields["id"] else { Issue.record("no id in \(String(describing: result))"); return }
+
+        let (_, store) = try env.store(nil)
+        let catalog = try await BackupCatalog.load(store)
+        let entry = try #require(catalog.entries.first)
+        #expect(catalog.entries.count == 1 && entry.id == id)
+        #expect(entry.manifest.codec == codec)
+        #expect(entry.dumpKey.hasSuffix(BackupLayout.dumpName(codec)))
+        #expect(entry.manifest.tables.first { $0.name == "accounts" }?.rows == 20_000)
+        #expect(entry.manifest.tables.contains { $0.schema == "Odd Schema" && $0.name == "Weird \"Name\"" && $0.rows == 500 })
+        #expect(entry.manifest.source.database == source)
+        // What is stored is what the manifest says, byte for byte.
+        let stored = try await store.getBytes(entry.dumpKey, limit: 256 << 20)
+        #expect(Int64(stored.count) == entry.manifest.dump?.size)
+        #expect(SHA256Hex.of(stored) == entry.manifest.dump?.sha256)
+        if codec == .none { #expect(stored.prefix(5) == Array("PGDMP".utf8)[...]) }
+
+        _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
+        let before = try await Fixtures.checksums(source)
+        let after = try await Fixtures.checksums(target)
+        #expect(before.count == 4)
+        #expect(before == after)
+    }
+
+    @Test("one byte flipped in a stored backup: verify fails and restore refuses, each naming the object")
+    func byteFlip() async throws {
+        let source = try await Fixtures.makeSource(rows: 5_000)
+        let target = Fixtures.freshName("flip")
+        defer { Task { await Fixtures.drop(source); await Fixtures.drop(target) } }
+        let storage = try Fixtures.storage(.local)
+        let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: storage)
+        _ = try await Fixtures.run(BackupJob { env }, .init(database: "main"))
+        let (_, store) = try env.store(nil)
+        let entry = try #require(try await BackupCatalog.load(store).entries.first)
+
+        // A verification of the intact backup passes and is recorded.
+        _ = try await Fixtures.run(VerifyBackupJob { env }, .init(database: "main"))
+        #expect(try await BackupCatalog.load(store).entries.first?.verification?.outcome == .passed)
+
+        guard case .file(let root) = storage.url else { Issue.record("not a local store"); return }
+        let path = root + "/" + entry.dumpKey
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count / 2] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let object = "\(store.url)/\(entry.dumpKey)"
+
+        let verifyError = await #expect(throws: BackupError.self) {
+            try await Fixtures.run(VerifyBackupJob { env }, .init(database: "main"))
+        }
+        #expect(verifyError?.message.contains("backup object \(object) is corrupt") == true, "\(String(describing: verifyError))")
+        let verification = try #require(try await BackupCatalog.load(store).entries.first?.verification)
+        #expect(verification.outcome == .failed)
+        #expect(verification.mismatches.first?.contains(object) == true)
+
+        let restoreError = await #expect(throws: BackupError.self) {
+            try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
+        }
+        #expect(restoreError?.message.contains("backup object \(object) is corrupt") == true, "\(String(describing: restoreError))")
+        // The database it created for the restore is gone again; no scratch database is left.
+        #expect(try await !Fixtures.databaseExists(target))
+        let admin = try await Fixtures.admin()
+        let scratch = try await admin.query("SELECT count(*) FROM pg_database WHERE datname LIKE 'dbq_verify_%'").scalar
+        await admin.close()
+        #expect(scratch == "0")
+    }
+
+    @Test("a restore over the source needs --force; an existing target needs no --create; a missing backup id is named")
+    func restoreRefusals() async throws {
+        let source = try await Fixtures.makeSource(rows: 100)
+        defer { Task { await Fixtures.drop(source) } }
+        let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(.local))
+        _ = try await Fixtures.run(BackupJob { env }, .init(database: "main"))
+        let (_, store) = try env.store(nil)
+
+        let overSource = await #expect(throws: BackupError.self) {
+            try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: "main"))
+        }
+        #expect(overSource?.message.contains("refusing to restore over the source database 'main'") == true)
+        let exists = await #expect(throws: BackupError.self) {
+            try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: source, create: true, force: true))
+        }
+        #expect(exists?.message.contains("already exists") == true, "\(String(describing: exists))")
+        let missing = await #expect(throws: BackupError.self) {
+            try await Fixtures.run(RestoreJob { env }, .init(database: "main", backup: "20200101T000000Z-nothing", target: "x_restore", create: true))
+        }
+        #expect(missing?.message == "no backup '20200101T000000Z-nothing' of database 'main' in \(store.url); dbq backups list shows the ids")
+        // --force with --clean restores over the source itself.
+        _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: "main", clean: true, force: true))
+        #expect(try await Fixtures.checksums(source)["public.accounts"]?.hasPrefix("100:") == true)
+    }
+
+    @Test("a lost lease before the commit: no manifest, the upload is removed")
+    func lostLeaseCommitsNothing() async throws {
+        let source = try await Fixtures.makeSource(rows: 100)
+        defer { Task { await Fixtures.drop(source) } }
+        let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(.local))
+        let id = JobID.make()
+        let context = Fixtures.context("backup", id: id, confirmLease: { throw LeaseLostError(jobID: id) })
+        await #expect(throws: LeaseLostError.self) {
+            try await Fixtures.run(BackupJob { env }, .init(database: "main"), context: context)
+        }
+        let (_, store) = try env.store(nil)
+        let catalog = try await BackupCatalog.load(store)
+        #expect(catalog.entries.isEmpty)
+        #expect(try await store.list(prefix: "backups/").isEmpty)
+    }
+}
+
+enum SHA256Hex {
+    static func of(_ bytes: [UInt8]) -> String {
+        Crypto.SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+import Crypto
