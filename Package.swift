@@ -137,7 +137,7 @@ let package = Package(
         ),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "ObjectStorage"], swiftSettings: swiftSettings),
-        .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport", "Backups"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisQueueTests",
             dependencies: ["RedisQueue", "Queue", "Beat", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],

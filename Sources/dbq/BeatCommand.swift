@@ -1,4 +1,5 @@
 import ArgumentParser
+import Configuration
 import Beat
 import Foundation
 import Queue
@@ -24,7 +25,8 @@ struct BeatCommand: AsyncParsableCommand {
                 """)
 
         @OptionGroup var redis: RedisOptions
-        @Option(help: "The schedule file.") var schedule = environment("DBQ_SCHEDULE") ?? "jobs/schedule.yaml"
+        @Option(name: .customLong("schedule"), help: "The schedule file (default: $DBQ_SCHEDULE, else schedule: of dbq.yaml, else jobs/schedule.yaml).") var scheduleOption: String?
+        var schedule: String { scheduleOption ?? (try? DBQConfiguration.load(path: nil).schedule) ?? "jobs/schedule.yaml" }
 
         func run() async throws {
             try await reportingFailures {
@@ -48,7 +50,8 @@ struct BeatCommand: AsyncParsableCommand {
             discussion: "Exits 2 while any entry is in alert (no success for longer than its alert_after), for monitoring.")
 
         @OptionGroup var redis: RedisOptions
-        @Option(help: "The schedule file.") var schedule = environment("DBQ_SCHEDULE") ?? "jobs/schedule.yaml"
+        @Option(name: .customLong("schedule"), help: "The schedule file (default: $DBQ_SCHEDULE, else schedule: of dbq.yaml, else jobs/schedule.yaml).") var scheduleOption: String?
+        var schedule: String { scheduleOption ?? (try? DBQConfiguration.load(path: nil).schedule) ?? "jobs/schedule.yaml" }
         @Flag(help: "Print JSON: {leader, entries: [...]}.") var json = false
 
         struct Row: Encodable {
@@ -109,7 +112,8 @@ struct BeatCommand: AsyncParsableCommand {
         @Argument(help: "An entry of the schedule file.") var entry: String?
         @Option(help: "A cron expression instead of an entry (5 fields, 6 with seconds, or @daily…).") var cron: String?
         @Option(help: "IANA time zone for --cron.") var tz = "UTC"
-        @Option(help: "The schedule file.") var schedule = environment("DBQ_SCHEDULE") ?? "jobs/schedule.yaml"
+        @Option(name: .customLong("schedule"), help: "The schedule file (default: $DBQ_SCHEDULE, else schedule: of dbq.yaml, else jobs/schedule.yaml).") var scheduleOption: String?
+        var schedule: String { scheduleOption ?? (try? DBQConfiguration.load(path: nil).schedule) ?? "jobs/schedule.yaml" }
         @Option(help: "Start after this time (ISO 8601; default now).") var from: String?
         @Option(help: "How many fire times.") var count = 5
 

@@ -19,8 +19,8 @@ struct RunCommand: AsyncParsableCommand {
         var failed = false
         try await reportingFailures {
             let loaded = try config.load()
-            let environment = BackupEnvironment(configuration: loaded, locks: MemoryLocks(), logger: makeLogger("dbq.run"))
-            let registry = Kinds.registry { environment }
+            let backupEnvironment = BackupEnvironment(configuration: loaded, locks: MemoryLocks(), logger: makeLogger("dbq.run"))
+            let registry = Kinds.registry { backupEnvironment }
             guard let defaults = registry.defaults(for: kind) else {
                 throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")
             }
@@ -31,7 +31,9 @@ struct RunCommand: AsyncParsableCommand {
             try registry.check(envelope)
             let queue = MemoryQueue()
             _ = try await queue.push(envelope)
-            let logger = makeLogger("dbq.run")
+            // The outcome is printed below; the worker's own log only when asked for.
+            var logger = makeLogger("dbq.run")
+            if environment("DBQ_LOG_LEVEL") == nil { logger.logLevel = .critical }
             let worker = Worker(driver: queue, registry: registry, configuration: WorkerConfiguration(
                 queues: [("inline", 1)], concurrency: 1, idleWait: .milliseconds(50),
                 retryPolicy: RetryPolicy(backoff: .init(base: .milliseconds(200), cap: .seconds(5))),

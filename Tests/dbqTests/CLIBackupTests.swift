@@ -1,0 +1,76 @@
+import DBQTestSupport
+import Foundation
+import Testing
+
+/// Backups from the command line: bad input gets one clear line, nothing half-written.
+@Suite("dbq backups from the command line: bad input")
+struct CLIBackupTests {
+    var dbq: String { TestServices.dbqBinary }
+
+    /// A dbq.yaml with database `main` (the test server) and a local storage.
+    func config(database: String = TestServices.databaseURL, storage: String? = nil) throws -> (path: String, dir: String) {
+        let dir = TestServices.temporaryDirectory("dbq-cli-backup")
+        let path = dir + "/dbq.yaml"
+        try """
+            redis: "\(TestServices.redisURL)"
+            databases:
+              main: "\(database)"
+            storages:
+            \(storage ?? "  archive: {url: \"file://\(dir)/backups\"}")
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return (path, dir)
+    }
+
+    func expectClear(_ r: CommandResult, _ fragments: [String], hiding secrets: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == 1, "exit \(r.status): \(r.stderr)", sourceLocation: sourceLocation)
+        let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count == 1, "stderr: \(r.stderr)", sourceLocation: sourceLocation)
+        for fragment in fragments { #expect(r.stderr.contains(fragment), "missing '\(fragment)' in: \(r.stderr)", sourceLocation: sourceLocation) }
+        for secret in secrets { #expect(!r.stderr.contains(secret), "secret leaked: \(r.stderr)", sourceLocation: sourceLocation) }
+    }
+
+    @Test("push backup without --database, with an unknown one, and an option of another kind")
+    func pushRefusals() async throws {
+        let (path, _) = try config()
+        let env = ["DBQ_CONFIG": path]
+        expectClear(try await runCommand(dbq, ["push", "backup"], environment: env), ["backup needs --database NAME"])
+        expectClear(try await runCommand(dbq, ["push", "backup", "--database", "nope"], environment: env),
+                    ["unknown database 'nope'; configured: main"])
+        expectClear(try await runCommand(dbq, ["push", "noop", "--codec", "gzip"], environment: env), ["--codec applies to backup, not to noop"])
+        expectClear(try await runCommand(dbq, ["push", "restore", "--database", "main"], environment: env), ["restore needs --target"])
+        expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main", "--min-age", "soon"], environment: env),
+                    ["--min-age 'soon' is not a duration"])
+    }
+
+    @Test("an unreachable database, refused S3 credentials, a missing backup id: one message each, no data left")
+    func runtimeFailures() async throws {
+        let (unreachable, dir1) = try config(database: "postgresql://backup:hunter2@127.0.0.1:\(TestServices.closedPort)/main")
+        var r = try await runCommand(dbq, ["run", "backup", "--payload", #"{"database": "main"}"#, "--max-attempts", "1"],
+                                     environment: ["DBQ_CONFIG": unreachable])
+        expectClear(r, ["database 'main'", "127.0.0.1:\(TestServices.closedPort)"], hiding: ["hunter2"])
+        #expect(!FileManager.default.fileExists(atPath: dir1 + "/backups/backups"))
+
+        let wrongKey = """
+              archive:
+                url: "s3://\(TestServices.s3Bucket)/cli-refused"
+                endpoint: "\(TestServices.s3Endpoint)"
+                addressing: path
+                access_key_id: "\(TestServices.s3AccessKey)"
+                secret_access_key: "wrong-secret-value"
+            """
+        let (refused, _) = try config(storage: wrongKey)
+        r = try await runCommand(dbq, ["run", "backup", "--payload", #"{"database": "main"}"#, "--max-attempts", "1"],
+                                 environment: ["DBQ_CONFIG": refused])
+        expectClear(r, ["SignatureDoesNotMatch"], hiding: ["wrong-secret-value"])
+
+        let (good, _) = try config()
+        r = try await runCommand(dbq, ["run", "restore", "--payload", #"{"database": "main", "backup": "20200101T000000Z-gone", "target": "x_restore"}"#],
+                                 environment: ["DBQ_CONFIG": good])
+        expectClear(r, ["no backup '20200101T000000Z-gone' of database 'main'", "dbq backups list shows the ids"])
+        r = try await runCommand(dbq, ["backups", "show", "20200101T000000Z-gone"], environment: ["DBQ_CONFIG": good])
+        expectClear(r, ["no backup '20200101T000000Z-gone'"])
+        r = try await runCommand(dbq, ["retention", "plan", "--database", "main", "--keep-last", "0", "--daily", "0", "--weekly", "0",
+                                       "--monthly", "0", "--yearly", "0"], environment: ["DBQ_CONFIG": good])
+        expectClear(r, ["keeps no backups"])
+    }
+}
