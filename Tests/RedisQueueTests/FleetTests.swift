@@ -93,9 +93,10 @@ struct FleetTests {
     @Test("SIGTERM with jobs shorter than the grace period: they finish, then exit 0")
     func sigtermFinishes() async throws {
         let q = try makeDriver(), name = freshQueueName("term2")
-        let id = try await q.push(try sleepJob(name, seconds: 1)).id
+        let id = try await q.push(try sleepJob(name, seconds: 3)).id
         let a = try worker(name, ["--shutdown-grace", "20s"], id: "A")
-        #expect(try await eventually { try await q.job(id, queue: name)?.state == "running" })
+        // Generous: on a loaded 2-core machine (backup tests alongside) a worker can take a while to start.
+        #expect(try await eventually(.seconds(90)) { try await q.job(id, queue: name)?.state == "running" })
         a.signal(SIGTERM)
         #expect(await a.wait(timeout: .seconds(20)) == 0)
         let record = try await q.job(id, queue: name)
