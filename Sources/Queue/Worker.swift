@@ -170,7 +170,9 @@ public final class Worker: Service {
         do {
             let result = try await registry.run(envelope, bytes: bytes, context: context)
             switch handle.cancelReason {
-            case .leaseLost?: return nil
+            case .leaseLost?:
+                logger.warning("lease lost; the job's outcome is discarded (another worker owns it now)")
+                return nil
             case .timedOut?: throw CancellationError()
             default: return .succeeded(result: result)
             }
