@@ -147,14 +147,12 @@ enum TableInventory {
         ORDER BY 1, 2
         """
 
-    static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-
     /// Every table with its exact row count, in the connection's current snapshot.
     static func count(_ connection: PostgresConnection) async throws -> [TableRows] {
         var tables: [TableRows] = []
         for row in try await connection.query(listSQL) {
             guard let schema = row[0], let name = row[1] else { continue }
-            let count = try await connection.query("SELECT count(*) FROM ONLY \(quote(schema)).\(quote(name))").scalar.flatMap { Int64($0) } ?? 0
+            let count = try await connection.query("SELECT count(*) FROM ONLY \(try PostgresIdentifier.qualified(schema: schema, name: name))").scalar.flatMap { Int64($0) } ?? 0
             tables.append(TableRows(schema: schema, name: name, rows: count))
         }
         return tables

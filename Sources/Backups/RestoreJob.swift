@@ -191,7 +191,6 @@ enum Restorer {
         let process = try Subprocess(env.pgRestore, arguments: arguments,
                                      environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdin: true)
         let sink = RestoreSink(process: process, decompressor: try Decompressor(codec: entry.manifest.codec))
-        let throttle = ProgressThrottle()
         do {
             for try await chunk in stream {
                 try Task.checkCancellation()
@@ -199,10 +198,8 @@ enum Restorer {
                     try sink.feed(chunk)
                     return sink.storedBytes
                 }
-                if throttle.due() {
-                    await context.progress(JobProgress(fraction: Double(stored) / Double(max(1, dump.size)), bytes: stored,
-                                                       message: "\(mib(stored)) of \(mib(dump.size)) restored"))
-                }
+                await context.progress(JobProgress(fraction: Double(stored) / Double(max(1, dump.size)), bytes: stored,
+                                                   message: "\(mib(stored)) of \(mib(dump.size)) restored"))
             }
             try await sink.lane.run { try sink.finish(expected: dump, object: object) }
         } catch {
@@ -223,7 +220,7 @@ enum Restorer {
         let admin = try await adminConnection(server, logger: logger)
         defer { Task { await admin.close() } }
         do {
-            _ = try await admin.execute("CREATE DATABASE \(TableInventory.quote(name))")
+            _ = try await admin.execute("CREATE DATABASE \(try PostgresIdentifier.quoted(name))")
         } catch let error as PostgresError where error.sqlState == "42P04" {
             throw BackupError.permanent("database '\(name)' already exists on \(server.endpoint); drop it, restore into another name, or restore without --create (with --clean to replace its objects)")
         } catch let error as PostgresError where error.sqlState == "42501" {
@@ -236,7 +233,7 @@ enum Restorer {
         await Task.detached {
             do {
                 let admin = try await adminConnection(server, logger: logger)
-                _ = try await admin.execute("DROP DATABASE IF EXISTS \(TableInventory.quote(name)) WITH (FORCE)")
+                _ = try await admin.execute("DROP DATABASE IF EXISTS \(try PostgresIdentifier.quoted(name)) WITH (FORCE)")
                 await admin.close()
             } catch {
                 logger.warning("could not drop database; drop it by hand", metadata: ["database": "\(name)", "error": "\(error)"])

@@ -144,13 +144,17 @@ struct RetentionCommand: AsyncParsableCommand {
         @Option(help: "Never delete backups younger than this (default 1h).") var minAge: String?
         @Option(help: "Remove unfinished uploads and manifest-less data older than this (default 1d).") var grace: String?
 
+        /// The policy as a retention job's payload would give it: the standard one fills the gaps.
         func policy() throws -> RetentionPolicy {
-            let s = RetentionPolicy.standard
-            let policy = RetentionPolicy(
-                keepLast: keepLast ?? s.keepLast, daily: daily ?? s.daily, weekly: weekly ?? s.weekly, monthly: monthly ?? s.monthly,
-                yearly: yearly ?? s.yearly,
-                minAgeSeconds: try minAge.map { try parseDuration($0, option: "--min-age").seconds } ?? s.minAgeSeconds,
-                graceSeconds: try grace.map { try parseDuration($0, option: "--grace").seconds } ?? s.graceSeconds)
+            var payload = RetentionJob.Payload(database: database)
+            payload.keepLast = keepLast
+            payload.daily = daily
+            payload.weekly = weekly
+            payload.monthly = monthly
+            payload.yearly = yearly
+            payload.minAgeSeconds = try minAge.map { try parseDuration($0, option: "--min-age").seconds }
+            payload.graceSeconds = try grace.map { try parseDuration($0, option: "--grace").seconds }
+            let policy = payload.policy
             try policy.validate()
             return policy
         }

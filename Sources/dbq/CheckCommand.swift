@@ -1,4 +1,5 @@
 import ArgumentParser
+import Configuration
 import Crypto
 import DBQSupport
 import Foundation
@@ -35,7 +36,7 @@ struct CheckCommand: AsyncParsableCommand {
             let logger = makeLogger("dbq.check")
             let redisConfiguration = try redis.configuration()
             let databaseURL = try database.resolved()
-            let storageURL = storage ?? "file://\(FileManager.default.currentDirectoryPath)/.dbq-storage"
+            let storageURL = storage ?? DBQConfiguration.embeddedStorageURL
 
             try await checkRedis(redisConfiguration, logger: logger)
             let postgres = try await checkPostgres(databaseURL, logger: logger)
