@@ -39,6 +39,16 @@ public struct BackupEnvironment: Sendable {
 
     /// Opens a configured storage (the default one when `name` is nil; the embedded
     /// local store when none is configured).
+    /// Opening a store reads only settings and the environment: what fails here (no
+    /// credentials, a bad endpoint) fails the same way on every attempt, so it is permanent.
+    private func open(_ name: String, _ settings: StorageSettings) throws -> any ObjectStore {
+        do {
+            return try settings.open(logger: logger)
+        } catch {
+            throw BackupError.permanent("storage '\(name)': \(error)")
+        }
+    }
+
     public func store(_ name: String?) throws -> (name: String, store: any ObjectStore) {
         if let name {
             guard let settings = configuration.storages[name] else {
@@ -46,10 +56,10 @@ public struct BackupEnvironment: Sendable {
                 throw BackupError.permanent("unknown storage '\(name)'; "
                     + (known.isEmpty ? "no storages are configured (backups go to \(DBQConfiguration.embeddedStorageURL))" : "configured: \(known.joined(separator: ", "))"))
             }
-            return (name, try settings.open(logger: logger))
+            return (name, try open(name, settings))
         }
         if let name = configuration.defaultStorageName(), let settings = configuration.storages[name] {
-            return (name, try settings.open(logger: logger))
+            return (name, try open(name, settings))
         }
         if !configuration.storages.isEmpty {
             throw BackupError.permanent("several storages are configured (\(configuration.storages.keys.sorted().joined(separator: ", "))) and none is named 'archive'; say which with --storage")

@@ -7,7 +7,7 @@ import PostgresClient
 
 /// `pg_dump`'s output as a stream of compressed chunks, hashed and counted as they pass.
 ///
-/// Each pull reads up to 1 MiB from the pipe, compresses it and hashes the result in one
+/// Each pull reads up to 256 KiB from the pipe, compresses it and hashes the result in one
 /// hop onto the pipeline's lane: the cooperative pool never blocks on the pipe or the
 /// codec, and memory is one chunk whatever the database's size. At the end of the output
 /// the child's exit status is checked before the stream ends, so a failed `pg_dump`
@@ -18,11 +18,13 @@ final class DumpSource: @unchecked Sendable {
     let process: Subprocess
     private let compressor: Compressor
     private var hasher = SHA256()
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
     private(set) var rawBytes: Int64 = 0
     private(set) var storedBytes: Int64 = 0
     private(set) var sha256: String?
     private var ended = false
+    /// Rows per table, read from the archive as it passes (see `DumpRowCounter`).
+    let rowCounter = DumpRowCounter()
 
     init(process: Subprocess, compressor: Compressor) {
         self.process = process
@@ -47,7 +49,9 @@ final class DumpSource: @unchecked Sendable {
     private func pull() throws -> [UInt8]? {
         if ended { return nil }
         let n = try process.readStdout(into: buffer)
+        rowCounter.scan(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         if n == 0 {
+            rowCounter.finish()
             let status = process.waitBlocking()
             guard status == 0 else {
                 throw BackupError.retryable("pg_dump failed (exit \(status)): \(Self.lastLines(process.standardError))")
@@ -60,7 +64,7 @@ final class DumpSource: @unchecked Sendable {
             return tail
         }
         rawBytes += Int64(n)
-        let out = try compressor.compress(Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n])))
+        let out = try compressor.compress(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         hasher.update(data: out)
         storedBytes += Int64(out.count)
         return out
@@ -134,7 +138,12 @@ final class RestoreSink: @unchecked Sendable {
 }
 
 extension Digest {
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
+    var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in self { out += [digits[Int(byte >> 4)], digits[Int(byte & 15)]] }
+        return String(decoding: out, as: UTF8.self)
+    }
 }
 
 /// The tables whose rows a backup counts and a verification compares.
@@ -150,12 +159,24 @@ enum TableInventory {
     /// Every table with its exact row count, in the connection's current snapshot.
     static func count(_ connection: PostgresConnection) async throws -> [TableRows] {
         var tables: [TableRows] = []
-        for row in try await connection.query(listSQL) {
-            guard let schema = row[0], let name = row[1] else { continue }
-            let count = try await connection.query("SELECT count(*) FROM ONLY \(try PostgresIdentifier.qualified(schema: schema, name: name))").scalar.flatMap { Int64($0) } ?? 0
-            tables.append(TableRows(schema: schema, name: name, rows: count))
+        for table in try await list(connection) {
+            tables.append(TableRows(schema: table.schema, name: table.name, rows: try await count(connection, table)))
         }
         return tables
+    }
+
+    /// Every table (schema, name), in the connection's current snapshot: a catalog query.
+    static func list(_ connection: PostgresConnection) async throws -> [DumpRowCounter.TableKey] {
+        try await connection.query(listSQL).compactMap { row in
+            guard let schema = row[0], let name = row[1] else { return nil }
+            return DumpRowCounter.TableKey(schema: schema, name: name)
+        }
+    }
+
+    /// One table's exact row count (a full scan).
+    static func count(_ connection: PostgresConnection, _ table: DumpRowCounter.TableKey) async throws -> Int64 {
+        try await connection.query("SELECT count(*) FROM ONLY \(try PostgresIdentifier.qualified(schema: table.schema, name: table.name))")
+            .scalar.flatMap { Int64($0) } ?? 0
     }
 
     /// What differs between the manifest's tables and the restored ones.

@@ -18,7 +18,7 @@ public struct StorageSettings: Sendable, Equatable {
     public var partSizeMiB: Int
 
     public init(url: StorageURL, endpoint: String? = nil, region: String = "us-east-1", addressing: S3Configuration.Addressing? = nil,
-                accessKeyID: String? = nil, secretAccessKey: String? = nil, partSizeMiB: Int = 8) {
+                accessKeyID: String? = nil, secretAccessKey: String? = nil, partSizeMiB: Int = S3Configuration.defaultPartSize >> 20) {
         self.url = url
         self.endpoint = endpoint
         self.region = region
@@ -198,7 +198,7 @@ public struct DBQConfiguration: Sendable, Equatable {
             if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
                 problems.append("\(path).endpoint: '\(Redaction.url(endpoint))' must start with http:// or https://")
             }
-            let partSize = (fields["part_size_mib"] as? Int) ?? 8
+            let partSize = (fields["part_size_mib"] as? Int) ?? (S3Configuration.defaultPartSize >> 20)
             if partSize < 5 || partSize > 5120 { problems.append("\(path).part_size_mib: must be from 5 to 5120") }
             let keyID = fields["access_key_id"] as? String, secret = fields["secret_access_key"] as? String
             if (keyID == nil) != (secret == nil) {

@@ -8,8 +8,11 @@ public enum ProcessStats {
     /// Peak resident set size, in bytes (`VmHWM`).
     public static func peakResidentBytes() -> Int? { field("VmHWM:") }
 
-    private static func field(_ name: String) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    /// Peak resident set size of another live process, in bytes (`VmHWM` of `/proc/PID/status`).
+    public static func peakResidentBytes(pid: Int32) -> Int? { field("VmHWM:", status: "/proc/\(pid)/status") }
+
+    private static func field(_ name: String, status path: String = "/proc/self/status") -> Int? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(name) {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
             guard parts.count >= 2, let kib = Int(parts[1]) else { return nil }

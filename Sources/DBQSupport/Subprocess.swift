@@ -24,6 +24,7 @@ public final class Subprocess: @unchecked Sendable {
     private let stderrTail = TailBuffer()
     private let stderrDone = DispatchSemaphore(value: 0)
     private let exit = Mutex<Int32?>(nil)
+    private let peak = Mutex<Int?>(nil)
 
     /// Starts `executable` (a path, or a name looked up in `PATH`).
     public init(_ executable: String, arguments: [String], environment: [String: String],
@@ -177,21 +178,40 @@ public final class Subprocess: @unchecked Sendable {
     public func waitBlocking() -> Int32 {
         if let status = exit.withLock({ $0 }) { return status }
         var raw: Int32 = 0
-        var status: Int32 = -1
+        var usage = rusage()
         while true {
-            if waitpid(pid, &raw, 0) >= 0 {
-                // WIFEXITED / WEXITSTATUS / WTERMSIG by hand: they are macros.
-                let signal = raw & 0x7F
-                status = signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
-                break
-            }
+            if wait4(pid, &raw, 0, &usage) >= 0 { return reaped(raw, usage) }
             if errno != EINTR { break }
         }
+        exit.withLock { if $0 == nil { $0 = -1 } }
+        return exit.withLock { $0 } ?? -1
+    }
+
+    /// False once the child has ended (it is reaped then; `wait` returns its status).
+    public var isRunning: Bool {
+        if exit.withLock({ $0 }) != nil { return false }
+        var raw: Int32 = 0
+        var usage = rusage()
+        guard wait4(pid, &raw, WNOHANG, &usage) == pid else { return true }
+        _ = reaped(raw, usage)
+        return false
+    }
+
+    private func reaped(_ raw: Int32, _ usage: rusage) -> Int32 {
+        peak.withLock { $0 = Int(usage.ru_maxrss) * 1024 }
+        // WIFEXITED / WEXITSTATUS / WTERMSIG by hand: they are macros.
+        let signal = raw & 0x7F
+        let status = signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
         // The child is gone; its standard error ends once any grandchild lets go.
         _ = stderrDone.wait(timeout: .now() + 5)
         exit.withLock { if $0 == nil { $0 = status } }
         return exit.withLock { $0 } ?? status
     }
+
+    /// After `wait`: the peak resident set size of the child or of any of its own children
+    /// it waited for, whichever is largest (`ru_maxrss` of `wait4`), in bytes. For a shell
+    /// pipeline that is its largest process.
+    public var peakResidentBytes: Int? { peak.withLock { $0 } }
 
     /// What the child wrote to standard error (its last 16 KiB), trimmed.
     public var standardError: String {
@@ -200,6 +220,10 @@ public final class Subprocess: @unchecked Sendable {
 
     /// A child that stops reading must be an error on write, not the end of dbq.
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+
+    /// The path `Subprocess` would run for `executable` (a path, or a name looked up in
+    /// `PATH`), or nil if there is none.
+    public static func locate(_ executable: String) -> String? { resolve(executable) }
 
     static func resolve(_ executable: String) -> String? {
         if executable.contains("/") { return access(executable, X_OK) == 0 ? executable : nil }

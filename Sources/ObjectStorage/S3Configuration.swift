@@ -16,7 +16,8 @@ public struct S3Configuration: Sendable {
     public var credentials: AWSCredentials
     /// Size of each multipart part: at least 5 MiB; a stream may have 10,000 parts.
     public var partSize: Int
-    /// Parts uploaded at once: memory is about `partSize × (partConcurrency + 1)`.
+    /// Parts held in memory at once, uploading or being filled: memory is
+    /// `partSize × partConcurrency`; up to that many upload together when S3 is the slower.
     public var partConcurrency: Int
     /// Bytes fetched per ranged GET when reading.
     public var readChunkSize: Int
@@ -26,10 +27,15 @@ public struct S3Configuration: Sendable {
     public var connectTimeout: Duration
 
     public static let minimumPartSize = 5 << 20
+    /// The first parts' size by default: S3's minimum. With two parts held (one uploading
+    /// while the next fills) an upload holds 10 MiB, so a worker streaming a backup stays
+    /// well under 64 MiB.
+    public static let defaultPartSize = minimumPartSize
     public static let maximumPartSize = 5 << 30
     public static let maximumParts = 10_000
     /// Parts of one size before the size doubles: a stream of unknown length starts
-    /// small (flat memory for ordinary databases) and can still reach S3's 5 TiB limit.
+    /// small (flat memory for ordinary databases) and can still reach about 4.9 TiB from
+    /// 5 MiB parts (S3 allows 5 TiB).
     public static let partsPerSizeStep = 1_000
 
     /// The size of part `number` (1-based) of a stream whose first parts are `base`
@@ -42,7 +48,7 @@ public struct S3Configuration: Sendable {
 
     public init(
         endpoint: String? = nil, region: String = "us-east-1", bucket: String, prefix: String = "",
-        addressing: Addressing? = nil, credentials: AWSCredentials, partSize: Int = 8 << 20,
+        addressing: Addressing? = nil, credentials: AWSCredentials, partSize: Int = defaultPartSize,
         partConcurrency: Int = 2, readChunkSize: Int = 8 << 20, maxAttempts: Int = 5,
         backoff: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(5)), connectTimeout: Duration = .seconds(10)
     ) {

@@ -47,8 +47,10 @@ struct MultipartWriter {
         return id
     }
 
-    /// Uploads the parts with at most `partConcurrency` in flight while the next part is
-    /// being read: memory is about `partSize × (partConcurrency + 1)`.
+    /// Uploads the parts holding at most `partConcurrency` of them in memory, the one being
+    /// filled included: memory is `partSize × partConcurrency` whatever the stream's length.
+    /// While the source is slower than S3 (a compressed dump) one part uploads as the next
+    /// fills; when S3 is the slower, the parts wait in flight together.
     private func uploadParts<S: AsyncIteratorProtocol>(
         first: [UInt8], source: inout PartSource<S>, uploadID: String
     ) async throws -> ([(Int, String)], Int64) where S.Element == [UInt8] {
@@ -66,10 +68,6 @@ struct MultipartWriter {
                         message: "\(store.url)/\(key) needs more than \(S3Configuration.maximumParts) parts (starting at \(partSize) bytes, doubling every \(S3Configuration.partsPerSizeStep)); raise the part size",
                         store: store.url, key: key)
                 }
-                if inFlight == concurrency {
-                    etags.append(try await group.next()!)
-                    inFlight -= 1
-                }
                 let body = next
                 let partNumber = number
                 total += Int64(body.count)
@@ -77,6 +75,11 @@ struct MultipartWriter {
                 inFlight += 1
                 number += 1
                 guard source.mayHaveMore else { break }
+                // Room for the part about to be filled.
+                if inFlight >= concurrency {
+                    etags.append(try await group.next()!)
+                    inFlight -= 1
+                }
                 source.partSize = S3Configuration.partSize(forPart: number, base: partSize)
                 next = try await source.nextPart()
                 if next.isEmpty { break }

@@ -70,7 +70,7 @@ public struct S3Options: Sendable {
     public var partConcurrency: Int
 
     public init(endpoint: String? = nil, region: String = "us-east-1", addressing: S3Configuration.Addressing? = nil,
-                credentials: AWSCredentials? = nil, partSize: Int = 8 << 20, partConcurrency: Int = 2) {
+                credentials: AWSCredentials? = nil, partSize: Int = S3Configuration.defaultPartSize, partConcurrency: Int = 2) {
         self.endpoint = endpoint
         self.region = region
         self.addressing = addressing

@@ -4,6 +4,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure dbq on this machine and print figures (medians of several runs).",
-        subcommands: [BenchClients.self, BenchCopy.self, BenchQueue.self]
+        subcommands: [BenchBackup.self, BenchClients.self, BenchCopy.self, BenchQueue.self]
     )
 }

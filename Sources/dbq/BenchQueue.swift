@@ -57,7 +57,7 @@ struct BenchQueue: AsyncParsableCommand {
             while true {
                 polls += 1
                 let done = try await admin.send("ZCARD", RedisArgument(keys.succeeded)).int ?? 0
-                for worker in fleet { peakRSS = max(peakRSS, peakResident(worker.processIdentifier) ?? 0) }
+                for worker in fleet { peakRSS = max(peakRSS, ProcessStats.peakResidentBytes(pid: worker.processIdentifier) ?? 0) }
                 if done >= jobs { break }
                 if fleet.allSatisfy({ !$0.isRunning }) {
                     throw CheckFailure("the workers exited with \(done) of \(jobs) jobs done")
@@ -107,12 +107,7 @@ struct BenchQueue: AsyncParsableCommand {
             idleWorker.terminate()
             idleWorker.waitUntilExit()
 
-            for queue in [name, latencyQueue] {
-                _ = try await driver.purge(queue: queue, state: .succeeded)
-                let k = RedisQueueKeys(queue: queue)
-                try await admin.send("DEL", RedisArgument(k.fence), RedisArgument(k.wake), RedisArgument(k.pending))
-                try await admin.send("SREM", RedisArgument(RedisQueueKeys.queues), RedisArgument(queue))
-            }
+            for queue in [name, latencyQueue] { try await removeBenchQueue(queue, driver: driver, admin: admin) }
         }
     }
 
@@ -148,12 +143,13 @@ struct BenchQueue: AsyncParsableCommand {
         try process.run()
         return process
     }
+}
 
-    private func peakResident(_ pid: Int32) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
-        }
-        return nil
-    }
+/// Removes a bench's own queue (its succeeded jobs and bookkeeping keys) from Redis, so
+/// that `dbq queues` does not list it afterwards.
+func removeBenchQueue(_ queue: String, driver: RedisQueue, admin: RedisConnection) async throws {
+    _ = try await driver.purge(queue: queue, state: .succeeded)
+    let k = RedisQueueKeys(queue: queue)
+    try await admin.send("DEL", RedisArgument(k.fence), RedisArgument(k.wake), RedisArgument(k.pending))
+    try await admin.send("SREM", RedisArgument(RedisQueueKeys.queues), RedisArgument(queue))
 }

@@ -55,9 +55,9 @@ struct S3OptionGroup: ParsableArguments {
     var addressing: String?
 
     @Option(name: .customLong("part-size"), help: "Multipart part size in MiB (at least 5).")
-    var partSizeMiB: Int = 8
+    var partSizeMiB: Int = S3Configuration.defaultPartSize >> 20
 
-    @Option(help: "Parts uploaded at once.")
+    @Option(help: "Parts held in memory at once, uploading or filling (memory: part size × this).")
     var partConcurrency: Int = 2
 
     func s3Options() throws -> S3Options {

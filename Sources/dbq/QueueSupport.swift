@@ -116,6 +116,6 @@ import CSystem
 /// which shows as resident memory that never goes back.
 enum MemoryTuning {
     static let applied: Void = {
-        CSystem_tune_malloc(1 << 20, 4)
+        CSystem_tune_malloc(128 << 10, 4)
     }()
 }

@@ -21,6 +21,28 @@ import Testing
         return out
     }
 
+    @Test("compressing straight from a buffer gives the same stream as from arrays", arguments: Codec.allCases)
+    func fromBuffer(_ codec: Codec) throws {
+        var rng = SplitMix64(seed: 11)
+        let chunks = [rng.bytes(200_000), [UInt8](repeating: 9, count: 300_000), [], rng.bytes(5)]
+        let fromArrays = try Compressor(codec: codec)
+        let fromBuffers = try Compressor(codec: codec)
+        var a: [UInt8] = []
+        var b: [UInt8] = []
+        for chunk in chunks {
+            a += try fromArrays.compress(chunk)
+            b += try chunk.withUnsafeBytes { try fromBuffers.compress($0) }
+        }
+        a += try fromArrays.finish()
+        b += try fromBuffers.finish()
+        #expect(a == b)
+        let decompressor = try Decompressor(codec: codec, outputChunk: 4096)
+        var out: [UInt8] = []
+        try decompressor.decompress(b) { out += $0 }
+        try decompressor.finish()
+        #expect(out == chunks.flatMap { $0 })
+    }
+
     @Test(arguments: Codec.allCases)
     func roundTripsRandomAndRepetitiveData(_ codec: Codec) throws {
         var rng = SplitMix64(seed: 7)

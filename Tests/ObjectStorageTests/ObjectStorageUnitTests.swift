@@ -129,4 +129,38 @@ struct StorageURLTests {
         #expect(root["Message"] == "gone & lost")
         #expect(XMLNode.parse(Array("not xml <".utf8)) == nil)
     }
+
+    @Test("Last-Modified dates (IMF-fixdate) parse without a DateFormatter", arguments: [
+        ("Sun, 22 Nov 2026 06:23:42 GMT", 1_795_328_622.0),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0),
+        ("Tue, 29 Feb 2028 23:59:59 GMT", 1_835_481_599),
+        ("Wed, 31 Dec 1969 23:59:59 GMT", -1),
+        ("Wed, 01 Mar 2000 12:00:00 GMT", 951_912_000),
+    ])
+    func httpDates(text: String, seconds: Double) throws {
+        #expect(try #require(S3Store.parseHTTPDate(text)).timeIntervalSince1970 == seconds)
+    }
+
+    @Test("malformed Last-Modified dates are nil, not a wrong date", arguments: [
+        "", "Sun, 22 Nov 2026 06:23:42", "Sun, 22 Nov 2026 06:23:42 CET", "Sun, 22 Foo 2026 06:23:42 GMT",
+        "Sun, 32 Nov 2026 06:23:42 GMT", "Sun, 22 Nov 2026 24:00:00 GMT", "Sun, 22 Nov 2026 06:23 GMT", "Sun, xx Nov 2026 06:23:42 GMT",
+    ])
+    func badHTTPDates(text: String) {
+        #expect(S3Store.parseHTTPDate(text) == nil)
+    }
+
+    @Test("ISO 8601 dates of S3 listings, with and without fractions")
+    func isoDates() throws {
+        #expect(try #require(S3Store.parseISODate("2026-11-22T06:23:42.500Z")).timeIntervalSince1970 == 1_795_328_622.5)
+        #expect(try #require(S3Store.parseISODate("2026-11-22T06:23:42Z")).timeIntervalSince1970 == 1_795_328_622)
+        #expect(S3Store.parseISODate("22/11/2026") == nil)
+    }
+
+    @Test("uploads start at S3's minimum part size, two parts held: 10 MiB")
+    func defaultPartSize() {
+        #expect(S3Configuration.defaultPartSize == S3Configuration.minimumPartSize)
+        #expect(S3Options().partSize == 5 << 20 && S3Options().partConcurrency == 2)
+        let parts = (1...S3Configuration.maximumParts).reduce(Int64(0)) { $0 + Int64(S3Configuration.partSize(forPart: $1, base: S3Configuration.defaultPartSize)) }
+        #expect(parts > 4 << 40)  // 10,000 parts reach about 4.9 TiB
+    }
 }

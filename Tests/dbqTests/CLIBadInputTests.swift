@@ -36,6 +36,19 @@ struct CLIBadInputTests {
         expectOneClearLine(r, ["is not a storage URL", "s3://bucket/prefix"])
     }
 
+    @Test("bench backup without the aws CLI: named, with how to get it, before anything is made")
+    func benchWithoutAWS() async throws {
+        let r = try await runCommand(dbq, ["bench", "backup", "--aws", "/nonexistent/aws", "--scale", "1"], environment: services)
+        expectOneClearLine(r, ["'/nonexistent/aws' was not found", "pip install awscli", "--aws PATH"])
+    }
+
+    @Test("bench backup with a scale out of range is a usage error")
+    func benchBadScale() async throws {
+        let r = try await runCommand(dbq, ["bench", "backup", "--scale", "0"], environment: services)
+        #expect(r.status == 64)
+        #expect(r.stderr.split(separator: "\n").first == "Error: --scale takes pgbench scales from 1 to 10000")
+    }
+
     @Test("a malformed Redis URL")
     func badRedisURL() async throws {
         let r = try await runCommand(dbq, ["check", "--redis-url", "redis://:hunter2@127.0.0.1:99999"], environment: services)

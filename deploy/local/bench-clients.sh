@@ -3,13 +3,7 @@
 # tools people compare with: redis-benchmark (-c 1, unpipelined and -P 16), psql \copy
 # of the same table, and `aws s3 cp -` of a 256 MiB stream. Prints both side by side.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-bash "$DBQ_ROOT/deploy/local/install.sh"
-bash "$DBQ_ROOT/deploy/local/start.sh"
-source "$DBQ_DEV/env"
-cd "$DBQ_ROOT"
-command -v aws >/dev/null || python3 -m pip install -q awscli 2>/dev/null || python3 -m pip install -q --break-system-packages awscli
-swift build -c release --product dbq > "$DBQ_DEV/build-release.log" 2>&1 || die "release build failed (log: $DBQ_DEV/build-release.log)"
-DBQ="$(swift build -c release --show-bin-path)/dbq"
+prepare_bench
 RUNS="${RUNS:-3}"
 ROWS="${ROWS:-2000000}"
 

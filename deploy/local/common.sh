@@ -23,3 +23,17 @@ pg_bin() {
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(head -n 1 "$1")" 2>/dev/null; }
+
+# For the bench scripts: installs and starts everything, the aws CLI too, builds dbq
+# (release) and sets DBQ to it; the services' settings are in the environment after.
+prepare_bench() {
+  bash "$DBQ_ROOT/deploy/local/install.sh"
+  bash "$DBQ_ROOT/deploy/local/start.sh"
+  source "$DBQ_DEV/env"
+  cd "$DBQ_ROOT"
+  command -v aws >/dev/null || python3 -m pip install -q awscli 2>/dev/null || python3 -m pip install -q --break-system-packages awscli
+  hash -r
+  command -v aws >/dev/null || die "the aws CLI is not on PATH after installing awscli; add pip's bin directory to PATH"
+  swift build -c release --product dbq > "$DBQ_DEV/build-release.log" 2>&1 || die "release build failed (log: $DBQ_DEV/build-release.log)"
+  DBQ="$(swift build -c release --show-bin-path)/dbq"
+}

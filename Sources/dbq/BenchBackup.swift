@@ -1,0 +1,451 @@
+import ArgumentParser
+import DBQSupport
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+import Queue
+import RedisClient
+import RedisQueue
+
+/// Backup throughput and worker memory at several database sizes, beside the tools
+/// people use for the same thing, on the same servers in the same run.
+struct BenchBackup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Backup MB/s and worker peak RSS beside pg_dump -Fc > file and pg_dump -Fc | aws s3 cp -.",
+        discussion: """
+            For each --scale: a database made by pgbench -i at that scale plus a table of \
+            incompressible bytea (--random-mib-per-scale MiB per unit of scale; pgbench's data \
+            alone compresses about 100×), named dbq_bench_s<scale>_r<MiB>, made once and reused. \
+            Then, --runs times in rotating order: pg_dump -Fc > file, pg_dump -Fc | aws s3 cp -, \
+            and dbq backups (zstd) pushed through Redis to real worker processes, one writing to \
+            a local directory, one to S3. MB/s is the database's size (pg_database_size) over \
+            the wall time, median of the runs (a dbq backup is timed from its push to its \
+            success). Peak RSS is the dbq worker process's (VmHWM, over all runs at that size) \
+            and, for the others, their largest process's. deploy/local/bench-backup.sh installs \
+            the aws CLI and runs this against the local services.
+            """)
+
+    @OptionGroup var redis: RedisOptions
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "S3 URL the S3 figures write under (default: s3://$DBQ_S3_BUCKET/dbq-bench).")
+    var s3URL: String?
+
+    @OptionGroup var s3: S3OptionGroup
+
+    @Option(parsing: .upToNextOption, help: "pgbench scales to measure (100,000 accounts each).")
+    var scale: [Int] = [10, 50]
+
+    @Option(name: .customLong("random-mib-per-scale"), help: "MiB of incompressible bytea per unit of scale (0: pgbench's data alone).")
+    var randomMiBPerScale = 2
+
+    @Option(help: "Runs per figure.")
+    var runs = 3
+
+    @Option(help: "The aws CLI, for the peer pipeline.")
+    var aws = "aws"
+
+    @Option(help: "Directory for pg_dump's file and dbq's local store (default: a new temporary directory, removed at the end).")
+    var workDirectory: String?
+
+    @Flag(help: "Drop the bench databases at the end (default: kept, so the next run starts at once).")
+    var dropDatabases = false
+
+    func validate() throws {
+        if scale.isEmpty || scale.contains(where: { $0 < 1 || $0 > 10_000 }) { throw ValidationError("--scale takes pgbench scales from 1 to 10000") }
+        if randomMiBPerScale < 0 || randomMiBPerScale > 1024 { throw ValidationError("--random-mib-per-scale must be from 0 to 1024") }
+        if runs < 1 || runs > 99 { throw ValidationError("--runs must be from 1 to 99") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let logger = makeLogger("dbq.bench")
+            let tools = try Tools(aws: aws)
+            guard let redisURL = redis.url ?? environment("DBQ_REDIS_URL") else {
+                throw ValidationError("no Redis URL for the workers: pass --redis-url or set DBQ_REDIS_URL")
+            }
+            let adminURL = try PostgresConnectionString(try database.resolved())
+            guard let s3URL = s3URL ?? environment("DBQ_S3_BUCKET").map({ "s3://\($0)/dbq-bench" }) else {
+                throw ValidationError("pass --s3-url or set DBQ_S3_BUCKET")
+            }
+            let s3Options = try s3.s3Options()
+            let s3Store = try StorageURL(s3URL).open(options: s3Options, logger: logger)
+            let queue = RedisQueue(configuration: try RedisConfiguration(url: redisURL), logger: logger, connections: 1)
+            try await queue.checkServer()
+
+            let ownDirectory = workDirectory == nil
+            let work = try workDirectory ?? Self.makeTemporaryDirectory()
+            defer { if ownDirectory { try? FileManager.default.removeItem(atPath: work) } }
+            try FileManager.default.createDirectory(atPath: work + "/store", withIntermediateDirectories: true)
+            let localStore = try StorageURL("file://" + work + "/store").open(options: s3Options, logger: logger)
+
+            emit("dbq bench backup — \(runs) run(s) each, medians; MB/s = database size / wall time")
+            emit("S3: \(s3URL) at \(s3Options.endpoint ?? "AWS"), parts of \(s3Options.partSize >> 20) MiB (\(S3Options().partConcurrency) held: uploading or filling); dbq codec zstd level 3")
+
+            let admin = try await PostgresConnection.connect(adminURL.raw, logger: logger, applicationName: "dbq bench")
+            var databases: [BenchDatabase] = []
+            for scale in scale {
+                databases.append(try await prepare(scale: scale, admin: admin, adminURL: adminURL, tools: tools, logger: logger))
+            }
+            let config = try writeWorkerConfiguration(work: work, s3URL: s3URL, options: s3Options)
+
+            var results: [(BenchDatabase, [Peer: Figures])] = []
+            for db in databases {
+                results.append((db, try await measure(db, tools: tools, config: config, redisURL: redisURL, work: work,
+                                                       queue: queue, s3Store: s3Store, localStore: localStore, s3URL: s3URL,
+                                                       s3Options: s3Options)))
+            }
+            printTargets(results)
+
+            if dropDatabases {
+                for db in databases { _ = try await admin.execute("DROP DATABASE IF EXISTS \(try PostgresIdentifier.quoted(db.name)) WITH (FORCE)") }
+            }
+            await admin.close()
+        }
+    }
+
+    // MARK: - The databases
+
+    struct BenchDatabase {
+        let name: String
+        let scale: Int
+        let randomMiB: Int
+        let url: PostgresConnectionString
+        var bytes: Int64 = 0
+    }
+
+    /// Makes (or reuses) the database for `scale`. The marker comment is set last, so a
+    /// database whose making was interrupted is made again, never measured half-made.
+    private func prepare(scale: Int, admin: PostgresConnection, adminURL: PostgresConnectionString, tools: Tools,
+                         logger: Logger) async throws -> BenchDatabase {
+        let randomMiB = scale * randomMiBPerScale
+        let name = "dbq_bench_s\(scale)_r\(randomMiB)"
+        let marker = "dbq bench: pgbench scale \(scale), \(randomMiB) MiB of random bytea"
+        let quoted = try PostgresIdentifier.quoted(name)
+        var db = BenchDatabase(name: name, scale: scale, randomMiB: randomMiB,
+                               url: try PostgresConnectionString(adminURL.replacingDatabase(name)))
+        let comment = try await admin.query(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", [PostgresParameter(name)]).first?[0]
+        if comment != marker {
+            stderrLine("making \(name): pgbench -i -s \(scale) and \(randomMiB) MiB of random bytea …")
+            _ = try await admin.execute("DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)")
+            _ = try await admin.execute("CREATE DATABASE \(quoted)")
+            let (conninfo, childEnvironment) = db.url.childProcessArguments()
+            let pgbench = try Subprocess(tools.pgbench, arguments: ["-i", "-q", "-s", String(scale), conninfo],
+                                         environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 })
+            let status = await pgbench.wait()
+            guard status == 0 else { throw CheckFailure("pgbench -i -s \(scale) failed (exit \(status)): \(pgbench.standardError)") }
+            if randomMiB > 0 {
+                let connection = try await PostgresConnection.connect(db.url.raw, logger: logger, applicationName: "dbq bench")
+                // 64 KiB rows of MD5 output: incompressible, stored uncompressed (EXTERNAL).
+                _ = try await connection.execute("""
+                    CREATE TABLE bench_random (id int PRIMARY KEY, data bytea);
+                    ALTER TABLE bench_random ALTER COLUMN data SET STORAGE EXTERNAL;
+                    INSERT INTO bench_random
+                      SELECT i, (SELECT string_agg(decode(md5(i::text || ':' || j::text), 'hex'), ''::bytea) FROM generate_series(1, 4096) AS j)
+                      FROM generate_series(1, \(randomMiB * 16)) AS i;
+                    """)
+                _ = try await connection.execute("VACUUM ANALYZE bench_random")
+                await connection.close()
+            }
+            _ = try await admin.execute("COMMENT ON DATABASE \(quoted) IS '\(marker)'")
+        }
+        db.bytes = try await admin.query("SELECT pg_database_size($1)", [PostgresParameter(name)]).scalar.flatMap { Int64($0) } ?? 0
+        return db
+    }
+
+    // MARK: - Measuring
+
+    enum Peer: Int, CaseIterable {
+        case pgDumpFile, awsPipeline, dbqLocal, dbqS3
+
+        var label: String {
+            switch self {
+            case .pgDumpFile: "pg_dump -Fc > file"
+            case .awsPipeline: "pg_dump -Fc | aws s3 cp -"
+            case .dbqLocal: "dbq backup → local directory"
+            case .dbqS3: "dbq backup → S3"
+            }
+        }
+    }
+
+    struct Sample {
+        var seconds: Double
+        var outputBytes: Int64
+        var peakRSS: Int?
+        var rawBytes: Int64?
+    }
+
+    struct Figures {
+        var samples: [Sample] = []
+        /// The worker's VmHWM over all runs, and right after it started.
+        var workerPeak: Int?
+        var workerIdle: Int?
+
+        var medianSeconds: Double { median(samples.map(\.seconds)) }
+        var peakRSS: Int? { workerPeak ?? samples.compactMap(\.peakRSS).max() }
+    }
+
+    private func measure(_ db: BenchDatabase, tools: Tools, config: String, redisURL: String, work: String,
+                         queue: RedisQueue, s3Store: any ObjectStore, localStore: any ObjectStore, s3URL: String,
+                         s3Options: S3Options) async throws -> [Peer: Figures] {
+        let (conninfo, childEnvironment) = db.url.childProcessArguments()
+        let env = ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }
+
+        // Warm the page cache once so that the first measured run is not the cold one.
+        let warm = try Subprocess(tools.pgDump, arguments: ["-Fc", "--compress=0", "--no-password", "--dbname=\(conninfo)"], environment: env)
+        guard await warm.wait() == 0 else { throw CheckFailure("pg_dump of \(db.name) failed: \(warm.standardError)") }
+
+        var figures: [Peer: Figures] = [:]
+        var workers: [Peer: BenchWorker] = [:]
+        defer { for worker in workers.values { worker.stop() } }
+        for (peer, storage) in [(Peer.dbqLocal, "local"), (.dbqS3, "s3")] {
+            let worker = try await BenchWorker.start(
+                storage: storage, config: config, redisURL: redisURL, database: db,
+                queueName: "dbq-bench-\(getpid())-\(storage)")
+            workers[peer] = worker
+            figures[peer, default: Figures()].workerIdle = worker.idlePeak
+        }
+
+        for run in 0..<runs {
+            let order = Peer.allCases.indices.map { Peer.allCases[($0 + run) % Peer.allCases.count] }
+            for peer in order {
+                let sample: Sample
+                switch peer {
+                case .pgDumpFile:
+                    let file = work + "/pg_dump.dump"
+                    let (seconds, peak) = try await tools.timed(
+                        "pg_dump -Fc > file", work: work, environment: env,
+                        ["/bin/sh", "-c", #"exec "$0" -Fc --no-password --dbname="$1" > "$2""#, tools.pgDump, conninfo, file])
+                    let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0
+                    try? FileManager.default.removeItem(atPath: file)
+                    sample = Sample(seconds: seconds, outputBytes: size ?? 0, peakRSS: peak)
+                case .awsPipeline:
+                    let key = "aws-\(db.name).dump"
+                    var awsArguments = [tools.aws]
+                    if let endpoint = s3Options.endpoint { awsArguments += ["--endpoint-url", endpoint] }
+                    let script = #"set -o pipefail; pg="$1" conn="$2" target="$3"; shift 3; "$pg" -Fc --no-password --dbname="$conn" | "$@" s3 cp - "$target" --only-show-errors"#
+                    var awsEnv = env
+                    awsEnv["AWS_DEFAULT_REGION"] = s3Options.region
+                    let (seconds, peak) = try await tools.timed(
+                        "pg_dump -Fc | aws s3 cp -", work: work, environment: awsEnv,
+                        ["/bin/bash", "-c", script, "bash", tools.pgDump, conninfo, s3URL + "/" + key] + awsArguments)
+                    let size = try await s3Store.head(key)?.size ?? 0
+                    try await s3Store.delete(key)
+                    sample = Sample(seconds: seconds, outputBytes: size, peakRSS: peak)
+                case .dbqLocal, .dbqS3:
+                    sample = try await workers[peer]!.backup(queue: queue, store: peer == .dbqLocal ? localStore : s3Store)
+                }
+                figures[peer, default: Figures()].samples.append(sample)
+            }
+        }
+        for (peer, worker) in workers { figures[peer]?.workerPeak = worker.peak }
+        let redis = try await RedisConnection.connect(try RedisConfiguration(url: redisURL), logger: Logger(label: "dbq.bench"))
+        for worker in workers.values {
+            worker.stop()
+            try await removeBenchQueue(worker.queueName, driver: queue, admin: redis)
+        }
+        workers = [:]
+
+        let raw = figures[.dbqLocal]?.samples.first?.rawBytes ?? 0
+        emit("")
+        emit("pgbench scale \(db.scale) + \(db.randomMiB) MiB of random bytea (\(db.name)): database \(megabytes(db.bytes)), dump \(megabytes(raw)) uncompressed")
+        emit("  " + pad("", 30) + lpad("seconds", 9) + lpad("MB/s", 9) + lpad("× pg_dump", 11) + lpad("output", 11) + lpad("peak RSS", 12))
+        let reference = figures[.pgDumpFile]!.medianSeconds
+        for peer in Peer.allCases {
+            let f = figures[peer]!
+            let seconds = f.medianSeconds
+            let note = switch peer {
+            case .pgDumpFile: "pg_dump"
+            case .awsPipeline: "largest process"
+            case .dbqLocal, .dbqS3: "worker; idle \(mebibytes(f.workerIdle))"
+            }
+            emit("  " + pad(peer.label, 30) + lpad(String(format: "%.2f", seconds), 9)
+                  + lpad(String(format: "%.1f", Double(db.bytes) / 1e6 / seconds), 9)
+                  + lpad(String(format: "%.2f", reference / seconds), 11)
+                  + lpad(megabytes(median(f.samples.map { Double($0.outputBytes) }).int64), 11)
+                  + lpad(mebibytes(f.peakRSS), 12) + "  (\(note))")
+        }
+        let spread = Peer.allCases.map { peer -> String in
+            let s = figures[peer]!.samples.map(\.seconds)
+            return String(format: "%.2f–%.2f", s.min() ?? 0, s.max() ?? 0)
+        }
+        emit("  runs' range (s): " + spread.joined(separator: ", "))
+        return figures
+    }
+
+    private func printTargets(_ results: [(BenchDatabase, [Peer: Figures])]) {
+        emit("")
+        emit("targets: dbq → S3 at least the aws pipeline's speed and 0.9× pg_dump -Fc > file; worker peak RSS ≤ 64 MiB, about the same at every size")
+        var peaks: [Int] = []
+        for (db, f) in results {
+            let s3 = f[.dbqS3]!.medianSeconds
+            let vsAWS = f[.awsPipeline]!.medianSeconds / s3
+            let vsFile = f[.pgDumpFile]!.medianSeconds / s3
+            let peak = max(f[.dbqS3]!.peakRSS ?? 0, f[.dbqLocal]!.peakRSS ?? 0)
+            peaks.append(peak)
+            emit(String(format: "  scale %-4d dbq → S3: %.2f× the aws pipeline %@, %.2f× pg_dump > file %@; worker peak %@ %@",
+                         db.scale, vsAWS, mark(vsAWS >= 1), vsFile, mark(vsFile >= 0.9), mebibytes(peak), mark(peak <= 64 << 20)))
+        }
+        if let low = peaks.min(), let high = peaks.max(), low > 0 {
+            emit(String(format: "  worker peak from the smallest to the largest database: %@ → %@ (%+.0f %%)",
+                         mebibytes(low), mebibytes(high), (Double(high) / Double(low) - 1) * 100))
+        }
+    }
+
+    private func mark(_ ok: Bool) -> String { ok ? "(met)" : "(MISSED)" }
+
+    private func writeWorkerConfiguration(work: String, s3URL: String, options: S3Options) throws -> String {
+        // JSON is YAML: no quoting rules to get wrong. No secrets: keys come from the environment.
+        var s3Entry: [String: Any] = ["url": s3URL, "region": options.region, "part_size_mib": options.partSize >> 20]
+        if let endpoint = options.endpoint { s3Entry["endpoint"] = endpoint }
+        if let addressing = options.addressing { s3Entry["addressing"] = addressing.rawValue }
+        let document: [String: Any] = ["storages": ["local": "file://" + work + "/store", "s3": s3Entry]]
+        let path = work + "/dbq.yaml"
+        try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    private static func makeTemporaryDirectory() throws -> String {
+        let base = environment("TMPDIR") ?? "/tmp"
+        let path = "\(base)/dbq-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+/// The external programs the bench runs, found before anything is made.
+private struct Tools {
+    let pgDump: String
+    let pgbench: String
+    let aws: String
+    let time: String
+
+    init(aws: String) throws {
+        func find(_ name: String, _ advice: String) throws -> String {
+            guard let path = Subprocess.locate(name) else { throw CheckFailure("'\(name)' was not found (PATH: \(environment("PATH") ?? "")); \(advice)") }
+            return path
+        }
+        pgDump = try find(environment("DBQ_PG_DUMP") ?? "pg_dump", "install PostgreSQL's client tools (deploy/local/install.sh) or set DBQ_PG_DUMP")
+        pgbench = try find("pgbench", "it comes with PostgreSQL (deploy/local/install.sh installs it)")
+        self.aws = try find(aws, "install the aws CLI (python3 -m pip install awscli; deploy/local/bench-backup.sh does) or pass --aws PATH")
+        time = try find("/usr/bin/time", "install GNU time (apt-get install time; deploy/local/install.sh does)")
+    }
+
+    /// Runs `command` under GNU time: wall seconds and the peak RSS of its largest process.
+    /// Not `wait4` here: posix_spawn starts children with the parent's memory map until
+    /// they exec, and Linux counts that map's peak (this process's) in the child's
+    /// `ru_maxrss`; GNU time forks from its own small process instead.
+    func timed(_ label: String, work: String, environment: [String: String], _ command: [String]) async throws -> (Double, Int?) {
+        let report = work + "/time.txt"
+        let started = ContinuousClock.now
+        let process = try Subprocess(time, arguments: ["-f", "%M", "-o", report] + command, environment: environment)
+        let status = await process.wait()
+        let seconds = (ContinuousClock.now - started).seconds
+        guard status == 0 else { throw CheckFailure("\(label) failed (exit \(status)): \(process.standardError)") }
+        let text = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
+        let kib = text.split(separator: "\n").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return (seconds, kib.map { $0 * 1024 })
+    }
+}
+
+/// A `dbq worker` process serving one queue, for one storage.
+private final class BenchWorker {
+    let process: Subprocess
+    let queueName: String
+    let database: BenchBackup.BenchDatabase
+    let storage: String
+    private(set) var idlePeak: Int?
+
+    private init(process: Subprocess, queueName: String, database: BenchBackup.BenchDatabase, storage: String) {
+        self.process = process
+        self.queueName = queueName
+        self.database = database
+        self.storage = storage
+    }
+
+    static func start(storage: String, config: String, redisURL: String, database: BenchBackup.BenchDatabase,
+                      queueName: String) async throws -> BenchWorker {
+        var env = ProcessInfo.processInfo.environment
+        env["DBQ_LOG_LEVEL"] = "error"
+        env["DBQ_CONFIG"] = config
+        env["DBQ_REDIS_URL"] = redisURL
+        env["DBQ_DATABASE_URL_" + database.name.uppercased()] = database.url.raw
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let process = try Subprocess(executable, arguments: ["worker", "--config", config, "--queues", queueName, "--concurrency", "1",
+                                                             "--id", "bench-\(storage)-\(getpid())"], environment: env)
+        let worker = BenchWorker(process: process, queueName: queueName, database: database, storage: storage)
+        try await Task.sleep(for: .milliseconds(1500))
+        worker.idlePeak = ProcessStats.peakResidentBytes(pid: process.pid)
+        guard worker.idlePeak != nil else {
+            _ = await process.wait()
+            throw CheckFailure("the bench worker exited at once: \(process.standardError)")
+        }
+        return worker
+    }
+
+    /// One backup through Redis: pushed, run by this worker, timed to its success, then
+    /// removed from the store (the bench keeps nothing).
+    func backup(queue: RedisQueue, store: any ObjectStore) async throws -> BenchBackup.Sample {
+        let payload = JSONValue.object(["database": .string(database.name), "storage": .string(storage)])
+        let version = Kinds.registry.defaults(for: "backup")?.version ?? 1
+        let envelope = JobEnvelope(kind: "backup", version: version, payload: payload, queue: queueName, maxAttempts: 1, timeoutSeconds: 3600)
+        let started = ContinuousClock.now
+        let id = try await queue.push(envelope).id
+        while true {
+            guard let record = try await queue.job(id, queue: queueName) else { throw CheckFailure("bench job \(id) vanished") }
+            switch record.state {
+            case "succeeded":
+                let seconds = (ContinuousClock.now - started).seconds
+                guard case .object(let result)? = record.result, case .string(let key)? = result["key"],
+                      case .number(let size)? = result["size"], case .number(let raw)? = result["rawSize"] else {
+                    throw CheckFailure("bench job \(id) succeeded without a result")
+                }
+                try await store.delete(key)
+                try await store.delete(String(key[..<(key.lastIndex(of: "/") ?? key.endIndex)]) + "/manifest.json")
+                return BenchBackup.Sample(seconds: seconds, outputBytes: Int64(size), peakRSS: nil, rawBytes: Int64(raw))
+            case "dead", "cancelled":
+                throw CheckFailure("the dbq backup to \(storage) failed: \(record.error ?? record.state)")
+            default:
+                if !process.isRunning { throw CheckFailure("the bench worker for \(storage) exited: \(process.standardError)") }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+    }
+
+    var peak: Int? { ProcessStats.peakResidentBytes(pid: process.pid) }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.kill(SIGTERM)
+        _ = process.waitBlocking()
+    }
+}
+
+private func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+private func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+
+private func mebibytes(_ bytes: Int?) -> String {
+    guard let bytes else { return "?" }
+    return String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+}
+
+private func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+private func lpad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+
+private extension Double {
+    var int64: Int64 { isFinite ? Int64(self) : 0 }
+}
+
+/// A line on standard output, written at once: figures appear as they are measured, also
+/// through a pipe (print would hold them in a buffer until the end).
+private func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
