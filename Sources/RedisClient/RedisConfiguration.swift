@@ -25,6 +25,21 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// `host:port`, for messages.
     public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
+    /// The URL this configuration parses from, password included (for a child process's
+    /// environment; never for output: see `redactedURL`).
+    public var url: String {
+        func encoded(_ s: String) -> String {
+            var allowed = CharacterSet.urlUserAllowed
+            allowed.remove(charactersIn: ":@")
+            return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
+        }
+        var auth = ""
+        if username != nil || password != nil {
+            auth = (username.map(encoded) ?? "") + (password.map { ":" + encoded($0) } ?? "") + "@"
+        }
+        return "redis://\(auth)\(endpoint)/\(database)"
+    }
+
     /// The URL with the password masked.
     public var redactedURL: String {
         var auth = ""

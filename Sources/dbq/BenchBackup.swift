@@ -63,16 +63,14 @@ struct BenchBackup: AsyncParsableCommand {
         try await reportingFailures {
             let logger = makeLogger("dbq.bench")
             let tools = try Tools(aws: aws)
-            guard let redisURL = redis.url ?? environment("DBQ_REDIS_URL") else {
-                throw ValidationError("no Redis URL for the workers: pass --redis-url or set DBQ_REDIS_URL")
-            }
+            let redisURL = try redis.url ?? environment("DBQ_REDIS_URL") ?? redis.configuration().url
             let adminURL = try PostgresConnectionString(try database.resolved())
             guard let s3URL = s3URL ?? environment("DBQ_S3_BUCKET").map({ "s3://\($0)/dbq-bench" }) else {
                 throw ValidationError("pass --s3-url or set DBQ_S3_BUCKET")
             }
             let s3Options = try s3.s3Options()
             let s3Store = try StorageURL(s3URL).open(options: s3Options, logger: logger)
-            let queue = RedisQueue(configuration: try RedisConfiguration(url: redisURL), logger: logger, connections: 1)
+            let queue = RedisQueue(configuration: try redis.configuration(), logger: logger, connections: 1)
             try await queue.checkServer()
 
             let ownDirectory = workDirectory == nil

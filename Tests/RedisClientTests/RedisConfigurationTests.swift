@@ -20,6 +20,7 @@ struct RedisConfigurationTests {
         #expect(c.username == user)
         #expect(c.password == password)
         #expect(c.database == database)
+        #expect(try RedisConfiguration(url: c.url) == c)
     }
 
     @Test("hostile and malformed URLs are refused with a message naming the problem", arguments: [
