@@ -164,14 +164,17 @@ struct Waiter {
             guard let record = try await queue.job(id, queue: queueName) else {
                 throw CheckFailure("job \(id) is gone (purged or expired)")
             }
-            let fraction = record.progress?.fraction
+            // A bar only where the job knows its total (a restore); a backup's size is known
+            // only at its end, so it shows bytes. A success shows its result, not the last
+            // progress report (which the worker's throttle may have left behind).
+            let fraction = record.state == "succeeded" ? nil : record.progress?.fraction
             var line = "\(record.state)"
-            if record.state == "running" || fraction != nil {
-                let f = max(0, min(1, fraction ?? 0))
+            if let fraction {
+                let f = max(0, min(1, fraction))
                 let filled = Int(f * 30)
                 line += " [" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled) + "] " + String(format: "%3.0f%%", f * 100)
             }
-            if let message = record.progress?.message { line += " \(message)" }
+            if let message = record.progress?.message, record.state != "succeeded" { line += " \(message)" }
             if record.attempt > 1 { line += " (attempt \(record.attempt))" }
             if let error = record.error, record.state != "succeeded" { line += " — \(error)" }
             if line != last {
