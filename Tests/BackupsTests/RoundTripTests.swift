@@ -45,6 +45,31 @@ struct RoundTripTests {
         #expect(before == after)
     }
 
+    @Test("a dump whose rows cannot be read from the archive (compressed by pg_dump) is counted in SQL, exactly, and restores")
+    func rowCountFallback() async throws {
+        let source = try await Fixtures.makeSource(rows: 3_000)
+        let target = Fixtures.freshName("fallback")
+        defer { Task { await Fixtures.drop(source); await Fixtures.drop(target) } }
+        let wrapper = TestServices.temporaryDirectory("dbq-gzip-dump") + "/pg_dump"
+        try """
+            #!/bin/sh
+            case "$1" in --version) exec pg_dump --version;; esac
+            exec pg_dump "$@" --compress=1
+            """.write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        var gzipDump = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(.local))
+        gzipDump.pgDump = wrapper
+        let env = gzipDump
+        _ = try await Fixtures.run(BackupJob { env }, .init(database: "main", codec: "none"))
+        let (_, store) = try env.store(nil)
+        let entry = try #require(try await BackupCatalog.load(store).entries.first)
+        #expect(entry.manifest.tables.first { $0.name == "accounts" }?.rows == 3_000)
+        #expect(entry.manifest.tables.contains { $0.schema == "Odd Schema" && $0.name == "Weird \"Name\"" && $0.rows == 500 })
+        #expect(entry.manifest.tables.first { $0.name == "empty_table" }?.rows == 0)
+        _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
+        #expect(try await Fixtures.checksums(source) == Fixtures.checksums(target))
+    }
+
     @Test("one byte flipped in a stored backup: verify fails and restore refuses, each naming the object")
     func byteFlip() async throws {
         let source = try await Fixtures.makeSource(rows: 5_000)
