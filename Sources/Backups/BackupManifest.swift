@@ -19,7 +19,7 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     public var source: Source
     public var pgDumpVersion: String
     public var objects: [ManifestObject]
-    /// Rows per table, counted in the snapshot the dump was taken in.
+    /// Rows per table in the dump's snapshot (read from the dump as it streamed, or counted in SQL).
     public var tables: [TableRows]
 
     public struct Source: Codable, Sendable, Equatable {

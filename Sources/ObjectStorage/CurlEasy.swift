@@ -45,7 +45,7 @@ final class CurlEasy {
 
     func perform(_ request: HTTPRequest) throws(CurlError) -> HTTPResponse {
         curl_easy_reset(handle)
-        let exchange = Exchange(body: request.body)
+        let exchange = Exchange(body: request.body, reservesBody: request.method != "HEAD")
         let userdata = Unmanaged.passUnretained(exchange).toOpaque()
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         var headerList: UnsafeMutablePointer<curl_slist>?
@@ -111,11 +111,17 @@ final class CurlEasy {
 /// The state one transfer's callbacks share: the body going out, what came back.
 private final class Exchange {
     let body: [UInt8]
+    /// Make room for the whole body when its length is announced: a ranged GET's body
+    /// then takes its size once, not up to twice that while an array grows by doubling.
+    let reservesBody: Bool
     var sent = 0
     var received: [UInt8] = []
     var headers: [String: String] = [:]
 
-    init(body: [UInt8]) { self.body = body }
+    init(body: [UInt8], reservesBody: Bool) {
+        self.body = body
+        self.reservesBody = reservesBody
+    }
 }
 
 private let curlWrite: CCurl_data_callback = { buffer, size, count, userdata in
@@ -150,6 +156,9 @@ private let curlHeader: CCurl_data_callback = { buffer, size, count, userdata in
         let name = line[..<colon].lowercased()
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
         exchange.headers[name] = value
+        if name == "content-length", exchange.reservesBody, exchange.received.isEmpty, let length = Int(value), length > 0 {
+            exchange.received.reserveCapacity(min(length, 64 << 20))
+        }
     }
     return n
 }

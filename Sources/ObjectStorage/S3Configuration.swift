@@ -19,7 +19,8 @@ public struct S3Configuration: Sendable {
     /// Parts held in memory at once, uploading or being filled: memory is
     /// `partSize × partConcurrency`; up to that many upload together when S3 is the slower.
     public var partConcurrency: Int
-    /// Bytes fetched per ranged GET when reading.
+    /// Bytes fetched per ranged GET when reading (5 MiB by default; a reader holds the
+    /// range being consumed and the next one in flight).
     public var readChunkSize: Int
     /// Attempts per request, retries included.
     public var maxAttempts: Int
@@ -49,7 +50,7 @@ public struct S3Configuration: Sendable {
     public init(
         endpoint: String? = nil, region: String = "us-east-1", bucket: String, prefix: String = "",
         addressing: Addressing? = nil, credentials: AWSCredentials, partSize: Int = defaultPartSize,
-        partConcurrency: Int = 2, readChunkSize: Int = 8 << 20, maxAttempts: Int = 5,
+        partConcurrency: Int = 2, readChunkSize: Int = defaultPartSize, maxAttempts: Int = 5,
         backoff: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(5)), connectTimeout: Duration = .seconds(10)
     ) {
         self.endpoint = endpoint

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backups
 import DBQSupport
 import Foundation
 import Logging
@@ -23,7 +24,9 @@ struct BenchBackup: AsyncParsableCommand {
             a local directory, one to S3. MB/s is the database's size (pg_database_size) over \
             the wall time, median of the runs (a dbq backup is timed from its push to its \
             success). Peak RSS is the dbq worker process's (VmHWM, over all runs at that size) \
-            and, for the others, their largest process's. deploy/local/bench-backup.sh installs \
+            and, for the others, their largest process's. Last, one S3 backup is verified \
+            (restored into a scratch database, rows compared): its seconds and the worker's \
+            peak during it. deploy/local/bench-backup.sh installs \
             the aws CLI and runs this against the local services.
             """)
 
@@ -240,6 +243,7 @@ struct BenchBackup: AsyncParsableCommand {
             }
         }
         for (peer, worker) in workers { figures[peer]?.workerPeak = worker.peak }
+        let verification = try await workers[.dbqS3]!.verify(queue: queue, store: s3Store)
         let redis = try await RedisConnection.connect(try RedisConfiguration(url: redisURL), logger: Logger(label: "dbq.bench"))
         for worker in workers.values {
             worker.stop()
@@ -271,6 +275,8 @@ struct BenchBackup: AsyncParsableCommand {
             return String(format: "%.2f–%.2f", s.min() ?? 0, s.max() ?? 0)
         }
         emit("  runs' range (s): " + spread.joined(separator: ", "))
+        emit("  " + pad("dbq verify-backup ← S3", 30) + lpad(String(format: "%.2f", verification.seconds), 9)
+             + "  (one run: restore into a scratch database, rows compared)" + lpad(mebibytes(verification.peak), 11) + "  (worker, during it)")
         return figures
     }
 
@@ -385,11 +391,34 @@ private final class BenchWorker {
     }
 
     /// One backup through Redis: pushed, run by this worker, timed to its success, then
-    /// removed from the store (the bench keeps nothing).
-    func backup(queue: RedisQueue, store: any ObjectStore) async throws -> BenchBackup.Sample {
+    /// removed from the store (the bench keeps nothing) unless `keep`.
+    func backup(queue: RedisQueue, store: any ObjectStore, keep: Bool = false) async throws -> BenchBackup.Sample {
+        let (seconds, result) = try await run("backup", queue: queue)
+        guard case .string(let key)? = result["key"], case .number(let size)? = result["size"], case .number(let raw)? = result["rawSize"] else {
+            throw CheckFailure("the bench backup succeeded without a result")
+        }
+        if !keep { try await remove(key, from: store) }
+        return BenchBackup.Sample(seconds: seconds, outputBytes: Int64(size), peakRSS: nil, rawBytes: Int64(raw))
+    }
+
+    /// A backup kept, then verified (restored into a scratch database, tables and rows
+    /// compared): the verification's seconds and the worker's peak RSS during it alone.
+    func verify(queue: RedisQueue, store: any ObjectStore) async throws -> (seconds: Double, peak: Int?) {
+        let backup = try await run("backup", queue: queue).result
+        guard case .string(let key)? = backup["key"] else { throw CheckFailure("the bench backup succeeded without a result") }
+        // Writing 5 to clear_refs resets the peak (VmHWM) to the present RSS.
+        try? "5".write(toFile: "/proc/\(process.pid)/clear_refs", atomically: false, encoding: .utf8)
+        let (seconds, result) = try await run("verify-backup", queue: queue)
+        let peak = self.peak
+        try await remove(key, from: store)
+        guard case .string("passed")? = result["outcome"] else { throw CheckFailure("the bench verification did not pass: \(result)") }
+        return (seconds, peak)
+    }
+
+    private func run(_ kind: String, queue: RedisQueue) async throws -> (seconds: Double, result: [String: JSONValue]) {
         let payload = JSONValue.object(["database": .string(database.name), "storage": .string(storage)])
-        let version = Kinds.registry.defaults(for: "backup")?.version ?? 1
-        let envelope = JobEnvelope(kind: "backup", version: version, payload: payload, queue: queueName, maxAttempts: 1, timeoutSeconds: 3600)
+        let version = Kinds.registry.defaults(for: kind)?.version ?? 1
+        let envelope = JobEnvelope(kind: kind, version: version, payload: payload, queue: queueName, maxAttempts: 1, timeoutSeconds: 3600)
         let started = ContinuousClock.now
         let id = try await queue.push(envelope).id
         while true {
@@ -397,19 +426,22 @@ private final class BenchWorker {
             switch record.state {
             case "succeeded":
                 let seconds = (ContinuousClock.now - started).seconds
-                guard case .object(let result)? = record.result, case .string(let key)? = result["key"],
-                      case .number(let size)? = result["size"], case .number(let raw)? = result["rawSize"] else {
-                    throw CheckFailure("bench job \(id) succeeded without a result")
-                }
-                try await store.delete(key)
-                try await store.delete(String(key[..<(key.lastIndex(of: "/") ?? key.endIndex)]) + "/manifest.json")
-                return BenchBackup.Sample(seconds: seconds, outputBytes: Int64(size), peakRSS: nil, rawBytes: Int64(raw))
+                guard case .object(let result)? = record.result else { throw CheckFailure("bench job \(id) succeeded without a result") }
+                return (seconds, result)
             case "dead", "cancelled":
-                throw CheckFailure("the dbq backup to \(storage) failed: \(record.error ?? record.state)")
+                throw CheckFailure("the dbq \(kind) on \(storage) failed: \(record.error ?? record.state)")
             default:
                 if !process.isRunning { throw CheckFailure("the bench worker for \(storage) exited: \(process.standardError)") }
                 try await Task.sleep(for: .milliseconds(10))
             }
+        }
+    }
+
+    /// A bench backup's objects: the dump, its manifest, a verification if any.
+    private func remove(_ dumpKey: String, from store: any ObjectStore) async throws {
+        let folder = String(dumpKey[..<(dumpKey.lastIndex(of: "/") ?? dumpKey.endIndex)])
+        for key in [dumpKey, folder + "/" + BackupLayout.manifestName, folder + "/" + BackupLayout.verificationName] {
+            try await store.delete(key)
         }
     }
 
