@@ -221,8 +221,8 @@ public final class S3Store: ObjectStore {
         (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text))
     }
 
-    /// `Sun, 22 Nov 2026 06:23:42 GMT` (RFC 9110 IMF-fixdate, the `Last-Modified` header),
-    /// parsed by hand for the same reason.
+    /// `Sun, 22 Nov 2026 06:23:42 GMT` (RFC 9110 IMF-fixdate, the `Last-Modified` header):
+    /// split by hand and put together by the Gregorian calendar, for the same reason.
     static func parseHTTPDate(_ text: String) -> Date? {
         let fields = text.split(separator: " ")
         guard fields.count == 6, fields[5] == "GMT", let day = Int(fields[1]), let year = Int(fields[3]),
@@ -231,14 +231,9 @@ public final class S3Store: ObjectStore {
         guard time.count == 3, (1...31).contains(day), (0...23).contains(time[0]), (0...59).contains(time[1]), (0...60).contains(time[2]) else {
             return nil
         }
-        // Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian, UTC.
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
-        return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + time[0] * 3600 + time[1] * 60 + time[2]))
+        var utc = Calendar(identifier: .gregorian)
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        return utc.date(from: DateComponents(year: year, month: month, day: day, hour: time[0], minute: time[1], second: time[2]))
     }
 
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

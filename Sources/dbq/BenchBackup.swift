@@ -462,10 +462,7 @@ private func median(_ values: [Double]) -> Double {
 
 private func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
 
-private func mebibytes(_ bytes: Int?) -> String {
-    guard let bytes else { return "?" }
-    return String(format: "%.1f MiB", Double(bytes) / 1_048_576)
-}
+private func mebibytes(_ bytes: Int?) -> String { bytes.map { formatBytes(Int64($0)) } ?? "?" }
 
 private func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
 private func lpad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
