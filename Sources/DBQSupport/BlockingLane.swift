@@ -33,6 +33,11 @@ public final class BlockingLane: Sendable {
         }
     }
 
+    /// Queues `body` on the lane and returns at once (fire and forget).
+    public func submit(_ body: @escaping @Sendable () -> Void) {
+        queue.async(execute: body)
+    }
+
     /// Runs `body` on a fresh lane: for one-off blocking work with no handle to confine.
     public static func detached<T: Sendable>(
         label: String = "dbq.blocking",

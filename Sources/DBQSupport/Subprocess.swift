@@ -23,7 +23,9 @@ public final class Subprocess: @unchecked Sendable {
     public private(set) var stdoutFD: Int32?
     private let stderrTail = TailBuffer()
     private let stderrDone = DispatchSemaphore(value: 0)
+    /// The exit status once reaped; reaping and `kill` both hold this lock.
     private let exit = Mutex<Int32?>(nil)
+    private let stderrDrained = Mutex(false)
     private let peak = Mutex<Int?>(nil)
 
     /// Starts `executable` (a path, or a name looked up in `PATH`).
@@ -163,49 +165,70 @@ public final class Subprocess: @unchecked Sendable {
         stdoutFD = nil
     }
 
-    /// Sends `signal` to the child if it has not been reaped.
+    /// Sends `signal` to the child unless it has been reaped. Reaping and signalling
+    /// hold one lock, and the blocking wait never reaps (it waits with `WNOWAIT`), so a
+    /// signal can never reach another process that reused the pid.
     public func kill(_ signal: Int32 = SIGTERM) {
-        if exit.withLock({ $0 }) == nil { _ = Glibc.kill(pid, signal) }
+        exit.withLock { status in
+            if status == nil { _ = Glibc.kill(pid, signal) }
+        }
     }
 
     /// Waits for the child to end and returns its exit status (128 + signal when killed).
+    /// Runs on a lane of its own: the wait blocks.
     public func wait() async -> Int32 {
-        if let status = exit.withLock({ $0 }) { return status }
+        if let status = exit.withLock({ $0 }), stderrDrained.withLock({ $0 }) { return status }
         return await BlockingLane(label: "dbq.wait").run { self.waitBlocking() }
     }
 
-    /// `wait` for callers already on a lane. Blocks.
+    /// `wait` for callers already on a lane. Blocks until the child ends and its standard
+    /// error is drained (at most 5 s more, if a grandchild still holds it).
     public func waitBlocking() -> Int32 {
-        if let status = exit.withLock({ $0 }) { return status }
-        var raw: Int32 = 0
-        var usage = rusage()
-        while true {
-            if wait4(pid, &raw, 0, &usage) >= 0 { return reaped(raw, usage) }
-            if errno != EINTR { break }
+        while exit.withLock({ $0 }) == nil {
+            var info = siginfo_t()
+            // Blocks until the child has ended, and leaves it a zombie: its pid stays
+            // taken until `reap` runs under the lock.
+            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == 0 {
+                _ = reap()
+            } else if errno != EINTR {
+                exit.withLock { if $0 == nil { $0 = -1 } }
+            }
         }
-        exit.withLock { if $0 == nil { $0 = -1 } }
+        drainStderr()
         return exit.withLock { $0 } ?? -1
     }
 
     /// False once the child has ended (it is reaped then; `wait` returns its status).
+    /// Never blocks.
     public var isRunning: Bool {
         if exit.withLock({ $0 }) != nil { return false }
-        var raw: Int32 = 0
-        var usage = rusage()
-        guard wait4(pid, &raw, WNOHANG, &usage) == pid else { return true }
-        _ = reaped(raw, usage)
-        return false
+        return !reap()
     }
 
-    private func reaped(_ raw: Int32, _ usage: rusage) -> Int32 {
-        peak.withLock { $0 = Int(usage.ru_maxrss) * 1024 }
-        // WIFEXITED / WEXITSTATUS / WTERMSIG by hand: they are macros.
-        let signal = raw & 0x7F
-        let status = signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
-        // The child is gone; its standard error ends once any grandchild lets go.
+    /// Reaps the child if it has ended (never blocking); true if it is reaped now.
+    private func reap() -> Bool {
+        exit.withLock { status in
+            if status != nil { return true }
+            var raw: Int32 = 0
+            var usage = rusage()
+            let rc = wait4(pid, &raw, WNOHANG, &usage)
+            if rc == pid {
+                peak.withLock { $0 = Int(usage.ru_maxrss) * 1024 }
+                // WIFEXITED / WEXITSTATUS / WTERMSIG by hand: they are macros.
+                let signal = raw & 0x7F
+                status = signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
+                return true
+            }
+            if rc < 0 && errno == ECHILD { status = -1; return true }
+            return false
+        }
+    }
+
+    /// The child is gone; its standard error ends once any grandchild lets go of it.
+    private func drainStderr() {
+        if stderrDrained.withLock({ $0 }) { return }
         _ = stderrDone.wait(timeout: .now() + 5)
-        exit.withLock { if $0 == nil { $0 = status } }
-        return exit.withLock { $0 } ?? status
+        stderrDrained.withLock { $0 = true }
     }
 
     /// After `wait`: the peak resident set size of the child or of any of its own children
@@ -213,7 +236,7 @@ public final class Subprocess: @unchecked Sendable {
     /// pipeline that is its largest process.
     public var peakResidentBytes: Int? { peak.withLock { $0 } }
 
-    /// What the child wrote to standard error (its last 16 KiB), trimmed.
+    /// What the child wrote to standard error (its last 16 KiB), trimmed; whole after `wait`.
     public var standardError: String {
         String(decoding: stderrTail.bytes.withLock { $0 }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -10,15 +10,22 @@ import Synchronization
 /// task that awaits a statement sends a cancel request to the server (`PQcancel`), so a
 /// long `pg_sleep` or `COPY` stops within a round trip.
 public final class PostgresConnection: @unchecked Sendable {
-    // @unchecked Sendable: `handle` and `copyState` are touched only inside `lane.run`
-    // closures (a serial lane). `cancelHandle` is behind a Mutex; libpq documents
+    // @unchecked Sendable: `handle`, `copyState`, `inTransaction` and `lostInTransaction`
+    // are touched only inside `lane.run` closures (a serial lane). `cancelHandle` is behind a Mutex; libpq documents
     // `PQcancel` on a `PGcancel` as safe from any thread.
     public let connectionString: PostgresConnectionString
     let lane: BlockingLane
     let logger: Logger
     var handle: OpaquePointer?
     var copyState: CopyState = .idle
+    /// Whether the session was inside a transaction block when last seen healthy.
+    private var inTransaction = false
+    /// Set when the connection broke inside a transaction: every later call fails.
+    private var lostInTransaction = false
     private let cancelHandle = Mutex<CancelHandle?>(nil)
+    /// `PQcancel` opens a connection to the server and waits: it runs here, never on the
+    /// caller's thread (which may be one of Swift's cooperative pool).
+    private let cancelLane = BlockingLane(label: "dbq.postgres.cancel")
     private let notices: NoticeSink
 
     enum CopyState { case idle, copyOut, copyIn }
@@ -95,14 +102,18 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    /// Asks the server to cancel whatever this connection is running. Safe from any task.
+    /// Asks the server to cancel whatever this connection is running. Safe from any task
+    /// and thread: the request is sent from the connection's cancel lane, and this returns
+    /// at once.
     public func cancel() {
-        cancelHandle.withLock { handle in
-            guard let pointer = handle?.pointer else { return }
-            var buffer = [CChar](repeating: 0, count: 256)
-            if PQcancel(pointer, &buffer, Int32(buffer.count)) == 0 {
-                let reason = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                logger.info("cancel request failed", metadata: ["db.endpoint": "\(connectionString.endpoint)", "error": "\(reason)"])
+        cancelLane.submit {
+            self.cancelHandle.withLock { handle in
+                guard let pointer = handle?.pointer else { return }
+                var buffer = [CChar](repeating: 0, count: 256)
+                if PQcancel(pointer, &buffer, Int32(buffer.count)) == 0 {
+                    let reason = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    self.logger.info("cancel request failed", metadata: ["db.endpoint": "\(self.connectionString.endpoint)", "error": "\(reason)"])
+                }
             }
         }
     }
@@ -161,14 +172,24 @@ public final class PostgresConnection: @unchecked Sendable {
         cancelHandle.withLock { $0 = PQgetCancel(conn).map(CancelHandle.init) }
     }
 
-    /// The live handle, after recovering from an abandoned COPY or a broken connection
-    /// (reset once; if that fails, the error says so).
+    /// The live handle, after recovering from an abandoned COPY or a broken connection.
+    ///
+    /// A connection that broke outside a transaction is reset once (if that fails, the
+    /// error says so). One that broke inside a transaction is not: the server rolled the
+    /// transaction back, and statements run on a fresh session would run outside it (an
+    /// exported snapshot, a held lock, a half-done migration), so this call and every
+    /// later one fail, as a connection error (retryable), until the connection is closed.
     func live() throws(PostgresError) -> OpaquePointer {
         guard let conn = handle else {
             throw PostgresError(code: .closed, message: "connection is closed", endpoint: connectionString.endpoint)
         }
+        if lostInTransaction { throw lostInTransactionError }
         if copyState != .idle { abandonCopy(conn) }
         if PQstatus(conn) != CONNECTION_OK {
+            if inTransaction {
+                lostInTransaction = true
+                throw lostInTransactionError
+            }
             logger.info("reconnecting to PostgreSQL", metadata: ["db.endpoint": "\(connectionString.endpoint)"])
             PQreset(conn)
             guard PQstatus(conn) == CONNECTION_OK else { throw connectionError(conn, fallback: "connection lost") }
@@ -177,7 +198,15 @@ public final class PostgresConnection: @unchecked Sendable {
                 handle = PQgetCancel(conn).map(CancelHandle.init)
             }
         }
+        let status = PQtransactionStatus(conn)
+        inTransaction = status == PQTRANS_INTRANS || status == PQTRANS_INERROR
         return conn
+    }
+
+    private var lostInTransactionError: PostgresError {
+        PostgresError(code: .connection,
+                      message: "the connection was lost inside a transaction; the server rolled it back, and nothing more runs on this connection (the operation must start again)",
+                      endpoint: connectionString.endpoint)
     }
 
     private func execParams(_ sql: String, _ parameters: [PostgresParameter]) throws(PostgresError) -> PostgresRows {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Does nothing: for benchmarks and for checking that a fleet takes work.
 public struct NoopJob: Job {
     public struct Payload: Codable, Sendable {
@@ -18,12 +20,16 @@ public struct SleepJob: Job {
         public var permanent: Bool?
         /// Fail only the first N attempts.
         public var failAttempts: Int?
+        /// After sleeping, go on sleeping while this file exists (checked every 50 ms): a
+        /// job that cannot end before a test or a person says so, whatever the machine's load.
+        public var holdWhileExists: String?
 
-        public init(seconds: Double, fail: String? = nil, permanent: Bool? = nil, failAttempts: Int? = nil) {
+        public init(seconds: Double, fail: String? = nil, permanent: Bool? = nil, failAttempts: Int? = nil, holdWhileExists: String? = nil) {
             self.seconds = seconds
             self.fail = fail
             self.permanent = permanent
             self.failAttempts = failAttempts
+            self.holdWhileExists = holdWhileExists
         }
     }
     public static let kind = "sleep"
@@ -37,6 +43,9 @@ public struct SleepJob: Job {
         for step in 1...steps {
             try await Task.sleep(for: .milliseconds(Int64(payload.seconds * 1000) / Int64(steps)))
             await context.progress(JobProgress(fraction: Double(step) / Double(steps), message: "slept \(step * 250) ms"))
+        }
+        if let hold = payload.holdWhileExists {
+            while access(hold, F_OK) == 0 { try await Task.sleep(for: .milliseconds(50)) }
         }
         if let message = payload.fail, context.attempt <= (payload.failAttempts ?? Int.max) {
             throw JobError(message, retryable: !(payload.permanent ?? false))

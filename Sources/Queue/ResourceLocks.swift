@@ -27,31 +27,32 @@ public struct LockBusyError: Error, Sendable, CustomStringConvertible {
 
 extension ResourceLocks {
     /// Runs `body` holding the lock: waits up to `wait` for it (then throws a retryable
-    /// `LockBusyError`), renews it every `ttl / 3`, releases it after. If a renewal finds
-    /// the hold lapsed, `body` is cancelled.
+    /// `LockBusyError`), renews it every `ttl / 3`, releases it after. A renewal that
+    /// fails (Redis restarting, a connection killed) is tried again sooner, and only when
+    /// no renewal has succeeded for `ttl` (the hold has really lapsed) is `body`
+    /// cancelled; a renewal that finds the hold gone cancels it at once.
     public func withLock<T: Sendable>(
         _ name: String, mode: LockMode, owner: String, ttl: Duration = .seconds(30), wait: Duration = .seconds(60),
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let start = ContinuousClock.now
         var attempt = 0
+        // The hold is counted from before the request that took it: never longer than Redis counts it.
+        var heldSince = ContinuousClock.now
         while try await !tryAcquire(name, mode: mode, owner: owner, ttl: ttl) {
             if ContinuousClock.now - start >= wait {
                 throw JobError.retryable(LockBusyError(name: name, waited: wait).description)
             }
             try await Task.sleep(for: min(.seconds(1), .milliseconds(50) * (1 << min(attempt, 5))))
             attempt += 1
+            heldSince = ContinuousClock.now
         }
         let outcome: Result<T, any Error>
         do {
             outcome = .success(try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask {
-                    while true {
-                        try await Task.sleep(for: ttl / 3)
-                        if try await !self.renew(name, mode: mode, owner: owner, ttl: ttl) {
-                            throw JobError.retryable("lost the lock \(name) (a renewal came too late); the job stops and will retry")
-                        }
-                    }
+                group.addTask { [heldSince] in
+                    try await self.keepRenewing(name, mode: mode, owner: owner, ttl: ttl, since: heldSince)
+                    return nil
                 }
                 group.addTask { try await body() }
                 defer { group.cancelAll() }
@@ -65,6 +66,39 @@ extension ResourceLocks {
         }
         try? await release(name, mode: mode, owner: owner)
         return try outcome.get()
+    }
+}
+
+extension ResourceLocks {
+    /// Renews the hold until cancelled; throws when it is lost. The hold is good until
+    /// `ttl` after the last renewal sent (or `since`): transient errors before then are
+    /// retried every `ttl / 10`.
+    func keepRenewing(_ name: String, mode: LockMode, owner: String, ttl: Duration,
+                      since: ContinuousClock.Instant) async throws {
+        var confirmed = since
+        var delay = ttl / 3
+        while true {
+            try await Task.sleep(for: delay)
+            let sent = ContinuousClock.now
+            let renewed: Bool
+            do {
+                renewed = try await renew(name, mode: mode, owner: owner, ttl: ttl)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // Not yet lost: the hold runs until `ttl` after the last good renewal.
+                if ContinuousClock.now - confirmed >= ttl {
+                    throw JobError.retryable("lost the lock \(name): no renewal got through for \(ttl.components.seconds) s (\(error)); the job stops and will retry")
+                }
+                delay = min(ttl / 10, confirmed + ttl - ContinuousClock.now)
+                continue
+            }
+            guard renewed else {
+                throw JobError.retryable("lost the lock \(name) (a renewal came too late); the job stops and will retry")
+            }
+            confirmed = sent
+            delay = ttl / 3
+        }
     }
 }
 

@@ -9,7 +9,14 @@ public struct BeatEntryState: Sendable, Equatable {
     /// The slot and job of the last fire.
     public var lastSlot: Date?
     public var lastJobID: String?
+    /// When a job this entry fired last succeeded: recorded by the script that records
+    /// the job's outcome, so it outlives the job's hash.
     public var lastSuccess: Date?
+    /// How the most recently ended job of this entry ended (`succeeded`, `dead`,
+    /// `cancelled`), which job, and when.
+    public var lastOutcome: String?
+    public var lastOutcomeJobID: String?
+    public var lastOutcomeAt: Date?
     /// When the entry was first seen by a beat.
     public var since: Date?
     public var overlapSkipped: Int
@@ -40,11 +47,14 @@ extension RedisQueue {
 
     public func beatState(entry: String, queue: String) async throws -> BeatEntryState {
         let reply = try await connection.send("HMGET", RedisArgument(RedisQueueKeys(queue: queue).beatEntry(entry)),
-                                              "cursor", "slot", "job", "success", "since", "overlap_skipped")
+                                              "cursor", "slot", "job", "success", "since", "overlap_skipped",
+                                              "outcome", "outcome_job", "outcome_at")
         let v = reply.array ?? []
         func date(_ i: Int) -> Date? { v.count > i ? v[i].string.flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) } : nil }
-        return BeatEntryState(cursor: date(0), lastSlot: date(1), lastJobID: v.count > 2 ? v[2].string : nil,
-                              lastSuccess: date(3), since: date(4), overlapSkipped: v.count > 5 ? v[5].int ?? 0 : 0)
+        func string(_ i: Int) -> String? { v.count > i ? v[i].string : nil }
+        return BeatEntryState(cursor: date(0), lastSlot: date(1), lastJobID: string(2),
+                              lastSuccess: date(3), lastOutcome: string(6), lastOutcomeJobID: string(7), lastOutcomeAt: date(8),
+                              since: date(4), overlapSkipped: v.count > 5 ? v[5].int ?? 0 : 0)
     }
 
     public enum FireResult: Sendable, Equatable {

@@ -29,6 +29,22 @@ enum QueueScripts {
         local function finish_ttl(jk, keep_ms)
           if tonumber(keep_ms) > 0 then redis.call('PEXPIRE', jk, keep_ms) end
         end
+        -- One command per at most `step` values: unpack() of more than Lua's C stack
+        -- (about 8,000 values) fails, whatever the batch the caller sent.
+        local function call_chunked(cmd, key, values, step)
+          for i = 1, #values, step do
+            redis.call(cmd, key, unpack(values, i, math.min(i + step - 1, #values)))
+          end
+        end
+        -- A job fired by beat records how it ended on its schedule entry, so the entry's
+        -- last success outlives the job's hash (which expires).
+        local function record_beat_outcome(p, jk, outcome, now)
+          local entry = redis.call('HGET', jk, 'beat_entry')
+          if not entry or entry == '' then return end
+          local bk = p .. 'beat:' .. entry
+          redis.call('HSET', bk, 'outcome', outcome, 'outcome_at', now, 'outcome_job', string.sub(jk, #p + 5))
+          if outcome == 'succeeded' then redis.call('HSET', bk, 'success', now) end
+        end
         -- Queues a job unless its id or unique key is taken: {1, id} or {0, holder}.
         local function push_job(p, id, envelope, priority, run_at, unique, unique_ttl, max_attempts)
           local jk = p .. 'job:' .. id
@@ -69,7 +85,7 @@ enum QueueScripts {
     /// queued) while the entry's previous job is queued or running.
     /// → {1, id} fired, {0, 'done'} already handled, {2, previousID} skipped for overlap.
     static let fireSlot = RedisScript(prelude + """
-        -- dbq beat fire v1
+        -- dbq beat fire v2
         local p, entry, slot = ARGV[1], ARGV[2], tonumber(ARGV[3])
         local bk = p .. 'beat:' .. entry
         local last = tonumber(redis.call('HGET', bk, 'cursor') or '-1')
@@ -88,7 +104,7 @@ enum QueueScripts {
           end
         end
         local pushed = push_job(p, ARGV[5], ARGV[6], ARGV[7], 0, '', 0, ARGV[8])
-        redis.call('HSET', p .. 'job:' .. ARGV[5], 'beat_slot', slot)
+        redis.call('HSET', p .. 'job:' .. ARGV[5], 'beat_slot', slot, 'beat_entry', entry)
         redis.call('HSET', bk, 'cursor', slot, 'job', ARGV[5], 'slot', slot, 'fired_at', now_ms())
         return {1, ARGV[5]}
         """)
@@ -124,7 +140,7 @@ enum QueueScripts {
     /// ARGV: prefix, max, worker, leaseMs. Promotes due scheduled jobs, then leases up
     /// to max pending jobs. → {{id, token, attempt, envelope}…, msUntilNextScheduled or -1}
     static let fetch = RedisScript(prelude + """
-        -- dbq fetch v2
+        -- dbq fetch v3
         local p, max, worker, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
         local now = now_ms()
         local due = redis.call('ZRANGEBYSCORE', p .. 'scheduled', '-inf', now, 'LIMIT', 0, 1000)
@@ -159,7 +175,7 @@ enum QueueScripts {
               out[#out + 1] = {id, token, attempt, f[1]}
             end
           end
-          if #running > 0 then redis.call('ZADD', p .. 'running', unpack(running)) end
+          call_chunked('ZADD', p .. 'running', running, 2000)
         end
         local nxt = redis.call('ZRANGE', p .. 'scheduled', 0, 0, 'WITHSCORES')
         local wait = -1
@@ -192,7 +208,7 @@ enum QueueScripts {
     /// (ok, retry, dead, release, cancelled), data (result or error), retryAfterMs.
     /// → per job 1 accepted, 0 refused (stale token or no longer running).
     static let finish = RedisScript(prelude + """
-        -- dbq finish v3
+        -- dbq finish v4
         local p, keep_ok, keep_failed = ARGV[1], ARGV[2], ARGV[3]
         local now = now_ms()
         local out = {}
@@ -214,6 +230,7 @@ enum QueueScripts {
               succeeded[#succeeded + 1] = id
               free_unique()
               finish_ttl(jk, keep_ok)
+              record_beat_outcome(p, jk, 'succeeded', now)
             elseif outcome == 'retry' then
               redis.call('HSET', jk, 'state', 'scheduled', 'error', data, 'run_at', now + after, 'token', 0, 'lease', 0)
               redis.call('ZADD', p .. 'scheduled', now + after, id)
@@ -222,6 +239,7 @@ enum QueueScripts {
               redis.call('ZADD', p .. 'dead', now, id)
               free_unique()
               finish_ttl(jk, keep_failed)
+              record_beat_outcome(p, jk, 'dead', now)
             elseif outcome == 'release' then
               redis.call('HINCRBY', jk, 'attempt', -1)
               redis.call('HSET', jk, 'state', 'pending', 'token', 0, 'lease', 0)
@@ -232,14 +250,15 @@ enum QueueScripts {
               redis.call('ZADD', p .. 'cancelled', now, id)
               free_unique()
               finish_ttl(jk, keep_failed)
+              record_beat_outcome(p, jk, 'cancelled', now)
             end
             out[#out + 1] = 1
           else
             out[#out + 1] = 0
           end
         end
-        if #finished > 0 then redis.call('ZREM', p .. 'running', unpack(finished)) end
-        if #succeeded > 0 then redis.call('ZADD', p .. 'succeeded', unpack(succeeded)) end
+        call_chunked('ZREM', p .. 'running', finished, 2000)
+        call_chunked('ZADD', p .. 'succeeded', succeeded, 2000)
         return out
         """)
 
@@ -256,10 +275,10 @@ enum QueueScripts {
         """)
 
     /// ARGV: prefix, limit, keepFailedMs, keepSucceededMs. Jobs whose lease lapsed go back to pending
-    /// (their token is voided, so the lost worker can no longer finish them), or to
-    /// dead past max attempts. → {requeued, dead}
+    /// (their token is voided, so the lost worker can no longer finish them), to dead past
+    /// max attempts, or to cancelled when a cancel was requested. → {requeued, dead, cancelled}
     static let rescue = RedisScript(prelude + """
-        -- dbq rescue v1
+        -- dbq rescue v2
         local p, limit, keep_failed, keep_ok = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
         local now = now_ms()
         -- Finished jobs' hashes expire; forget their ids with them.
@@ -269,19 +288,28 @@ enum QueueScripts {
           redis.call('ZREMRANGEBYSCORE', p .. 'cancelled', '-inf', now - tonumber(keep_failed))
         end
         local lapsed = redis.call('ZRANGEBYSCORE', p .. 'running', '-inf', now, 'LIMIT', 0, limit)
-        local requeued, dead = 0, 0
+        local requeued, dead, cancelled = 0, 0, 0
         for _, id in ipairs(lapsed) do
           local jk = p .. 'job:' .. id
           redis.call('ZREM', p .. 'running', id)
-          local f = redis.call('HMGET', jk, 'state', 'attempt', 'max', 'worker', 'priority')
+          local f = redis.call('HMGET', jk, 'state', 'attempt', 'max', 'worker', 'priority', 'cancel')
           if f[1] == 'running' then
             local reason = 'lease lapsed on attempt ' .. f[2] .. ' (worker ' .. (f[4] or '?') .. ' stopped renewing it)'
             redis.call('HSET', jk, 'token', 0, 'lease', 0, 'error', reason)
-            if tonumber(f[2]) >= tonumber(f[3]) then
+            if f[6] == '1' then
+              -- Its cancellation was asked for: a job someone cancelled never runs again.
+              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now)
+              redis.call('ZADD', p .. 'cancelled', now, id)
+              release_unique(p, jk, id)
+              finish_ttl(jk, keep_failed)
+              record_beat_outcome(p, jk, 'cancelled', now)
+              cancelled = cancelled + 1
+            elseif tonumber(f[2]) >= tonumber(f[3]) then
               redis.call('HSET', jk, 'state', 'dead', 'finished', now)
               redis.call('ZADD', p .. 'dead', now, id)
               release_unique(p, jk, id)
               finish_ttl(jk, keep_failed)
+              record_beat_outcome(p, jk, 'dead', now)
               dead = dead + 1
             else
               redis.call('HSET', jk, 'state', 'pending')
@@ -291,7 +319,7 @@ enum QueueScripts {
             end
           end
         end
-        return {requeued, dead}
+        return {requeued, dead, cancelled}
         """)
 
     /// ARGV: prefix, id, keepFailedMs. → the state after: cancelled at once if waiting;

@@ -108,9 +108,20 @@ public final class RedisQueue: JobQueueDriver {
         try await waiter.blocking(RedisCommand(["BLPOP"] + keys + [RedisArgument(seconds)]), timeout: timeout)
     }
 
+    /// Jobs one heartbeat or finish script carries at most: a worker may hold 10,000, and
+    /// one script call should neither hit Lua's limits nor hold Redis for long.
+    static let scriptBatch = 1000
+
+    /// `items` grouped by queue, each group cut into slices of at most `scriptBatch`.
+    static func scriptBatches<T>(_ items: [T], queue: (T) -> String) -> [(String, ArraySlice<T>)] {
+        Dictionary(grouping: items, by: queue).flatMap { name, group in
+            stride(from: 0, to: group.count, by: scriptBatch).map { (name, group[$0..<min($0 + scriptBatch, group.count)]) }
+        }
+    }
+
     public func heartbeat(_ leases: [Lease], lease: Duration) async throws -> [LeaseStatus] {
         var statuses: [Lease: LeaseStatus] = [:]
-        for (queue, group) in Dictionary(grouping: leases, by: \.queue) {
+        for (queue, group) in Self.scriptBatches(leases, queue: \.queue) {
             var arguments = [RedisArgument(RedisQueueKeys(queue: queue).prefix), RedisArgument(Int(lease.milliseconds))]
             for l in group { arguments += [RedisArgument(l.id), RedisArgument(Int(l.token))] }
             let reply = try await connection.run(QueueScripts.heartbeat, arguments: arguments)
@@ -123,7 +134,7 @@ public final class RedisQueue: JobQueueDriver {
 
     public func finish(_ completions: [(Lease, Outcome)]) async throws -> [Bool] {
         var accepted: [Lease: Bool] = [:]
-        for (queue, group) in Dictionary(grouping: completions, by: { $0.0.queue }) {
+        for (queue, group) in Self.scriptBatches(completions, queue: { $0.0.queue }) {
             var arguments = [RedisArgument(RedisQueueKeys(queue: queue).prefix), RedisArgument(Int(keepSucceeded.milliseconds)),
                              RedisArgument(Int(keepFailed.milliseconds))]
             for (lease, outcome) in group {
@@ -183,3 +194,4 @@ public final class RedisQueue: JobQueueDriver {
         return replies
     }
 }
+

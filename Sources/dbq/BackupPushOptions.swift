@@ -82,7 +82,8 @@ struct BackupPushOptions: ParsableArguments {
     }
 
     /// Merges the fields into the payload and checks what a pusher can check here: the
-    /// required fields, and the database name against this machine's configuration.
+    /// required fields, and the database and storage names against this machine's
+    /// configuration (when it has one), so a misspelt name fails now, not on a worker.
     func apply(to payload: JSONValue, kind: String, configuration: DBQConfiguration?) throws -> JSONValue {
         let fields = try fields(for: kind)
         guard ["backup", "restore", "verify-backup", "retention"].contains(kind) else { return payload }
@@ -97,6 +98,24 @@ struct BackupPushOptions: ParsableArguments {
         if let configuration, !configuration.databases.isEmpty, configuration.databases[database] == nil {
             throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
         }
+        if let configuration, !configuration.databases.isEmpty || !configuration.storages.isEmpty {
+            try Self.checkStorage(object["storage"], in: configuration)
+        }
         return .object(object)
+    }
+
+    /// The storage a job names (or the default it will use) exists in `configuration`;
+    /// the same rule the worker applies (`BackupEnvironment.store`).
+    static func checkStorage(_ value: JSONValue?, in configuration: DBQConfiguration) throws {
+        let known = configuration.storages.keys.sorted()
+        if case .string(let name)? = value {
+            guard configuration.storages[name] == nil else { return }
+            throw ValidationError(known.isEmpty
+                ? "unknown storage '\(name)': dbq.yaml configures no storages (jobs use the embedded \(DBQConfiguration.embeddedStorageURL)); drop --storage or add '\(name)' under storages:"
+                : "unknown storage '\(name)'; configured: \(known.joined(separator: ", "))")
+        }
+        if value == nil, !known.isEmpty, configuration.defaultStorageName() == nil {
+            throw ValidationError("several storages are configured (\(known.joined(separator: ", "))) and none is named 'archive'; say which with --storage")
+        }
     }
 }

@@ -71,11 +71,13 @@ struct BeatCommand: AsyncParsableCommand {
                 var rows: [Row] = []
                 for entry in loaded.entries {
                     let state = try await queue.beatState(entry: entry.name, queue: entry.queue)
-                    var jobState: String?
+                    // The job's own record while it exists; once its hash has expired, the
+                    // outcome its last transition wrote on the entry.
+                    var jobState = state.lastOutcomeJobID == state.lastJobID ? state.lastOutcome : nil
                     var success = state.lastSuccess
                     if let id = state.lastJobID, let record = try await queue.job(id, queue: entry.queue) {
                         jobState = record.state
-                        if record.state == "succeeded" { success = record.finishedAt ?? success }
+                        if record.state == "succeeded", let finished = record.finishedAt, finished > (success ?? .distantPast) { success = finished }
                     }
                     let reference = success ?? state.since
                     let alert = entry.alertAfter.map { limit in reference.map { now.timeIntervalSince($0) > limit } ?? false } ?? false

@@ -431,7 +431,10 @@ private final class BenchWorker {
             case "dead", "cancelled":
                 throw CheckFailure("the dbq \(kind) on \(storage) failed: \(record.error ?? record.state)")
             default:
-                if !process.isRunning { throw CheckFailure("the bench worker for \(storage) exited: \(process.standardError)") }
+                if !process.isRunning {
+                    _ = await process.wait()
+                    throw CheckFailure("the bench worker for \(storage) exited: \(process.standardError)")
+                }
                 try await Task.sleep(for: .milliseconds(10))
             }
         }

@@ -33,13 +33,14 @@ struct BackupFaultTests {
         return path
     }
 
-    /// pg_dump that stops for a while after 12 MB, so a test can kill its worker mid-upload.
-    static func slowDump() throws -> String {
+    /// pg_dump that stops after 12 MB for as long as `hold` exists, so a test can kill its
+    /// worker mid-upload however slow the machine is.
+    static func slowDump(hold: String) throws -> String {
         let path = TestServices.temporaryDirectory("dbq-slow-dump") + "/pg_dump"
         try """
             #!/bin/sh
             case "$1" in --version) exec pg_dump --version;; esac
-            pg_dump "$@" | { head -c 12000000; sleep 30; cat; }
+            pg_dump "$@" | { head -c 12000000; while [ -e '\(hold)' ]; do sleep 0.1; done; cat; }
             """.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
         return path
@@ -57,7 +58,10 @@ struct BackupFaultTests {
         let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info"]
         let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "3s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
 
-        let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env.merging(["DBQ_PG_DUMP": try Self.slowDump()]) { $1 })
+        let hold = TestServices.temporaryDirectory("dbq-hold") + "/hold"
+        FileManager.default.createFile(atPath: hold, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: hold) }
+        let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env.merging(["DBQ_PG_DUMP": try Self.slowDump(hold: hold)]) { $1 })
         let pushed = try await driver.push(JobEnvelope(kind: "backup", version: 1, payload: .object(["database": .string("main"), "codec": .string("none")]),
                                                        queue: queueName, maxAttempts: 3))
         let store = try #require(try storage.open(logger: Fixtures.logger) as? S3Store)
@@ -69,9 +73,10 @@ struct BackupFaultTests {
             uploads = try await store.listUploads(prefix: "backups/main/")
         }
         #expect(uploads.count == 1, "worker A never started its upload: \(a.stderr.suffix(2000))")
-        try await Task.sleep(for: .seconds(1))
         a.signal(SIGKILL)
         _ = await a.wait(timeout: .seconds(10))
+        // Let A's orphaned pg_dump pipeline finish: it writes into a closed pipe and ends.
+        try? FileManager.default.removeItem(atPath: hold)
 
         let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
         defer { b.signal(SIGTERM) }

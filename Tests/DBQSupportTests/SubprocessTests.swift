@@ -41,4 +41,40 @@ struct SubprocessTests {
         #expect(peak > 0 && peak < 64 << 20)
         #expect(ProcessStats.peakResidentBytes(pid: 0x7FFF_FFFE) == nil)
     }
+
+    @Test("isRunning never blocks, even while a grandchild still holds the child's standard error")
+    func isRunningDoesNotBlock() async throws {
+        // The shell ends at once; the sleep it leaves behind keeps stderr open for 20 s.
+        let child = try Subprocess("/bin/sh", arguments: ["-c", "sleep 20 & exit 0"], environment: [:])
+        var polls = 0
+        let started = ContinuousClock.now
+        while child.isRunning && polls < 500 {
+            polls += 1
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // A no-hang bound: the old code waited 5 s for the grandchild inside isRunning.
+        #expect(ContinuousClock.now - started < .seconds(4))
+        #expect(!child.isRunning)
+    }
+
+    @Test("kill after the child was reaped signals nothing (its pid may belong to another process now)")
+    func killAfterReap() async throws {
+        let child = try Subprocess("/bin/sh", arguments: ["-c", "exit 7"], environment: [:])
+        #expect(await child.wait() == 7)
+        // Whatever process holds that pid now must not be touched: kill is a no-op.
+        child.kill(SIGKILL)
+        #expect(await child.wait() == 7)
+        #expect(!child.isRunning)
+    }
+
+    @Test("wait and kill from many tasks at once: one status, no signal after the reap")
+    func concurrentWaitAndKill() async throws {
+        let child = try Subprocess("/bin/sleep", arguments: ["30"], environment: [:])
+        let statuses = await withTaskGroup(of: Int32.self) { group in
+            for _ in 0..<4 { group.addTask { await child.wait() } }
+            group.addTask { child.kill(SIGKILL); return await child.wait() }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(statuses) == [128 + SIGKILL])
+    }
 }

@@ -238,4 +238,31 @@ struct PostgresIntegrationTests {
             #expect(error.description.contains("dbq_no_such_db"))
         }
     }
+
+    @Test("a connection lost inside a transaction fails, and keeps failing: nothing runs outside the snapshot")
+    func lostInsideTransaction() async throws {
+        let db = try await connect(), admin = try await connect()
+        _ = try await db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        let pid = try #require(try await db.query("SELECT pg_backend_pid()").scalar)
+        _ = try await admin.query("SELECT pg_terminate_backend($1::int)", [PostgresParameter(pid)])
+        await #expect(throws: PostgresError.self) { try await db.query("SELECT 1") }
+        // No silent reconnect: a later statement would run outside the transaction.
+        do {
+            try await db.query("SELECT 1")
+            Issue.record("a statement ran on a fresh session after the transaction was lost")
+        } catch let error as PostgresError {
+            #expect(error.code == .connection)
+            #expect(error.isTransient)
+            #expect(error.message.contains("lost inside a transaction"))
+        }
+    }
+
+    @Test("a connection lost outside a transaction reconnects on the next call")
+    func lostOutsideTransaction() async throws {
+        let db = try await connect(), admin = try await connect()
+        let pid = try #require(try await db.query("SELECT pg_backend_pid()").scalar)
+        _ = try await admin.query("SELECT pg_terminate_backend($1::int)", [PostgresParameter(pid)])
+        _ = try? await db.query("SELECT 1")
+        #expect(try await db.query("SELECT 41 + 1").scalar == "42")
+    }
 }

@@ -20,8 +20,18 @@ struct FleetTests {
         return try ChildProcess(dbq, arguments, environment: env)
     }
 
-    func sleepJob(_ queue: String, seconds: Double, max: Int = 3) throws -> JobEnvelope {
-        JobEnvelope(kind: "sleep", version: 1, payload: try JSONValue(encoding: SleepJob.Payload(seconds: seconds)), queue: queue, maxAttempts: max)
+    func sleepJob(_ queue: String, seconds: Double, max: Int = 3, hold: Hold? = nil) throws -> JobEnvelope {
+        JobEnvelope(kind: "sleep", version: 1, payload: try JSONValue(encoding: SleepJob.Payload(seconds: seconds, holdWhileExists: hold?.path)),
+                    queue: queue, maxAttempts: max)
+    }
+
+    /// A file whose existence keeps `sleep` jobs running: a job held by it cannot end
+    /// before the test lets it go, however slow or fast the machine is.
+    final class Hold {
+        let path = TestServices.temporaryDirectory("dbq-hold") + "/hold"
+        init() { FileManager.default.createFile(atPath: path, contents: nil) }
+        func release() { try? FileManager.default.removeItem(atPath: path) }
+        deinit { release() }
     }
 
     @Test("10,000 jobs through 4 worker processes: every job completed, each on its first and only attempt")
@@ -55,11 +65,14 @@ struct FleetTests {
     @Test("SIGKILL mid-job: the lease lapses, another worker runs the job again, it completes")
     func sigkill() async throws {
         let q = try makeDriver(), name = freshQueueName("kill")
-        let id = try await q.push(try sleepJob(name, seconds: 2)).id
+        let hold = Hold()
+        let id = try await q.push(try sleepJob(name, seconds: 0.2, hold: hold)).id
         let a = try worker(name, ["--lease", "1s", "--rescue-interval", "300ms"], id: "A")
-        #expect(try await eventually { try await q.job(id, queue: name)?.state == "running" })
+        // Held: A's attempt cannot end before it is killed, however late this poll looks.
+        #expect(try await eventually(.seconds(90)) { try await q.job(id, queue: name)?.state == "running" })
         a.signal(SIGKILL)
         _ = await a.wait(timeout: .seconds(5))
+        hold.release()
         let b = try worker(name, ["--lease", "5s", "--rescue-interval", "300ms"], id: "B")
         #expect(try await eventually(.seconds(30)) { try await q.job(id, queue: name)?.state == "succeeded" })
         let record = try #require(try await q.job(id, queue: name))
@@ -73,18 +86,18 @@ struct FleetTests {
     func sigtermHandsBack() async throws {
         let q = try makeDriver(), name = freshQueueName("term")
         var ids: [String] = []
-        // Jobs far longer than any scheduling delay, so only a hand-back can end them early.
-        for _ in 0..<3 { ids.append(try await q.push(try sleepJob(name, seconds: 6)).id) }
+        // Held jobs: only a hand-back can end them on A.
+        let hold = Hold()
+        for _ in 0..<3 { ids.append(try await q.push(try sleepJob(name, seconds: 0.1, hold: hold)).id) }
         let a = try worker(name, ["--concurrency", "3", "--shutdown-grace", "300ms"], id: "A")
-        #expect(try await eventually { try await q.list(queue: name, state: .running).count == 3 })
-        let started = ContinuousClock.now
+        #expect(try await eventually(.seconds(90)) { try await q.list(queue: name, state: .running).count == 3 })
         a.signal(SIGTERM)
-        #expect(await a.wait(timeout: .seconds(10)) == 0, "\(a.stderr.suffix(1000))")
-        #expect(ContinuousClock.now - started < .seconds(5), "exited long before the 6 s jobs could end")
+        #expect(await a.wait(timeout: .seconds(30)) == 0, "\(a.stderr.suffix(1000))")
         for id in ids {
             let r = try await q.job(id, queue: name)
             #expect(r?.state == "pending" && r?.attempt == 0, "\(String(describing: r))")
         }
+        hold.release()
         let b = try worker(name, ["--concurrency", "3", "--exit-when-idle"], id: "B")
         #expect(await b.wait(timeout: .seconds(60)) == 0)
         for id in ids { #expect(try await q.job(id, queue: name)?.state == "succeeded") }
@@ -93,12 +106,16 @@ struct FleetTests {
     @Test("SIGTERM with jobs shorter than the grace period: they finish, then exit 0")
     func sigtermFinishes() async throws {
         let q = try makeDriver(), name = freshQueueName("term2")
-        let id = try await q.push(try sleepJob(name, seconds: 3)).id
-        let a = try worker(name, ["--shutdown-grace", "20s"], id: "A")
-        // Generous: on a loaded 2-core machine (backup tests alongside) a worker can take a while to start.
+        let hold = Hold()
+        let id = try await q.push(try sleepJob(name, seconds: 0.1, hold: hold)).id
+        let a = try worker(name, ["--shutdown-grace", "60s"], id: "A")
         #expect(try await eventually(.seconds(90)) { try await q.job(id, queue: name)?.state == "running" })
         a.signal(SIGTERM)
-        #expect(await a.wait(timeout: .seconds(20)) == 0)
+        // Still held after the signal: the job ends only now, inside the grace period.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(a.isRunning, "the worker left before its running job ended: \(a.stderr.suffix(1000))")
+        hold.release()
+        #expect(await a.wait(timeout: .seconds(60)) == 0)
         let record = try await q.job(id, queue: name)
         #expect(record?.state == "succeeded" && record?.worker == "A")
     }
@@ -106,15 +123,19 @@ struct FleetTests {
     @Test("a worker paused past its lease (SIGSTOP) cannot complete the job another worker now holds")
     func sigstop() async throws {
         let q = try makeDriver(), name = freshQueueName("stop")
-        let id = try await q.push(try sleepJob(name, seconds: 2)).id
+        let hold = Hold()
+        let id = try await q.push(try sleepJob(name, seconds: 0.1, hold: hold)).id
         let a = try worker(name, ["--lease", "1s", "--rescue-interval", "300ms"], id: "A")
-        #expect(try await eventually { try await q.job(id, queue: name)?.state == "running" })
+        #expect(try await eventually(.seconds(90)) { try await q.job(id, queue: name)?.state == "running" })
         a.signal(SIGSTOP)
         let b = try worker(name, ["--lease", "10s", "--rescue-interval", "300ms"], id: "B")
-        #expect(try await eventually { let r = try await q.job(id, queue: name); return r?.worker == "B" && r?.state == "running" })
+        #expect(try await eventually(.seconds(90)) { let r = try await q.job(id, queue: name); return r?.worker == "B" && r?.state == "running" })
+        // A wakes while the job is still held on B: its next heartbeat finds the lease gone.
         a.signal(SIGCONT)
-        #expect(try await eventually(.seconds(30)) { try await q.job(id, queue: name)?.state == "succeeded" })
-        try await Task.sleep(for: .seconds(1))
+        #expect(try await eventually(.seconds(60)) { a.stderr.contains("lease lost") || a.stderr.contains("completion refused") },
+                "\(a.stderr.suffix(2000))")
+        hold.release()
+        #expect(try await eventually(.seconds(60)) { try await q.job(id, queue: name)?.state == "succeeded" })
         let record = try #require(try await q.job(id, queue: name))
         #expect(record.worker == "B")
         #expect(record.attempt == 2)
@@ -123,7 +144,6 @@ struct FleetTests {
         b.signal(SIGTERM)
         #expect(await a.wait(timeout: .seconds(10)) == 0)
         #expect(await b.wait(timeout: .seconds(10)) == 0)
-        #expect(a.stderr.contains("completion refused") || a.stderr.contains("lease lost"), "\(a.stderr.suffix(2000))")
     }
 
     @Test("malformed envelope, unknown kind, newer payload version: dead with the reason; the worker goes on")
@@ -192,10 +212,14 @@ struct FleetTests {
         #expect(bad.status == 1)
         #expect(bad.stderr.contains("dead"))
         #expect(bad.stderr.contains("not retryable: nope"))
-        let first = try await runCommand(dbq, ["push", "sleep", "--queue", name, "--payload", #"{"seconds": 2}"#, "--unique-key", "only-one"], environment: env)
-        let second = try await runCommand(dbq, ["push", "sleep", "--queue", name, "--payload", #"{"seconds": 2}"#, "--unique-key", "only-one"], environment: env)
+        // Held, so the first job is still queued or running when the second push comes.
+        let hold = Hold()
+        let held = #"{"seconds": 0.1, "holdWhileExists": "\#(hold.path)"}"#
+        let first = try await runCommand(dbq, ["push", "sleep", "--queue", name, "--payload", held, "--unique-key", "only-one"], environment: env)
+        let second = try await runCommand(dbq, ["push", "sleep", "--queue", name, "--payload", held, "--unique-key", "only-one"], environment: env)
         #expect(first.stdout == second.stdout)
         #expect(second.stderr.contains("merged into job"))
+        hold.release()
         w.signal(SIGTERM)
         #expect(await w.wait(timeout: .seconds(30)) == 0)
     }

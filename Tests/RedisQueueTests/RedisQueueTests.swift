@@ -162,3 +162,71 @@ struct RedisQueueScriptTests {
         #expect(result.stderr.contains("maxmemory-policy"))
     }
 }
+
+@Suite("Redis queue: correctness at the edges")
+struct RedisQueueEdgeTests {
+    @Test("a batch larger than Lua's unpack limit is fetched and finished in full", arguments: [9_000])
+    func largeBatch(jobs: Int) async throws {
+        let q = try makeDriver(), name = freshQueueName("big")
+        var ids: [String] = []
+        for start in stride(from: 0, to: jobs, by: 1000) {
+            ids += try await q.pushMany((start..<min(jobs, start + 1000)).map { _ in noop(name) }).map(\.id)
+        }
+        // One fetch of every job: one script call whose ZADD carries 2 × 9,000 values.
+        let leased = try await q.fetch(queue: name, max: jobs, worker: "w", lease: .seconds(60)).jobs
+        #expect(leased.count == jobs)
+        #expect(try await q.heartbeat(leased.map(\.lease), lease: .seconds(60)).allSatisfy { $0 == .held })
+        let accepted = try await q.finish(leased.map { ($0.lease, .succeeded(result: nil)) })
+        #expect(accepted.count == jobs && accepted.allSatisfy { $0 })
+        let stats = try await q.stats(queue: name, workers: [])
+        #expect(stats.succeeded == jobs && stats.running == 0 && stats.pending == 0)
+    }
+
+    @Test("a running job whose cancellation was asked for ends cancelled when its lease lapses, never pending")
+    func cancelThenRescue() async throws {
+        let q = try makeDriver(), name = freshQueueName("cancel")
+        let id = try await q.push(noop(name, unique: "one")).id
+        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .milliseconds(200)).jobs[0].lease
+        #expect(try await q.cancel(id, queue: name) == "running")
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await q.rescue(queue: name)
+        let record = try #require(try await q.job(id, queue: name))
+        #expect(record.state == "cancelled")
+        #expect(try await q.fetch(queue: name, max: 1, worker: "w2", lease: .seconds(5)).jobs.isEmpty)
+        #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [false])
+        // Its unique key is free again.
+        #expect(try await q.push(noop(name, unique: "one")).id != id)
+    }
+
+    @Test("a beat job's success is kept on its entry after the job's hash expires")
+    func beatSuccessOutlivesJob() async throws {
+        let q = try makeDriver(), name = freshQueueName("weekly")
+        let slot = Date(timeIntervalSince1970: 1_700_000_000)
+        let envelope = noop(name)
+        #expect(try await q.beatFire(entry: "weekly-verify", slot: slot, skipIfRunning: true, envelope: envelope) == .fired(id: envelope.id))
+        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs[0].lease
+        #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [true])
+        let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
+        try await redis.send("DEL", RedisArgument(RedisQueueKeys(queue: name).job(envelope.id)))
+        let state = try await q.beatState(entry: "weekly-verify", queue: name)
+        let success = try #require(state.lastSuccess)
+        #expect(abs(success.timeIntervalSinceNow) < 60)
+        #expect(state.lastOutcome == "succeeded" && state.lastOutcomeJobID == envelope.id)
+    }
+
+    @Test("a resource lock held across a killed Redis connection (CLIENT KILL): the holder reconnects and keeps it")
+    func lockSurvivesClientKill() async throws {
+        let q = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"), connections: 1)
+        let admin = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
+        let name = "kill-\(UUID().uuidString.prefix(8))"
+        let result = try await q.withLock(name, mode: .shared, owner: "job", ttl: .seconds(3)) {
+            let id = try #require(try await q.connection.send("CLIENT", "ID").int)
+            try await admin.send("CLIENT", "KILL", "ID", RedisArgument(id))
+            // Several renewals: the first meets the killed connection and fails; the next reconnects.
+            try await Task.sleep(for: .seconds(4))
+            #expect(await q.connection.connections >= 2)
+            return "done"
+        }
+        #expect(result == "done")
+    }
+}

@@ -36,6 +36,14 @@ struct CLIBackupTests {
         expectClear(try await runCommand(dbq, ["push", "backup"], environment: env), ["backup needs --database NAME"])
         expectClear(try await runCommand(dbq, ["push", "backup", "--database", "nope"], environment: env),
                     ["unknown database 'nope'; configured: main"])
+        // A storage name is checked at push time too, for every backup kind, before anything is queued.
+        for kind in ["backup", "verify-backup", "retention"] {
+            expectClear(try await runCommand(dbq, ["push", kind, "--database", "main", "--storage", "nosuch"], environment: env),
+                        ["unknown storage 'nosuch'; configured: archive"])
+        }
+        let (several, _) = try config(storage: "  a: {url: \"file:///tmp/a\"}\n  b: {url: \"file:///tmp/b\"}")
+        expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main"], environment: ["DBQ_CONFIG": several]),
+                    ["several storages are configured (a, b) and none is named 'archive'; say which with --storage"])
         expectClear(try await runCommand(dbq, ["push", "noop", "--codec", "gzip"], environment: env), ["--codec applies to backup, not to noop"])
         expectClear(try await runCommand(dbq, ["push", "restore", "--database", "main"], environment: env), ["restore needs --target"])
         expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main", "--min-age", "soon"], environment: env),
