@@ -15,6 +15,8 @@ public struct BackupEnvironment: Sendable {
     public var logger: Logger
     /// How long a backup waits for retention to finish (and retention for backups).
     public var lockWait: Duration
+    /// Bytes per data object instead of the storage's own limit (tests).
+    public var objectLimitOverride: Int64?
 
     public init(configuration: DBQConfiguration, locks: any ResourceLocks, logger: Logger,
                 environment: [String: String] = ProcessInfo.processInfo.environment, lockWait: Duration = .seconds(60)) {
@@ -65,6 +67,17 @@ public struct BackupEnvironment: Sendable {
             throw BackupError.permanent("several storages are configured (\(configuration.storages.keys.sorted().joined(separator: ", "))) and none is named 'archive'; say which with --storage")
         }
         return ("default", try StorageURL(DBQConfiguration.embeddedStorageURL).open(logger: logger))
+    }
+}
+
+extension BackupEnvironment {
+    /// The most bytes one data object may hold in the storage `store(name)` opens: a
+    /// longer dump continues in further objects (`SegmentedWrite`).
+    public func objectLimit(_ name: String?) -> Int64 {
+        if let override = objectLimitOverride { return override }
+        let settings = name.flatMap { configuration.storages[$0] }
+            ?? configuration.defaultStorageName().flatMap { configuration.storages[$0] }
+        return settings?.objectLimit ?? Int64.max
     }
 }
 

@@ -48,14 +48,16 @@ public struct BackupJob: Job {
         }
         let url = try env.database(payload.database)
         let (_, store) = try env.store(payload.storage)
+        let objectLimit = env.objectLimit(payload.storage)
         let lock = BackupLayout.lockName(database: payload.database, store: store.url)
         let owner = "\(context.id)#\(context.fencingToken)"
         return try await env.locks.withLock(lock, mode: .shared, owner: owner, wait: env.lockWait) {
-            try await Self.backup(payload.database, url: url, store: store, codec: codec, level: level, env: env, context: context)
+            try await Self.backup(payload.database, url: url, store: store, objectLimit: objectLimit, codec: codec, level: level,
+                                  env: env, context: context)
         }
     }
 
-    static func backup(_ name: String, url: PostgresConnectionString, store: any ObjectStore, codec: Codec, level: Int,
+    static func backup(_ name: String, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec, level: Int,
                        env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
         let startedAt = Date()
         let clock = ContinuousClock.now
@@ -90,7 +92,7 @@ public struct BackupJob: Job {
         let source = DumpSource(process: process, compressor: compressor)
         context.logger.info("backup started", metadata: ["backup.id": "\(id)", "store": "\(store.url)", "codec": "\(codec)"])
 
-        let stored: ObjectInfo
+        var segments: [SegmentInfo] = []
         var tables: [TableRows] = []
         do {
             // The tables are listed in the exporting transaction (the dump's snapshot) while
@@ -98,9 +100,11 @@ public struct BackupJob: Job {
             // the database is read once. The transaction stays open until the dump is stored.
             async let listed = TableInventory.list(connection)
             // The worker throttles what reaches Redis; a report per 256 KiB chunk is cheap.
-            stored = try await store.put(dumpKey, from: source.stream { raw, stored in
+            // Cut into objects of at most `objectLimit` bytes: S3 parts then never grow, so
+            // memory is the same for a 1 GB and a 10 TB dump.
+            segments = try await SegmentedWrite.put(store, key: dumpKey, from: source.stream { raw, stored in
                 await context.progress(JobProgress(bytes: raw, message: "\(mib(raw)) dumped, \(mib(stored)) stored"))
-            })
+            }, limit: objectLimit)
             let fromDump = source.rowCounter.rows
             if fromDump == nil {
                 context.logger.warning("rows not counted from the dump; counting in SQL, in the same snapshot", metadata: [
@@ -117,14 +121,21 @@ public struct BackupJob: Job {
         } catch {
             process.kill(SIGKILL)
             _ = await process.wait()
-            // A completed object without a manifest is garbage: remove it now (retention
+            // Completed objects without a manifest are garbage: remove them now (retention
             // would after its grace period). An unfinished upload was aborted by the store.
-            try? await store.delete(dumpKey)
+            for segment in segments { try? await store.delete(segment.key) }
             throw error
         }
-        guard let sha256 = source.sha256, stored.size == source.storedBytes else {
-            try? await store.delete(dumpKey)
-            throw BackupError.retryable("\(store.url)/\(dumpKey) holds \(stored.size) bytes after upload, \(source.storedBytes) were sent")
+        let storedSize = segments.reduce(0) { $0 + $1.size }
+        guard let sha256 = source.sha256, storedSize == source.storedBytes else {
+            for segment in segments { try? await store.delete(segment.key) }
+            throw BackupError.retryable("\(store.url)/\(dumpKey) holds \(storedSize) bytes after upload, \(source.storedBytes) were sent")
+        }
+        // The first object carries the raw size of the whole stream (one compressed stream,
+        // cut into objects at byte boundaries).
+        let objects = segments.enumerated().map { i, segment in
+            ManifestObject(name: String(segment.key.dropFirst(folder.count + 1)), size: segment.size, sha256: segment.sha256,
+                           rawSize: i == 0 ? source.rawBytes : 0)
         }
 
         let manifest = BackupManifest(
@@ -133,7 +144,7 @@ public struct BackupJob: Job {
             job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
             source: .init(database: serverDatabase, server: url.endpoint, serverVersion: serverVersion, systemIdentifier: systemIdentifier),
             pgDumpVersion: pgDumpVersion,
-            objects: [ManifestObject(name: dumpName, size: source.storedBytes, sha256: sha256, rawSize: source.rawBytes)],
+            objects: objects,
             tables: tables)
         // The commit: only while this attempt still holds the job. Without it the dump
         // is garbage, removed now (or by retention after its grace, if this process dies).
@@ -141,7 +152,7 @@ public struct BackupJob: Job {
             try await context.confirmLease()
             _ = try await store.put(folder + "/" + BackupLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
         } catch {
-            try? await store.delete(dumpKey)
+            for segment in segments { try? await store.delete(segment.key) }
             throw error
         }
         let seconds = (ContinuousClock.now - clock).seconds
@@ -152,7 +163,7 @@ public struct BackupJob: Job {
         return .object([
             "id": .string(id), "database": .string(name), "store": .string(store.url), "key": .string(dumpKey),
             "codec": .string(codec.rawValue), "size": .number(Double(source.storedBytes)), "rawSize": .number(Double(source.rawBytes)),
-            "sha256": .string(sha256), "tables": .number(Double(tables.count)), "seconds": .number((seconds * 1000).rounded() / 1000),
+            "sha256": .string(sha256), "objects": .number(Double(objects.count)), "tables": .number(Double(tables.count)), "seconds": .number((seconds * 1000).rounded() / 1000),
         ])
     }
 

@@ -32,8 +32,11 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var systemIdentifier: String?
     }
 
-    /// The data object (`dump.zst`) of the backup.
+    /// The first data object (`dump.zst`) of the backup; a long dump continues in
+    /// `dump.zst.1`, `dump.zst.2`, … (all in `objects`, in order).
     public var dump: ManifestObject? { objects.first }
+    /// Bytes stored, over every data object.
+    public var storedSize: Int64 { objects.reduce(0) { $0 + $1.size } }
 }
 
 /// Which attempt of which job wrote an artefact.
@@ -54,7 +57,8 @@ public struct ManifestObject: Codable, Sendable, Equatable {
     public var name: String
     public var size: Int64
     public var sha256: String
-    /// Bytes before compression.
+    /// Bytes before compression: of the whole dump on the first object, 0 on the objects
+    /// it continues in (one compressed stream cut at byte boundaries).
     public var rawSize: Int64
 }
 

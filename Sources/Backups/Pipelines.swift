@@ -86,7 +86,9 @@ final class RestoreSink: @unchecked Sendable {
     let lane = BlockingLane(label: "dbq.restore")
     let process: Subprocess
     private let decompressor: Decompressor
-    private var hasher = SHA256()
+    private var objectHasher = SHA256()
+    private var objectBytes: Int64 = 0
+    /// Bytes read over every object so far.
     private(set) var storedBytes: Int64 = 0
     private(set) var rawBytes: Int64 = 0
     private(set) var codecFailure: CodecError?
@@ -97,8 +99,15 @@ final class RestoreSink: @unchecked Sendable {
         self.decompressor = decompressor
     }
 
+    /// The next data object starts: its size and digest are counted afresh.
+    func beginObject() {
+        objectHasher = SHA256()
+        objectBytes = 0
+    }
+
     func feed(_ chunk: [UInt8]) throws {
-        hasher.update(data: chunk)
+        objectHasher.update(data: chunk)
+        objectBytes += Int64(chunk.count)
         storedBytes += Int64(chunk.count)
         guard codecFailure == nil && writeFailure == nil else { return }
         do {
@@ -116,14 +125,18 @@ final class RestoreSink: @unchecked Sendable {
         }
     }
 
-    /// Ends the input: the stored object's size and digest against the manifest's.
-    func finish(expected: ManifestObject, object: String) throws {
-        let digest = hasher.finalize().hex
-        if storedBytes != expected.size || digest != expected.sha256 {
+    /// Ends one object: its size and digest against the manifest's.
+    func finishObject(expected: ManifestObject, object: String) throws {
+        let digest = objectHasher.finalize().hex
+        if objectBytes != expected.size || digest != expected.sha256 {
             throw BackupError.permanent(
-                "backup object \(object) is corrupt: it holds \(storedBytes) bytes with SHA-256 \(digest.prefix(16))…, "
+                "backup object \(object) is corrupt: it holds \(objectBytes) bytes with SHA-256 \(digest.prefix(16))…, "
                     + "the manifest says \(expected.size) bytes with SHA-256 \(expected.sha256.prefix(16))…; nothing was restored from it")
         }
+    }
+
+    /// Ends the input, after every object checked out: the codec's own verdict.
+    func finish(object: String) throws {
         if let codecFailure {
             throw BackupError.permanent("backup object \(object) is corrupt: \(codecFailure) (its checksum matches the manifest, so it was damaged before upload)")
         }

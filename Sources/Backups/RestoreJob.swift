@@ -172,48 +172,63 @@ public struct VerifyBackupJob: Job {
 
 /// The restore path shared by `restore` and `verify-backup`.
 enum Restorer {
-    /// Streams the backup's dump into `pg_restore --single-transaction`; returns the bytes read.
+    /// Streams the backup's data objects, in order, into `pg_restore --single-transaction`;
+    /// returns the bytes read.
     static func restore(_ entry: BackupEntry, from store: any ObjectStore, into target: PostgresConnectionString, clean: Bool,
                         env: BackupEnvironment, context: JobContext) async throws -> Int64 {
-        guard let dump = entry.manifest.dump else {
+        let objects = entry.manifest.objects
+        guard !objects.isEmpty else {
             throw BackupError.permanent("backup \(entry.id) has no data object in its manifest")
         }
-        let object = "\(store.url)/\(entry.dumpKey)"
+        let total = entry.manifest.storedSize
         let (conninfo, childEnvironment) = target.childProcessArguments()
         var arguments = ["--single-transaction", "--exit-on-error", "--no-password", "--dbname=\(conninfo)"]
         if clean { arguments += ["--clean", "--if-exists"] }
-        let stream: ByteStream
-        do {
-            stream = try await store.get(entry.dumpKey)
-        } catch let error as ObjectStoreError where error.code == .notFound {
-            throw BackupError.permanent("backup object \(object) is missing (the manifest lists it); the backup cannot be restored")
-        }
+        // The first object is opened before pg_restore starts: a missing backup starts nothing.
+        var first: ByteStream? = try await open(entry.folder + "/" + objects[0].name, in: store)
         let process = try Subprocess(env.pgRestore, arguments: arguments,
                                      environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdin: true)
         let sink = RestoreSink(process: process, decompressor: try Decompressor(codec: entry.manifest.codec))
         do {
-            for try await chunk in stream {
-                try Task.checkCancellation()
-                let stored = try await sink.lane.run { () throws -> Int64 in
-                    try sink.feed(chunk)
-                    return sink.storedBytes
+            for object in objects {
+                let key = entry.folder + "/" + object.name
+                let stream: ByteStream
+                if let opened = first { stream = opened; first = nil } else { stream = try await open(key, in: store) }
+                await sink.lane.run { sink.beginObject() }
+                for try await chunk in stream {
+                    try Task.checkCancellation()
+                    let stored = try await sink.lane.run { () throws -> Int64 in
+                        try sink.feed(chunk)
+                        return sink.storedBytes
+                    }
+                    await context.progress(JobProgress(fraction: Double(stored) / Double(max(1, total)), bytes: stored,
+                                                       message: "\(mib(stored)) of \(mib(total)) restored"))
                 }
-                await context.progress(JobProgress(fraction: Double(stored) / Double(max(1, dump.size)), bytes: stored,
-                                                   message: "\(mib(stored)) of \(mib(dump.size)) restored"))
+                try await sink.lane.run { try sink.finishObject(expected: object, object: "\(store.url)/\(key)") }
             }
-            try await sink.lane.run { try sink.finish(expected: dump, object: object) }
+            try await sink.lane.run { try sink.finish(object: "\(store.url)/\(entry.dumpKey)") }
         } catch {
             // pg_restore never sees the end of its input: its transaction is not committed.
             process.kill(SIGKILL)
             _ = await process.wait()
             throw error
         }
+        let object = "\(store.url)/\(entry.dumpKey)"
         process.closeStdin()
         let status = await process.wait()
         guard status == 0 else {
             throw BackupError.permanent("pg_restore of \(object) into \(target) failed (exit \(status)): \(DumpSource.lastLines(process.standardError)); nothing was committed")
         }
         return sink.storedBytes
+    }
+
+    /// Opens one data object; a missing one names the backup it breaks.
+    static func open(_ key: String, in store: any ObjectStore) async throws -> ByteStream {
+        do {
+            return try await store.get(key)
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            throw BackupError.permanent("backup object \(store.url)/\(key) is missing (the manifest lists it); the backup cannot be restored")
+        }
     }
 
     static func createDatabase(_ name: String, on server: PostgresConnectionString, logger: Logger) async throws {

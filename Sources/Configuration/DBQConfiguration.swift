@@ -16,9 +16,16 @@ public struct StorageSettings: Sendable, Equatable {
     public var accessKeyID: String?
     public var secretAccessKey: String?
     public var partSizeMiB: Int
+    /// S3: parts in one object at most; a longer stream (a dump) continues in another object,
+    /// so parts never grow and an upload's memory stays the same whatever its size.
+    public var partsPerObject: Int
+
+    /// At most `partsPerSizeStep`: past it S3 parts would double.
+    public static let defaultPartsPerObject = S3Configuration.partsPerSizeStep
 
     public init(url: StorageURL, endpoint: String? = nil, region: String = "us-east-1", addressing: S3Configuration.Addressing? = nil,
-                accessKeyID: String? = nil, secretAccessKey: String? = nil, partSizeMiB: Int = S3Configuration.defaultPartSize >> 20) {
+                accessKeyID: String? = nil, secretAccessKey: String? = nil, partSizeMiB: Int = S3Configuration.defaultPartSize >> 20,
+                partsPerObject: Int = defaultPartsPerObject) {
         self.url = url
         self.endpoint = endpoint
         self.region = region
@@ -26,6 +33,16 @@ public struct StorageSettings: Sendable, Equatable {
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
         self.partSizeMiB = partSizeMiB
+        self.partsPerObject = partsPerObject
+    }
+
+    /// The most bytes one object of a long stream holds in this storage: unlimited in a
+    /// local directory (a file costs no memory), `part size × parts per object` in S3.
+    public var objectLimit: Int64 {
+        switch url {
+        case .s3: Int64(partSizeMiB) << 20 * Int64(partsPerObject)
+        default: Int64.max
+        }
     }
 }
 
@@ -67,7 +84,7 @@ public struct DBQConfiguration: Sendable, Equatable {
     public var file: String?
 
     static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule"]
-    static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib"]
+    static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object"]
     static let workerKeys: Set<String> = ["queues", "concurrency"]
 
     /// The embedded default store when no storage is configured: `.dbq-storage` in the
@@ -200,12 +217,17 @@ public struct DBQConfiguration: Sendable, Equatable {
             }
             let partSize = (fields["part_size_mib"] as? Int) ?? (S3Configuration.defaultPartSize >> 20)
             if partSize < 5 || partSize > 5120 { problems.append("\(path).part_size_mib: must be from 5 to 5120") }
+            let partsPerObject = (fields["parts_per_object"] as? Int) ?? StorageSettings.defaultPartsPerObject
+            if partsPerObject < 1 || partsPerObject > StorageSettings.defaultPartsPerObject {
+                problems.append("\(path).parts_per_object: must be from 1 to \(StorageSettings.defaultPartsPerObject) (past that, parts would grow)")
+            }
             let keyID = fields["access_key_id"] as? String, secret = fields["secret_access_key"] as? String
             if (keyID == nil) != (secret == nil) {
                 problems.append("\(path): give both access_key_id and secret_access_key, or neither (then AWS_* from the environment)")
             }
             storages[name] = StorageSettings(url: url, endpoint: endpoint, region: (fields["region"] as? String) ?? "us-east-1",
-                                             addressing: addressing, accessKeyID: keyID, secretAccessKey: secret, partSizeMiB: partSize)
+                                             addressing: addressing, accessKeyID: keyID, secretAccessKey: secret, partSizeMiB: partSize,
+                                             partsPerObject: partsPerObject)
         }
 
         // Worker and schedule
@@ -254,6 +276,7 @@ public struct DBQConfiguration: Sendable, Equatable {
                 parts.append("region: \(s.region)")
                 if let a = s.addressing { parts.append("addressing: \(a.rawValue)") }
                 parts.append("part_size_mib: \(s.partSizeMiB)")
+                if s.partsPerObject != StorageSettings.defaultPartsPerObject { parts.append("parts_per_object: \(s.partsPerObject)") }
                 parts.append(s.accessKeyID.map { "access_key_id: \($0), secret_access_key: \(Redaction.mask)" } ?? "credentials: from AWS_* environment")
             }
             lines.append("  \(name): {\(parts.joined(separator: ", "))}")

@@ -13,7 +13,7 @@ public struct ByteStream: AsyncSequence, Sendable {
         self.produce = produce
     }
 
-    public struct AsyncIterator: AsyncIteratorProtocol {
+    public struct AsyncIterator: AsyncIteratorProtocol, Sendable {
         let produce: @Sendable () async throws -> [UInt8]?
         var finished = false
 

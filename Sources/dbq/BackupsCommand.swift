@@ -47,7 +47,7 @@ struct BackupsCommand: AsyncParsableCommand {
                     case .failed?: "FAILED"
                     case nil: "-"
                     }
-                    print([cell(entry.id, 54), cell(utcText(m.finishedAt), 21), cell(m.database, 12), cell(formatBytes(m.dump?.size ?? 0), 10),
+                    print([cell(entry.id, 54), cell(utcText(m.finishedAt), 21), cell(m.database, 12), cell(formatBytes(m.storedSize), 10),
                            cell(m.codec.rawValue, 6), cell(verified, 9), String(m.dump?.sha256.prefix(12) ?? "")].joined(separator: " "))
                 }
                 var summary = "\(catalog.entries.count) backups in \(objectStore.url)"

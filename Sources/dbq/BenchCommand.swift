@@ -3,7 +3,7 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure dbq on this machine and print figures (medians of several runs).",
+        abstract: "Measure dbq on this machine and print figures (bench backup: medians of --runs; the others: one run each).",
         subcommands: [BenchBackup.self, BenchClients.self, BenchCopy.self, BenchQueue.self]
     )
 }
