@@ -119,6 +119,7 @@ public struct BackupJob: Job {
             }
             _ = try await connection.execute("COMMIT")
         } catch {
+            source.stop()
             process.kill(SIGKILL)
             _ = await process.wait()
             // Completed objects without a manifest are garbage: remove them now (retention
@@ -127,7 +128,7 @@ public struct BackupJob: Job {
             throw error
         }
         let storedSize = segments.reduce(0) { $0 + $1.size }
-        guard let sha256 = source.sha256, storedSize == source.storedBytes else {
+        guard let first = segments.first, storedSize == source.storedBytes else {
             for segment in segments { try? await store.delete(segment.key) }
             throw BackupError.retryable("\(store.url)/\(dumpKey) holds \(storedSize) bytes after upload, \(source.storedBytes) were sent")
         }
@@ -163,7 +164,7 @@ public struct BackupJob: Job {
         return .object([
             "id": .string(id), "database": .string(name), "store": .string(store.url), "key": .string(dumpKey),
             "codec": .string(codec.rawValue), "size": .number(Double(source.storedBytes)), "rawSize": .number(Double(source.rawBytes)),
-            "sha256": .string(sha256), "objects": .number(Double(objects.count)), "tables": .number(Double(tables.count)), "seconds": .number((seconds * 1000).rounded() / 1000),
+            "sha256": .string(first.sha256), "objects": .number(Double(objects.count)), "tables": .number(Double(tables.count)), "seconds": .number((seconds * 1000).rounded() / 1000),
         ])
     }
 

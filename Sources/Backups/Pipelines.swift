@@ -4,11 +4,13 @@ import DBQSupport
 import Foundation
 import ObjectStorage
 import PostgresClient
+import Synchronization
 
-/// `pg_dump`'s output as a stream of compressed chunks, hashed and counted as they pass.
+/// `pg_dump`'s output as a stream of compressed chunks, rows counted as they pass (the
+/// objects they land in are hashed by `SegmentedWrite`).
 ///
-/// Each pull reads up to 256 KiB from the pipe, compresses it and hashes the result in one
-/// hop onto the pipeline's lane: the cooperative pool never blocks on the pipe or the
+/// Each pull takes the next 256 KiB read ahead from the pipe and compresses it in one hop
+/// onto the pipeline's lane: the cooperative pool never blocks on the pipe or the
 /// codec, and memory is one chunk whatever the database's size. At the end of the output
 /// the child's exit status is checked before the stream ends, so a failed `pg_dump`
 /// fails the upload (which is then aborted) instead of completing a truncated one.
@@ -17,11 +19,9 @@ final class DumpSource: @unchecked Sendable {
     let lane = BlockingLane(label: "dbq.dump")
     let process: Subprocess
     private let compressor: Compressor
-    private var hasher = SHA256()
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+    private let reader: PipeReader
     private(set) var rawBytes: Int64 = 0
     private(set) var storedBytes: Int64 = 0
-    private(set) var sha256: String?
     private var ended = false
     /// Rows per table, read from the archive as it passes (see `DumpRowCounter`).
     let rowCounter = DumpRowCounter()
@@ -29,9 +29,11 @@ final class DumpSource: @unchecked Sendable {
     init(process: Subprocess, compressor: Compressor) {
         self.process = process
         self.compressor = compressor
+        reader = PipeReader(process: process, chunk: 256 << 10)
     }
 
-    deinit { buffer.deallocate() }
+    /// Stops the read-ahead (the output is abandoned).
+    func stop() { reader.stop() }
 
     /// The stream; `progress` is called with (raw, stored) bytes after each chunk.
     func stream(progress: @escaping @Sendable (Int64, Int64) async -> Void) -> ByteStream {
@@ -48,8 +50,10 @@ final class DumpSource: @unchecked Sendable {
 
     private func pull() throws -> [UInt8]? {
         if ended { return nil }
-        let n = try process.readStdout(into: buffer)
-        rowCounter.scan(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        let piece = try reader.next()
+        defer { reader.release() }
+        let n = piece.count
+        rowCounter.scan(piece)
         if n == 0 {
             rowCounter.finish()
             let status = process.waitBlocking()
@@ -57,15 +61,12 @@ final class DumpSource: @unchecked Sendable {
                 throw BackupError.retryable("pg_dump failed (exit \(status)): \(Self.lastLines(process.standardError))")
             }
             let tail = try compressor.finish()
-            hasher.update(data: tail)
             storedBytes += Int64(tail.count)
-            sha256 = hasher.finalize().hex
             ended = true
             return tail
         }
         rawBytes += Int64(n)
-        let out = try compressor.compress(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-        hasher.update(data: out)
+        let out = try compressor.compress(piece)
         storedBytes += Int64(out.count)
         return out
     }
@@ -73,6 +74,64 @@ final class DumpSource: @unchecked Sendable {
     static func lastLines(_ text: String, count: Int = 6) -> String {
         let lines = text.split(separator: "\n").suffix(count)
         return lines.isEmpty ? "(no message)" : lines.joined(separator: " | ")
+    }
+}
+
+/// Reads a child's output ahead on a thread of its own, into two buffers used in turn:
+/// while one chunk is compressed, the next is read, so `pg_dump` never waits on dbq's
+/// compression for longer than one chunk (the pipe alone holds 1 MiB).
+final class PipeReader: @unchecked Sendable {
+    // @unchecked Sendable: each buffer is written by the reader thread only while it holds
+    // it (between `free.wait` and `filled.signal`) and read by the consumer only between
+    // `filled.wait` and `release`; the semaphores order the two.
+    private let buffers: [UnsafeMutableRawBufferPointer]
+    private let free: DispatchSemaphore
+    private let filled = DispatchSemaphore(value: 0)
+    private let results = Mutex<[Result<Int, any Error>]>([])
+    private let stopped = Mutex(false)
+    private var consumed = 0
+
+    init(process: Subprocess, chunk: Int, depth: Int = 2) {
+        buffers = (0..<depth).map { _ in .allocate(byteCount: chunk, alignment: 16) }
+        free = DispatchSemaphore(value: depth)
+        Thread.detachNewThread { [self] in readAhead(process) }
+    }
+
+    /// The reader thread: fills the free buffers in turn until the output ends, fails, or `stop`.
+    private func readAhead(_ process: Subprocess) {
+        var index = 0
+        while true {
+            free.wait()
+            if stopped.withLock({ $0 }) { return }
+            let result = Result { try process.readStdout(into: buffers[index % buffers.count]) }
+            results.withLock { $0.append(result) }
+            filled.signal()
+            index += 1
+            guard case .success(let n) = result, n > 0 else { return }
+        }
+    }
+
+    deinit { buffers.forEach { $0.deallocate() } }
+
+    /// The next chunk (empty at the end of the output); valid until `release`. Blocks.
+    func next() throws -> UnsafeRawBufferPointer {
+        filled.wait()
+        let result = results.withLock { $0.removeFirst() }
+        let n = try result.get()
+        return UnsafeRawBufferPointer(rebasing: buffers[consumed % buffers.count][0..<n])
+    }
+
+    /// The chunk `next` gave back is done with; its buffer may be filled again.
+    func release() {
+        consumed += 1
+        free.signal()
+    }
+
+    /// Ends the read-ahead: the thread exits at its next turn (the caller kills the child
+    /// or has read its output to the end).
+    func stop() {
+        stopped.withLock { $0 = true }
+        free.signal()
     }
 }
 

@@ -8,12 +8,20 @@
 #define _GNU_SOURCE
 #endif
 #include <fcntl.h>
+#include <spawn.h>
 #include <unistd.h>
 
 /* pipe2(O_CLOEXEC): both ends close-on-exec from birth, so a child spawned by another
    thread in between never inherits them. Glibc's Swift module does not export pipe2. */
 static inline int CSystem_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+/* Closes every descriptor from `low` up in the child (glibc 2.34+): a child never inherits
+   what this process got from its own parent without close-on-exec (a supervisor's socket,
+   a test harness's pipe), which would keep that descriptor open after dbq dies. */
+static inline int CSystem_spawn_closefrom(posix_spawn_file_actions_t *actions, int low) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, low);
 }
 
 static inline void CSystem_tune_malloc(int mmap_threshold, int arena_max) {

@@ -11,6 +11,32 @@ public enum ProcessStats {
     /// Peak resident set size of another live process, in bytes (`VmHWM` of `/proc/PID/status`).
     public static func peakResidentBytes(pid: Int32) -> Int? { field("VmHWM:", status: "/proc/\(pid)/status") }
 
+    /// CPU time (user + system) a live process has used, in seconds (`/proc/PID/stat`,
+    /// at the usual 100 ticks a second).
+    public static func cpuSeconds(pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state(0) ppid(1) … utime(11) stime(12).
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / 100
+    }
+
+    /// The live children of `pid` (read from every `/proc/N/stat`: Debian's kernel has no
+    /// `/proc/PID/task/TID/children`).
+    public static func children(of pid: Int32) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var found: [Int32] = []
+        for entry in entries {
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // "pid (comm) state ppid …": the command may hold spaces and parentheses.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == pid { found.append(child) }
+        }
+        return found
+    }
+
     private static func field(_ name: String, status path: String = "/proc/self/status") -> Int? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(name) {

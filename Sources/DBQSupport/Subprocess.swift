@@ -77,6 +77,9 @@ public final class Subprocess: @unchecked Sendable {
             parentEnds.append(errPipe.read)
             childEnds.append(errPipe.write)
             posix_spawn_file_actions_adddup2(&fileActions, errPipe.write, 2)
+            // Nothing but 0, 1 and 2 reaches the child: not even descriptors this process
+            // inherited without close-on-exec (they would outlive dbq in an orphaned child).
+            _ = CSystem_spawn_closefrom(&fileActions, 3)
 
             let argv = ([path] + arguments).map { strdup($0) } + [nil]
             let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]

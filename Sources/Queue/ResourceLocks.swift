@@ -27,13 +27,13 @@ public struct LockBusyError: Error, Sendable, CustomStringConvertible {
 
 extension ResourceLocks {
     /// Runs `body` holding the lock: waits up to `wait` for it (then throws a retryable
-    /// `LockBusyError`), renews it every `ttl / 3`, releases it after. A renewal that
+    /// `LockBusyError`), renews it every `renewEvery` (`ttl / 3` by default), releases it after. A renewal that
     /// fails (Redis restarting, a connection killed) is tried again sooner, and only when
     /// no renewal has succeeded for `ttl` (the hold has really lapsed) is `body`
     /// cancelled; a renewal that finds the hold gone cancels it at once.
     public func withLock<T: Sendable>(
         _ name: String, mode: LockMode, owner: String, ttl: Duration = .seconds(30), wait: Duration = .seconds(60),
-        _ body: @escaping @Sendable () async throws -> T
+        renewEvery: Duration? = nil, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let start = ContinuousClock.now
         var attempt = 0
@@ -51,7 +51,7 @@ extension ResourceLocks {
         do {
             outcome = .success(try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask { [heldSince] in
-                    try await self.keepRenewing(name, mode: mode, owner: owner, ttl: ttl, since: heldSince)
+                    try await self.keepRenewing(name, mode: mode, owner: owner, ttl: ttl, every: renewEvery ?? ttl / 3, since: heldSince)
                     return nil
                 }
                 group.addTask { try await body() }
@@ -70,13 +70,13 @@ extension ResourceLocks {
 }
 
 extension ResourceLocks {
-    /// Renews the hold until cancelled; throws when it is lost. The hold is good until
-    /// `ttl` after the last renewal sent (or `since`): transient errors before then are
-    /// retried every `ttl / 10`.
-    func keepRenewing(_ name: String, mode: LockMode, owner: String, ttl: Duration,
+    /// Renews the hold `every` so often until cancelled; throws when it is lost. The hold
+    /// is good until `ttl` after the last renewal sent (or `since`): transient errors
+    /// before then are retried three times as often.
+    func keepRenewing(_ name: String, mode: LockMode, owner: String, ttl: Duration, every: Duration,
                       since: ContinuousClock.Instant) async throws {
         var confirmed = since
-        var delay = ttl / 3
+        var delay = every
         while true {
             try await Task.sleep(for: delay)
             let sent = ContinuousClock.now
@@ -90,14 +90,14 @@ extension ResourceLocks {
                 if ContinuousClock.now - confirmed >= ttl {
                     throw JobError.retryable("lost the lock \(name): no renewal got through for \(ttl.components.seconds) s (\(error)); the job stops and will retry")
                 }
-                delay = min(ttl / 10, confirmed + ttl - ContinuousClock.now)
+                delay = min(every / 3, confirmed + ttl - ContinuousClock.now)
                 continue
             }
             guard renewed else {
                 throw JobError.retryable("lost the lock \(name) (a renewal came too late); the job stops and will retry")
             }
             confirmed = sent
-            delay = ttl / 3
+            delay = every
         }
     }
 }

@@ -13,7 +13,7 @@ struct BackupPushOptions: ParsableArguments {
     var storage: String?
     @Option(help: "backup: zstd (default), gzip or none.")
     var codec: String?
-    @Option(help: "backup: compression level (zstd 1-19, default 3; gzip 1-9, default 6).")
+    @Option(help: "backup: compression level (zstd 1-19, default 1; gzip 1-9, default 6).")
     var level: Int?
     @Option(help: "restore, verify-backup: backup id, job id or prefix (default: latest).")
     var backup: String?

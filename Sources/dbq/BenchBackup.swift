@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import Codecs
 import DBQSupport
 import Foundation
 import Logging
@@ -47,6 +48,12 @@ struct BenchBackup: AsyncParsableCommand {
     @Option(help: "Runs per figure.")
     var runs = 3
 
+    @Option(help: "zstd level of the dbq backups (default: the codec's default).")
+    var level: Int?
+
+    @Option(help: "PID of the S3 server, to report the CPU it spends per dbq backup (deploy/local/bench-backup.sh passes moto's).")
+    var s3ServerPid: Int32?
+
     @Option(help: "The aws CLI, for the peer pipeline.")
     var aws = "aws"
 
@@ -83,7 +90,7 @@ struct BenchBackup: AsyncParsableCommand {
             let localStore = try StorageURL("file://" + work + "/store").open(options: s3Options, logger: logger)
 
             emit("dbq bench backup — \(runs) run(s) each, medians; MB/s = database size / wall time")
-            emit("S3: \(s3URL) at \(s3Options.endpoint ?? "AWS"), parts of \(s3Options.partSize >> 20) MiB (\(S3Options().partConcurrency) held: uploading or filling); dbq codec zstd level 3")
+            emit("S3: \(s3URL) at \(s3Options.endpoint ?? "AWS"), parts of \(s3Options.partSize >> 20) MiB (\(S3Options().partConcurrency) held: uploading or filling); dbq codec zstd level \(level ?? Codec.zstd.defaultLevel)")
 
             let admin = try await PostgresConnection.connect(adminURL.raw, logger: logger, applicationName: "dbq bench")
             var databases: [BenchDatabase] = []
@@ -160,10 +167,11 @@ struct BenchBackup: AsyncParsableCommand {
     // MARK: - Measuring
 
     enum Peer: Int, CaseIterable {
-        case pgDumpFile, awsPipeline, dbqLocal, dbqS3
+        case rawDump, pgDumpFile, awsPipeline, dbqLocal, dbqS3
 
         var label: String {
             switch self {
+            case .rawDump: "pg_dump -Fc -Z0 > file (limit)"
             case .pgDumpFile: "pg_dump -Fc > file"
             case .awsPipeline: "pg_dump -Fc | aws s3 cp -"
             case .dbqLocal: "dbq backup → local directory"
@@ -177,6 +185,9 @@ struct BenchBackup: AsyncParsableCommand {
         var outputBytes: Int64
         var peakRSS: Int?
         var rawBytes: Int64?
+        /// CPU seconds of the dbq worker, of the S3 server, during this backup.
+        var workerCPU: Double?
+        var serverCPU: Double?
     }
 
     struct Figures {
@@ -184,9 +195,12 @@ struct BenchBackup: AsyncParsableCommand {
         /// The worker's VmHWM over all runs, and right after it started.
         var workerPeak: Int?
         var workerIdle: Int?
+        /// The largest peak of a pg_dump the worker ran.
+        var childPeak: Int?
 
         var medianSeconds: Double { median(samples.map(\.seconds)) }
-        var peakRSS: Int? { workerPeak ?? samples.compactMap(\.peakRSS).max() }
+        /// The worker's and its pg_dump's together (the others' figures cover their whole pipeline's largest process).
+        var peakRSS: Int? { workerPeak.map { $0 + (childPeak ?? 0) } ?? samples.compactMap(\.peakRSS).max() }
     }
 
     private func measure(_ db: BenchDatabase, tools: Tools, config: String, redisURL: String, work: String,
@@ -204,7 +218,7 @@ struct BenchBackup: AsyncParsableCommand {
         defer { for worker in workers.values { worker.stop() } }
         for (peer, storage) in [(Peer.dbqLocal, "local"), (.dbqS3, "s3")] {
             let worker = try await BenchWorker.start(
-                storage: storage, config: config, redisURL: redisURL, database: db,
+                storage: storage, config: config, redisURL: redisURL, database: db, level: level,
                 queueName: "dbq-bench-\(getpid())-\(storage)")
             workers[peer] = worker
             figures[peer, default: Figures()].workerIdle = worker.idlePeak
@@ -215,6 +229,14 @@ struct BenchBackup: AsyncParsableCommand {
             for peer in order {
                 let sample: Sample
                 switch peer {
+                case .rawDump:
+                    let file = work + "/pg_dump-raw.dump"
+                    let (seconds, peak) = try await tools.timed(
+                        "pg_dump -Fc --compress=0 > file", work: work, environment: env,
+                        ["/bin/sh", "-c", #"exec "$0" -Fc --compress=0 --no-password --dbname="$1" > "$2""#, tools.pgDump, conninfo, file])
+                    let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0
+                    try? FileManager.default.removeItem(atPath: file)
+                    sample = Sample(seconds: seconds, outputBytes: size ?? 0, peakRSS: peak)
                 case .pgDumpFile:
                     let file = work + "/pg_dump.dump"
                     let (seconds, peak) = try await tools.timed(
@@ -237,12 +259,18 @@ struct BenchBackup: AsyncParsableCommand {
                     try await s3Store.delete(key)
                     sample = Sample(seconds: seconds, outputBytes: size, peakRSS: peak)
                 case .dbqLocal, .dbqS3:
-                    sample = try await workers[peer]!.backup(queue: queue, store: peer == .dbqLocal ? localStore : s3Store)
+                    let serverBefore = s3ServerPid.flatMap(ProcessStats.cpuSeconds(pid:))
+                    var s = try await workers[peer]!.backup(queue: queue, store: peer == .dbqLocal ? localStore : s3Store)
+                    if let serverBefore, let after = s3ServerPid.flatMap(ProcessStats.cpuSeconds(pid:)) { s.serverCPU = after - serverBefore }
+                    sample = s
                 }
                 figures[peer, default: Figures()].samples.append(sample)
             }
         }
-        for (peer, worker) in workers { figures[peer]?.workerPeak = worker.peak }
+        for (peer, worker) in workers {
+            figures[peer]?.workerPeak = worker.peak
+            figures[peer]?.childPeak = worker.childPeak
+        }
         let verification = try await workers[.dbqS3]!.verify(queue: queue, store: s3Store)
         let redis = try await RedisConnection.connect(try RedisConfiguration(url: redisURL), logger: Logger(label: "dbq.bench"))
         for worker in workers.values {
@@ -254,19 +282,21 @@ struct BenchBackup: AsyncParsableCommand {
         let raw = figures[.dbqLocal]?.samples.first?.rawBytes ?? 0
         emit("")
         emit("pgbench scale \(db.scale) + \(db.randomMiB) MiB of random bytea (\(db.name)): database \(megabytes(db.bytes)), dump \(megabytes(raw)) uncompressed")
-        emit("  " + pad("", 30) + lpad("seconds", 9) + lpad("MB/s", 9) + lpad("× pg_dump", 11) + lpad("output", 11) + lpad("peak RSS", 12))
+        emit("  " + pad("", 32) + lpad("seconds", 9) + lpad("MB/s", 9) + lpad("× pg_dump", 11) + lpad("× raw", 8) + lpad("output", 11) + lpad("peak RSS", 12))
         let reference = figures[.pgDumpFile]!.medianSeconds
+        let limit = figures[.rawDump]!.medianSeconds
         for peer in Peer.allCases {
             let f = figures[peer]!
             let seconds = f.medianSeconds
             let note = switch peer {
-            case .pgDumpFile: "pg_dump"
+            case .rawDump, .pgDumpFile: "pg_dump"
             case .awsPipeline: "largest process"
-            case .dbqLocal, .dbqS3: "worker; idle \(mebibytes(f.workerIdle))"
+            case .dbqLocal, .dbqS3: "worker \(mebibytes(f.workerPeak)) + pg_dump \(mebibytes(f.childPeak)); worker idle \(mebibytes(f.workerIdle))"
             }
-            emit("  " + pad(peer.label, 30) + lpad(String(format: "%.2f", seconds), 9)
+            emit("  " + pad(peer.label, 32) + lpad(String(format: "%.2f", seconds), 9)
                   + lpad(String(format: "%.1f", Double(db.bytes) / 1e6 / seconds), 9)
                   + lpad(String(format: "%.2f", reference / seconds), 11)
+                  + lpad(String(format: "%.2f", limit / seconds), 8)
                   + lpad(megabytes(median(f.samples.map { Double($0.outputBytes) }).int64), 11)
                   + lpad(mebibytes(f.peakRSS), 12) + "  (\(note))")
         }
@@ -275,23 +305,32 @@ struct BenchBackup: AsyncParsableCommand {
             return String(format: "%.2f–%.2f", s.min() ?? 0, s.max() ?? 0)
         }
         emit("  runs' range (s): " + spread.joined(separator: ", "))
-        emit("  " + pad("dbq verify-backup ← S3", 30) + lpad(String(format: "%.2f", verification.seconds), 9)
+        for peer in [Peer.dbqLocal, .dbqS3] {
+            let samples = figures[peer]!.samples
+            var line = "  CPU per backup, \(peer.label): worker " + String(format: "%.2f s", median(samples.compactMap(\.workerCPU)))
+            if peer == .dbqS3, s3ServerPid != nil { line += String(format: ", S3 server %.2f s", median(samples.compactMap(\.serverCPU))) }
+            emit(line + " (the raw dump's pg_dump: see its own run)")
+        }
+        emit("  " + pad("dbq verify-backup ← S3", 32) + lpad(String(format: "%.2f", verification.seconds), 9)
              + "  (one run: restore into a scratch database, rows compared)" + lpad(mebibytes(verification.peak), 11) + "  (worker, during it)")
         return figures
     }
 
     private func printTargets(_ results: [(BenchDatabase, [Peer: Figures])]) {
         emit("")
-        emit("targets: dbq → S3 at least the aws pipeline's speed and 0.9× pg_dump -Fc > file; worker peak RSS ≤ 64 MiB, about the same at every size")
+        emit("targets: dbq → S3 at least the aws pipeline's speed, 0.9× pg_dump -Fc > file and 0.8× the raw dump's; worker peak RSS ≤ 64 MiB, about the same at every size")
         var peaks: [Int] = []
         for (db, f) in results {
             let s3 = f[.dbqS3]!.medianSeconds
             let vsAWS = f[.awsPipeline]!.medianSeconds / s3
             let vsFile = f[.pgDumpFile]!.medianSeconds / s3
-            let peak = max(f[.dbqS3]!.peakRSS ?? 0, f[.dbqLocal]!.peakRSS ?? 0)
+            let vsRaw = f[.rawDump]!.medianSeconds / s3
+            let peak = max(f[.dbqS3]!.workerPeak ?? 0, f[.dbqLocal]!.workerPeak ?? 0)
+            let withChild = max(f[.dbqS3]!.peakRSS ?? 0, f[.dbqLocal]!.peakRSS ?? 0)
             peaks.append(peak)
-            emit(String(format: "  scale %-4d dbq → S3: %.2f× the aws pipeline %@, %.2f× pg_dump > file %@; worker peak %@ %@",
-                         db.scale, vsAWS, mark(vsAWS >= 1), vsFile, mark(vsFile >= 0.9), mebibytes(peak), mark(peak <= 64 << 20)))
+            emit(String(format: "  scale %-4d dbq → S3: %.2f× the aws pipeline %@, %.2f× pg_dump > file %@, %.2f× the raw dump %@; worker peak %@ %@ (%@ with its pg_dump)",
+                         db.scale, vsAWS, mark(vsAWS >= 1), vsFile, mark(vsFile >= 0.9), vsRaw, mark(vsRaw >= 0.8),
+                         mebibytes(peak), mark(peak <= 64 << 20), mebibytes(withChild)))
         }
         if let low = peaks.min(), let high = peaks.max(), low > 0 {
             emit(String(format: "  worker peak from the smallest to the largest database: %@ → %@ (%+.0f %%)",
@@ -362,15 +401,21 @@ private final class BenchWorker {
     let database: BenchBackup.BenchDatabase
     let storage: String
     private(set) var idlePeak: Int?
+    /// The largest peak RSS seen of a child (pg_dump, pg_restore) of this worker.
+    private(set) var childPeak: Int?
+    private var lastChildScan = ContinuousClock.now
 
-    private init(process: Subprocess, queueName: String, database: BenchBackup.BenchDatabase, storage: String) {
+    let level: Int?
+
+    private init(process: Subprocess, queueName: String, database: BenchBackup.BenchDatabase, storage: String, level: Int?) {
+        self.level = level
         self.process = process
         self.queueName = queueName
         self.database = database
         self.storage = storage
     }
 
-    static func start(storage: String, config: String, redisURL: String, database: BenchBackup.BenchDatabase,
+    static func start(storage: String, config: String, redisURL: String, database: BenchBackup.BenchDatabase, level: Int?,
                       queueName: String) async throws -> BenchWorker {
         var env = ProcessInfo.processInfo.environment
         env["DBQ_LOG_LEVEL"] = "error"
@@ -380,7 +425,7 @@ private final class BenchWorker {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let process = try Subprocess(executable, arguments: ["worker", "--config", config, "--queues", queueName, "--concurrency", "1",
                                                              "--id", "bench-\(storage)-\(getpid())"], environment: env)
-        let worker = BenchWorker(process: process, queueName: queueName, database: database, storage: storage)
+        let worker = BenchWorker(process: process, queueName: queueName, database: database, storage: storage, level: level)
         try await Task.sleep(for: .milliseconds(1500))
         worker.idlePeak = ProcessStats.peakResidentBytes(pid: process.pid)
         guard worker.idlePeak != nil else {
@@ -393,12 +438,14 @@ private final class BenchWorker {
     /// One backup through Redis: pushed, run by this worker, timed to its success, then
     /// removed from the store (the bench keeps nothing) unless `keep`.
     func backup(queue: RedisQueue, store: any ObjectStore, keep: Bool = false) async throws -> BenchBackup.Sample {
+        let cpuBefore = ProcessStats.cpuSeconds(pid: process.pid)
         let (seconds, result) = try await run("backup", queue: queue)
+        let cpu = cpuBefore.flatMap { before in ProcessStats.cpuSeconds(pid: process.pid).map { $0 - before } }
         guard case .string(let key)? = result["key"], case .number(let size)? = result["size"], case .number(let raw)? = result["rawSize"] else {
             throw CheckFailure("the bench backup succeeded without a result")
         }
         if !keep { try await remove(key, from: store) }
-        return BenchBackup.Sample(seconds: seconds, outputBytes: Int64(size), peakRSS: nil, rawBytes: Int64(raw))
+        return BenchBackup.Sample(seconds: seconds, outputBytes: Int64(size), peakRSS: nil, rawBytes: Int64(raw), workerCPU: cpu)
     }
 
     /// A backup kept, then verified (restored into a scratch database, tables and rows
@@ -416,7 +463,9 @@ private final class BenchWorker {
     }
 
     private func run(_ kind: String, queue: RedisQueue) async throws -> (seconds: Double, result: [String: JSONValue]) {
-        let payload = JSONValue.object(["database": .string(database.name), "storage": .string(storage)])
+        var fields: [String: JSONValue] = ["database": .string(database.name), "storage": .string(storage)]
+        if kind == "backup", let level { fields["level"] = .number(Double(level)) }
+        let payload = JSONValue.object(fields)
         let version = Kinds.registry.defaults(for: kind)?.version ?? 1
         let envelope = JobEnvelope(kind: kind, version: version, payload: payload, queue: queueName, maxAttempts: 1, timeoutSeconds: 3600)
         let started = ContinuousClock.now
@@ -434,6 +483,13 @@ private final class BenchWorker {
                 if !process.isRunning {
                     _ = await process.wait()
                     throw CheckFailure("the bench worker for \(storage) exited: \(process.standardError)")
+                }
+                // The worker's children (its pg_dump) every 100 ms: their peak counts with the worker's.
+                if ContinuousClock.now - lastChildScan >= .milliseconds(100) {
+                    lastChildScan = ContinuousClock.now
+                    for child in ProcessStats.children(of: process.pid) {
+                        if let peak = ProcessStats.peakResidentBytes(pid: child), peak > (childPeak ?? 0) { childPeak = peak }
+                    }
                 }
                 try await Task.sleep(for: .milliseconds(10))
             }

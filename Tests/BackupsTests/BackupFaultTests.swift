@@ -74,9 +74,9 @@ struct BackupFaultTests {
         }
         #expect(uploads.count == 1, "worker A never started its upload: \(a.stderr.suffix(2000))")
         a.signal(SIGKILL)
-        _ = await a.wait(timeout: .seconds(10))
-        // Let A's orphaned pg_dump pipeline finish: it writes into a closed pipe and ends.
+        // Let A's orphaned pg_dump pipeline go on: it writes into the dead worker's pipe and ends.
         try? FileManager.default.removeItem(atPath: hold)
+        _ = await a.wait(timeout: .seconds(30))
 
         let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
         defer { b.signal(SIGTERM) }

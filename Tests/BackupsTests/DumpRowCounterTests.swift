@@ -159,13 +159,19 @@ struct DumpRowCounterTests {
         #expect(counter.failure?.contains(reason) == true, "\(counter.failure ?? "no failure")")
     }
 
-    @Test("newlines are counted eight bytes at a time exactly as one at a time")
+    @Test("newlines are counted by memchr and by words exactly as one at a time, sparse or dense")
     func newlineCounting() {
         var rng = SplitMix64(seed: 3)
-        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
-            let bytes = rng.bytes(length).map { [0x0A, 0x8A, 0x0B, 0x00, 0xFF, $0][Int($0 % 6)] }
-            let naive = bytes.filter { $0 == 0x0A }.count
-            #expect(bytes.withUnsafeBytes { DumpRowCounter.countNewlines($0) } == naive)
+        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4095, 4096, 4097, 20_000] {
+            // Dense (a newline in every sixth byte or so), sparse (one in 500), and none.
+            let dense = rng.bytes(length).map { [0x0A, 0x8A, 0x0B, 0x00, 0xFF, $0][Int($0 % 6)] }
+            let sparse = rng.bytes(length).map { $0 == 7 && Bool.random() ? 0x0A : ($0 == 0x0A ? 0x41 : $0) }
+            let mixed = dense.prefix(length / 2) + sparse.suffix(length - length / 2)
+            for bytes in [dense, sparse, Array(mixed), [UInt8](repeating: 0x0A, count: length)] {
+                let naive = bytes.filter { $0 == 0x0A }.count
+                #expect(bytes.withUnsafeBytes { DumpRowCounter.countNewlines($0) } == naive)
+                #expect(bytes.withUnsafeBytes { DumpRowCounter.countNewlinesByWords($0) } == naive)
+            }
         }
     }
 

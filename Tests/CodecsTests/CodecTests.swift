@@ -94,7 +94,7 @@ import Testing
         #expect(try Codec(parsing: "ZSTD") == .zstd)
         #expect(throws: CodecError("unknown codec 'lz4'; use one of: zstd, gzip, none")) { try Codec(parsing: "lz4") }
         #expect(throws: CodecError("gzip level 12 is out of range; use 1 to 9")) { try Codec.gzip.checkedLevel(12) }
-        #expect(try Codec.zstd.checkedLevel(nil) == 3)
+        #expect(try Codec.zstd.checkedLevel(nil) == 1)
         #expect(try Codec.none.checkedLevel(5) == 0)
     }
 }

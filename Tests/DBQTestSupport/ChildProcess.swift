@@ -40,7 +40,10 @@ public final class ChildProcess: @unchecked Sendable {
         }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            _ = try? await BlockingLane.detached { self.process.waitUntilExit() }
+            // Not waitUntilExit: Foundation sees the exit only once every descendant has let
+            // go of a socket it passes down, and an orphaned grandchild could hold it forever.
+            let grace = ContinuousClock.now + .seconds(10)
+            while process.isRunning && ContinuousClock.now < grace { try? await Task.sleep(for: .milliseconds(20)) }
             return nil
         }
         return process.terminationStatus

@@ -33,14 +33,15 @@ struct ResourceLockTests {
     @Test("renewals that fail for less than the time to live do not stop the job")
     func transientFailures() async throws {
         let locks = FlakyLocks()
-        // Three renewals fail (each retried after ttl/10), far less than the 6 s the hold lasts.
+        // Three renewals fail (each retried sooner), far less than the 120 s the hold lasts
+        // whatever the load: the test counts renewals, not time.
         locks.failNext.withLock { $0 = 3 }
-        let result = try await locks.withLock("db", mode: .shared, owner: "job", ttl: .seconds(6)) {
+        let result = try await locks.withLock("db", mode: .shared, owner: "job", ttl: .seconds(120), renewEvery: .milliseconds(300)) {
             while locks.succeeded.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(50)) }
             return "done"
         }
         #expect(result == "done")
-        #expect(locks.renewals.withLock { $0 } == 5)
+        #expect(locks.renewals.withLock { $0 } >= 5)
     }
 
     @Test("renewals that keep failing for the time to live cancel the job, retryable")

@@ -5,4 +5,4 @@
 # same servers in the same run. Extra arguments go to the command (e.g. --runs 5 --scale 100).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 prepare_bench
-"$DBQ" bench backup "$@"
+"$DBQ" bench backup --s3-server-pid "$(cat "$DBQ_DEV/s3/moto.pid")" "$@"
