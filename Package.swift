@@ -96,6 +96,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Masking policies and rules: pure, deterministic, keyed; no database, no I/O.
+        .target(
+            name: "Anonymization",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
         // dbq.yaml with environment overrides.
         .target(
             name: "Configuration",
@@ -136,6 +142,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "AnonymizationTests", dependencies: ["Anonymization"], swiftSettings: swiftSettings),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "ObjectStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport", "Backups"], swiftSettings: swiftSettings),
         .testTarget(

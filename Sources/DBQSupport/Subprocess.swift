@@ -230,7 +230,8 @@ public final class Subprocess: @unchecked Sendable {
     /// The child is gone; its standard error ends once any grandchild lets go of it.
     private func drainStderr() {
         if stderrDrained.withLock({ $0 }) { return }
-        _ = stderrDone.wait(timeout: .now() + 5)
+        // A latch, not a one-shot: every concurrent waiter passes once the drain is done.
+        if stderrDone.wait(timeout: .now() + 5) == .success { stderrDone.signal() }
         stderrDrained.withLock { $0 = true }
     }
 

@@ -36,7 +36,7 @@ struct CLIConfigTests {
     @Test("validate --check names the storage whose secret is refused and the database whose password is")
     func refused() async throws {
         let bad = good.replacingOccurrences(of: TestServices.s3SecretKey, with: "not-the-secret")
-            .replacingOccurrences(of: ":dbq-local@127.0.0.1:55432", with: ":wrong-pw@127.0.0.1:55432")
+            .replacingOccurrences(of: TestServices.databaseURL, with: TestServices.databaseURL.replacingOccurrences(of: ":dbq-local@", with: ":wrong-pw@"))
         let path = try write(bad)
         let result = try await runCommand(TestServices.dbqBinary, ["config", "validate", "--config", path, "--check"])
         #expect(result.status == 1)

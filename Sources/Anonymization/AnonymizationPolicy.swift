@@ -1,0 +1,201 @@
+import Foundation
+import Yams
+
+/// A masking policy: per table, per column, one rule. Loaded from YAML, then checked
+/// against the database's catalog (`plan(for:)`), which names every problem by its path.
+///
+/// ```yaml
+/// strict: true                      # every column of every exported table must be named
+/// tables:
+///   public.customers:
+///     id: keep
+///     email: {rule: email, length: 52}
+///     name: {rule: fake, kind: full_name}
+///     phone: {rule: hash, pattern: digits}
+///   public.tickets:
+///     body: redact
+/// references:                       # links by value, not declared as foreign keys
+///   - {from: public.tickets.customer_email, to: public.customers.email}
+/// ```
+public struct AnonymizationPolicy: Sendable {
+    public struct Entry: Sendable {
+        public var rule: any MaskingRule
+        public var path: String
+    }
+    public var strict: Bool
+    /// Table (schema.name) → column → rule.
+    public var tables: [String: [String: Entry]]
+    public var references: [(from: String, to: String)]
+    /// SHA-256 of the policy's text: two exports with equal digests used the same policy.
+    public var digest: String
+
+    /// Parses the YAML; every problem is collected and thrown at once, each with its path.
+    public static func parse(_ text: String, file: String = "policy") throws(AnonymizationError) -> AnonymizationPolicy {
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch {
+            throw AnonymizationError("\(file): not valid YAML: \(error)")
+        }
+        guard let document = root as? [String: Any] else {
+            throw AnonymizationError("\(file): expected a mapping with tables: (and strict:, references:)")
+        }
+        var problems: [String] = []
+        for key in document.keys.sorted() where !["strict", "tables", "references"].contains(key) {
+            problems.append("\(key): unknown setting (a policy has strict, tables, references)")
+        }
+        var strict = true
+        if let raw = document["strict"] {
+            if let b = raw as? Bool { strict = b } else { problems.append("strict: '\(raw)' must be true or false") }
+        }
+        var tables: [String: [String: Entry]] = [:]
+        if let raw = document["tables"] {
+            if let map = raw as? [String: Any] {
+                for (table, value) in map.sorted(by: { $0.key < $1.key }) {
+                    let tablePath = "tables.\(table)"
+                    guard table.split(separator: ".").count == 2 else {
+                        problems.append("\(tablePath): name tables as schema.table (e.g. public.\(table))")
+                        continue
+                    }
+                    guard let columns = value as? [String: Any] else {
+                        problems.append("\(tablePath): expected a mapping of column: rule")
+                        continue
+                    }
+                    var entries: [String: Entry] = [:]
+                    for (column, spec) in columns.sorted(by: { $0.key < $1.key }) {
+                        let path = "\(tablePath).\(column)"
+                        do {
+                            entries[column] = Entry(rule: try rule(spec, path: path), path: path)
+                        } catch {
+                            problems.append(error.message)
+                        }
+                    }
+                    tables[table] = entries
+                }
+            } else {
+                problems.append("tables: expected a mapping of schema.table: {column: rule}")
+            }
+        }
+        var references: [(String, String)] = []
+        if let raw = document["references"] {
+            if let list = raw as? [Any] {
+                for (i, item) in list.enumerated() {
+                    guard let map = item as? [String: Any], let from = map["from"] as? String, let to = map["to"] as? String,
+                          from.split(separator: ".").count == 3, to.split(separator: ".").count == 3 else {
+                        problems.append("references[\(i)]: expected {from: schema.table.column, to: schema.table.column}")
+                        continue
+                    }
+                    references.append((from, to))
+                }
+            } else {
+                problems.append("references: expected a list of {from:, to:}")
+            }
+        }
+        if !problems.isEmpty { throw AnonymizationError("\(file): " + problems.joined(separator: "; ")) }
+        return AnonymizationPolicy(strict: strict, tables: tables, references: references, digest: sha256Hex(Array(text.utf8)))
+    }
+
+    /// `keep`, or `{rule: fake, kind: email}`.
+    static func rule(_ spec: Any, path: String) throws(AnonymizationError) -> any MaskingRule {
+        if let name = spec as? String { return try RuleRegistry.make(name, parameters: [:], path: path) }
+        // YAML reads a bare `null` as no value at all: here it is the rule of that name.
+        if spec is NSNull { return try RuleRegistry.make("null", parameters: [:], path: path) }
+        guard let map = spec as? [String: Any], let name = map["rule"] as? String else {
+            throw AnonymizationError("\(path): expected a rule name (keep, hash, …) or {rule: NAME, …parameters}")
+        }
+        var parameters: [String: String] = [:]
+        for (k, v) in map where k != "rule" { parameters[k] = "\(v)" }
+        return try RuleRegistry.make(name, parameters: parameters, path: path)
+    }
+}
+
+/// What an export does to each column of each table, decided and checked.
+public struct AnonymizationPlan: Sendable {
+    public struct ColumnPlan: Sendable {
+        public var name: String
+        public var kind: ValueKind
+        public var rule: any MaskingRule
+        /// Why this rule: named in the policy, or inherited through a reference.
+        public var source: String
+    }
+    /// Table (schema.name) → its columns in table order.
+    public var tables: [String: [ColumnPlan]]
+}
+
+extension AnonymizationPolicy {
+    /// Checks the policy against the tables being exported and decides every column:
+    /// unknown tables and columns, rules that do not fit a column's type, NULL into a NOT
+    /// NULL column, a non-distinct rule on a unique column, different rules on the two
+    /// sides of a reference, and (strict) any column nobody decided about. Every problem
+    /// is named by its path, all at once.
+    public func plan(for catalog: TableCatalog) throws(AnonymizationError) -> AnonymizationPlan {
+        var problems: [String] = []
+        var decided: [String: [String: (rule: any MaskingRule, source: String)]] = [:]
+        for (table, columns) in tables.sorted(by: { $0.key < $1.key }) {
+            guard let t = catalog.table(table) else {
+                // A policy may cover more tables than one export takes: only a table that
+                // does not exist in the database at all is an error.
+                continue
+            }
+            for (column, entry) in columns.sorted(by: { $0.key < $1.key }) {
+                guard let c = t.column(column) else {
+                    problems.append("\(entry.path): no column '\(column)' in \(table) (columns: \(t.columns.map(\.name).joined(separator: ", ")))")
+                    continue
+                }
+                decided[table, default: [:]][column] = (entry.rule, entry.path)
+                _ = c
+            }
+        }
+        // References: declared foreign keys and the policy's own links by value. The rule on
+        // the referenced side decides the referencing side.
+        var links: [(from: (String, String), to: (String, String), what: String)] = []
+        for fk in catalog.foreignKeys {
+            for (a, b) in zip(fk.columns, fk.referencedColumns) { links.append(((fk.table, a), (fk.referenced, b), "foreign key \(fk.name)")) }
+        }
+        for r in references {
+            let f = r.from.split(separator: "."), t = r.to.split(separator: ".")
+            links.append(((f[0] + "." + f[1], String(f[2])), (t[0] + "." + t[1], String(t[2])), "references: \(r.from) → \(r.to)"))
+        }
+        for _ in 0..<max(1, links.count) {  // chains of references settle in as many passes
+            for link in links {
+                guard let target = decided[link.to.0]?[link.to.1] else { continue }
+                if let own = decided[link.from.0]?[link.from.1] {
+                    if own.rule.identity != target.rule.identity {
+                        let message = "\(own.source) (\(own.rule.identity)) and \(target.source) (\(target.rule.identity)) are the two sides of \(link.what): give them the same rule, or leave the referencing side out (it inherits)"
+                        if !problems.contains(message) { problems.append(message) }
+                    }
+                } else if catalog.table(link.from.0) != nil {
+                    decided[link.from.0, default: [:]][link.from.1] = (target.rule, "\(target.source) via \(link.what)")
+                }
+            }
+        }
+        var plan: [String: [AnonymizationPlan.ColumnPlan]] = [:]
+        for t in catalog.tables {
+            var columns: [AnonymizationPlan.ColumnPlan] = []
+            var undecided: [String] = []
+            for c in t.columns {
+                guard let (rule, source) = decided[t.qualifiedName]?[c.name] else {
+                    if strict { undecided.append(c.name) } else {
+                        columns.append(.init(name: c.name, kind: c.kind, rule: Keep(), source: "not in the policy (strict: false)"))
+                    }
+                    continue
+                }
+                let ruleType = type(of: rule)
+                if !ruleType.accepts.contains(c.kind) {
+                    problems.append("\(source): rule \(ruleType.name) does not fit column \(t.qualifiedName).\(c.name) of type \(c.type) (it takes \(ruleType.accepts.map(\.rawValue).sorted().joined(separator: ", ")))")
+                }
+                if rule is Null && c.notNull {
+                    problems.append("\(source): column \(t.qualifiedName).\(c.name) is NOT NULL; null would break the import: use another rule")
+                }
+                if !rule.keepsDistinct, t.uniqueKeys.contains(where: { $0.contains(c.name) }) {
+                    problems.append("\(source): column \(t.qualifiedName).\(c.name) is unique and rule \(rule.identity) can give two rows the same value; use one that keeps distinct values distinct: keep, null, hash (full length or pattern: digits), email with length: 52, or fake kind: uuid")
+                }
+                columns.append(.init(name: c.name, kind: c.kind, rule: rule, source: source))
+            }
+            if !undecided.isEmpty {
+                problems.append("tables.\(t.qualifiedName): strict policy, and no rule for column(s) \(undecided.joined(separator: ", ")): name each (keep counts) or set strict: false")
+            }
+            plan[t.qualifiedName] = columns
+        }
+        if !problems.isEmpty { throw AnonymizationError(problems.joined(separator: "; ")) }
+        return AnonymizationPlan(tables: plan)
+    }
+}

@@ -1,0 +1,62 @@
+/// PostgreSQL's `COPY … TEXT` row format: fields separated by tabs, `\N` for NULL, and
+/// backslash escapes for backslash, newline, carriage return and tab (and the others
+/// COPY accepts on input). Decoding and encoding are exact inverses for what COPY writes.
+public enum CopyText {
+    /// The fields of one line (without its newline); nil for NULL.
+    public static func decode(_ line: ArraySlice<UInt8>) -> [String?] {
+        var fields: [String?] = []
+        var current: [UInt8] = []
+        var isNull = false
+        var i = line.startIndex
+        func flush() {
+            fields.append(isNull ? nil : String(decoding: current, as: UTF8.self))
+            current.removeAll(keepingCapacity: true)
+            isNull = false
+        }
+        while i < line.endIndex {
+            let b = line[i]
+            if b == 0x09 {
+                flush()
+            } else if b == 0x5C, i + 1 < line.endIndex {
+                let n = line[i + 1]
+                i += 1
+                switch n {
+                case UInt8(ascii: "N") where current.isEmpty && (i + 1 == line.endIndex || line[i + 1] == 0x09): isNull = true
+                case UInt8(ascii: "n"): current.append(0x0A)
+                case UInt8(ascii: "r"): current.append(0x0D)
+                case UInt8(ascii: "t"): current.append(0x09)
+                case UInt8(ascii: "b"): current.append(0x08)
+                case UInt8(ascii: "f"): current.append(0x0C)
+                case UInt8(ascii: "v"): current.append(0x0B)
+                default: current.append(n)
+                }
+            } else {
+                current.append(b)
+            }
+            i += 1
+        }
+        flush()
+        return fields
+    }
+
+    /// One line (with its newline) for `fields`.
+    public static func encode(_ fields: [String?], into out: inout [UInt8]) {
+        for (index, field) in fields.enumerated() {
+            if index > 0 { out.append(0x09) }
+            guard let field else {
+                out += [0x5C, UInt8(ascii: "N")]
+                continue
+            }
+            for b in field.utf8 {
+                switch b {
+                case 0x5C: out += [0x5C, 0x5C]
+                case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+                case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+                case 0x09: out += [0x5C, UInt8(ascii: "t")]
+                default: out.append(b)
+                }
+            }
+        }
+        out.append(0x0A)
+    }
+}

@@ -1,0 +1,110 @@
+/// `hash`: a keyed HMAC-SHA-256 of the value, formatted to the column's type.
+///
+/// Text becomes `prefix` + `length` base32 characters (52, the whole digest, by default:
+/// distinct stays distinct up to SHA-256's collision resistance). `pattern: digits` keeps
+/// every non-digit character and permutes the digits with a keyed bijection (phone and
+/// id numbers keep their shape and stay unique). Integers map bijectively within their
+/// 32-bit or 62-bit band; UUIDs become keyed UUIDs.
+public struct Hash: MaskingRule {
+    public static let name = "hash"
+    public static let summary = "keyed HMAC-SHA-256, formatted to the column's type (digits keep their shape)"
+    public static let accepts: Set<ValueKind> = [.text, .integer, .uuid]
+    let length: Int
+    let prefix: String
+    let digits: Bool
+
+    public init(parameters: [String: String], path: String) throws(AnonymizationError) {
+        try Self.only(["length", "prefix", "pattern"], parameters, path: path)
+        length = try Self.int(parameters, "length", default: 52, in: 8...52, path: path)
+        prefix = parameters["prefix"] ?? ""
+        switch parameters["pattern"] {
+        case nil: digits = false
+        case "digits"?: digits = true
+        case let other?: throw AnonymizationError("\(path).pattern: '\(other)' is not a pattern; the one pattern is 'digits'")
+        }
+    }
+
+    public var identity: String { digits ? "hash:digits" : "hash:\(length):\(prefix)" }
+    public var keepsDistinct: Bool { digits || length == 52 }
+
+    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
+        switch kind {
+        case .integer: return Self.integer(value, key: key, domain: identity)
+        case .uuid: return Self.uuid(key.mac(domain: identity, value))
+        default:
+            if digits { return Self.permuteDigits(value, key: key, domain: identity) }
+            return prefix + String(base32(key.mac(domain: identity, value)).prefix(length))
+        }
+    }
+
+    /// The digits of `value` permuted as one number of the same length (leading zeros
+    /// kept), every other character in place: a bijection on strings of that shape.
+    static func permuteDigits(_ value: String, key: AnonymizationKey, domain: String) -> String {
+        let scalars = Array(value.unicodeScalars)
+        let positions = scalars.indices.filter { ("0"..."9").contains(scalars[$0]) }
+        guard !positions.isEmpty else { return value }
+        var out = scalars
+        // Up to 18 digits per block (UInt64); longer runs are permuted block by block.
+        var start = 0
+        while start < positions.count {
+            let block = Array(positions[start..<min(positions.count, start + 18)])
+            var number: UInt64 = 0
+            for p in block { number = number * 10 + UInt64(scalars[p].value - 48) }
+            var size: UInt64 = 1
+            for _ in block { size *= 10 }
+            let permuted = FeistelPermutation(size: size, key: key, domain: "\(domain):\(block.count):\(start)").apply(number)
+            var rest = permuted
+            for p in block.reversed() {
+                out[p] = Unicode.Scalar(UInt8(48 + rest % 10))
+                rest /= 10
+            }
+            start += 18
+        }
+        var s = String.UnicodeScalarView()
+        s.append(contentsOf: out)
+        return String(s)
+    }
+
+    /// A bijection of the integers: 0..<2^31 onto itself, 2^31..<2^62 onto itself, and the
+    /// negative bands likewise; beyond ±2^62 the value is kept (none of those in practice).
+    static func integer(_ value: String, key: AnonymizationKey, domain: String) -> String? {
+        guard let v = Int64(value) else { return nil }
+        let magnitude = v < 0 ? UInt64(-(v + 1)) : UInt64(v)
+        let small: UInt64 = 1 << 31, large: UInt64 = 1 << 62
+        let mapped: UInt64
+        if magnitude < small {
+            mapped = FeistelPermutation(size: small, key: key, domain: domain + ":31").apply(magnitude)
+        } else if magnitude < large {
+            mapped = small + FeistelPermutation(size: large - small, key: key, domain: domain + ":62").apply(magnitude - small)
+        } else {
+            return value
+        }
+        return String(v < 0 ? -Int64(mapped) - 1 : Int64(mapped))
+    }
+
+    static func uuid(_ digest: [UInt8]) -> String {
+        var b = Array(digest.prefix(16))
+        b[6] = (b[6] & 0x0F) | 0x40
+        b[8] = (b[8] & 0x3F) | 0x80
+        let h = hex(b)
+        let c = Array(h)
+        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-" + String(c[20..<32])
+    }
+}
+
+/// Lower-case RFC 4648 base32 without padding: 52 characters for 32 bytes.
+func base32(_ bytes: [UInt8]) -> String {
+    let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
+    var out: [UInt8] = []
+    var buffer = 0, bits = 0
+    for byte in bytes {
+        buffer = buffer << 8 | Int(byte)
+        bits += 8
+        while bits >= 5 {
+            out.append(alphabet[(buffer >> (bits - 5)) & 31])
+            bits -= 5
+        }
+    }
+    if bits > 0 { out.append(alphabet[(buffer << (5 - bits)) & 31]) }
+    return String(decoding: out, as: UTF8.self)
+}

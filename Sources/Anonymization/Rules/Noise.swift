@@ -1,0 +1,71 @@
+import Foundation
+
+/// `noise`: numbers moved by up to ±`percent` %, dates and timestamps by up to ±`days`
+/// days; the offset is keyed on the value, so a value always moves the same way.
+public struct Noise: MaskingRule {
+    public static let name = "noise"
+    public static let summary = "numbers ± percent, dates ± days, the same offset for the same value"
+    public static let accepts: Set<ValueKind> = [.integer, .decimal, .date, .timestamp]
+    let percent: Int, days: Int
+
+    public init(parameters: [String: String], path: String) throws(AnonymizationError) {
+        try Self.only(["percent", "days"], parameters, path: path)
+        percent = try Self.int(parameters, "percent", default: 10, in: 1...100, path: path)
+        days = try Self.int(parameters, "days", default: 30, in: 1...3650, path: path)
+    }
+
+    public var identity: String { "noise:\(percent):\(days)" }
+    public var keepsDistinct: Bool { false }
+
+    /// A uniform fraction in [-1, 1] from the keyed hash.
+    func unit(_ value: String, key: AnonymizationKey) -> Double {
+        Double(word(key.mac(domain: identity, value)) >> 11) / Double(1 << 53) * 2 - 1
+    }
+
+    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
+        let u = unit(value, key: key)
+        switch kind {
+        case .integer:
+            guard let v = Int64(value) else { return value }
+            return String(v + Int64((Double(v) * Double(percent) / 100 * u).rounded()))
+        case .decimal:
+            guard let v = Double(value) else { return value }
+            let scale = value.split(separator: ".").dropFirst().first?.count ?? 0
+            return String(format: "%.\(scale)f", v * (1 + Double(percent) / 100 * u))
+        case .date, .timestamp:
+            // The date part shifts by whole days; a time of day, if any, is kept.
+            guard value.count >= 10, let date = DayMath.parse(String(value.prefix(10))) else { return value }
+            let shifted = DayMath.format(date + Int((Double(days) * u).rounded()))
+            return shifted + value.dropFirst(10)
+        default:
+            return value
+        }
+    }
+}
+
+/// Days since 1970-01-01 for ISO dates, without a calendar object per row.
+enum DayMath {
+    static func parse(_ text: String) -> Int? {
+        let p = text.split(separator: "-")
+        guard p.count == 3, let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]), (1...12).contains(m), (1...31).contains(d) else { return nil }
+        let yy = m <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func format(_ days: Int) -> String {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        return String(format: "%04d-%02d-%02d", y, m, d)
+    }
+}

@@ -1,0 +1,149 @@
+@testable import Anonymization
+import Foundation
+import Testing
+
+let key = try! AnonymizationKey("test-key-0123456789abcdef")
+let otherKey = try! AnonymizationKey("another-key-0123456789abcdef")
+
+func rule(_ name: String, _ parameters: [String: String] = [:]) -> any MaskingRule {
+    try! RuleRegistry.make(name, parameters: parameters, path: "tables.t.c")
+}
+
+@Suite("Masking rules: deterministic, keyed, typed")
+struct RuleTests {
+    static let cases: [(String, [String: String], ValueKind, String)] = [
+        ("hash", [:], .text, "alice@example.org"),
+        ("hash", ["pattern": "digits"], .text, "+49 (30) 1234-5678"),
+        ("hash", [:], .integer, "123456"),
+        ("hash", [:], .uuid, "6f1c2a1e-8a5b-4c7e-9d2f-0a1b2c3d4e5f"),
+        ("fake", ["kind": "full_name"], .text, "Alice Smith"),
+        ("fake", ["kind": "email"], .text, "alice@example.org"),
+        ("fake", ["kind": "iban"], .text, "DE89370400440532013000"),
+        ("email", [:], .text, "Alice@Example.org"),
+        ("mask", ["keep_last": "4"], .text, "4111111111111111"),
+        ("noise", ["percent": "10"], .integer, "1000"),
+        ("noise", ["days": "30"], .date, "1984-06-30"),
+        ("generalize", ["to": "year"], .date, "1984-06-30"),
+        ("redact", [:], .text, "Call +1 (555) 123-4567 or mail bob@corp.example"),
+    ]
+
+    @Test("the same original, rule and key give the same output; another key another one", arguments: cases.indices)
+    func deterministic(_ i: Int) {
+        let (name, parameters, kind, value) = Self.cases[i]
+        let r = rule(name, parameters)
+        let a = r.apply(value, kind: kind, key: key), b = r.apply(value, kind: kind, key: key)
+        #expect(a == b)
+        #expect(a != value, "\(name) left \(value) unchanged")
+        let keyed = !["mask", "generalize"].contains(name)
+        if keyed { #expect(r.apply(value, kind: kind, key: otherKey) != a, "\(name) ignores its key") }
+    }
+
+    @Test("hash of digits keeps the shape: every non-digit in place, as many digits")
+    func digitsShape() {
+        let out = rule("hash", ["pattern": "digits"]).apply("+49 (30) 1234-5678", kind: .text, key: key)!
+        #expect(out.count == "+49 (30) 1234-5678".count)
+        #expect(out.map { $0.isNumber } == "+49 (30) 1234-5678".map { $0.isNumber })
+        #expect(out.filter { !$0.isNumber } == "+ () -")
+    }
+
+    @Test("a keyed Feistel permutation is a bijection on its domain", arguments: [1, 2, 9, 10, 100, 1000, 4097] as [UInt64])
+    func feistelBijection(size: UInt64) {
+        let p = FeistelPermutation(size: size, key: key, domain: "t")
+        let images = (0..<size).map(p.apply)
+        #expect(Set(images).count == Int(size))
+        #expect(images.allSatisfy { $0 < size })
+    }
+
+    @Test("hash on integers is a bijection within each band, signs kept")
+    func integerBijection() {
+        let r = rule("hash")
+        let values = Array(-2000...2000) + [Int(Int32.max), 1 << 40, -(1 << 40)]
+        let out = values.map { Int64(r.apply(String($0), kind: .integer, key: key)!)! }
+        #expect(Set(out).count == values.count)
+        for (v, o) in zip(values, out) { #expect((v < 0) == (o < 0)) }
+    }
+
+    @Test("email keeps or replaces the domain; case does not change the result")
+    func email() {
+        let keep = rule("email", ["keep_domain": "true"]).apply("Alice@Corp.Example", kind: .text, key: key)!
+        #expect(keep.hasSuffix("@corp.example"))
+        #expect(rule("email").apply("Alice@Corp.Example", kind: .text, key: key)!.hasSuffix("@example.com"))
+        #expect(rule("email").apply("alice@corp.example", kind: .text, key: key) == rule("email").apply("ALICE@corp.example", kind: .text, key: key))
+    }
+
+    @Test("redact replaces the emails and phones it finds with the values the email and digit rules give")
+    func redact() {
+        let text = "Customer alice@example.org called from +1 (555) 123-4567 about order 42."
+        let out = rule("redact").apply(text, kind: .text, key: key)!
+        #expect(!out.contains("alice@example.org") && !out.contains("123-4567"))
+        #expect(out.contains(rule("email").apply("alice@example.org", kind: .text, key: key)!))
+        #expect(out.contains(rule("hash", ["pattern": "digits"]).apply("+1 (555) 123-4567", kind: .text, key: key)!))
+        #expect(out.contains("order 42."), "short numbers are not phones")
+    }
+
+    @Test("fake IBANs pass the mod-97 check")
+    func iban() {
+        for i in 0..<50 {
+            let iban = rule("fake", ["kind": "iban"]).apply("acct-\(i)", kind: .text, key: key)!
+            let rearranged = iban.dropFirst(4) + iban.prefix(4)
+            var remainder = 0
+            for c in rearranged {
+                let digits = c.isLetter ? String(Int(c.asciiValue!) - 55) : String(c)
+                for d in digits { remainder = (remainder * 10 + Int(String(d))!) % 97 }
+            }
+            #expect(remainder == 1, "\(iban)")
+        }
+    }
+
+    @Test("dates shift by whole days within the bound, and calendar arithmetic is exact")
+    func dates() {
+        for days in [-700_000, -1, 0, 59, 60, 365, 11_016, 2_932_896] { #expect(DayMath.parse(DayMath.format(days)) == days) }
+        #expect(DayMath.parse("1970-01-01") == 0)
+        #expect(DayMath.format(DayMath.parse("2024-02-28")! + 1) == "2024-02-29")
+        let r = rule("noise", ["days": "30"])
+        for i in 0..<200 {
+            let original = DayMath.format(10_000 + i)
+            let out = r.apply(original, kind: .date, key: key)!
+            #expect(abs(DayMath.parse(out)! - DayMath.parse(original)!) <= 30)
+        }
+        #expect(rule("generalize", ["to": "month"]).apply("1984-06-30", kind: .date, key: key) == "1984-06-01")
+        #expect(rule("generalize", ["width": "10"]).apply("37", kind: .integer, key: key) == "30")
+    }
+
+    @Test("bad rule entries are named by their path", arguments: [
+        ("nosuch", [:], "tables.t.c: 'nosuch' is not a rule"),
+        ("fake", [:], "tables.t.c: fake needs kind:"),
+        ("fake", ["kind": "ssn"], "tables.t.c.kind: 'ssn' is not a fake kind"),
+        ("hash", ["length": "4"], "tables.t.c.length: '4' must be a whole number from 8 to 52"),
+        ("mask", ["keep_first": "x"], "tables.t.c.keep_first: 'x' must be a whole number"),
+        ("email", ["domain": "x"], "tables.t.c.domain: email takes no parameter 'domain'"),
+        ("constant", [:], "tables.t.c: constant needs value:"),
+    ] as [(String, [String: String], String)])
+    func badEntries(_ name: String, _ parameters: [String: String], _ message: String) {
+        #expect(throws: AnonymizationError.self) { try RuleRegistry.make(name, parameters: parameters, path: "tables.t.c") }
+        do { _ = try RuleRegistry.make(name, parameters: parameters, path: "tables.t.c") } catch {
+            #expect(error.message.hasPrefix(message), "\(error.message)")
+        }
+    }
+
+    @Test("keys shorter than 16 bytes, or none, are refused with how to set one")
+    func keys() {
+        #expect(throws: AnonymizationError.self) { try AnonymizationKey("short") }
+        do { _ = try AnonymizationKey.fromEnvironment([:]) } catch { #expect(error.message.contains("DBQ_ANONYMIZE_KEY")) }
+        #expect(key.fingerprint.count == 16 && key.fingerprint != otherKey.fingerprint)
+    }
+}
+
+@Suite("COPY text rows")
+struct CopyTextTests {
+    @Test("decode and encode are inverses for tabs, newlines, backslashes, NULL and the literal \\N")
+    func roundTrip() {
+        let rows: [[String?]] = [["a", nil, "b\tc", "line\nbreak", "back\\slash", "\\N", "", "ünï"], [nil], [""], ["x\ry"]]
+        for row in rows {
+            var line: [UInt8] = []
+            CopyText.encode(row, into: &line)
+            #expect(line.last == 0x0A)
+            #expect(CopyText.decode(line.dropLast()) == row)
+        }
+    }
+}
