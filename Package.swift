@@ -102,6 +102,12 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // Export (and, next, import) of tables, masked by an anonymization policy.
+        .target(
+            name: "Exports",
+            dependencies: ["Anonymization", "Backups", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport"],
+            swiftSettings: swiftSettings
+        ),
         // dbq.yaml with environment overrides.
         .target(
             name: "Configuration",
@@ -112,7 +118,7 @@ let package = Package(
             name: "dbq",
             dependencies: [
                 "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "Configuration",
-                "Codecs", "Backups",
+                "Codecs", "Backups", "Exports",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -143,6 +149,12 @@ let package = Package(
         ),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "AnonymizationTests", dependencies: ["Anonymization"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ExportsTests",
+            dependencies: ["Exports", "Anonymization", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
+                           "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "ObjectStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport", "Backups"], swiftSettings: swiftSettings),
         .testTarget(

@@ -118,6 +118,13 @@ public struct AnonymizationPlan: Sendable {
     }
     /// Table (schema.name) → its columns in table order.
     public var tables: [String: [ColumnPlan]]
+
+    /// Every column of every table kept: an export without a policy.
+    public static func keepingEverything(_ catalog: TableCatalog) -> AnonymizationPlan {
+        AnonymizationPlan(tables: Dictionary(uniqueKeysWithValues: catalog.tables.map { t in
+            (t.qualifiedName, t.columns.map { ColumnPlan(name: $0.name, kind: $0.kind, rule: Keep(), source: "no policy") })
+        }))
+    }
 }
 
 extension AnonymizationPolicy {

@@ -2,14 +2,16 @@
 /// with one row in memory.
 public struct RowTransformer: Sendable {
     let columns: [AnonymizationPlan.ColumnPlan]
-    let key: AnonymizationKey
+    let key: AnonymizationKey?
     /// True when every column is kept: lines pass through untouched (no decoding).
     public let isIdentity: Bool
 
-    public init(columns: [AnonymizationPlan.ColumnPlan], key: AnonymizationKey) {
+    /// `key` may be nil only when every column is kept.
+    public init(columns: [AnonymizationPlan.ColumnPlan], key: AnonymizationKey?) {
         self.columns = columns
         self.key = key
         isIdentity = columns.allSatisfy { $0.rule is Keep }
+        precondition(isIdentity || key != nil, "a masking plan needs a key")
     }
 
     /// Transforms one line (without its newline) and appends the result (with one).
@@ -23,6 +25,7 @@ public struct RowTransformer: Sendable {
         guard fields.count == columns.count else {
             throw AnonymizationError("a row has \(fields.count) fields, the table \(columns.count) columns")
         }
+        guard let key else { throw AnonymizationError("no key to mask with") }
         for (i, column) in columns.enumerated() where !(column.rule is Keep) {
             if let value = fields[i] { fields[i] = column.rule.apply(value, kind: column.kind, key: key) }
         }

@@ -82,7 +82,7 @@ extension BackupEnvironment {
 }
 
 /// Errors from connecting that no retry will cure: wrong password, missing database or role.
-func classifyConnect(_ error: any Error, database: String) -> any Error {
+public func classifyConnect(_ error: any Error, database: String) -> any Error {
     guard let error = error as? PostgresError else { return error }
     let text = "\(error)"
     let permanent = ["password authentication failed", "does not exist", "no password supplied", "no pg_hba.conf entry", "permission denied"]

@@ -60,6 +60,13 @@ public struct ManifestObject: Codable, Sendable, Equatable {
     /// Bytes before compression: of the whole dump on the first object, 0 on the objects
     /// it continues in (one compressed stream cut at byte boundaries).
     public var rawSize: Int64
+
+    public init(name: String, size: Int64, sha256: String, rawSize: Int64) {
+        self.name = name
+        self.size = size
+        self.sha256 = sha256
+        self.rawSize = rawSize
+    }
 }
 
 public struct TableRows: Codable, Sendable, Equatable, Hashable {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import Exports
 import Configuration
 import DBQSupport
 import Foundation
@@ -49,6 +50,7 @@ enum Kinds {
     static func registry(_ environment: @escaping @Sendable () throws -> BackupEnvironment) -> JobRegistry {
         var registry = JobRegistry.builtins
         registry.registerBackupJobs(environment: environment)
+        registry.registerExportJobs(environment: environment)
         return registry
     }
 }

@@ -227,7 +227,7 @@ struct S3ErrorTests {
             #expect(error.description.contains("127.0.0.1:\(TestServices.closedPort)"))
             #expect(error.description.contains("after 3 attempts"))
         }
-        #expect(ContinuousClock.now - started < .seconds(15), "no hang")
+        #expect(ContinuousClock.now - started < .seconds(90), "no hang")
     }
 
     @Test("abandoned multipart uploads can be listed and aborted")

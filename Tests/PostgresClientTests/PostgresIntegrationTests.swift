@@ -148,7 +148,7 @@ struct PostgresIntegrationTests {
             #expect(error.code == .cancelled)
             #expect(error.sqlState == "57014")
         }
-        #expect(ContinuousClock.now - started < .seconds(15), "no hang")
+        #expect(ContinuousClock.now - started < .seconds(90), "no hang")
         #expect(try await db.query("SELECT 3").scalar == "3")
     }
 
@@ -174,7 +174,7 @@ struct PostgresIntegrationTests {
         task.cancel()
         let started = ContinuousClock.now
         _ = await task.result
-        #expect(ContinuousClock.now - started < .seconds(15), "no hang")
+        #expect(ContinuousClock.now - started < .seconds(90), "no hang")
         #expect(try await db.query("SELECT 5").scalar == "5")
     }
 
@@ -211,7 +211,7 @@ struct PostgresIntegrationTests {
             #expect(error.description.contains("127.0.0.1"))
             #expect(error.description.contains("refused"))
         }
-        #expect(ContinuousClock.now - started < .seconds(15), "no hang")
+        #expect(ContinuousClock.now - started < .seconds(90), "no hang")
     }
 
     @Test("a server that never answers: connect_timeout ends the wait with a clear error")
@@ -225,7 +225,7 @@ struct PostgresIntegrationTests {
             #expect(error.code == .connection)
             #expect(error.description.contains("timeout"))
         }
-        #expect(ContinuousClock.now - started < .seconds(15), "no hang")
+        #expect(ContinuousClock.now - started < .seconds(90), "no hang")
     }
 
     @Test("an unknown database is named in the error")

@@ -51,13 +51,13 @@ struct ResourceLockTests {
         let started = ContinuousClock.now
         await #expect(throws: JobError.self) {
             try await locks.withLock("db", mode: .shared, owner: "job", ttl: .milliseconds(600)) {
-                try await Task.sleep(for: .seconds(30))
+                try await Task.sleep(for: .seconds(600))
                 return 1
             }
         }
         // Stopped once the hold could have lapsed: not before the ttl, and long before the job's end.
         #expect(ContinuousClock.now - started >= .milliseconds(600))
-        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(ContinuousClock.now - started < .seconds(300))
     }
 
     @Test("a renewal that finds the hold gone stops the job at once")

@@ -1,0 +1,242 @@
+import Anonymization
+import Backups
+import Codecs
+import DBQSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+import Queue
+
+/// `export`: tables read in one snapshot with `COPY … TO STDOUT`, masked row by row by
+/// the policy (or kept, without one), compressed and written like backups (objects
+/// first, `schema.sql`, the manifest last under the lease).
+public struct ExportJob: Job {
+    public static let kind = "export"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        /// A database name from the configuration.
+        public var database: String
+        public var storage: String?
+        /// `schema.table` (or a table name in `public`); nil or empty: every table.
+        public var tables: [String]?
+        /// Table → SQL condition (`created_at > now() - interval '30 days'`).
+        public var conditions: [String: String]?
+        /// The policy's YAML text (the pusher reads the file: workers need not have it).
+        public var policy: String?
+        public var codec: String?
+
+        public init(database: String, storage: String? = nil, tables: [String]? = nil, conditions: [String: String]? = nil,
+                    policy: String? = nil, codec: String? = nil) {
+            self.database = database
+            self.storage = storage
+            self.tables = tables
+            self.conditions = conditions
+            self.policy = policy
+            self.codec = codec
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let codec: Codec
+        do { codec = try Codec(parsing: payload.codec ?? "zstd") } catch { throw BackupError.permanent("\(error)") }
+        let policy: AnonymizationPolicy?
+        let key: AnonymizationKey?
+        do {
+            policy = try payload.policy.map { try AnonymizationPolicy.parse($0) }
+            key = policy == nil ? nil : try AnonymizationKey.fromEnvironment()
+        } catch {
+            throw BackupError.permanent("\(error)")
+        }
+        let url = try env.database(payload.database)
+        let (_, store) = try env.store(payload.storage)
+        let limit = env.objectLimit(payload.storage)
+        let lock = "export:\(payload.database)"
+        return try await env.locks.withLock(lock, mode: .shared, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+            try await Self.export(payload, url: url, store: store, objectLimit: limit, codec: codec, policy: policy, key: key,
+                                  env: env, context: context)
+        }
+    }
+
+    static func export(_ payload: Payload, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec,
+                       policy: AnonymizationPolicy?, key: AnonymizationKey?, env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
+        let startedAt = Date()
+        let id = BackupLayout.backupID(startedAt: startedAt, jobID: context.id)
+        let folder = ExportLayout.folder(database: payload.database, id: id)
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq export")
+        } catch {
+            throw classifyConnect(error, database: payload.database)
+        }
+        defer { Task { await connection.close() } }
+        _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        let facts = try await connection.query("SELECT pg_export_snapshot(), current_setting('server_version')")
+        guard let snapshot = facts.first?[0], let serverVersion = facts.first?[1] else {
+            throw BackupError.retryable("database '\(payload.database)': could not export a snapshot")
+        }
+        let full = try await ExportCatalogQuery.load(connection)
+        let catalog = try select(payload.tables, conditions: payload.conditions, from: full)
+        let plan: AnonymizationPlan
+        do {
+            plan = try policy.map { try $0.plan(for: catalog) } ?? .keepingEverything(catalog)
+        } catch {
+            throw BackupError.permanent("the policy does not fit database '\(payload.database)': \(error)")
+        }
+
+        var written: [String] = []
+        var tables: [ExportManifest.Table] = []
+        do {
+            for table in catalog.dependencyOrder {
+                let columns = plan.tables[table.qualifiedName] ?? []
+                let transformer = RowTransformer(columns: columns, key: key)
+                let list = try columns.map { try PostgresIdentifier.quoted($0.name) }.joined(separator: ", ")
+                let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
+                let condition = payload.conditions?[table.qualifiedName] ?? payload.conditions?[table.name]
+                let sql = "COPY (SELECT \(list) FROM ONLY \(qualified)\(condition.map { " WHERE \($0)" } ?? "")) TO STDOUT"
+                let pipe = try MaskingPipe(source: connection.copyOut(sql), transformer: transformer, compressor: try Compressor(codec: codec))
+                let name = ExportLayout.objectName(table.qualifiedName, codec: codec)
+                let segments = try await SegmentedWrite.put(store, key: folder + "/" + name, from: pipe.stream(), limit: objectLimit)
+                written += segments.map(\.key)
+                tables.append(ExportManifest.Table(
+                    schema: table.schema, name: table.name, rows: pipe.rows, condition: condition,
+                    columns: columns.map { c in .init(name: c.name, type: table.column(c.name)?.type ?? "", rule: c.rule.identity, source: c.source) },
+                    objects: segments.enumerated().map { i, s in
+                        ManifestObject(name: String(s.key.dropFirst(folder.count + 1)), size: s.size, sha256: s.sha256, rawSize: i == 0 ? pipe.rawBytes : 0)
+                    }))
+                await context.progress(JobProgress(rows: tables.reduce(0) { $0 + $1.rows }, message: "\(tables.count) of \(catalog.tables.count) tables"))
+            }
+            let ddl = try await schemaSQL(catalog, snapshot: snapshot, url: url, env: env)
+            let schemaInfo = try await store.put(folder + "/schema.sql", bytes: ddl)
+            written.append(schemaInfo.key)
+            _ = try await connection.execute("COMMIT")
+            let manifest = ExportManifest(
+                format: ExportManifest.currentFormat, id: id, database: payload.database, startedAt: startedAt, finishedAt: Date(),
+                job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
+                serverVersion: serverVersion, codec: codec, policyDigest: policy?.digest, keyFingerprint: policy == nil ? nil : key?.fingerprint,
+                tables: tables, schema: ManifestObject(name: "schema.sql", size: Int64(ddl.count), sha256: sha256Hex(ddl), rawSize: Int64(ddl.count)))
+            // The commit: only while this attempt still holds the job.
+            try await context.confirmLease()
+            _ = try await store.put(folder + "/" + BackupLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
+        } catch {
+            for key in written { try? await store.delete(key) }
+            throw error
+        }
+        return .object([
+            "id": .string(id), "database": .string(payload.database), "store": .string(store.url), "folder": .string(folder),
+            "tables": .number(Double(tables.count)), "rows": .number(Double(tables.reduce(0) { $0 + $1.rows })),
+            "masked": .bool(policy != nil),
+        ])
+    }
+
+    /// The tables asked for (all when none), each checked to exist, with its condition.
+    static func select(_ names: [String]?, conditions: [String: String]?, from catalog: TableCatalog) throws -> TableCatalog {
+        var chosen = catalog.tables
+        if let names, !names.isEmpty {
+            chosen = try names.map { name in
+                let qualified = name.contains(".") ? name : "public.\(name)"
+                guard let t = catalog.table(qualified) else {
+                    throw BackupError.permanent("no table '\(name)' in the database; tables: \(catalog.tables.map(\.qualifiedName).joined(separator: ", "))")
+                }
+                return t
+            }
+        }
+        for table in (conditions ?? [:]).keys {
+            let qualified = table.contains(".") ? table : "public.\(table)"
+            guard chosen.contains(where: { $0.qualifiedName == qualified }) else {
+                throw BackupError.permanent("a condition names table '\(table)', which is not exported")
+            }
+        }
+        let names = Set(chosen.map(\.qualifiedName))
+        return TableCatalog(tables: chosen, foreignKeys: catalog.foreignKeys.filter { names.contains($0.table) && names.contains($0.referenced) })
+    }
+
+    /// `pg_dump --schema-only` of the exported tables, in the export's snapshot.
+    static func schemaSQL(_ catalog: TableCatalog, snapshot: String, url: PostgresConnectionString, env: BackupEnvironment) async throws -> [UInt8] {
+        let (conninfo, childEnvironment) = url.childProcessArguments()
+        var arguments = ["--schema-only", "--no-owner", "--no-privileges", "--snapshot=\(snapshot)", "--no-password", "--dbname=\(conninfo)"]
+        for t in catalog.tables { arguments.append("--table=" + (try PostgresIdentifier.qualified(schema: t.schema, name: t.name))) }
+        let process = try Subprocess(env.pgDump, arguments: arguments,
+                                     environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdout: true)
+        let text = try await BlockingLane.detached { () throws -> [UInt8] in
+            var out: [UInt8] = []
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 1)
+            defer { buffer.deallocate() }
+            while true {
+                let n = try process.readStdout(into: buffer)
+                if n == 0 { break }
+                out += UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            }
+            return out
+        }
+        guard await process.wait() == 0 else { throw BackupError.retryable("pg_dump --schema-only failed: \(process.standardError)") }
+        return text
+    }
+}
+
+/// COPY text in, masked COPY text out, compressed: lines split across chunks are carried
+/// over, and the work runs on a lane of its own, one chunk at a time.
+final class MaskingPipe: @unchecked Sendable {
+    // @unchecked Sendable: the mutable state is touched only on `lane`, one pull at a time.
+    let lane = BlockingLane(label: "dbq.export")
+    private var source: ByteStream.AsyncIterator
+    private let transformer: RowTransformer
+    private let compressor: Compressor
+    private var carry: [UInt8] = []
+    private var ended = false
+    private(set) var rows: Int64 = 0
+    private(set) var rawBytes: Int64 = 0
+
+    init(source: ByteStream, transformer: RowTransformer, compressor: Compressor) throws {
+        self.source = source.makeAsyncIterator()
+        self.transformer = transformer
+        self.compressor = compressor
+    }
+
+    func stream() -> ByteStream {
+        ByteStream { [self] in
+            if ended { return nil }
+            var iterator = source
+            let chunk = try await iterator.next()
+            source = iterator
+            return try await lane.run { () throws -> [UInt8]? in try self.process(chunk) }
+        }
+    }
+
+    private func process(_ chunk: [UInt8]?) throws -> [UInt8]? {
+        guard let chunk else {
+            ended = true
+            guard carry.isEmpty else { throw BackupError.retryable("the COPY stream ended inside a row") }
+            return try compressor.finish()
+        }
+        var input = carry
+        input += chunk
+        carry = []
+        var out: [UInt8] = []
+        out.reserveCapacity(input.count + input.count / 4)
+        var start = input.startIndex
+        while let newline = input[start...].firstIndex(of: 0x0A) {
+            do { try transformer.transform(input[start..<newline], into: &out) } catch { throw BackupError.permanent("\(error)") }
+            rows += 1
+            start = newline + 1
+        }
+        carry = Array(input[start...])
+        rawBytes += Int64(out.count)
+        return try compressor.compress(out)
+    }
+}
+
+extension JobRegistry {
+    /// Registers `export`.
+    public mutating func registerExportJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        register(ExportJob(environment: environment))
+    }
+}

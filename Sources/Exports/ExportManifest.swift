@@ -1,0 +1,51 @@
+import Backups
+import Codecs
+import Foundation
+
+/// What makes an export an export: written last, under the lease. It names the policy by
+/// digest and the key by fingerprint, never the key itself.
+public struct ExportManifest: Codable, Sendable, Equatable {
+    public static let currentFormat = "dbq.export.v1"
+    public var format: String
+    public var id: String
+    public var database: String
+    public var startedAt: Date
+    public var finishedAt: Date
+    public var job: JobStamp
+    public var serverVersion: String
+    public var codec: Codec
+    /// SHA-256 of the policy text, and the key's fingerprint; nil without a policy.
+    public var policyDigest: String?
+    public var keyFingerprint: String?
+    public var tables: [Table]
+    /// `schema.sql`: the exported tables' DDL (pg_dump --schema-only in the same snapshot).
+    public var schema: ManifestObject
+
+    public struct Table: Codable, Sendable, Equatable {
+        public var schema: String
+        public var name: String
+        public var rows: Int64
+        public var condition: String?
+        public var columns: [Column]
+        /// The table's rows as COPY text, compressed, in order (one stream cut into objects).
+        public var objects: [ManifestObject]
+        public var qualifiedName: String { "\(schema).\(name)" }
+    }
+
+    public struct Column: Codable, Sendable, Equatable {
+        public var name: String
+        public var type: String
+        /// The rule's identity (`keep`, `hash:digits`, `email:52:false`) and why it applies.
+        public var rule: String
+        public var source: String
+    }
+}
+
+/// `exports/<database>/<UTC time>-<job id>/`.
+public enum ExportLayout {
+    public static let root = "exports"
+    public static func folder(database: String, id: String) -> String { "\(root)/\(database)/\(id)" }
+    public static func objectName(_ table: String, codec: Codec) -> String {
+        codec == .none ? "\(table).copy" : "\(table).copy.\(codec.fileExtension)"
+    }
+}

@@ -1,0 +1,215 @@
+import Anonymization
+import Backups
+import Codecs
+import Configuration
+import DBQSupport
+import DBQTestSupport
+@testable import Exports
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+import Queue
+import Testing
+
+/// Real PostgreSQL, a real store: what a masked export must and must not contain.
+@Suite("Exports with anonymization (real PostgreSQL)", .serialized)
+struct ExportTests {
+    static let logger = Logger(label: "dbq.test.exports")
+    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+
+    /// customers (unique email and national id, phone, name, birth date, city, zip),
+    /// orders → customers by foreign key, tickets → customers by email value, with bodies
+    /// quoting emails and phones.
+    static func makeShop(customers: Int = 2_000) async throws -> String {
+        let name = "dbqt_shop_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
+        _ = try await admin.execute("CREATE DATABASE \(name)")
+        await admin.close()
+        let db = try await PostgresConnection.connect(server.replacingDatabase(name), logger: logger)
+        _ = try await db.execute("""
+            CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, national_id text UNIQUE, phone text,
+                                    name text, born date, city text, zip text);
+            INSERT INTO customers SELECT i, 'person' || i || '@mail' || (i % 7) || '.example', 'NI' || lpad(i::text, 9, '0'),
+                   '+49 30 ' || lpad((1000000 + i * 7)::text, 7, '0'), 'Firstname' || i || ' Lastname' || i,
+                   date '1950-01-01' + (i * 37 % 20000), 'City' || (i % 13), lpad((i % 90000 + 10000)::text, 5, '0')
+              FROM generate_series(1, \(customers)) i;
+            CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers, total numeric(10,2) NOT NULL);
+            INSERT INTO orders SELECT i, (i % \(customers)) + 1, (i % 1000) / 10.0 FROM generate_series(1, \(customers * 3)) i;
+            CREATE TABLE tickets (id integer PRIMARY KEY, customer_email text, body text);
+            INSERT INTO tickets SELECT i, 'person' || i || '@mail' || (i % 7) || '.example',
+                   'Hello, I am person' || i || '@mail' || (i % 7) || '.example, call me on +49 30 ' || lpad((1000000 + i * 7)::text, 7, '0') || E'.\\nThanks\\tagain'
+              FROM generate_series(1, \(customers / 2)) i;
+            """)
+        await db.close()
+        return name
+    }
+
+    static func drop(_ name: String) async {
+        if let admin = try? await PostgresConnection.connect(server.raw, logger: logger) {
+            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            await admin.close()
+        }
+    }
+
+    static let policy = """
+        strict: true
+        tables:
+          public.customers:
+            id: hash
+            email: {rule: email, length: 52}
+            national_id: {rule: hash, prefix: "NI-"}
+            phone: {rule: hash, pattern: digits}
+            name: {rule: fake, kind: full_name}
+            born: {rule: generalize, to: year}
+            city: keep
+            zip: {rule: mask, keep_first: 2, keep_last: 0}
+          public.orders:
+            id: keep
+            total: keep
+          public.tickets:
+            id: keep
+            body: {rule: redact, email_length: 52}
+        references:
+          - {from: public.tickets.customer_email, to: public.customers.email}
+        """
+
+    static func environment(_ database: String, store: String) throws -> BackupEnvironment {
+        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
+        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
+        configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + store))]
+        return BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(2))
+    }
+
+    static func context() -> JobContext {
+        JobContext(id: JobID.make(), kind: "export", queue: "test", attempt: 1, fencingToken: 1, logger: logger,
+                   confirmLease: {}, reportProgress: { _ in })
+    }
+
+    /// Runs an export with `key` in the environment, returns the folder's objects by name.
+    static func export(_ env: BackupEnvironment, policy: String?, key: String, codec: String = "none") async throws -> (ExportManifest, [String: [UInt8]]) {
+        setenv(AnonymizationKey.environmentVariable, key, 1)
+        let result = try await ExportJob { env }.run(.init(database: "main", policy: policy, codec: codec), context: context())
+        guard case .object(let fields)? = result, case .string(let folder)? = fields["folder"] else { throw BackupError.permanent("no folder") }
+        let (_, store) = try env.store(nil)
+        var objects: [String: [UInt8]] = [:]
+        for info in try await store.list(prefix: folder + "/") {
+            objects[String(info.key.dropFirst(folder.count + 1))] = try await store.getBytes(info.key, limit: 256 << 20)
+        }
+        let manifest = try ManifestCoding.decoder.decode(ExportManifest.self, from: Data(objects["manifest.json"] ?? []))
+        return (manifest, objects)
+    }
+
+    /// `needle` anywhere in `haystack`: memchr for its first byte, memcmp for the rest
+    /// (thousands of originals over megabytes).
+    static func contains(_ haystack: [UInt8], _ needle: String) -> Bool {
+        let n = Array(needle.utf8)
+        guard let first = n.first else { return true }
+        return haystack.withUnsafeBytes { h in
+            n.withUnsafeBytes { nb in
+                guard let base = h.baseAddress else { return false }
+                var p = base
+                let end = base + h.count
+                while end - p >= n.count, let hit = memchr(p, Int32(first), end - p) {
+                    let at = UnsafeRawPointer(hit)
+                    if end - at >= n.count && memcmp(at, nb.baseAddress!, n.count) == 0 { return true }
+                    p = at + 1
+                }
+                return false
+            }
+        }
+    }
+
+    static func rows(_ bytes: [UInt8]?) -> [[String?]] {
+        (bytes ?? []).split(separator: 0x0A, omittingEmptySubsequences: true).map { CopyText.decode($0) }
+    }
+
+    @Test("a masked export: no original sensitive value anywhere, unique stays unique, references join, the key is only a fingerprint")
+    func masked() async throws {
+        let db = try await Self.makeShop()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let secret = "export-test-key-0123456789"
+        let (manifest, objects) = try await Self.export(env, policy: Self.policy, key: secret)
+        #expect(manifest.tables.map(\.qualifiedName) == ["public.customers", "public.orders", "public.tickets"])
+        #expect(manifest.tables.first { $0.name == "orders" }?.rows == 6_000)
+        #expect(manifest.keyFingerprint == (try AnonymizationKey(secret)).fingerprint)
+        #expect(manifest.policyDigest?.count == 64)
+        let everything = objects.values.map { String(decoding: $0, as: UTF8.self) }.joined()
+        #expect(!everything.contains(secret))
+
+        // No original value of a sensitive column appears in any exported byte.
+        let source = try await PostgresConnection.connect(Self.server.replacingDatabase(db), logger: Self.logger)
+        let originals = try await source.query("SELECT email, national_id, phone, name FROM customers")
+        let data = Array(objects.filter { $0.key != "schema.sql" }.values.joined())
+        var leaked: [String] = []
+        for row in originals {
+            for value in row.values.compactMap({ $0 }) where Self.contains(data, value) { leaked.append(value) }
+        }
+        #expect(leaked.isEmpty, "originals in the export: \(leaked.prefix(5))")
+
+        let customers = Self.rows(objects["public.customers.copy"])
+        #expect(customers.count == 2_000)
+        #expect(Set(customers.map { $0[1] }).count == 2_000, "masked emails stay unique")
+        #expect(Set(customers.map { $0[2] }).count == 2_000, "masked national ids stay unique")
+        #expect(Set(customers.map { $0[0] }).count == 2_000, "masked ids stay unique")
+        // Joins: every order's masked customer_id is a masked customer id; every ticket's
+        // customer_email is a masked customer email.
+        let ids = Set(customers.map { $0[0] }), emails = Set(customers.map { $0[1] })
+        let orders = Self.rows(objects["public.orders.copy"])
+        #expect(orders.allSatisfy { ids.contains($0[1]) })
+        let tickets = Self.rows(objects["public.tickets.copy"])
+        #expect(tickets.count == 1_000 && tickets.allSatisfy { emails.contains($0[1]) })
+        // The email quoted in a ticket's body is masked as the customer's email is.
+        let first = try #require(tickets.first { $0[0] == "1" })
+        #expect(first[2]?.contains(first[1]!) == true, "\(first)")
+        #expect(first[2]?.hasSuffix(".\nThanks\tagain") == true)
+        await source.close()
+    }
+
+    @Test("one key gives the same export twice; another key another one")
+    func deterministic() async throws {
+        let db = try await Self.makeShop(customers: 300)
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let a = try await Self.export(env, policy: Self.policy, key: "same-key-0123456789abcdef").1
+        let b = try await Self.export(env, policy: Self.policy, key: "same-key-0123456789abcdef").1
+        let c = try await Self.export(env, policy: Self.policy, key: "other-key-0123456789abcdef").1
+        for table in ["public.customers.copy", "public.orders.copy", "public.tickets.copy"] {
+            #expect(a[table] == b[table], "\(table)")
+        }
+        #expect(a["public.customers.copy"] != c["public.customers.copy"])
+        #expect(a["public.orders.copy"] != c["public.orders.copy"], "the foreign key follows the key too")
+    }
+
+    @Test("strict: a column the policy does not name stops the export, naming it, and nothing is written")
+    func strictRefusal() async throws {
+        let db = try await Self.makeShop(customers: 50)
+        defer { Task { await Self.drop(db) } }
+        let dir = TestServices.temporaryDirectory("dbq-exports")
+        let env = try Self.environment(db, store: dir)
+        let policy = Self.policy.replacingOccurrences(of: "    zip: {rule: mask, keep_first: 2, keep_last: 0}\n", with: "")
+        await #expect(throws: BackupError.self) { _ = try await Self.export(env, policy: policy, key: "k-0123456789abcdef") }
+        do { _ = try await Self.export(env, policy: policy, key: "k-0123456789abcdef") } catch {
+            #expect("\(error)".contains("tables.public.customers: strict policy, and no rule for column(s) zip"), "\(error)")
+        }
+        let (_, store) = try env.store(nil)
+        #expect(try await store.list(prefix: "exports/").isEmpty)
+    }
+
+    @Test("without a policy: the tables as they are, zstd-compressed, restorable by COPY")
+    func plain() async throws {
+        let db = try await Self.makeShop(customers: 100)
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let (manifest, objects) = try await Self.export(env, policy: nil, key: "unused-key-0123456789", codec: "zstd")
+        #expect(manifest.policyDigest == nil && manifest.keyFingerprint == nil)
+        let compressed = try #require(objects["public.customers.copy.zst"])
+        let decoder = try Decompressor(codec: .zstd)
+        var plain: [UInt8] = []
+        try decoder.decompress(compressed) { plain += [UInt8]($0) }
+        try decoder.finish()
+        #expect(Self.rows(plain).first?[1] == "person1@mail1.example")
+        #expect(String(decoding: objects["schema.sql"] ?? [], as: UTF8.self).contains("CREATE TABLE public.customers"))
+    }
+}
