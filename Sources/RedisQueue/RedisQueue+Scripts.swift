@@ -288,6 +288,14 @@ enum QueueScripts {
           redis.call('ZREMRANGEBYSCORE', p .. 'cancelled', '-inf', now - tonumber(keep_failed))
         end
         local lapsed = redis.call('ZRANGEBYSCORE', p .. 'running', '-inf', now, 'LIMIT', 0, limit)
+        -- Ends a lapsed job for good: its state, its set, its unique key, its expiry, its beat entry.
+        local function settle(p, jk, id, state, now, keep)
+          redis.call('HSET', jk, 'state', state, 'finished', now)
+          redis.call('ZADD', p .. state, now, id)
+          release_unique(p, jk, id)
+          finish_ttl(jk, keep)
+          record_beat_outcome(p, jk, state, now)
+        end
         local requeued, dead, cancelled = 0, 0, 0
         for _, id in ipairs(lapsed) do
           local jk = p .. 'job:' .. id
@@ -298,18 +306,10 @@ enum QueueScripts {
             redis.call('HSET', jk, 'token', 0, 'lease', 0, 'error', reason)
             if f[6] == '1' then
               -- Its cancellation was asked for: a job someone cancelled never runs again.
-              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now)
-              redis.call('ZADD', p .. 'cancelled', now, id)
-              release_unique(p, jk, id)
-              finish_ttl(jk, keep_failed)
-              record_beat_outcome(p, jk, 'cancelled', now)
+              settle(p, jk, id, 'cancelled', now, keep_failed)
               cancelled = cancelled + 1
             elseif tonumber(f[2]) >= tonumber(f[3]) then
-              redis.call('HSET', jk, 'state', 'dead', 'finished', now)
-              redis.call('ZADD', p .. 'dead', now, id)
-              release_unique(p, jk, id)
-              finish_ttl(jk, keep_failed)
-              record_beat_outcome(p, jk, 'dead', now)
+              settle(p, jk, id, 'dead', now, keep_failed)
               dead = dead + 1
             else
               redis.call('HSET', jk, 'state', 'pending')

@@ -1,3 +1,4 @@
+import Anonymization
 import ArgumentParser
 import Backups
 import Configuration
@@ -11,7 +12,7 @@ struct BackupPushOptions: ParsableArguments {
     var database: String?
     @Option(help: "backup, restore, verify-backup, retention: the configured storage (default: 'archive', the only one, or the local default).")
     var storage: String?
-    @Option(help: "backup: zstd (default), gzip or none.")
+    @Option(help: "backup, export: zstd (default), gzip or none.")
     var codec: String?
     @Option(help: "backup: compression level (zstd 1-19, default 1; gzip 1-9, default 6).")
     var level: Int?
@@ -39,11 +40,18 @@ struct BackupPushOptions: ParsableArguments {
     var minAge: String?
     @Option(help: "retention: remove unfinished uploads and manifest-less data older than this (default 1d).")
     var grace: String?
+    @Option(help: "export: an anonymization policy file (YAML); read here and sent with the job. The key comes from DBQ_ANONYMIZE_KEY on the worker.")
+    var policy: String?
+    @Option(help: "export: the tables (schema.table or a name in public), comma-separated (default: all).")
+    var tables: String?
+    @Option(name: .customLong("where"), help: "export: 'table=SQL condition' for a subset of one table (repeatable).")
+    var conditions: [String] = []
 
     static let kindsByOption: [String: Set<String>] = [
-        "database": ["backup", "restore", "verify-backup", "retention"],
-        "storage": ["backup", "restore", "verify-backup", "retention"],
-        "codec": ["backup"], "level": ["backup"],
+        "database": ["backup", "restore", "verify-backup", "retention", "export"],
+        "storage": ["backup", "restore", "verify-backup", "retention", "export"],
+        "codec": ["backup", "export"], "level": ["backup"],
+        "policy": ["export"], "tables": ["export"], "where": ["export"],
         "backup": ["restore", "verify-backup"],
         "target": ["restore"], "create": ["restore"], "clean": ["restore"], "force": ["restore"],
         "keep-last": ["retention"], "daily": ["retention"], "weekly": ["retention"], "monthly": ["retention"],
@@ -70,6 +78,27 @@ struct BackupPushOptions: ParsableArguments {
         add("yearly", "yearly", yearly.map { .number(Double($0)) })
         add("min-age", "minAgeSeconds", try minAge.map { .number(try parseDuration($0, option: "--min-age").seconds) })
         add("grace", "graceSeconds", try grace.map { .number(try parseDuration($0, option: "--grace").seconds) })
+        // The kind first: a policy file is read only for the kind that takes one.
+        if policy != nil, kind != "export" { throw ValidationError("--policy applies to export, not to \(kind)") }
+        add("policy", "policy", try policy.map { path in
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("cannot read the policy file '\(path)'")
+            }
+            // Checked here as far as it can be without the database: every problem named by path.
+            do { _ = try AnonymizationPolicy.parse(text, file: path) } catch { throw ValidationError("\(error)") }
+            return .string(text)
+        })
+        add("tables", "tables", tables.map { .array($0.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) }) })
+        if !conditions.isEmpty {
+            var map: [String: JSONValue] = [:]
+            for entry in conditions {
+                guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex else {
+                    throw ValidationError("--where '\(entry)' must be TABLE=CONDITION (e.g. orders=created_at > now() - interval '30 days')")
+                }
+                map[String(entry[..<eq])] = .string(String(entry[entry.index(after: eq)...]))
+            }
+            add("where", "conditions", .object(map))
+        }
         var fields: [String: JSONValue] = [:]
         for (option, field, value) in given {
             let kinds = Self.kindsByOption[option] ?? []
@@ -86,7 +115,7 @@ struct BackupPushOptions: ParsableArguments {
     /// configuration (when it has one), so a misspelt name fails now, not on a worker.
     func apply(to payload: JSONValue, kind: String, configuration: DBQConfiguration?) throws -> JSONValue {
         let fields = try fields(for: kind)
-        guard ["backup", "restore", "verify-backup", "retention"].contains(kind) else { return payload }
+        guard ["backup", "restore", "verify-backup", "retention", "export"].contains(kind) else { return payload }
         guard case .object(var object) = payload else { return payload }
         object.merge(fields) { $1 }
         guard case .string(let database)? = object["database"] else {

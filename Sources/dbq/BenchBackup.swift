@@ -230,21 +230,10 @@ struct BenchBackup: AsyncParsableCommand {
                 let sample: Sample
                 switch peer {
                 case .rawDump:
-                    let file = work + "/pg_dump-raw.dump"
-                    let (seconds, peak) = try await tools.timed(
-                        "pg_dump -Fc --compress=0 > file", work: work, environment: env,
-                        ["/bin/sh", "-c", #"exec "$0" -Fc --compress=0 --no-password --dbname="$1" > "$2""#, tools.pgDump, conninfo, file])
-                    let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0
-                    try? FileManager.default.removeItem(atPath: file)
-                    sample = Sample(seconds: seconds, outputBytes: size ?? 0, peakRSS: peak)
+                    sample = try await dumpToFile(["-Fc", "--compress=0"], label: "pg_dump -Fc --compress=0 > file", tools: tools, work: work,
+                                                  environment: env, conninfo: conninfo)
                 case .pgDumpFile:
-                    let file = work + "/pg_dump.dump"
-                    let (seconds, peak) = try await tools.timed(
-                        "pg_dump -Fc > file", work: work, environment: env,
-                        ["/bin/sh", "-c", #"exec "$0" -Fc --no-password --dbname="$1" > "$2""#, tools.pgDump, conninfo, file])
-                    let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0
-                    try? FileManager.default.removeItem(atPath: file)
-                    sample = Sample(seconds: seconds, outputBytes: size ?? 0, peakRSS: peak)
+                    sample = try await dumpToFile(["-Fc"], label: "pg_dump -Fc > file", tools: tools, work: work, environment: env, conninfo: conninfo)
                 case .awsPipeline:
                     let key = "aws-\(db.name).dump"
                     var awsArguments = [tools.aws]
@@ -314,6 +303,18 @@ struct BenchBackup: AsyncParsableCommand {
         emit("  " + pad("dbq verify-backup ← S3", 32) + lpad(String(format: "%.2f", verification.seconds), 9)
              + "  (one run: restore into a scratch database, rows compared)" + lpad(mebibytes(verification.peak), 11) + "  (worker, during it)")
         return figures
+    }
+
+    /// `pg_dump OPTIONS > file` under GNU time: seconds, output size, peak RSS.
+    private func dumpToFile(_ options: [String], label: String, tools: Tools, work: String, environment: [String: String],
+                            conninfo: String) async throws -> Sample {
+        let file = work + "/pg_dump.dump"
+        let (seconds, peak) = try await tools.timed(
+            label, work: work, environment: environment,
+            ["/bin/sh", "-c", #"out="$1" conn="$2"; shift 2; exec "$@" --no-password --dbname="$conn" > "$out""#, "sh", file, conninfo, tools.pgDump] + options)
+        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0
+        try? FileManager.default.removeItem(atPath: file)
+        return Sample(seconds: seconds, outputBytes: size ?? 0, peakRSS: peak)
     }
 
     private func printTargets(_ results: [(BenchDatabase, [Peer: Figures])]) {

@@ -44,7 +44,7 @@ struct CLIBackupTests {
         let (several, _) = try config(storage: "  a: {url: \"file:///tmp/a\"}\n  b: {url: \"file:///tmp/b\"}")
         expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main"], environment: ["DBQ_CONFIG": several]),
                     ["several storages are configured (a, b) and none is named 'archive'; say which with --storage"])
-        expectClear(try await runCommand(dbq, ["push", "noop", "--codec", "gzip"], environment: env), ["--codec applies to backup, not to noop"])
+        expectClear(try await runCommand(dbq, ["push", "noop", "--codec", "gzip"], environment: env), ["--codec applies to backup, export, not to noop"])
         expectClear(try await runCommand(dbq, ["push", "restore", "--database", "main"], environment: env), ["restore needs --target"])
         expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main", "--min-age", "soon"], environment: env),
                     ["--min-age 'soon' is not a duration"])
@@ -80,5 +80,21 @@ struct CLIBackupTests {
         r = try await runCommand(dbq, ["retention", "plan", "--database", "main", "--keep-last", "0", "--daily", "0", "--weekly", "0",
                                        "--monthly", "0", "--yearly", "0"], environment: ["DBQ_CONFIG": good])
         expectClear(r, ["keeps no backups"])
+    }
+
+    @Test("push export: a missing or bad policy file, a bad --where: one line each, nothing queued")
+    func exportRefusals() async throws {
+        let (path, dir) = try config()
+        let env = ["DBQ_CONFIG": path]
+        expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--policy", dir + "/nosuch.yaml"], environment: env),
+                    ["cannot read the policy file", "nosuch.yaml"])
+        let bad = dir + "/bad.yaml"
+        try "tables:\n  public.customers:\n    email: {rule: fake, kind: ssn}\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--policy", bad], environment: env),
+                    ["tables.public.customers.email.kind: 'ssn' is not a fake kind"])
+        expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--where", "no condition"], environment: env),
+                    ["--where 'no condition' must be TABLE=CONDITION"])
+        expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main", "--policy", bad], environment: env),
+                    ["--policy applies to export, not to backup"])
     }
 }
