@@ -105,7 +105,8 @@ let package = Package(
         // Export (and, next, import) of tables, masked by an anonymization policy.
         .target(
             name: "Exports",
-            dependencies: ["Anonymization", "Backups", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport"],
+            dependencies: ["Anonymization", "Backups", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // dbq.yaml with environment overrides.

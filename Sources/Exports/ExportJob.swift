@@ -235,8 +235,9 @@ final class MaskingPipe: @unchecked Sendable {
 }
 
 extension JobRegistry {
-    /// Registers `export`.
+    /// Registers `export` and `import`.
     public mutating func registerExportJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
         register(ExportJob(environment: environment))
+        register(ImportJob(environment: environment))
     }
 }

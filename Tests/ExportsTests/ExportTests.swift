@@ -212,4 +212,82 @@ struct ExportTests {
         #expect(Self.rows(plain).first?[1] == "person1@mail1.example")
         #expect(String(decoding: objects["schema.sql"] ?? [], as: UTF8.self).contains("CREATE TABLE public.customers"))
     }
+
+    static func count(_ db: String, _ sql: String) async throws -> Int {
+        let c = try await PostgresConnection.connect(server.replacingDatabase(db), logger: logger)
+        defer { Task { await c.close() } }
+        return try await c.query(sql).scalar.flatMap { Int($0) } ?? -1
+    }
+
+    static func emptyDatabase() async throws -> String {
+        let name = "dbqt_import_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
+        _ = try await admin.execute("CREATE DATABASE \(name)")
+        await admin.close()
+        return name
+    }
+
+    @Test("import of a masked export into a new database: every join holds, unique stays unique; modes and dry-run do what they say")
+    func importModes() async throws {
+        let source = try await Self.makeShop(customers: 500)
+        let target = try await Self.emptyDatabase()
+        defer { Task { await Self.drop(source); await Self.drop(target) } }
+        let store = TestServices.temporaryDirectory("dbq-exports")
+        var setup = try Self.environment(source, store: store)
+        setup.configuration.databases["staging"] = try PostgresConnectionString(Self.server.replacingDatabase(target))
+        let env = setup
+        _ = try await Self.export(env, policy: Self.policy, key: "import-key-0123456789abcdef")
+        func load(_ mode: ImportJob.Mode, createSchema: Bool = false, dryRun: Bool = false) async throws -> JSONValue? {
+            try await ImportJob { env }.run(.init(database: "staging", mode: mode, createSchema: createSchema, dryRun: dryRun), context: Self.context())
+        }
+        _ = try await load(.insert, createSchema: true)
+        let joins = "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id"
+        let byEmail = "SELECT count(*) FROM tickets t JOIN customers c ON c.email = t.customer_email"
+        #expect(try await Self.count(target, joins) == Self.count(source, joins))
+        #expect(try await Self.count(target, byEmail) == Self.count(source, byEmail))
+        #expect(try await Self.count(target, "SELECT count(DISTINCT email) FROM customers") == 500)
+        #expect(try await Self.count(target, "SELECT count(*) FROM customers WHERE email LIKE 'person%'") == 0)
+
+        // insert again: refused, nothing changed.
+        await #expect(throws: BackupError.self) { _ = try await load(.insert) }
+        #expect(try await Self.count(target, "SELECT count(*) FROM orders") == 1_500)
+        // skip: nothing new, every row skipped.
+        guard case .object(let skip)? = try await load(.skip), case .object(let tables)? = skip["tables"],
+              case .object(let customers)? = tables["public.customers"] else { Issue.record("no report"); return }
+        #expect(customers["skip"] == .number(500) && customers["insert"] == .number(0))
+        // dry-run replace after a local change: reported, not done.
+        _ = try await PostgresConnection.connect(Self.server.replacingDatabase(target), logger: Self.logger).execute("DELETE FROM tickets WHERE id <= 10")
+        _ = try await load(.replace, dryRun: true)
+        #expect(try await Self.count(target, "SELECT count(*) FROM tickets") == 240)
+        // upsert: the deleted rows come back, the others are updated in place.
+        guard case .object(let upsert)? = try await load(.upsert), case .object(let t2)? = upsert["tables"],
+              case .object(let tickets)? = t2["public.tickets"] else { Issue.record("no report"); return }
+        #expect(tickets["insert"] == .number(10) && tickets["update"] == .number(240))
+        #expect(try await Self.count(target, "SELECT count(*) FROM tickets") == 250)
+    }
+
+    @Test("a target whose columns differ is refused, naming the difference, and nothing is imported")
+    func importMismatch() async throws {
+        let source = try await Self.makeShop(customers: 50)
+        let target = try await Self.emptyDatabase()
+        defer { Task { await Self.drop(source); await Self.drop(target) } }
+        var setup = try Self.environment(source, store: TestServices.temporaryDirectory("dbq-exports"))
+        setup.configuration.databases["staging"] = try PostgresConnectionString(Self.server.replacingDatabase(target))
+        let env = setup
+        _ = try await Self.export(env, policy: nil, key: "unused-key-0123456789")
+        let db = try await PostgresConnection.connect(Self.server.replacingDatabase(target), logger: Self.logger)
+        _ = try await db.execute("CREATE TABLE customers (id bigint PRIMARY KEY, email varchar(10), extra text NOT NULL)")
+        do {
+            _ = try await ImportJob { env }.run(.init(database: "staging", tables: ["customers"]), context: Self.context())
+            Issue.record("imported into a different table")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("table public.customers in database 'staging' differs from the export"))
+            #expect(text.contains("column email is character varying(10), the export's is text"))
+            #expect(text.contains("column national_id is missing"))
+            #expect(text.contains("column extra is NOT NULL without a default and not in the export"))
+        }
+        #expect(try await Self.count(target, "SELECT count(*) FROM customers") == 0)
+        await db.close()
+    }
 }

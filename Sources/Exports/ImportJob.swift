@@ -1,0 +1,268 @@
+import Backups
+import Codecs
+import DBQSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+import Queue
+
+/// `import`: an export loaded into a configured database in one transaction: each table
+/// streamed with `COPY FROM` into a temporary table, then merged by the mode; sequences
+/// moved past the imported values. `dryRun` reports what would change and commits nothing.
+public struct ImportJob: Job {
+    public static let kind = "import"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+
+    public enum Mode: String, Codable, Sendable, CaseIterable {
+        /// Insert every row; a row whose key exists fails the import (nothing is kept).
+        case insert
+        /// Insert new rows, update existing ones by primary key.
+        case upsert
+        /// Insert new rows, leave existing ones.
+        case skip
+        /// Empty the tables first (in reverse dependency order), then insert.
+        case replace
+    }
+
+    public struct Payload: Codable, Sendable {
+        /// The configured database to load into.
+        public var database: String
+        public var storage: String?
+        /// An export id, job id or prefix, or `latest` (default).
+        public var export: String?
+        /// Which database's exports `latest` looks at (default: any).
+        public var source: String?
+        public var tables: [String]?
+        public var mode: Mode?
+        /// Run the export's `schema.sql` first (for an empty database).
+        public var createSchema: Bool?
+        public var dryRun: Bool?
+
+        public init(database: String, storage: String? = nil, export: String? = nil, source: String? = nil, tables: [String]? = nil,
+                    mode: Mode? = nil, createSchema: Bool? = nil, dryRun: Bool? = nil) {
+            self.database = database
+            self.storage = storage
+            self.export = export
+            self.source = source
+            self.tables = tables
+            self.mode = mode
+            self.createSchema = createSchema
+            self.dryRun = dryRun
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let url = try env.database(payload.database)
+        let (_, store) = try env.store(payload.storage)
+        let entry = try await ExportCatalog.load(store).find(payload.export ?? "latest", database: payload.source)
+        let lock = "ddl:\(payload.database)"
+        return try await env.locks.withLock(lock, mode: .exclusive, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+            try await Self.load(entry, payload: payload, url: url, store: store, context: context)
+        }
+    }
+
+    static func load(_ entry: ExportCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,
+                     context: JobContext) async throws -> JSONValue {
+        let mode = payload.mode ?? .insert
+        let dryRun = payload.dryRun ?? false
+        var tables = entry.manifest.tables
+        if let names = payload.tables, !names.isEmpty {
+            tables = try names.map { name in
+                let qualified = name.contains(".") ? name : "public.\(name)"
+                guard let t = tables.first(where: { $0.qualifiedName == qualified }) else {
+                    throw BackupError.permanent("export \(entry.id) has no table '\(name)'; it has \(entry.manifest.tables.map(\.qualifiedName).joined(separator: ", "))")
+                }
+                return t
+            }
+        }
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq import")
+        } catch {
+            throw classifyConnect(error, database: payload.database)
+        }
+        defer { Task { await connection.close() } }
+        _ = try await connection.execute("BEGIN")
+        var report: [String: JSONValue] = [:]
+        do {
+            if payload.createSchema ?? false {
+                let ddl = try await store.getBytes(entry.folder + "/" + entry.manifest.schema.name)
+                // pg_dump (15.14 on) brackets its script with psql meta-commands (\restrict,
+                // \unrestrict) that the server does not know: they are psql's, not SQL.
+                let sql = String(decoding: ddl, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+                    .filter { !$0.hasPrefix("\\") }.joined(separator: "\n")
+                _ = try await connection.execute(sql)
+                // pg_dump's preamble empties the search path for its session: set it back.
+                _ = try await connection.execute("SELECT pg_catalog.set_config('search_path', '\"$user\", public', false)")
+            }
+            var plans: [(ExportManifest.Table, String, [String])] = []
+            for table in tables {
+                let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
+                try await checkColumns(table, connection: connection, database: payload.database)
+                plans.append((table, qualified, try await primaryKey(table, connection: connection)))
+            }
+            if mode == .replace && !dryRun {
+                for (_, qualified, _) in plans.reversed() { _ = try await connection.execute("DELETE FROM \(qualified)") }
+            }
+            for (index, (table, qualified, key)) in plans.enumerated() {
+                let columns = try table.columns.map { try PostgresIdentifier.quoted($0.name) }.joined(separator: ", ")
+                let temp = "dbq_import_\(index)"
+                _ = try await connection.execute("CREATE TEMP TABLE \(temp) (LIKE \(qualified) INCLUDING DEFAULTS) ON COMMIT DROP")
+                let loaded = try await connection.copyIn("COPY \(temp) (\(columns)) FROM STDIN",
+                                                         from: try await decoded(table, entry: entry, codec: entry.manifest.codec, store: store))
+                let keyList = try key.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
+                let existing = key.isEmpty || mode == .replace ? 0 : try await connection.query(
+                    "SELECT count(*) FROM \(temp) s WHERE EXISTS (SELECT 1 FROM \(qualified) t WHERE (\(key.map { "t.\(try PostgresIdentifier.quoted($0))" }.joined(separator: ", "))) = (\(key.map { "s.\(try PostgresIdentifier.quoted($0))" }.joined(separator: ", "))))"
+                ).scalar.flatMap { Int($0) } ?? 0
+                var line: [String: JSONValue] = ["rows": .number(Double(loaded))]
+                switch mode {
+                case .insert, .replace:
+                    line["insert"] = .number(Double(loaded))
+                    if !dryRun {
+                        do {
+                            _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp)")
+                        } catch let error as PostgresError where error.sqlState == "23505" {
+                            throw BackupError.permanent("table \(table.qualifiedName): rows of the export already exist (\(error.message)); use --mode skip, upsert or replace. Nothing was imported")
+                        }
+                    }
+                case .skip:
+                    line["insert"] = .number(Double(loaded - existing))
+                    line["skip"] = .number(Double(existing))
+                    if !dryRun { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT DO NOTHING") }
+                case .upsert:
+                    guard !key.isEmpty else { throw BackupError.permanent("table \(table.qualifiedName) has no primary key: upsert needs one; use insert, skip or replace") }
+                    line["insert"] = .number(Double(loaded - existing))
+                    line["update"] = .number(Double(existing))
+                    let updates = try table.columns.filter { !key.contains($0.name) }.map { c -> String in
+                        let q = try PostgresIdentifier.quoted(c.name)
+                        return "\(q) = EXCLUDED.\(q)"
+                    }
+                    let action = updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + updates.joined(separator: ", ")
+                    if !dryRun { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT (\(keyList)) \(action)") }
+                }
+                report[table.qualifiedName] = .object(line)
+                await context.progress(JobProgress(fraction: Double(index + 1) / Double(plans.count), message: "\(index + 1) of \(plans.count) tables"))
+            }
+            if !dryRun {
+                for (table, qualified, _) in plans { try await moveSequences(table, qualified: qualified, connection: connection) }
+            }
+            _ = try await connection.execute(dryRun ? "ROLLBACK" : "COMMIT")
+        } catch {
+            _ = try? await connection.execute("ROLLBACK")
+            throw error
+        }
+        return .object(["export": .string(entry.id), "database": .string(payload.database), "mode": .string(mode.rawValue),
+                        "dryRun": .bool(dryRun), "tables": .object(report)])
+    }
+
+    /// The target table must have the export's columns, by name and type, and no other
+    /// column without a default.
+    static func checkColumns(_ table: ExportManifest.Table, connection: PostgresConnection, database: String) async throws {
+        let rows = try await connection.query("""
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull AND a.atthasdef = false
+            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+            """, [PostgresParameter(table.schema), PostgresParameter(table.name)])
+        guard !rows.isEmpty else {
+            throw BackupError.permanent("database '\(database)' has no table \(table.qualifiedName); create it first, or import with --create-schema")
+        }
+        var differences: [String] = []
+        let target = Dictionary(rows.compactMap { r in r[0].map { ($0, (r[1] ?? "", r[2] == "t")) } }, uniquingKeysWith: { a, _ in a })
+        for column in table.columns {
+            guard let (type, _) = target[column.name] else { differences.append("column \(column.name) is missing"); continue }
+            if type != column.type { differences.append("column \(column.name) is \(type), the export's is \(column.type)") }
+        }
+        for (name, (_, required)) in target.sorted(by: { $0.key < $1.key }) where required && !table.columns.contains(where: { $0.name == name }) {
+            differences.append("column \(name) is NOT NULL without a default and not in the export")
+        }
+        if !differences.isEmpty {
+            throw BackupError.permanent("table \(table.qualifiedName) in database '\(database)' differs from the export: \(differences.joined(separator: "; ")); nothing was imported")
+        }
+    }
+
+    static func primaryKey(_ table: ExportManifest.Table, connection: PostgresConnection) async throws -> [String] {
+        try await connection.query("""
+            SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN unnest(i.indkey) WITH ORDINALITY k(attnum, ord) ON true JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+            WHERE i.indisprimary AND n.nspname = $1 AND c.relname = $2 ORDER BY k.ord
+            """, [PostgresParameter(table.schema), PostgresParameter(table.name)]).compactMap { $0[0] }
+    }
+
+    /// Every sequence a column of the table owns is moved past the column's largest value.
+    static func moveSequences(_ table: ExportManifest.Table, qualified: String, connection: PostgresConnection) async throws {
+        for column in table.columns {
+            guard let sequence = try await connection.query("SELECT pg_get_serial_sequence($1, $2)",
+                                                            [PostgresParameter(qualified), PostgresParameter(column.name)]).scalar else { continue }
+            let q = try PostgresIdentifier.quoted(column.name)
+            _ = try await connection.query(
+                "SELECT setval($1::regclass, greatest((SELECT max(\(q)) FROM \(qualified)), (SELECT last_value FROM \(sequence))))",
+                [PostgresParameter(sequence)])
+        }
+    }
+
+    /// A table's objects, in order, checked against the manifest and decompressed.
+    static func decoded(_ table: ExportManifest.Table, entry: ExportCatalog.Entry, codec: Codec, store: any ObjectStore) async throws -> ByteStream {
+        let feeder = ObjectFeeder(objects: table.objects.map { (entry.folder + "/" + $0.name, $0) }, store: store,
+                                  decompressor: try Decompressor(codec: codec), url: store.url)
+        return ByteStream { try await feeder.next() }
+    }
+}
+
+/// Reads a table's objects one after another, hashing each against the manifest, and
+/// hands on their decompressed bytes.
+final class ObjectFeeder: @unchecked Sendable {
+    // @unchecked Sendable: used by one COPY FROM at a time, one chunk at a time.
+    private var queue: [(String, ManifestObject)]
+    private let store: any ObjectStore
+    private let decompressor: Decompressor
+    private let url: String
+    private var current: (key: String, object: ManifestObject, stream: ByteStream.AsyncIterator, hasher: SHA256Box, size: Int64)?
+    private var done = false
+
+    init(objects: [(String, ManifestObject)], store: any ObjectStore, decompressor: Decompressor, url: String) {
+        queue = objects
+        self.store = store
+        self.decompressor = decompressor
+        self.url = url
+    }
+
+    func next() async throws -> [UInt8]? {
+        while !done {
+            if current == nil {
+                guard !queue.isEmpty else {
+                    done = true
+                    try decompressor.finish()
+                    return nil
+                }
+                let (key, object) = queue.removeFirst()
+                current = (key, object, try await store.get(key).makeAsyncIterator(), SHA256Box(), 0)
+            }
+            var iterator = current!.stream
+            let chunk = try await iterator.next()
+            current!.stream = iterator
+            guard let chunk else {
+                let c = current!
+                let digest = c.hasher.hex()
+                guard c.size == c.object.size, digest == c.object.sha256 else {
+                    throw BackupError.permanent("export object \(url)/\(c.key) is corrupt: \(c.size) bytes with SHA-256 \(digest.prefix(16))…, the manifest says \(c.object.size) bytes with \(c.object.sha256.prefix(16))…; nothing was imported")
+                }
+                current = nil
+                continue
+            }
+            current!.hasher.update(chunk)
+            current!.size += Int64(chunk.count)
+            var out: [UInt8] = []
+            try decompressor.decompress(chunk) { out += $0 }
+            if !out.isEmpty { return out }
+        }
+        return nil
+    }
+}
