@@ -42,16 +42,25 @@ struct BackupPushOptions: ParsableArguments {
     var grace: String?
     @Option(help: "export: an anonymization policy file (YAML); read here and sent with the job. The key comes from DBQ_ANONYMIZE_KEY on the worker.")
     var policy: String?
-    @Option(help: "export: the tables (schema.table or a name in public), comma-separated (default: all).")
+    @Option(help: "export, import: the tables (schema.table or a name in public), comma-separated (default: all).")
     var tables: String?
     @Option(name: .customLong("where"), help: "export: 'table=SQL condition' for a subset of one table (repeatable).")
     var conditions: [String] = []
+    @Option(help: "import: the export to load: id, job id, prefix or 'latest' (default).")
+    var export: String?
+    @Option(help: "import: insert (default; fails on existing keys), upsert, skip or replace.")
+    var mode: String?
+    @Flag(help: "import: run the export's schema.sql first (an empty database).")
+    var createSchema = false
+    @Flag(help: "import: report rows to insert, update and skip; change nothing.")
+    var dryRun = false
 
     static let kindsByOption: [String: Set<String>] = [
-        "database": ["backup", "restore", "verify-backup", "retention", "export"],
-        "storage": ["backup", "restore", "verify-backup", "retention", "export"],
+        "database": ["backup", "restore", "verify-backup", "retention", "export", "import"],
+        "storage": ["backup", "restore", "verify-backup", "retention", "export", "import"],
+        "export": ["import"], "mode": ["import"], "create-schema": ["import"], "dry-run": ["import"],
         "codec": ["backup", "export"], "level": ["backup"],
-        "policy": ["export"], "tables": ["export"], "where": ["export"],
+        "policy": ["export"], "tables": ["export", "import"], "where": ["export"],
         "backup": ["restore", "verify-backup"],
         "target": ["restore"], "create": ["restore"], "clean": ["restore"], "force": ["restore"],
         "keep-last": ["retention"], "daily": ["retention"], "weekly": ["retention"], "monthly": ["retention"],
@@ -88,6 +97,13 @@ struct BackupPushOptions: ParsableArguments {
             do { _ = try AnonymizationPolicy.parse(text, file: path) } catch { throw ValidationError("\(error)") }
             return .string(text)
         })
+        add("export", "export", export.map(JSONValue.string))
+        if let mode, !["insert", "upsert", "skip", "replace"].contains(mode) {
+            throw ValidationError("--mode '\(mode)' is not a mode; use insert, upsert, skip or replace")
+        }
+        add("mode", "mode", mode.map(JSONValue.string))
+        add("create-schema", "createSchema", createSchema ? .bool(true) : nil)
+        add("dry-run", "dryRun", dryRun ? .bool(true) : nil)
         add("tables", "tables", tables.map { .array($0.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) }) })
         if !conditions.isEmpty {
             var map: [String: JSONValue] = [:]
@@ -115,7 +131,7 @@ struct BackupPushOptions: ParsableArguments {
     /// configuration (when it has one), so a misspelt name fails now, not on a worker.
     func apply(to payload: JSONValue, kind: String, configuration: DBQConfiguration?) throws -> JSONValue {
         let fields = try fields(for: kind)
-        guard ["backup", "restore", "verify-backup", "retention", "export"].contains(kind) else { return payload }
+        guard ["backup", "restore", "verify-backup", "retention", "export", "import"].contains(kind) else { return payload }
         guard case .object(var object) = payload else { return payload }
         object.merge(fields) { $1 }
         guard case .string(let database)? = object["database"] else {

@@ -96,18 +96,18 @@ struct PolicyTests {
         #expect(a.digest != b.digest && a.digest.count == 64)
     }
 
-    /// 100,000 per rule here (the debug build runs the rounds slowly); the digit rule is a
+    /// 20,000 per rule here (the debug build runs the rounds slowly); the digit rule is a
     /// bijection by construction (see the Feistel tests), the others by SHA-256.
     @Test("distinct originals stay distinct under the rules allowed on unique columns")
     func distinct() {
         for r in [rule("hash"), rule("email", ["length": "52"]), rule("hash", ["pattern": "digits"])] {
             var seen = Set<String>()
-            seen.reserveCapacity(100_000)
-            for i in 0..<100_000 {
+            seen.reserveCapacity(20_000)
+            for i in 0..<20_000 {
                 let original = r is Hash && r.identity == "hash:digits" ? String(format: "+1 555 %07d", i) : "user\(i)@example.org"
                 seen.insert(r.apply(original, kind: .text, key: key)!)
             }
-            #expect(seen.count == 100_000, "\(r.identity)")
+            #expect(seen.count == 20_000, "\(r.identity)")
         }
     }
 }
