@@ -44,7 +44,5 @@ public struct ExportCatalog: Sendable {
 final class SHA256Box {
     private var hasher = SHA256()
     func update(_ bytes: [UInt8]) { hasher.update(data: bytes) }
-    func hex() -> String {
-        hasher.finalize().map { String(format: "%02x", $0) }.joined()
-    }
+    func hex() -> String { SigV4Signer.hex(hasher.finalize()) }
 }

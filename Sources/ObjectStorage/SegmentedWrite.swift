@@ -87,7 +87,7 @@ final class SegmentCutter: Sendable {
     /// The finished segment's size and SHA-256; the next segment starts from zero.
     func finishSegment() -> (Int64, String) {
         state.withLock { s in
-            let result = (s.size, s.hasher.finalize().hexString)
+            let result = (s.size, SigV4Signer.hex(s.hasher.finalize()))
             s.size = 0
             s.hasher = SHA256()
             return result
@@ -121,15 +121,5 @@ final class SegmentCutter: Sendable {
             if chunk == nil { s.ended = true }
         }
         return chunk
-    }
-}
-
-extension Digest {
-    var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(Self.byteCount * 2)
-        for byte in self { out += [digits[Int(byte >> 4)], digits[Int(byte & 15)]] }
-        return String(decoding: out, as: UTF8.self)
     }
 }
