@@ -55,7 +55,7 @@ struct PushCommand: AsyncParsableCommand {
     @Flag(help: "Wait for the job to end, showing its progress; exit with its outcome.")
     var wait = false
 
-    @OptionGroup(title: "Backup jobs") var backupOptions: BackupPushOptions
+    @OptionGroup(title: "Backup, export and import jobs") var backupOptions: BackupPushOptions
     @OptionGroup var config: ConfigOptions
 
     func validate() throws {
