@@ -8,9 +8,9 @@ import Queue
 /// The options of `dbq push` that fill the payload of the backup kinds, so that nobody
 /// writes JSON for a backup. Each applies to some kinds; given for another, it is refused.
 struct BackupPushOptions: ParsableArguments {
-    @Option(help: "backup, restore, verify-backup, retention: the configured database.")
+    @Option(help: "backup, restore, verify-backup, retention, export, import: the configured database.")
     var database: String?
-    @Option(help: "backup, restore, verify-backup, retention: the configured storage (default: 'archive', the only one, or the local default).")
+    @Option(help: "backup, restore, verify-backup, retention, export, import: the configured storage (default: 'archive', the only one, or the local default).")
     var storage: String?
     @Option(help: "backup, export: zstd (default), gzip or none.")
     var codec: String?
