@@ -21,15 +21,20 @@ extension RedisConnection {
     @discardableResult
     public func run(_ script: RedisScript, keys: [RedisArgument] = [], arguments: [RedisArgument] = []) async throws -> RedisValue {
         let call = RedisCommand(["EVALSHA", RedisArgument(script.sha1), RedisArgument(keys.count)] + keys + arguments)
-        do {
-            return try await send(call)
-        } catch let error as RedisError where error.code == .server && error.message.hasPrefix("NOSCRIPT") {
-            let loaded = try await send("SCRIPT", "LOAD", RedisArgument(script.source))
-            guard loaded.string == script.sha1 else {
-                throw RedisError(code: .protocolViolation, message: "SCRIPT LOAD returned \(loaded), expected \(script.sha1)",
-                                 endpoint: configuration.endpoint, command: "SCRIPT")
+        // The script cache can be flushed between the load and the call (SCRIPT FLUSH, a
+        // restart, a failover): load and call again, a bounded number of times.
+        var attempt = 0
+        while true {
+            do {
+                return try await send(call)
+            } catch let error as RedisError where error.code == .server && error.message.hasPrefix("NOSCRIPT") && attempt < 3 {
+                attempt += 1
+                let loaded = try await send("SCRIPT", "LOAD", RedisArgument(script.source))
+                guard loaded.string == script.sha1 else {
+                    throw RedisError(code: .protocolViolation, message: "SCRIPT LOAD returned \(loaded), expected \(script.sha1)",
+                                     endpoint: configuration.endpoint, command: "SCRIPT")
+                }
             }
-            return try await send(call)
         }
     }
 }

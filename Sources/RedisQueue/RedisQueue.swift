@@ -180,9 +180,11 @@ public final class RedisQueue: JobQueueDriver {
     /// the ones that failed again.
     func pipelineScripts(_ conn: RedisConnection, _ scripts: [RedisScript], _ commands: [RedisCommand]) async throws -> [RedisValue] {
         var replies = try await conn.pipeline(commands)
-        if replies.contains(where: { if case .error(let m) = $0 { return m.hasPrefix("NOSCRIPT") }; return false }) {
-            for script in scripts { try await conn.send("SCRIPT", "LOAD", RedisArgument(script.source)) }
+        // Bounded: the cache may be flushed again between the load and the resend.
+        for _ in 0..<3 {
             let retry = replies.indices.filter { if case .error(let m) = replies[$0] { return m.hasPrefix("NOSCRIPT") }; return false }
+            if retry.isEmpty { break }
+            for script in scripts { try await conn.send("SCRIPT", "LOAD", RedisArgument(script.source)) }
             let again = try await conn.pipeline(retry.map { commands[$0] })
             for (i, reply) in zip(retry, again) { replies[i] = reply }
         }
