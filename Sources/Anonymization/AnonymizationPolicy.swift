@@ -16,6 +16,8 @@ import Yams
 ///     body: redact
 /// references:                       # links by value, not declared as foreign keys
 ///   - {from: public.tickets.customer_email, to: public.customers.email}
+/// k_anonymity:                      # after masking, each combination at least k times
+///   public.customers: {quasi_identifiers: [born, zip], k: 5, mode: refuse}
 /// ```
 public struct AnonymizationPolicy: Sendable {
     public struct Entry: Sendable {
@@ -26,6 +28,8 @@ public struct AnonymizationPolicy: Sendable {
     /// Table (schema.name) → column → rule.
     public var tables: [String: [String: Entry]]
     public var references: [(from: String, to: String)]
+    /// Table → its k-anonymity requirement.
+    public var kAnonymity: [String: KAnonymityRequirement] = [:]
     /// SHA-256 of the policy's text: two exports with equal digests used the same policy.
     public var digest: String
 
@@ -39,8 +43,8 @@ public struct AnonymizationPolicy: Sendable {
             throw AnonymizationError("\(file): expected a mapping with tables: (and strict:, references:)")
         }
         var problems: [String] = []
-        for key in document.keys.sorted() where !["strict", "tables", "references"].contains(key) {
-            problems.append("\(key): unknown setting (a policy has strict, tables, references)")
+        for key in document.keys.sorted() where !["strict", "tables", "references", "k_anonymity"].contains(key) {
+            problems.append("\(key): unknown setting (a policy has strict, tables, references, k_anonymity)")
         }
         var strict = true
         if let raw = document["strict"] {
@@ -89,12 +93,48 @@ public struct AnonymizationPolicy: Sendable {
                 problems.append("references: expected a list of {from:, to:}")
             }
         }
+        var kAnonymity: [String: KAnonymityRequirement] = [:]
+        if let raw = document["k_anonymity"] {
+            if let map = raw as? [String: Any] {
+                for (table, value) in map.sorted(by: { $0.key < $1.key }) {
+                    let path = "k_anonymity.\(table)"
+                    guard table.split(separator: ".").count == 2 else {
+                        problems.append("\(path): name tables as schema.table (e.g. public.\(table))")
+                        continue
+                    }
+                    guard let spec = value as? [String: Any] else {
+                        problems.append("\(path): expected {quasi_identifiers: [column, …], k: N, mode: refuse|report}")
+                        continue
+                    }
+                    for key in spec.keys.sorted() where !["quasi_identifiers", "k", "mode"].contains(key) {
+                        problems.append("\(path).\(key): unknown setting (quasi_identifiers, k, mode)")
+                    }
+                    guard let columns = spec["quasi_identifiers"] as? [Any], !columns.isEmpty, columns.allSatisfy({ $0 is String }) else {
+                        problems.append("\(path).quasi_identifiers: expected a list of column names")
+                        continue
+                    }
+                    guard let k = spec["k"] as? Int, k >= 2 else {
+                        problems.append("\(path).k: expected a whole number of at least 2")
+                        continue
+                    }
+                    let modeText = (spec["mode"] as? String) ?? "refuse"
+                    guard let mode = KAnonymityRequirement.Mode(rawValue: modeText) else {
+                        problems.append("\(path).mode: '\(modeText)' is not refuse or report")
+                        continue
+                    }
+                    kAnonymity[table] = KAnonymityRequirement(table: table, columns: columns.map { $0 as! String }, k: k, mode: mode, path: path)
+                }
+            } else {
+                problems.append("k_anonymity: expected a mapping of schema.table: {quasi_identifiers: [...], k: N}")
+            }
+        }
         if !problems.isEmpty { throw AnonymizationError("\(file): " + problems.joined(separator: "; ")) }
-        return AnonymizationPolicy(strict: strict, tables: tables, references: references, digest: sha256Hex(Array(text.utf8)))
+        return AnonymizationPolicy(strict: strict, tables: tables, references: references, kAnonymity: kAnonymity,
+                                   digest: sha256Hex(Array(text.utf8)))
     }
 
     /// `keep`, or `{rule: fake, kind: email}`.
-    static func rule(_ spec: Any, path: String) throws(AnonymizationError) -> any MaskingRule {
+    public static func rule(_ spec: Any, path: String) throws(AnonymizationError) -> any MaskingRule {
         if let name = spec as? String { return try RuleRegistry.make(name, parameters: [:], path: path) }
         // YAML reads a bare `null` as no value at all: here it is the rule of that name.
         if spec is NSNull { return try RuleRegistry.make("null", parameters: [:], path: path) }
@@ -118,6 +158,8 @@ public struct AnonymizationPlan: Sendable {
     }
     /// Table (schema.name) → its columns in table order.
     public var tables: [String: [ColumnPlan]]
+    /// Table → its k-anonymity requirement (exported tables only).
+    public var kAnonymity: [String: KAnonymityRequirement] = [:]
 
     /// Every column of every table kept: an export without a policy.
     public static func keepingEverything(_ catalog: TableCatalog) -> AnonymizationPlan {
@@ -161,6 +203,13 @@ extension AnonymizationPolicy {
             let f = r.from.split(separator: "."), t = r.to.split(separator: ".")
             links.append(((f[0] + "." + f[1], String(f[2])), (t[0] + "." + t[1], String(t[2])), "references: \(r.from) → \(r.to)"))
         }
+        for link in links {
+            for (side, (table, column)) in [("referencing", link.from), ("referenced", link.to)] {
+                guard let own = decided[table]?[column], own.rule.computedByServer else { continue }
+                let message = "\(own.source): \(type(of: own.rule).name) cannot keep \(link.what) joinable (it is the \(side) side): use hash, fake or email, which map equal values equally"
+                if !problems.contains(message) { problems.append(message) }
+            }
+        }
         for _ in 0..<max(1, links.count) {  // chains of references settle in as many passes
             for link in links {
                 guard let target = decided[link.to.0]?[link.to.1] else { continue }
@@ -202,7 +251,17 @@ extension AnonymizationPolicy {
             }
             plan[t.qualifiedName] = columns
         }
+        var kAnonymity: [String: KAnonymityRequirement] = [:]
+        for (table, requirement) in self.kAnonymity.sorted(by: { $0.key < $1.key }) {
+            guard let t = catalog.table(table) else { continue }
+            let missing = requirement.columns.filter { t.column($0) == nil }
+            if !missing.isEmpty {
+                problems.append("\(requirement.path).quasi_identifiers: no column(s) \(missing.joined(separator: ", ")) in \(table) (columns: \(t.columns.map(\.name).joined(separator: ", ")))")
+                continue
+            }
+            kAnonymity[table] = requirement
+        }
         if !problems.isEmpty { throw AnonymizationError(problems.joined(separator: "; ")) }
-        return AnonymizationPlan(tables: plan)
+        return AnonymizationPlan(tables: plan, kAnonymity: kAnonymity)
     }
 }

@@ -20,8 +20,15 @@ public protocol MaskingRule: Sendable {
     /// True when distinct originals always give distinct outputs: the rule may be used
     /// on a column with a unique index.
     var keepsDistinct: Bool { get }
+    /// True for rules the database computes in the export's query (`sql`, `shuffle`):
+    /// the value arrives masked and `apply` is not called.
+    var computedByServer: Bool { get }
     /// The masked value of a non-NULL original; nil for NULL.
     func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String?
+}
+
+extension MaskingRule {
+    public var computedByServer: Bool { false }
 }
 
 extension MaskingRule {

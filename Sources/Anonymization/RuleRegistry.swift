@@ -2,7 +2,8 @@
 /// column kinds each accepts and what parameters it takes.
 public enum RuleRegistry {
     public static let rules: [any MaskingRule.Type] = [Keep.self, Null.self, Constant.self, Hash.self, Fake.self, Mask.self,
-                                                       Email.self, Noise.self, Generalize.self, Redact.self]
+                                                       Email.self, Noise.self, Generalize.self, Redact.self, Shuffle.self,
+                                                       SQLExpression.self]
 
     public static func type(named name: String) -> (any MaskingRule.Type)? {
         rules.first { $0.name == name }

@@ -3,8 +3,8 @@ import PostgresClient
 
 /// Reads what masking needs to know about tables from `pg_catalog`, in the connection's
 /// current snapshot: columns and types, unique keys, foreign keys.
-enum ExportCatalogQuery {
-    static func load(_ connection: PostgresConnection) async throws -> TableCatalog {
+public enum ExportCatalogQuery {
+    public static func load(_ connection: PostgresConnection) async throws -> TableCatalog {
         let columnRows = try await connection.query("""
             SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid

@@ -26,15 +26,21 @@ public struct ExportJob: Job {
         /// The policy's YAML text (the pusher reads the file: workers need not have it).
         public var policy: String?
         public var codec: String?
+        /// copy (default), csv or jsonl.
+        public var format: String?
+        /// Also export every row the exported rows reference, so every foreign key resolves.
+        public var followReferences: Bool?
 
         public init(database: String, storage: String? = nil, tables: [String]? = nil, conditions: [String: String]? = nil,
-                    policy: String? = nil, codec: String? = nil) {
+                    policy: String? = nil, codec: String? = nil, format: String? = nil, followReferences: Bool? = nil) {
             self.database = database
             self.storage = storage
             self.tables = tables
             self.conditions = conditions
             self.policy = policy
             self.codec = codec
+            self.format = format
+            self.followReferences = followReferences
         }
     }
 
@@ -47,7 +53,13 @@ public struct ExportJob: Job {
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let codec: Codec
-        do { codec = try Codec(parsing: payload.codec ?? "zstd") } catch { throw BackupError.permanent("\(error)") }
+        let format: RowFormat
+        do {
+            codec = try Codec(parsing: payload.codec ?? "zstd")
+            format = try RowFormat(parsing: payload.format ?? "copy")
+        } catch {
+            throw BackupError.permanent("\(error)")
+        }
         let policy: AnonymizationPolicy?
         let key: AnonymizationKey?
         do {
@@ -61,13 +73,14 @@ public struct ExportJob: Job {
         let limit = env.objectLimit(payload.storage)
         let lock = "export:\(payload.database)"
         return try await env.locks.withLock(lock, mode: .shared, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
-            try await Self.export(payload, url: url, store: store, objectLimit: limit, codec: codec, policy: policy, key: key,
-                                  env: env, context: context)
+            try await Self.export(payload, url: url, store: store, objectLimit: limit, codec: codec, format: format, policy: policy,
+                                  key: key, env: env, context: context)
         }
     }
 
     static func export(_ payload: Payload, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec,
-                       policy: AnonymizationPolicy?, key: AnonymizationKey?, env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
+                       format: RowFormat, policy: AnonymizationPolicy?, key: AnonymizationKey?, env: BackupEnvironment,
+                       context: JobContext) async throws -> JSONValue {
         let startedAt = Date()
         let id = BackupLayout.backupID(startedAt: startedAt, jobID: context.id)
         let folder = ExportLayout.folder(database: payload.database, id: id)
@@ -78,50 +91,52 @@ public struct ExportJob: Job {
             throw classifyConnect(error, database: payload.database)
         }
         defer { Task { await connection.close() } }
-        _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        let facts = try await connection.query("SELECT pg_export_snapshot(), current_setting('server_version')")
-        guard let snapshot = facts.first?[0], let serverVersion = facts.first?[1] else {
-            throw BackupError.retryable("database '\(payload.database)': could not export a snapshot")
-        }
-        let full = try await ExportCatalogQuery.load(connection)
-        let catalog = try select(payload.tables, conditions: payload.conditions, from: full)
-        let plan: AnonymizationPlan
-        do {
-            plan = try policy.map { try $0.plan(for: catalog) } ?? .keepingEverything(catalog)
-        } catch {
-            throw BackupError.permanent("the policy does not fit database '\(payload.database)': \(error)")
-        }
+        let prepared = try await prepare(payload, policy: policy, connection: connection)
+        let catalog = prepared.selection.catalog
 
         var written: [String] = []
         var tables: [ExportManifest.Table] = []
         do {
             for table in catalog.dependencyOrder {
-                let columns = plan.tables[table.qualifiedName] ?? []
-                let transformer = RowTransformer(columns: columns, key: key)
-                let list = try columns.map { try PostgresIdentifier.quoted($0.name) }.joined(separator: ", ")
-                let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
-                let condition = payload.conditions?[table.qualifiedName] ?? payload.conditions?[table.name]
-                let sql = "COPY (SELECT \(list) FROM ONLY \(qualified)\(condition.map { " WHERE \($0)" } ?? "")) TO STDOUT"
+                let columns = prepared.plan.tables[table.qualifiedName] ?? []
+                let groups = prepared.plan.kAnonymity[table.qualifiedName].map { KAnonymityGroups($0, columns: columns.map(\.name)) }
+                let transformer = RowTransformer(columns: columns, key: key, format: format, groups: groups)
+                let sql = try ExportQuery.copy(table, columns: columns, filter: prepared.selection.filter(table.qualifiedName), key: key)
                 let pipe = try MaskingPipe(source: connection.copyOut(sql), transformer: transformer, compressor: try Compressor(codec: codec))
-                let name = ExportLayout.objectName(table.qualifiedName, codec: codec)
+                let name = ExportLayout.objectName(table.qualifiedName, format: format, codec: codec)
                 let segments = try await SegmentedWrite.put(store, key: folder + "/" + name, from: pipe.stream(), limit: objectLimit)
                 written += segments.map(\.key)
+                var outcome: KAnonymityGroups.Outcome?
+                if let groups {
+                    do { outcome = try groups.outcome() } catch { throw BackupError.permanent("\(error); nothing was exported") }
+                    if let outcome, !outcome.passed, outcome.mode == .refuse {
+                        throw BackupError.permanent("k-anonymity (\(groups.requirement.path), k = \(outcome.k)) does not hold: \(outcome.summary); generalize the quasi-identifiers or set mode: report. Nothing was exported")
+                    }
+                }
+                let condition: String? = switch prepared.selection.rows[table.qualifiedName] {
+                case .condition(let c)?: c
+                case .referenced?: "rows referenced by exported rows"
+                default: nil
+                }
                 tables.append(ExportManifest.Table(
                     schema: table.schema, name: table.name, rows: pipe.rows, condition: condition,
                     columns: columns.map { c in .init(name: c.name, type: table.column(c.name)?.type ?? "", rule: c.rule.identity, source: c.source) },
                     objects: segments.enumerated().map { i, s in
                         ManifestObject(name: String(s.key.dropFirst(folder.count + 1)), size: s.size, sha256: s.sha256, rawSize: i == 0 ? pipe.rawBytes : 0)
-                    }))
+                    },
+                    kAnonymity: outcome))
                 await context.progress(JobProgress(rows: tables.reduce(0) { $0 + $1.rows }, message: "\(tables.count) of \(catalog.tables.count) tables"))
             }
-            let ddl = try await schemaSQL(catalog, snapshot: snapshot, url: url, env: env)
+            let ddl = try await schemaSQL(catalog, snapshot: prepared.snapshot, url: url, env: env)
             let schemaInfo = try await store.put(folder + "/schema.sql", bytes: ddl)
             written.append(schemaInfo.key)
             _ = try await connection.execute("COMMIT")
             let manifest = ExportManifest(
                 format: ExportManifest.currentFormat, id: id, database: payload.database, startedAt: startedAt, finishedAt: Date(),
                 job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
-                serverVersion: serverVersion, codec: codec, policyDigest: policy?.digest, keyFingerprint: policy == nil ? nil : key?.fingerprint,
+                serverVersion: prepared.serverVersion, codec: codec, rowFormat: format, snapshot: prepared.snapshot,
+                followReferences: prepared.selection.followsReferences ? true : nil,
+                policyDigest: policy?.digest, keyFingerprint: policy == nil ? nil : key?.fingerprint,
                 tables: tables, schema: ManifestObject(name: "schema.sql", size: Int64(ddl.count), sha256: sha256Hex(ddl), rawSize: Int64(ddl.count)))
             // The commit: only while this attempt still holds the job.
             try await context.confirmLease()
@@ -130,33 +145,54 @@ public struct ExportJob: Job {
             for key in written { try? await store.delete(key) }
             throw error
         }
-        return .object([
+        var result: [String: JSONValue] = [
             "id": .string(id), "database": .string(payload.database), "store": .string(store.url), "folder": .string(folder),
             "tables": .number(Double(tables.count)), "rows": .number(Double(tables.reduce(0) { $0 + $1.rows })),
-            "masked": .bool(policy != nil),
-        ])
+            "masked": .bool(policy != nil), "format": .string(format.rawValue),
+            "rowsPerTable": .object(Dictionary(uniqueKeysWithValues: tables.map { ($0.qualifiedName, .number(Double($0.rows))) })),
+        ]
+        let reports = tables.compactMap(\.kAnonymity).filter { !$0.passed }
+        if !reports.isEmpty { result["kAnonymity"] = .array(reports.map { .string($0.summary) }) }
+        return .object(result)
     }
 
-    /// The tables asked for (all when none), each checked to exist, with its condition.
-    static func select(_ names: [String]?, conditions: [String: String]?, from catalog: TableCatalog) throws -> TableCatalog {
-        var chosen = catalog.tables
-        if let names, !names.isEmpty {
-            chosen = try names.map { name in
-                let qualified = name.contains(".") ? name : "public.\(name)"
-                guard let t = catalog.table(qualified) else {
-                    throw BackupError.permanent("no table '\(name)' in the database; tables: \(catalog.tables.map(\.qualifiedName).joined(separator: ", "))")
-                }
-                return t
-            }
+    /// What an export (or its plan) decides before reading a row, in one open transaction
+    /// on `connection`: the snapshot, the tables and their rows, every column's rule.
+    public struct Prepared: Sendable {
+        public var snapshot: String
+        public var serverVersion: String
+        public var selection: ExportSelection
+        public var plan: AnonymizationPlan
+        /// Rows chosen per partial table when following references (exact).
+        public var chosenRows: [String: Int64]
+    }
+
+    /// Opens the export's transaction (repeatable read; read-only once the rows to follow
+    /// are chosen), exports its snapshot, reads the catalog, resolves the selection, checks
+    /// the policy against it and chooses the rows by reference.
+    public static func prepare(_ payload: Payload, policy: AnonymizationPolicy?, connection: PostgresConnection) async throws -> Prepared {
+        let follow = payload.followReferences ?? false
+        _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" + (follow ? "" : ", READ ONLY"))
+        let facts = try await connection.query("SELECT pg_export_snapshot(), current_setting('server_version')")
+        guard let snapshot = facts.first?[0], let serverVersion = facts.first?[1] else {
+            throw BackupError.retryable("database '\(payload.database)': could not export a snapshot")
         }
-        for table in (conditions ?? [:]).keys {
-            let qualified = table.contains(".") ? table : "public.\(table)"
-            guard chosen.contains(where: { $0.qualifiedName == qualified }) else {
-                throw BackupError.permanent("a condition names table '\(table)', which is not exported")
-            }
+        let full = try await ExportCatalogQuery.load(connection)
+        let selection = try ExportSelection.resolve(full, tables: payload.tables, conditions: payload.conditions, followReferences: follow)
+        let plan: AnonymizationPlan
+        do {
+            plan = try policy.map { try $0.plan(for: selection.catalog) } ?? .keepingEverything(selection.catalog)
+        } catch {
+            throw BackupError.permanent("the policy does not fit database '\(payload.database)': \(error)")
         }
-        let names = Set(chosen.map(\.qualifiedName))
-        return TableCatalog(tables: chosen, foreignKeys: catalog.foreignKeys.filter { names.contains($0.table) && names.contains($0.referenced) })
+        let chosen: [String: Int64]
+        do {
+            chosen = try await selection.materialize(connection)
+        } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
+            throw BackupError.permanent("a --where condition does not work in database '\(payload.database)': \(error.message)")
+        }
+        if follow { _ = try await connection.execute("SET TRANSACTION READ ONLY") }
+        return Prepared(snapshot: snapshot, serverVersion: serverVersion, selection: selection, plan: plan, chosenRows: chosen)
     }
 
     /// `pg_dump --schema-only` of the exported tables, in the export's snapshot.
@@ -192,6 +228,7 @@ final class MaskingPipe: @unchecked Sendable {
     private let compressor: Compressor
     private var carry: [UInt8] = []
     private var ended = false
+    private var started = false
     private(set) var rows: Int64 = 0
     private(set) var rawBytes: Int64 = 0
 
@@ -215,13 +252,20 @@ final class MaskingPipe: @unchecked Sendable {
         guard let chunk else {
             ended = true
             guard carry.isEmpty else { throw BackupError.retryable("the COPY stream ended inside a row") }
-            return try compressor.finish()
+            // An empty table in CSV still has its header.
+            let header = started ? [] : transformer.header
+            started = true
+            return try (header.isEmpty ? [] : compressor.compress(header)) + compressor.finish()
         }
         var input = carry
         input += chunk
         carry = []
         var out: [UInt8] = []
         out.reserveCapacity(input.count + input.count / 4)
+        if !started {
+            started = true
+            out += transformer.header
+        }
         var start = input.startIndex
         while let newline = input[start...].firstIndex(of: 0x0A) {
             do { try transformer.transform(input[start..<newline], into: &out) } catch { throw BackupError.permanent("\(error)") }

@@ -1,5 +1,6 @@
 import Backups
 import Codecs
+import Anonymization
 import Foundation
 
 /// What makes an export an export: written last, under the lease. It names the policy by
@@ -14,6 +15,12 @@ public struct ExportManifest: Codable, Sendable, Equatable {
     public var job: JobStamp
     public var serverVersion: String
     public var codec: Codec
+    /// How rows are written (nil in older manifests: copy).
+    public var rowFormat: RowFormat?
+    /// The exported snapshot every table was read in.
+    public var snapshot: String?
+    /// True when rows referenced by exported rows were exported too.
+    public var followReferences: Bool?
     /// SHA-256 of the policy text, and the key's fingerprint; nil without a policy.
     public var policyDigest: String?
     public var keyFingerprint: String?
@@ -29,6 +36,8 @@ public struct ExportManifest: Codable, Sendable, Equatable {
         public var columns: [Column]
         /// The table's rows as COPY text, compressed, in order (one stream cut into objects).
         public var objects: [ManifestObject]
+        /// The k-anonymity check of the table, when the policy requires one.
+        public var kAnonymity: KAnonymityGroups.Outcome?
         public var qualifiedName: String { "\(schema).\(name)" }
     }
 
@@ -38,6 +47,12 @@ public struct ExportManifest: Codable, Sendable, Equatable {
         /// The rule's identity (`keep`, `hash:digits`, `email:52:false`) and why it applies.
         public var rule: String
         public var source: String
+        public init(name: String, type: String, rule: String, source: String) {
+            self.name = name
+            self.type = type
+            self.rule = rule
+            self.source = source
+        }
     }
 }
 
@@ -45,7 +60,7 @@ public struct ExportManifest: Codable, Sendable, Equatable {
 public enum ExportLayout {
     public static let root = "exports"
     public static func folder(database: String, id: String) -> String { "\(root)/\(database)/\(id)" }
-    public static func objectName(_ table: String, codec: Codec) -> String {
-        codec == .none ? "\(table).copy" : "\(table).copy.\(codec.fileExtension)"
+    public static func objectName(_ table: String, format: RowFormat = .copy, codec: Codec) -> String {
+        codec == .none ? "\(table).\(format.fileExtension)" : "\(table).\(format.fileExtension).\(codec.fileExtension)"
     }
 }

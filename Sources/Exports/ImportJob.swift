@@ -1,3 +1,4 @@
+import Anonymization
 import Backups
 import Codecs
 import DBQSupport
@@ -116,8 +117,15 @@ public struct ImportJob: Job {
                 let columns = try table.columns.map { try PostgresIdentifier.quoted($0.name) }.joined(separator: ", ")
                 let temp = "dbq_import_\(index)"
                 _ = try await connection.execute("CREATE TEMP TABLE \(temp) (LIKE \(qualified) INCLUDING DEFAULTS) ON COMMIT DROP")
-                let loaded = try await connection.copyIn("COPY \(temp) (\(columns)) FROM STDIN",
-                                                         from: try await decoded(table, entry: entry, codec: entry.manifest.codec, store: store))
+                let rows = try await decoded(table, entry: entry, codec: entry.manifest.codec, store: store)
+                let loaded: Int
+                switch entry.manifest.rowFormat ?? .copy {
+                case .copy: loaded = try await connection.copyIn("COPY \(temp) (\(columns)) FROM STDIN", from: rows)
+                case .csv: loaded = try await connection.copyIn("COPY \(temp) (\(columns)) FROM STDIN (FORMAT csv, HEADER true)", from: rows)
+                case .jsonl:
+                    let converter = JSONLinesToCopy(source: rows, names: table.columns.map(\.name), table: table.qualifiedName)
+                    loaded = try await connection.copyIn("COPY \(temp) (\(columns)) FROM STDIN", from: converter.stream())
+                }
                 let keyList = try key.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
                 let existing = key.isEmpty || mode == .replace ? 0 : try await connection.query(
                     "SELECT count(*) FROM \(temp) s WHERE EXISTS (SELECT 1 FROM \(qualified) t WHERE (\(key.map { "t.\(try PostgresIdentifier.quoted($0))" }.joined(separator: ", "))) = (\(key.map { "s.\(try PostgresIdentifier.quoted($0))" }.joined(separator: ", "))))"
@@ -264,5 +272,58 @@ final class ObjectFeeder: @unchecked Sendable {
             if !out.isEmpty { return out }
         }
         return nil
+    }
+}
+
+/// JSON Lines (as an export writes them) in, COPY text out, line by line: the import loads
+/// every format through the same `COPY FROM`.
+final class JSONLinesToCopy: @unchecked Sendable {
+    // @unchecked Sendable: pulled by one COPY FROM, one chunk at a time.
+    private var source: ByteStream.AsyncIterator
+    private let names: [String]
+    private let table: String
+    private var carry: [UInt8] = []
+    private var line = 0
+
+    init(source: ByteStream, names: [String], table: String) {
+        self.source = source.makeAsyncIterator()
+        self.names = names
+        self.table = table
+    }
+
+    func stream() -> ByteStream {
+        ByteStream { [self] in
+            while true {
+                var iterator = source
+                let chunk = try await iterator.next()
+                source = iterator
+                guard let chunk else {
+                    guard carry.allSatisfy({ $0 == 0x20 || $0 == 0x0A }) else { throw BackupError.permanent("\(table): the JSON lines end inside a line") }
+                    return nil
+                }
+                let out = try convert(chunk)
+                if !out.isEmpty { return out }
+            }
+        }
+    }
+
+    private func convert(_ chunk: [UInt8]) throws -> [UInt8] {
+        var input = carry
+        input += chunk
+        var out: [UInt8] = []
+        var start = input.startIndex
+        while let newline = input[start...].firstIndex(of: 0x0A) {
+            line += 1
+            if newline > start {
+                do {
+                    CopyText.encode(try JSONLine.decode(input[start..<newline], names: names), into: &out)
+                } catch {
+                    throw BackupError.permanent("\(table), line \(line): \(error); nothing was imported")
+                }
+            }
+            start = newline + 1
+        }
+        carry = Array(input[start...])
+        return out
     }
 }

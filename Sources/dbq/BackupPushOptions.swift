@@ -46,6 +46,12 @@ struct BackupPushOptions: ParsableArguments {
     var tables: String?
     @Option(name: .customLong("where"), help: "export: 'table=SQL condition' for a subset of one table (repeatable).")
     var conditions: [String] = []
+    @Flag(help: "export: every table (the default without --tables; says so explicitly).")
+    var all = false
+    @Option(help: "export: copy (default; fastest to load back), csv (with a header) or jsonl.")
+    var format: String?
+    @Flag(help: "export: with --where, also export every row the exported rows reference (foreign keys followed upward, through cycles), so every reference resolves.")
+    var followReferences = false
     @Option(help: "import: the export to load: id, job id, prefix or 'latest' (default).")
     var export: String?
     @Option(help: "import: insert (default; fails on existing keys), upsert, skip or replace.")
@@ -60,7 +66,7 @@ struct BackupPushOptions: ParsableArguments {
         "storage": ["backup", "restore", "verify-backup", "retention", "export", "import"],
         "export": ["import"], "mode": ["import"], "create-schema": ["import"], "dry-run": ["import"],
         "codec": ["backup", "export"], "level": ["backup"],
-        "policy": ["export"], "tables": ["export", "import"], "where": ["export"],
+        "policy": ["export"], "tables": ["export", "import"], "where": ["export"], "format": ["export"], "follow-references": ["export"], "all": ["export"],
         "backup": ["restore", "verify-backup"],
         "target": ["restore"], "create": ["restore"], "clean": ["restore"], "force": ["restore"],
         "keep-last": ["retention"], "daily": ["retention"], "weekly": ["retention"], "monthly": ["retention"],
@@ -98,23 +104,21 @@ struct BackupPushOptions: ParsableArguments {
             return .string(text)
         })
         add("export", "export", export.map(JSONValue.string))
+        if let format, RowFormat(rawValue: format) == nil {
+            throw ValidationError("--format '\(format)' is not a format; use copy, csv or jsonl")
+        }
+        add("format", "format", format.map(JSONValue.string))
+        if all && tables != nil { throw ValidationError("--all and --tables exclude each other: name tables, or take all") }
+        add("all", "tables", all ? .array([]) : nil)
+        add("follow-references", "followReferences", followReferences ? .bool(true) : nil)
         if let mode, !["insert", "upsert", "skip", "replace"].contains(mode) {
             throw ValidationError("--mode '\(mode)' is not a mode; use insert, upsert, skip or replace")
         }
         add("mode", "mode", mode.map(JSONValue.string))
         add("create-schema", "createSchema", createSchema ? .bool(true) : nil)
         add("dry-run", "dryRun", dryRun ? .bool(true) : nil)
-        add("tables", "tables", tables.map { .array($0.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) }) })
-        if !conditions.isEmpty {
-            var map: [String: JSONValue] = [:]
-            for entry in conditions {
-                guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex else {
-                    throw ValidationError("--where '\(entry)' must be TABLE=CONDITION (e.g. orders=created_at > now() - interval '30 days')")
-                }
-                map[String(entry[..<eq])] = .string(String(entry[entry.index(after: eq)...]))
-            }
-            add("where", "conditions", .object(map))
-        }
+        add("tables", "tables", Self.tableList(tables).map { .array($0.map(JSONValue.string)) })
+        if let map = try Self.conditionMap(conditions) { add("where", "conditions", .object(map.mapValues(JSONValue.string))) }
         var fields: [String: JSONValue] = [:]
         for (option, field, value) in given {
             let kinds = Self.kindsByOption[option] ?? []
@@ -124,6 +128,24 @@ struct BackupPushOptions: ParsableArguments {
             fields[field] = value
         }
         return fields
+    }
+
+    /// `a, b` → ["a", "b"].
+    static func tableList(_ text: String?) -> [String]? {
+        text.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    }
+
+    /// `table=condition` entries → table: condition; nil when none.
+    static func conditionMap(_ entries: [String]) throws -> [String: String]? {
+        guard !entries.isEmpty else { return nil }
+        var map: [String: String] = [:]
+        for entry in entries {
+            guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex else {
+                throw ValidationError("--where '\(entry)' must be TABLE=CONDITION (e.g. orders=created_at > now() - interval '30 days')")
+            }
+            map[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
+        }
+        return map
     }
 
     /// Merges the fields into the payload and checks what a pusher can check here: the

@@ -8,11 +8,15 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run one job inline, in this process, without Redis (an in-memory queue).",
-        discussion: "Prints the job's result as JSON; exits 0 if it succeeded, 1 if it ended dead.")
+        discussion: """
+            Takes the same job options as 'dbq push' (dbq run export --database main --policy p.yaml). \
+            Prints the job's result as JSON; exits 0 if it succeeded, 1 if it ended dead.
+            """)
 
     @Argument(help: "The job kind.") var kind: String
     @Option(help: "The payload as JSON (default: {}).") var payload = "{}"
     @Option(help: "Attempts (default: the kind's).") var maxAttempts: Int?
+    @OptionGroup(title: "Backup, export and import jobs") var backupOptions: BackupPushOptions
     @OptionGroup var config: ConfigOptions
 
     func run() async throws {
@@ -24,8 +28,9 @@ struct RunCommand: AsyncParsableCommand {
             guard let defaults = registry.defaults(for: kind) else {
                 throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")
             }
-            let value: JSONValue
+            var value: JSONValue
             do { value = try JSONValue(json: payload) } catch { throw ValidationError("the payload is not valid JSON: \(JSONErrorText.describe(error))") }
+            value = try backupOptions.apply(to: value, kind: kind, configuration: loaded)
             let envelope = JobEnvelope(kind: kind, version: defaults.version, payload: value, queue: "inline",
                                        maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: defaults.timeout.seconds)
             try registry.check(envelope)

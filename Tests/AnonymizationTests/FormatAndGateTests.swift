@@ -1,0 +1,173 @@
+import Foundation
+@testable import Anonymization
+import Testing
+
+@Suite("Row formats, the k-anonymity gate, server-side rules and the personal-data scan (pure)")
+struct FormatAndGateTests {
+    static let names = ["id", "name", "total", "ok", "note"]
+    static let kinds: [ValueKind] = [.integer, .text, .decimal, .boolean, .text]
+    static let nasty: [[String?]] = [
+        ["1", "Anna", "12.50", "t", "plain"],
+        ["2", "", "-0.5", "f", nil],
+        ["3", "a,b \"quoted\"", "1e5", nil, "line\nbreak\ttab\\back\r"],
+        ["4", " padded ", "NaN", "t", "\\."],
+        ["5", "ünïcødé 🎉", "007", "f", "\u{01}control"],
+    ]
+
+    @Test("JSON lines: numbers and booleans typed, everything else a string, and decoding gives the fields back exactly")
+    func jsonLines() throws {
+        var out: [UInt8] = []
+        for row in Self.nasty { RowFormat.jsonl.encode(row, names: Self.names, kinds: Self.kinds, into: &out) }
+        let lines = out.split(separator: 0x0A)
+        #expect(lines.count == Self.nasty.count)
+        #expect(String(decoding: lines[0], as: UTF8.self) == #"{"id":1,"name":"Anna","total":12.50,"ok":true,"note":"plain"}"#)
+        // NaN and 007 are not JSON numbers: written as strings, read back as they were.
+        #expect(String(decoding: lines[3], as: UTF8.self).contains(#""total":"NaN""#))
+        #expect(String(decoding: lines[4], as: UTF8.self).contains(#""total":"007""#))
+        for (line, row) in zip(lines, Self.nasty) {
+            #expect(try JSONLine.decode(line, names: Self.names) == row)
+            // Every line is JSON a standard parser accepts.
+            #expect((try? JSONSerialization.jsonObject(with: Data(line))) != nil, "\(String(decoding: line, as: UTF8.self))")
+        }
+        #expect(throws: AnonymizationError.self) { try JSONLine.decode(Array(#"{"id":1}"#.utf8)[...], names: Self.names) }
+        #expect(throws: AnonymizationError.self) { try JSONLine.decode(Array(#"{"id":1,"name":"x"#.utf8)[...], names: ["id", "name"]) }
+        #expect(try JSONLine.decode(Array(#"{"a":"\u00e9\ud83c\udf89"}"#.utf8)[...], names: ["a"]) == ["é🎉"])
+    }
+
+    @Test("CSV: NULL unquoted and empty, an empty string quoted, specials quoted with doubled quotes; a header first")
+    func csv() {
+        var out: [UInt8] = []
+        for row in Self.nasty.prefix(4) { RowFormat.csv.encode(row, names: Self.names, kinds: Self.kinds, into: &out) }
+        let text = String(decoding: out, as: UTF8.self)
+        let expected = [
+            #"1,Anna,12.50,t,plain"#,
+            #"2,"",-0.5,f,"#,
+            #"3,"a,b ""quoted""",1e5,,"line"#,
+            "break\ttab\\back\r\"",
+            #"4," padded ",NaN,t,"\.""#,
+            "",
+        ].joined(separator: "\n")
+        #expect(text == expected)
+        #expect(String(decoding: RowFormat.csv.header(["id", "a,b"]), as: UTF8.self) == "id,\"a,b\"\n")
+        #expect(RowFormat.copy.header(["id"]).isEmpty && RowFormat.jsonl.header(["id"]).isEmpty)
+    }
+
+    @Test("k-anonymity: the smallest group named with its size; groups and rows below k counted")
+    func kAnonymity() throws {
+        let requirement = KAnonymityRequirement(table: "public.customers", columns: ["born", "zip"], k: 3, mode: .refuse, path: "k_anonymity.public.customers")
+        let groups = KAnonymityGroups(requirement, columns: ["id", "zip", "born"])
+        for i in 0..<10 { groups.observe([String(i), "10***", "1980-01-01"]) }
+        for i in 0..<2 { groups.observe([String(i), "20***", "1990-01-01"]) }
+        groups.observe(["x", nil, "1990-01-01"])
+        let outcome = try groups.outcome()
+        #expect(!outcome.passed)
+        #expect(outcome.groups == 3 && outcome.groupsBelowK == 2 && outcome.rowsBelowK == 3 && outcome.rows == 13)
+        #expect(outcome.smallestGroup == ["1990-01-01", nil] && outcome.smallestGroupSize == 1)
+        #expect(outcome.summary.contains("(born=1990-01-01, zip=NULL), 1 time(s)"), "\(outcome.summary)")
+
+        let wide = KAnonymityGroups(requirement, columns: ["born", "zip"])
+        for i in 0...KAnonymityRequirement.maximumGroups { wide.observe([String(i), "z"]) }
+        #expect(throws: AnonymizationError.self) { try wide.outcome() }
+        #expect(wide.rows == Int64(KAnonymityRequirement.maximumGroups + 1))
+    }
+
+    @Test("k_anonymity in a policy: parsed, and every problem named by its path")
+    func kAnonymityPolicy() throws {
+        let good = fullPolicy + "\nk_anonymity:\n  public.customers: {quasi_identifiers: [born, name], k: 4, mode: report}\n"
+        let plan = try AnonymizationPolicy.parse(good).plan(for: catalog)
+        #expect(plan.kAnonymity["public.customers"]?.k == 4 && plan.kAnonymity["public.customers"]?.mode == .report)
+        let message = problems(fullPolicy + """
+
+            k_anonymity:
+              public.customers: {quasi_identifiers: [born, zodiac], k: 4}
+            """)
+        #expect(message.contains("k_anonymity.public.customers.quasi_identifiers: no column(s) zodiac in public.customers"), "\(message)")
+        for (spec, expected) in [
+            ("{quasi_identifiers: [born], k: 1}", "k_anonymity.public.customers.k: expected a whole number of at least 2"),
+            ("{quasi_identifiers: [born], k: 3, mode: hide}", "k_anonymity.public.customers.mode: 'hide' is not refuse or report"),
+            ("{quasi_identifiers: born, k: 3}", "k_anonymity.public.customers.quasi_identifiers: expected a list of column names"),
+            ("{quasi_identifiers: [born], k: 3, size: 2}", "k_anonymity.public.customers.size: unknown setting"),
+        ] {
+            let text = problems(fullPolicy + "\nk_anonymity:\n  public.customers: \(spec)\n")
+            #expect(text.contains(expected), "\(spec): \(text)")
+        }
+    }
+
+    @Test("shuffle and sql: computed by the server; refused on a reference or (sql) a unique column; sql must be one expression")
+    func serverRules() throws {
+        let shuffled = fullPolicy.replacingOccurrences(of: "name: {rule: fake, kind: full_name}", with: "name: shuffle")
+            .replacingOccurrences(of: "born: {rule: generalize, to: year}", with: "born: {rule: sql, expression: \"date_trunc('year', born)::date\"}")
+        let plan = try AnonymizationPolicy.parse(shuffled).plan(for: catalog)
+        let columns = try #require(plan.tables["public.customers"])
+        #expect(columns.first { $0.name == "name" }?.rule.computedByServer == true)
+        #expect(columns.first { $0.name == "born" }?.rule.identity == "sql:date_trunc('year', born)::date")
+        // A transformer passes server-computed columns through untouched.
+        let transformer = RowTransformer(columns: columns.filter { $0.rule.computedByServer }, key: nil)
+        #expect(transformer.isIdentity)
+
+        let onKey = problems(fullPolicy.replacingOccurrences(of: "id: {rule: hash}", with: "id: shuffle"))
+        #expect(onKey.contains("tables.public.customers.id: shuffle cannot keep foreign key orders_customer_id_fkey joinable"), "\(onKey)")
+        let onLink = problems(fullPolicy.replacingOccurrences(of: "email: {rule: email, length: 52}", with: "email: {rule: sql, expression: \"upper(email)\"}"))
+        #expect(onLink.contains("sql cannot keep references: public.tickets.customer_email → public.customers.email joinable"), "\(onLink)")
+        #expect(onLink.contains("is unique and rule sql:upper(email) can give two rows the same value"), "\(onLink)")
+        for bad in ["\"1; DROP TABLE customers\"", "\"x -- comment\"", "\"\""] {
+            #expect(problems(fullPolicy.replacingOccurrences(of: "phone: {rule: hash, pattern: digits}", with: "phone: {rule: sql, expression: \(bad)}"))
+                .contains("tables.public.customers.phone"))
+        }
+        // The shuffle salt names neither the key nor the column, and differs per key and column.
+        let key = try AnonymizationKey("shuffle-key-0123456789")
+        let salt = Shuffle.salt(key: key, column: "public.customers.name")
+        #expect(salt.count == 32 && !salt.contains("shuffle-key"))
+        #expect(salt != Shuffle.salt(key: key, column: "public.customers.city"))
+        #expect(salt != Shuffle.salt(key: try AnonymizationKey("another-key-0123456789"), column: "public.customers.name"))
+    }
+
+    static func column(_ name: String, _ type: String) -> TableCatalog.Column { .init(name: name, type: type, notNull: false) }
+
+    @Test("scan: personal columns by name and by sampled values get a fitting rule with a reason; the rest keep")
+    func scan() throws {
+        let cases: [(String, String, Bool, Bool, [String], String)] = [
+            ("email", "text", true, false, [], "{rule: email, length: 52}"),
+            ("contact_email", "character varying(200)", false, false, [], "{rule: email, length: 52}"),
+            ("mobile_phone", "text", false, false, [], "{rule: hash, pattern: digits}"),
+            ("first_name", "text", false, false, [], "{rule: fake, kind: first_name}"),
+            ("first_name", "text", true, false, [], "hash"),
+            ("date_of_birth", "date", false, false, [], "{rule: generalize, to: year}"),
+            ("birth_date", "timestamp with time zone", false, false, [], "{rule: generalize, to: year}"),
+            ("national_id", "text", true, false, [], "hash"),
+            ("iban", "text", false, false, [], "{rule: fake, kind: iban}"),
+            ("zip", "text", false, false, [], "{rule: mask, keep_first: 2, keep_last: 0}"),
+            ("notes", "text", false, false, [], "{rule: redact, email_length: 52}"),
+            ("id", "bigint", true, true, [], "keep"),
+            ("customer_id", "bigint", false, true, [], "keep"),
+            ("total", "numeric(10,2)", false, false, ["1.00", "2.50"], "keep"),
+            ("status", "text", false, false, ["open", "closed", "open"], "keep"),
+            // By values: the name says nothing.
+            ("contact", "text", false, false, ["a@b.example", "c.d@e.example", "x"], "{rule: email, length: 52}"),
+            ("payload", "text", false, false, ["+49 30 1234567", "030-7654321"], "{rule: hash, pattern: digits}"),
+            ("acct", "text", false, false, ["DE89 3704 0044 0532 0130 00", "GB29NWBK60161331926819"], "{rule: fake, kind: iban}"),
+            ("pan_text", "text", false, false, ["4111 1111 1111 1111", "5500-0000-0000-0004"], "{rule: hash, pattern: digits}"),
+            ("who", "text", false, false, ["Anna Schmidt", "Jean-Luc Picard", "Mary Ann Evans"], "{rule: fake, kind: full_name}"),
+            ("who", "text", true, false, ["Anna Schmidt", "Jean-Luc Picard"], "hash"),
+            ("msg", "text", false, false, ["please write to me at anna@mail.example soon", "call +49 30 1234567 tomorrow ok"], "{rule: redact, email_length: 52}"),
+        ]
+        for (name, type, unique, reference, samples, expected) in cases {
+            let s = PersonalDataScanner.suggest(table: "public.t", column: Self.column(name, type), unique: unique, inReference: reference, samples: samples)
+            #expect(s.rule == expected, "\(name) \(type) unique=\(unique) \(samples): \(s.rule) (\(s.reason))")
+            #expect(s.personal == (expected != "keep"))
+            #expect(!s.reason.isEmpty)
+        }
+        // The written policy parses and plans against the catalog it came from.
+        let tables = catalog.tables.map { t in
+            (t.qualifiedName, t.columns.map { c in
+                (c.name, PersonalDataScanner.suggest(table: t.qualifiedName, column: c, unique: t.uniqueKeys.contains([c.name]),
+                                                     inReference: c.name.hasSuffix("id"), samples: []))
+            })
+        }
+        let text = PersonalDataScanner.policy(tables, header: "scan\ntest")
+        #expect(text.hasPrefix("# scan\n# test\nstrict: true\n"))
+        let plan = try AnonymizationPolicy.parse(text).plan(for: catalog)
+        #expect(plan.tables["public.customers"]?.first { $0.name == "email" }?.rule.identity == "email:52:false")
+        #expect(plan.tables["public.customers"]?.first { $0.name == "phone" }?.rule.identity == "hash:digits")
+    }
+}
