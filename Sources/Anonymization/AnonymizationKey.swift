@@ -33,22 +33,50 @@ public struct AnonymizationKey: Sendable {
     /// HMAC-SHA-256 of `value` under this key, separated by `domain` (a rule's identity):
     /// the same (domain, value) always gives the same 32 bytes.
     public func mac(domain: String, _ value: [UInt8]) -> [UInt8] {
-        var hmac = HMAC<SHA256>(key: box.key)
-        hmac.update(data: Array(domain.utf8))
-        hmac.update(data: [0])
-        hmac.update(data: value)
-        return Array(hmac.finalize())
+        value.withUnsafeBytes { box.mac(domain: domain, $0) }
     }
 
-    public func mac(domain: String, _ value: String) -> [UInt8] { mac(domain: domain, Array(value.utf8)) }
+    public func mac(domain: String, _ value: String) -> [UInt8] {
+        var value = value
+        return value.withUTF8 { box.mac(domain: domain, UnsafeRawBufferPointer($0)) }
+    }
 }
 
-/// The key, shared by every copy of an `AnonymizationKey`.
+/// The key, shared by every copy of an `AnonymizationKey`, with HMAC's inner and outer
+/// states already keyed (RFC 2104): each value costs its own blocks only, through
+/// SHA-256's non-generic buffer calls. The result is HMAC-SHA-256, byte for byte (tested
+/// against swift-crypto's `HMAC`).
 private final class KeyBox: @unchecked Sendable {
-    // @unchecked Sendable: the key is set once in init and only read after; SymmetricKey's
-    // storage is immutable, so concurrent reads are safe.
+    // @unchecked Sendable: set once in init and only read after; the SHA256 states are
+    // values, copied before each use.
     let key: SymmetricKey
-    init(_ key: SymmetricKey) { self.key = key }
+    private let inner: SHA256
+    private let outer: SHA256
+
+    init(_ key: SymmetricKey) {
+        self.key = key
+        var block = key.withUnsafeBytes { bytes -> [UInt8] in
+            bytes.count > 64 ? Array(SHA256.hash(data: Array(bytes))) : Array(bytes)
+        }
+        block += [UInt8](repeating: 0, count: 64 - block.count)
+        var inner = SHA256(), outer = SHA256()
+        inner.update(data: block.map { $0 ^ 0x36 })
+        outer.update(data: block.map { $0 ^ 0x5c })
+        self.inner = inner
+        self.outer = outer
+    }
+
+    func mac(domain: String, _ value: UnsafeRawBufferPointer) -> [UInt8] {
+        var h = inner
+        var domain = domain
+        domain.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        withUnsafeBytes(of: UInt8(0)) { h.update(bufferPointer: $0) }
+        h.update(bufferPointer: value)
+        let innerDigest = h.finalize()
+        var o = outer
+        innerDigest.withUnsafeBytes { o.update(bufferPointer: $0) }
+        return o.finalize().withUnsafeBytes { Array($0) }
+    }
 }
 
 /// A problem with a policy, a key or a value; `description` names where.

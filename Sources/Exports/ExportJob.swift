@@ -232,7 +232,12 @@ final class MaskingPipe: @unchecked Sendable {
     private(set) var rows: Int64 = 0
     private(set) var rawBytes: Int64 = 0
 
+    /// Threads that mask one chunk's lines side by side (1 when nothing is masked, or when
+    /// a k-anonymity count needs the rows one at a time).
+    private let workers: Int
+
     init(source: ByteStream, transformer: RowTransformer, compressor: Compressor) throws {
+        workers = transformer.isIdentity || transformer.groups != nil ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
         self.source = source.makeAsyncIterator()
         self.transformer = transformer
         self.compressor = compressor
@@ -266,15 +271,84 @@ final class MaskingPipe: @unchecked Sendable {
             started = true
             out += transformer.header
         }
-        var start = input.startIndex
-        while let newline = input[start...].firstIndex(of: 0x0A) {
-            do { try transformer.transform(input[start..<newline], into: &out) } catch { throw BackupError.permanent("\(error)") }
-            rows += 1
-            start = newline + 1
-        }
-        carry = Array(input[start...])
+        let end = input.withUnsafeBytes { Self.lastNewline(in: $0) }.map { $0 + 1 } ?? 0
+        let (masked, count) = try Self.transform(input[0..<end], transformer: transformer, workers: workers)
+        out += masked
+        rows += count
+        carry = Array(input[end...])
         rawBytes += Int64(out.count)
         return try compressor.compress(out)
+    }
+}
+
+extension MaskingPipe {
+    static func lastNewline(in bytes: UnsafeRawBufferPointer) -> Int? {
+        // Backwards from the end: a line is short, so this reads a few bytes.
+        var i = bytes.count - 1
+        while i >= 0 && bytes[i] != 0x0A { i -= 1 }
+        return i >= 0 ? i : nil
+    }
+
+    /// Whole lines in, transformed lines out, in order: cut into `workers` runs at line
+    /// ends, each masked on its own thread, joined back in order.
+    static func transform(_ lines: ArraySlice<UInt8>, transformer: RowTransformer, workers: Int) throws -> ([UInt8], Int64) {
+        let parts = workers > 1 && lines.count >= 64 << 10 ? workers : 1
+        var bounds = [lines.startIndex]
+        lines.withUnsafeBytes { raw in
+            for w in 1..<parts {
+                let from = max(bounds.last! - lines.startIndex, raw.count * w / parts)
+                if let hit = memchr(raw.baseAddress! + from, 0x0A, raw.count - from) {
+                    bounds.append(lines.startIndex + (UnsafeRawPointer(hit) - raw.baseAddress!) + 1)
+                }
+            }
+        }
+        bounds.append(lines.endIndex)
+        let cuts = bounds
+        let results = SegmentResults(count: bounds.count - 1)
+        let run = { @Sendable (i: Int) in
+            var out: [UInt8] = []
+            out.reserveCapacity((cuts[i + 1] - cuts[i]) * 5 / 4)
+            var rows: Int64 = 0
+            do {
+                try lines[cuts[i]..<cuts[i + 1]].withUnsafeBytes { raw in
+                    guard let base = raw.baseAddress else { return }
+                    var start = 0
+                    while start < raw.count, let hit = memchr(base + start, 0x0A, raw.count - start) {
+                        let newline = UnsafeRawPointer(hit) - base
+                        let line = lines[(cuts[i] + start)..<(cuts[i] + newline)]
+                        try transformer.transform(line, into: &out)
+                        rows += 1
+                        start = newline + 1
+                    }
+                }
+                results.set(i, (out, rows, nil))
+            } catch {
+                results.set(i, ([], 0, BackupError.permanent("\(error)")))
+            }
+        }
+        if results.count == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: results.count, execute: run) }
+        var out: [UInt8] = []
+        var rows: Int64 = 0
+        for (part, count, error) in results.values {
+            if let error { throw error }
+            out += part
+            rows += count
+        }
+        return (out, rows)
+    }
+}
+
+/// One slot per run of lines, each written by the one thread masking that run.
+private final class SegmentResults: @unchecked Sendable {
+    // @unchecked Sendable: slot i is written once, by iteration i, before concurrentPerform returns.
+    private(set) var values: [([UInt8], Int64, BackupError?)]
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        values = Array(repeating: ([], 0, nil), count: count)
+    }
+    func set(_ i: Int, _ value: ([UInt8], Int64, BackupError?)) {
+        values.withUnsafeMutableBufferPointer { $0[i] = value }
     }
 }
 

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 @testable import Anonymization
 import Testing
@@ -120,6 +121,33 @@ struct FormatAndGateTests {
         #expect(salt.count == 32 && !salt.contains("shuffle-key"))
         #expect(salt != Shuffle.salt(key: key, column: "public.customers.city"))
         #expect(salt != Shuffle.salt(key: try AnonymizationKey("another-key-0123456789"), column: "public.customers.name"))
+    }
+
+    @Test("the keyed MAC is HMAC-SHA-256 byte for byte, for short, block-sized and long keys")
+    func macIsHMAC() throws {
+        for length in [16, 63, 64, 65, 200] {
+            let secret = String((0..<length).map { Character(Unicode.Scalar(UInt8(33 + ($0 * 7) % 90))) })
+            let key = try AnonymizationKey(secret)
+            for value in ["", "a", "person1@mail.example", String(repeating: "x", count: 1000), "ünï"] {
+                let expected = Array(HMAC<SHA256>.authenticationCode(for: Array("hash:52:".utf8) + [0] + Array(value.utf8),
+                                                                     using: SymmetricKey(data: Array(secret.utf8))))
+                #expect(key.mac(domain: "hash:52:", value) == expected, "key \(length), value \(value.prefix(10))")
+                #expect(key.mac(domain: "hash:52:", Array(value.utf8)) == expected)
+            }
+        }
+    }
+
+    @Test("SipHash-2-4 (the Feistel round function) matches the reference vectors")
+    func sipHash() {
+        // Key 00 01 … 0f; messages 00 01 … (n-1); vectors from the SipHash paper's reference code.
+        let k0: UInt64 = 0x0706050403020100, k1: UInt64 = 0x0f0e0d0c0b0a0908
+        let expected: [Int: UInt64] = [0: 0x726fdb47dd0e0e31, 1: 0x74f839c593dc67fd, 8: 0x93f5f5799a932462, 15: 0xa129ca6149be45e5]
+        for (length, value) in expected {
+            #expect(SipHash.hash(k0: k0, k1: k1, bytes: (0..<length).map { UInt8($0) }) == value, "length \(length)")
+        }
+        // The two-word form is the 16-byte message.
+        let bytes = (0..<16).map { UInt8($0) }
+        #expect(SipHash.hash(k0: k0, k1: k1, 0x0706050403020100, 0x0f0e0d0c0b0a0908) == SipHash.hash(k0: k0, k1: k1, bytes: bytes))
     }
 
     static func column(_ name: String, _ type: String) -> TableCatalog.Column { .init(name: name, type: type, notNull: false) }

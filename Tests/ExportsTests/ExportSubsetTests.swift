@@ -1,0 +1,286 @@
+import Anonymization
+import Backups
+import Configuration
+import DBQSupport
+import DBQTestSupport
+@testable import Exports
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+import Queue
+import RedisClient
+import RedisQueue
+import Testing
+
+/// Real PostgreSQL: subsets that follow references, the k-anonymity gate, server-side
+/// rules, CSV and JSON lines, and a worker killed mid-export.
+@Suite("Export subsets, gates, server rules, formats and faults (real PostgreSQL)", .serialized)
+struct ExportSubsetTests {
+    typealias T = ExportTests
+
+    /// Runs an export with `payload`, returns its manifest and its objects (decompressed when zstd).
+    static func export(_ env: BackupEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
+        setenv(AnonymizationKey.environmentVariable, key, 1)
+        let result = try await ExportJob { env }.run(payload, context: T.context())
+        guard case .object(let fields)? = result, case .string(let folder)? = fields["folder"] else { throw BackupError.permanent("no folder") }
+        let (_, store) = try env.store(nil)
+        var objects: [String: [UInt8]] = [:]
+        for info in try await store.list(prefix: folder + "/") {
+            objects[String(info.key.dropFirst(folder.count + 1))] = try await store.getBytes(info.key, limit: 256 << 20)
+        }
+        let manifest = try ManifestCoding.decoder.decode(ExportManifest.self, from: Data(objects["manifest.json"] ?? []))
+        return (manifest, objects, result)
+    }
+
+    /// A shop whose customers also reference each other (chains of ten: a cycle-capable
+    /// self-reference).
+    static func makeLinkedShop(customers: Int = 1_000) async throws -> String {
+        let db = try await T.makeShop(customers: customers)
+        let c = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
+        _ = try await c.execute("""
+            ALTER TABLE customers ADD referrer bigint REFERENCES customers;
+            UPDATE customers SET referrer = id - 1 WHERE id % 10 <> 1;
+            """)
+        await c.close()
+        return db
+    }
+
+    @Test("--follow-references: a subset of orders brings exactly the customers they reference, and those customers' referrers; it imports with every constraint")
+    func followReferences() async throws {
+        let source = try await Self.makeLinkedShop()
+        let target = try await T.emptyDatabase()
+        defer { Task { await T.drop(source); await T.drop(target) } }
+        var setup = try T.environment(source, store: TestServices.temporaryDirectory("dbq-exports"))
+        setup.configuration.databases["staging"] = try PostgresConnectionString(T.server.replacingDatabase(target))
+        let env = setup
+        let payload = ExportJob.Payload(database: "main", tables: ["orders"], conditions: ["orders": "id <= 30"], codec: "none", followReferences: true)
+        let (manifest, objects, result) = try await Self.export(env, payload, key: "follow-key-0123456789abcdef")
+        #expect(manifest.tables.map(\.qualifiedName) == ["public.customers", "public.orders"])
+        #expect(manifest.followReferences == true)
+        let orders = T.rows(objects["public.orders.copy"])
+        let customers = T.rows(objects["public.customers.copy"])
+        #expect(orders.count == 30)
+        // The closure, computed by the database itself.
+        let expected = try await T.count(source, """
+            WITH RECURSIVE chosen(id) AS (SELECT customer_id FROM orders WHERE id <= 30
+                UNION SELECT c.referrer FROM customers c JOIN chosen ON c.id = chosen.id WHERE c.referrer IS NOT NULL)
+            SELECT count(*) FROM chosen
+            """)
+        #expect(customers.count == expected && expected > 30)
+        let ids = Set(customers.map { $0[0] })
+        #expect(orders.allSatisfy { ids.contains($0[1]) }, "every order's customer is exported")
+        #expect(customers.allSatisfy { $0[8] == nil || ids.contains($0[8]) }, "every referrer is exported")
+        guard case .object(let fields)? = result, case .object(let perTable)? = fields["rowsPerTable"] else { Issue.record("no rows per table"); return }
+        #expect(perTable["public.customers"] == .number(Double(expected)))
+        // Loads with its foreign keys in place (schema.sql has them): nothing dangles.
+        _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
+        #expect(try await T.count(target, "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id") == 30)
+
+        // Without following, the subset is only what the condition says.
+        let plain = try await Self.export(env, .init(database: "main", tables: ["orders"], conditions: ["orders": "id <= 30"], codec: "none"),
+                                          key: "follow-key-0123456789abcdef")
+        #expect(plain.0.tables.map(\.qualifiedName) == ["public.orders"])
+        // A condition the server rejects is named.
+        await #expect(throws: BackupError.self) {
+            _ = try await Self.export(env, .init(database: "main", conditions: ["orders": "no_such_column > 1"], followReferences: true), key: "k-0123456789abcdef")
+        }
+    }
+
+    static let gatePolicy = T.policy + """
+
+        k_anonymity:
+          public.customers: {quasi_identifiers: [born, city], k: 3}
+        """
+
+    @Test("k-anonymity: refused naming the smallest group, nothing written; report mode exports and records the check")
+    func kAnonymityGate() async throws {
+        let db = try await T.makeShop(customers: 400)
+        defer { Task { await T.drop(db) } }
+        let env = try T.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        do {
+            _ = try await Self.export(env, .init(database: "main", policy: Self.gatePolicy, codec: "none"), key: "gate-key-0123456789abcdef")
+            Issue.record("an export below k passed")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("k-anonymity (k_anonymity.public.customers, k = 3) does not hold"), "\(text)")
+            #expect(text.contains("the smallest, (born="), "\(text)")
+            #expect(text.contains("Nothing was exported"))
+        }
+        let (_, store) = try env.store(nil)
+        #expect(try await store.list(prefix: "exports/").isEmpty, "a refused export leaves nothing")
+
+        let report = Self.gatePolicy.replacingOccurrences(of: "k: 3}", with: "k: 3, mode: report}")
+        let (manifest, _, result) = try await Self.export(env, .init(database: "main", policy: report, codec: "none"), key: "gate-key-0123456789abcdef")
+        let check = try #require(manifest.tables.first { $0.name == "customers" }?.kAnonymity)
+        #expect(!check.passed && check.k == 3 && check.rows == 400 && check.groupsBelowK > 0)
+        guard case .object(let fields)? = result, case .array(let reports)? = fields["kAnonymity"] else { Issue.record("no report in the result"); return }
+        #expect(reports.count == 1)
+
+        // Coarse enough quasi-identifiers pass: birth year alone, in 400 customers over 55 years.
+        let passing = Self.gatePolicy.replacingOccurrences(of: "[born, city], k: 3", with: "[born], k: 2")
+        let (ok, _, _) = try await Self.export(env, .init(database: "main", policy: passing, codec: "none"), key: "gate-key-0123456789abcdef")
+        #expect(ok.tables.first { $0.name == "customers" }?.kAnonymity?.passed == true)
+    }
+
+    @Test("shuffle keeps the column's values (other rows) and is keyed; sql runs on the server, cast to the column's type")
+    func serverRules() async throws {
+        let db = try await T.makeShop(customers: 300)
+        defer { Task { await T.drop(db) } }
+        let env = try T.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let policy = T.policy
+            .replacingOccurrences(of: "    id: hash\n", with: "    id: keep\n")
+            .replacingOccurrences(of: "city: keep", with: "city: shuffle")
+            .replacingOccurrences(of: "zip: {rule: mask, keep_first: 2, keep_last: 0}", with: "zip: {rule: sql, expression: \"left(zip, 2) || '000'\"}")
+        let payload = ExportJob.Payload(database: "main", tables: ["customers"], policy: policy, codec: "none")
+        let a = T.rows(try await Self.export(env, payload, key: "shuffle-key-0123456789ab").1["public.customers.copy"])
+        let b = T.rows(try await Self.export(env, payload, key: "shuffle-key-0123456789ab").1["public.customers.copy"])
+        let c = T.rows(try await Self.export(env, payload, key: "other-shuffle-key-01234567").1["public.customers.copy"])
+        let source = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
+        defer { Task { await source.close() } }
+        let original = Dictionary(uniqueKeysWithValues: try await source.query("SELECT id::text, city FROM customers").map { ($0[0]!, $0[1]) })
+        #expect(a.count == 300)
+        #expect(a.map { $0[6] ?? "" }.sorted() == original.values.map { $0 ?? "" }.sorted(), "the same cities, permuted")
+        let moved = a.filter { original[$0[0]!] != $0[6] }.count
+        #expect(moved > 200, "most rows hold another row's city: \(moved) of 300")
+        #expect(a.map { $0[6] } == b.map { $0[6] }, "one key, one permutation")
+        #expect(a.map { $0[6] } != c.map { $0[6] }, "another key, another permutation")
+        #expect(a.allSatisfy { $0[7]?.count == 5 && $0[7]!.hasSuffix("000") })
+    }
+
+    static func digest(_ db: String, _ table: String) async throws -> String {
+        let c = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
+        defer { Task { await c.close() } }
+        return try await c.query("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM \(table) t").scalar ?? ""
+    }
+
+    @Test("csv and jsonl: masked exports that import into the same rows as the COPY format")
+    func formats() async throws {
+        let source = try await T.makeShop(customers: 300)
+        var targets: [String] = []
+        for _ in 0..<3 { targets.append(try await T.emptyDatabase()) }
+        let dbs = targets
+        defer { Task { await T.drop(source); for t in dbs { await T.drop(t) } } }
+        var setup = try T.environment(source, store: TestServices.temporaryDirectory("dbq-exports"))
+        for (i, t) in targets.enumerated() { setup.configuration.databases["t\(i)"] = try PostgresConnectionString(T.server.replacingDatabase(t)) }
+        let env = setup
+        for (i, format) in ["copy", "csv", "jsonl"].enumerated() {
+            let (manifest, _, _) = try await Self.export(env, .init(database: "main", policy: T.policy, format: format), key: "format-key-0123456789abc")
+            #expect(manifest.rowFormat?.rawValue == format)
+            #expect(manifest.tables.allSatisfy { $0.objects.first?.name.hasSuffix(".\(format).zst") == true })
+            _ = try await ImportJob { env }.run(.init(database: "t\(i)", export: manifest.id, createSchema: true), context: T.context())
+        }
+        for table in ["customers", "orders", "tickets"] {
+            let copy = try await Self.digest(targets[0], table)
+            #expect(try await Self.digest(targets[1], table) == copy, "csv \(table)")
+            #expect(try await Self.digest(targets[2], table) == copy, "jsonl \(table)")
+        }
+        #expect(try await T.count(targets[2], "SELECT count(*) FROM tickets t JOIN customers c ON c.email = t.customer_email") == 150)
+    }
+}
+
+/// A real worker process killed while its export waits on a table: no manifest.
+@Suite("Exports under faults: SIGKILL mid-export (real worker, real PostgreSQL and Redis)", .serialized)
+struct ExportFaultTests {
+    typealias T = ExportTests
+
+    @Test("a worker SIGKILLed mid-export (two tables written, the third waiting) leaves no manifest; the retry completes once")
+    func killedMidExport() async throws {
+        let db = try await T.makeShop(customers: 500)
+        defer { Task { await T.drop(db) } }
+        let dir = TestServices.temporaryDirectory("dbq-exports")
+        let config = TestServices.temporaryDirectory("dbq-config") + "/dbq.yaml"
+        try """
+            databases:
+              main: "\(T.server.replacingDatabase(db))"
+            storages:
+              archive:
+                url: "file://\(dir)"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let queueName = "export-kill-\(UUID().uuidString.prefix(8).lowercased())"
+        let driver = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: T.logger)
+        let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info", AnonymizationKey.environmentVariable: "kill-key-0123456789abcdef"]
+        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "3s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
+
+        // The hold: tickets locked, so the export stops after customers and orders, however slow the machine.
+        let holder = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
+        _ = try await holder.execute("BEGIN; LOCK TABLE tickets IN ACCESS EXCLUSIVE MODE")
+        let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env)
+        let pushed = try await driver.push(JobEnvelope(kind: "export", version: 1, payload: .object(["database": .string("main"), "policy": .string(T.policy)]),
+                                                       queue: queueName, maxAttempts: 3))
+        var waiting = 0
+        let deadline = ContinuousClock.now + .seconds(90)
+        while waiting == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            waiting = try await holder.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq export' AND wait_event_type = 'Lock'")
+                .scalar.flatMap { Int($0) } ?? 0
+        }
+        #expect(waiting == 1, "worker A never reached the locked table: \(a.stderr.suffix(2000))")
+        a.signal(SIGKILL)
+        _ = await a.wait(timeout: .seconds(30))
+        let written = (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String]) ?? []
+        #expect(written.contains { $0.hasSuffix("public.orders.copy.zst") }, "A had written its first tables: \(written)")
+        #expect(!written.contains { $0.hasSuffix("manifest.json") }, "a killed export has no manifest")
+        _ = try await holder.execute("ROLLBACK")
+        await holder.close()
+
+        let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
+        defer { b.signal(SIGTERM) }
+        var record: JobRecord?
+        let until = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < until {
+            record = try await driver.job(pushed.id, queue: queueName)
+            if let state = record?.state, ["succeeded", "dead"].contains(state) { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(record?.state == "succeeded", "job: \(String(describing: record)); B: \(b.stderr.suffix(3000))")
+        #expect(record?.attempt == 2 && record?.worker == "B")
+        let store = try StorageSettings(url: try StorageURL("file://" + dir)).open(logger: T.logger)
+        let catalog = try await ExportCatalog.load(store)
+        #expect(catalog.entries.count == 1)
+        #expect(catalog.entries.first?.manifest.job.attempt == 2)
+        #expect(catalog.entries.first?.manifest.tables.map(\.rows) == [500, 1_500, 250])
+    }
+}
+
+/// Unique stays unique at scale: a million rows through a real export and a real import
+/// whose schema carries the unique constraints.
+@Suite("A million unique rows masked (real PostgreSQL)")
+struct MillionRowTests {
+    typealias T = ExportTests
+
+    @Test("1,000,000 rows: masked id, email and national id stay unique (the target's unique constraints accept every row), no original left")
+    func millionUnique() async throws {
+        let source = "dbqt_million_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(8).lowercased()
+        let target = try await T.emptyDatabase()
+        defer { Task { await T.drop(source); await T.drop(target) } }
+        let admin = try await PostgresConnection.connect(T.server.raw, logger: T.logger)
+        _ = try await admin.execute("CREATE DATABASE \(source)")
+        await admin.close()
+        let db = try await PostgresConnection.connect(T.server.replacingDatabase(source), logger: T.logger)
+        _ = try await db.execute("""
+            CREATE TABLE people (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, national_id text NOT NULL UNIQUE);
+            INSERT INTO people SELECT i, 'p' || i || '@x' || (i % 10) || '.example', 'NI-' || lpad(i::text, 9, '0') FROM generate_series(1, 1000000) i;
+            """)
+        await db.close()
+        var setup = try T.environment(source, store: TestServices.temporaryDirectory("dbq-exports"))
+        setup.configuration.databases["staging"] = try PostgresConnectionString(T.server.replacingDatabase(target))
+        let env = setup
+        let policy = """
+            tables:
+              public.people:
+                id: hash
+                email: {rule: email, length: 52}
+                national_id: {rule: hash, pattern: digits}
+            """
+        setenv(AnonymizationKey.environmentVariable, "million-key-0123456789abcdef", 1)
+        _ = try await ExportJob { env }.run(.init(database: "main", policy: policy), context: T.context())
+        // The schema carries PRIMARY KEY and both UNIQUE constraints: one duplicate and the import fails.
+        _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
+        #expect(try await T.count(target, "SELECT count(*) FROM people") == 1_000_000)
+        #expect(try await T.count(target, "SELECT count(DISTINCT email) + count(DISTINCT national_id) + count(DISTINCT id) FROM people") == 3_000_000)
+        #expect(try await T.count(target, "SELECT count(*) FROM people WHERE email LIKE 'p%@x%.example'") == 0)
+        // Digits permuted, shape kept.
+        #expect(try await T.count(target, "SELECT count(*) FROM people WHERE national_id !~ '^NI-[0-9]{9}$'") == 0)
+    }
+}
