@@ -360,21 +360,24 @@ struct BenchBackup: AsyncParsableCommand {
     }
 }
 
-/// The external programs the bench runs, found before anything is made.
-private struct Tools {
+/// The external programs the benches run, found before anything is made.
+struct Tools {
     let pgDump: String
     let pgbench: String
+    let psql: String
     let aws: String
     let time: String
 
-    init(aws: String) throws {
+    /// `aws`: the aws CLI, or nil when the bench does not use it.
+    init(aws: String?) throws {
         func find(_ name: String, _ advice: String) throws -> String {
             guard let path = Subprocess.locate(name) else { throw CheckFailure("'\(name)' was not found (PATH: \(environment("PATH") ?? "")); \(advice)") }
             return path
         }
         pgDump = try find(environment("DBQ_PG_DUMP") ?? "pg_dump", "install PostgreSQL's client tools (deploy/local/install.sh) or set DBQ_PG_DUMP")
         pgbench = try find("pgbench", "it comes with PostgreSQL (deploy/local/install.sh installs it)")
-        self.aws = try find(aws, "install the aws CLI (python3 -m pip install awscli; deploy/local/bench-backup.sh does) or pass --aws PATH")
+        psql = try find("psql", "it comes with PostgreSQL (deploy/local/install.sh installs it)")
+        self.aws = try aws.map { try find($0, "install the aws CLI (python3 -m pip install awscli; deploy/local/bench-backup.sh does) or pass --aws PATH") } ?? ""
         time = try find("/usr/bin/time", "install GNU time (apt-get install time; deploy/local/install.sh does)")
     }
 
@@ -514,18 +517,18 @@ private final class BenchWorker {
     }
 }
 
-private func median(_ values: [Double]) -> Double {
+func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     guard !sorted.isEmpty else { return .nan }
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
-private func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
 
-private func mebibytes(_ bytes: Int?) -> String { bytes.map { formatBytes(Int64($0)) } ?? "?" }
+func mebibytes(_ bytes: Int?) -> String { bytes.map { formatBytes(Int64($0)) } ?? "?" }
 
-private func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
-private func lpad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+func lpad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
 
 private extension Double {
     var int64: Int64 { isFinite ? Int64(self) : 0 }
@@ -533,6 +536,6 @@ private extension Double {
 
 /// A line on standard output, written at once: figures appear as they are measured, also
 /// through a pipe (print would hold them in a buffer until the end).
-private func emit(_ line: String) {
+func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
