@@ -174,6 +174,6 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport", "PostgresClient", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
     ]
 )

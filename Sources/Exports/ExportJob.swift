@@ -104,7 +104,13 @@ public struct ExportJob: Job {
                 let sql = try ExportQuery.copy(table, columns: columns, filter: prepared.selection.filter(table.qualifiedName), key: key)
                 let pipe = try MaskingPipe(source: connection.copyOut(sql), transformer: transformer, compressor: try Compressor(codec: codec))
                 let name = ExportLayout.objectName(table.qualifiedName, format: format, codec: codec)
-                let segments = try await SegmentedWrite.put(store, key: folder + "/" + name, from: pipe.stream(), limit: objectLimit)
+                let segments: [SegmentInfo]
+                do {
+                    segments = try await SegmentedWrite.put(store, key: folder + "/" + name, from: pipe.stream(), limit: objectLimit)
+                } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
+                    // A condition or sql rule the server rejects: named, and not retried.
+                    throw BackupError.permanent("table \(table.qualifiedName) could not be read as asked (check its --where condition and sql rules): \(error.message)")
+                }
                 written += segments.map(\.key)
                 var outcome: KAnonymityGroups.Outcome?
                 if let groups {

@@ -76,7 +76,11 @@ struct ExportCommand: AsyncParsableCommand {
                                                               [PostgresParameter(qualified)]).scalar.flatMap { Int64($0) }.flatMap { $0 < 0 ? nil : $0 }
                     case .condition(let c) where !prepared.selection.followsReferences:
                         condition = c
-                        estimate = try await Self.plannedRows(connection, "SELECT 1 FROM ONLY \(qualified) WHERE \(c)")
+                        do {
+                            estimate = try await Self.plannedRows(connection, "SELECT 1 FROM ONLY \(qualified) WHERE \(c)")
+                        } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
+                            throw ValidationError("--where for table \(name) does not work in database '\(scope.database)': \(error.message)")
+                        }
                     case .condition(let c):
                         condition = c + " (and rows referenced)"
                         estimate = prepared.chosenRows[name]; exact = true

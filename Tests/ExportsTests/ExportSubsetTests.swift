@@ -81,9 +81,17 @@ struct ExportSubsetTests {
         let plain = try await Self.export(env, .init(database: "main", tables: ["orders"], conditions: ["orders": "id <= 30"], codec: "none"),
                                           key: "follow-key-0123456789abcdef")
         #expect(plain.0.tables.map(\.qualifiedName) == ["public.orders"])
-        // A condition the server rejects is named.
-        await #expect(throws: BackupError.self) {
-            _ = try await Self.export(env, .init(database: "main", conditions: ["orders": "no_such_column > 1"], followReferences: true), key: "k-0123456789abcdef")
+        // A condition the server rejects is named, and nothing is left behind.
+        for follow in [true, false] {
+            do {
+                _ = try await Self.export(env, .init(database: "main", conditions: ["orders": "no_such_column > 1"], followReferences: follow),
+                                          key: "k-0123456789abcdef")
+                Issue.record("a broken condition exported")
+            } catch let error as BackupError {
+                #expect(!error.isRetryable, "\(error)")
+                #expect("\(error)".contains(follow ? "a --where condition does not work" : "table public.orders could not be read as asked"), "\(error)")
+                #expect("\(error)".contains("no_such_column"), "\(error)")
+            }
         }
     }
 
