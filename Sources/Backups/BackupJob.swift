@@ -51,9 +51,12 @@ public struct BackupJob: Job {
         let objectLimit = env.objectLimit(payload.storage)
         let lock = BackupLayout.lockName(database: payload.database, store: store.url)
         let owner = "\(context.id)#\(context.fencingToken)"
-        return try await env.locks.withLock(lock, mode: .shared, owner: owner, wait: env.lockWait) {
-            try await Self.backup(payload.database, url: url, store: store, objectLimit: objectLimit, codec: codec, level: level,
-                                  env: env, context: context)
+        // The database's read lock (imports and migrations wait), then the artefacts' (retention waits).
+        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: owner, wait: env.lockWait) {
+            try await env.locks.withLock(lock, mode: .shared, owner: owner, wait: env.lockWait) {
+                try await Self.backup(payload.database, url: url, store: store, objectLimit: objectLimit, codec: codec, level: level,
+                                      env: env, context: context)
+            }
         }
     }
 

@@ -59,6 +59,17 @@ public struct RestoreJob: Job {
         let catalog = try await BackupCatalog.load(store, database: payload.database)
         let entry = try catalog.resolve(payload.backup ?? "latest", database: payload.database, store: store.url)
         let targetName = target.database ?? payload.target
+        // A configured target is written to: it takes that database's DDL lock (imports,
+        // migrations and backups of it wait).
+        let lockDatabase = env.configuration.databases[payload.target] != nil ? payload.target : "new:\(targetName)"
+        return try await env.locks.withDatabaseLock(lockDatabase, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
+                                                    wait: env.lockWait) {
+            try await Self.restore(entry, payload: payload, target: target, targetName: targetName, store: store, env: env, context: context)
+        }
+    }
+
+    static func restore(_ entry: BackupEntry, payload: Payload, target: PostgresConnectionString, targetName: String,
+                        store: any ObjectStore, env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
         let clock = ContinuousClock.now
         if payload.create == true {
             try await Restorer.createDatabase(targetName, on: target, logger: context.logger)

@@ -71,8 +71,8 @@ public struct ExportJob: Job {
         let url = try env.database(payload.database)
         let (_, store) = try env.store(payload.storage)
         let limit = env.objectLimit(payload.storage)
-        let lock = "export:\(payload.database)"
-        return try await env.locks.withLock(lock, mode: .shared, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
+                                                    wait: env.lockWait) {
             try await Self.export(payload, url: url, store: store, objectLimit: limit, codec: codec, format: format, policy: policy,
                                   key: key, env: env, context: context)
         }

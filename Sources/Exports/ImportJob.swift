@@ -64,8 +64,8 @@ public struct ImportJob: Job {
         let url = try env.database(payload.database)
         let (_, store) = try env.store(payload.storage)
         let entry = try await ExportCatalog.load(store).find(payload.export ?? "latest", database: payload.source)
-        let lock = "ddl:\(payload.database)"
-        return try await env.locks.withLock(lock, mode: .exclusive, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
+                                                    wait: env.lockWait) {
             try await Self.load(entry, payload: payload, url: url, store: store, context: context)
         }
     }

@@ -17,7 +17,7 @@ struct PushCommand: AsyncParsableCommand {
             $TRACEPARENT is carried in the envelope.
             """)
 
-    @Argument(help: "The job kind: backup, restore, verify-backup, retention, noop, sleep.")
+    @Argument(help: "The job kind: backup, restore, verify-backup, retention, export, import, noop, sleep.")
     var kind: String
 
     @OptionGroup var redis: RedisOptions
