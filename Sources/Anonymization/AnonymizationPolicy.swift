@@ -142,7 +142,10 @@ public struct AnonymizationPolicy: Sendable {
             throw AnonymizationError("\(path): expected a rule name (keep, hash, …) or {rule: NAME, …parameters}")
         }
         var parameters: [String: String] = [:]
-        for (k, v) in map where k != "rule" { parameters[k] = "\(v)" }
+        for (k, v) in map where k != "rule" {
+            // A list (`values: [a, b]`) is passed on comma-separated.
+            parameters[k] = (v as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } ?? "\(v)"
+        }
         return try RuleRegistry.make(name, parameters: parameters, path: path)
     }
 }
@@ -250,6 +253,24 @@ extension AnonymizationPolicy {
                 problems.append("tables.\(t.qualifiedName): strict policy, and no rule for column(s) \(undecided.joined(separator: ", ")): name each (keep counts) or set strict: false")
             }
             plan[t.qualifiedName] = columns
+        }
+        // redact's values: columns the export masks itself (so their masked values are known here).
+        for (table, columns) in plan {
+            for column in columns {
+                guard let redact = column.rule as? Redact else { continue }
+                for path in redact.valueColumns {
+                    let parts = path.split(separator: ".")
+                    let owner = String(parts[0] + "." + parts[1])
+                    guard let target = plan[owner]?.first(where: { $0.name == String(parts[2]) }) else {
+                        problems.append("\(column.source).values: \(path) is not an exported column (export its table too)")
+                        continue
+                    }
+                    if target.rule.computedByServer {
+                        problems.append("\(column.source).values: \(path) is masked by the server (\(target.rule.identity)); redact needs a rule dbq applies")
+                    }
+                    _ = table
+                }
+            }
         }
         var kAnonymity: [String: KAnonymityRequirement] = [:]
         for (table, requirement) in self.kAnonymity.sorted(by: { $0.key < $1.key }) {

@@ -91,8 +91,9 @@ public struct ExportJob: Job {
             throw classifyConnect(error, database: payload.database)
         }
         defer { Task { await connection.close() } }
-        let prepared = try await prepare(payload, policy: policy, connection: connection)
+        var prepared = try await prepare(payload, policy: policy, connection: connection)
         let catalog = prepared.selection.catalog
+        prepared.plan = try await fillRedactValues(prepared.plan, catalog: catalog, key: key, connection: connection)
 
         var written: [String] = []
         var tables: [ExportManifest.Table] = []
@@ -199,6 +200,44 @@ public struct ExportJob: Job {
         }
         if follow { _ = try await connection.execute("SET TRANSACTION READ ONLY") }
         return Prepared(snapshot: snapshot, serverVersion: serverVersion, selection: selection, plan: plan, chosenRows: chosen)
+    }
+
+    /// Gives every `redact` rule that names `values:` columns their originals (distinct,
+    /// read in the export's snapshot, at most `RedactValues.limit`) and the values the
+    /// plan masks them to.
+    static func fillRedactValues(_ plan: AnonymizationPlan, catalog: TableCatalog, key: AnonymizationKey?,
+                                 connection: PostgresConnection) async throws -> AnonymizationPlan {
+        var plan = plan
+        var cache: [String: [String: String]] = [:]
+        for (table, columns) in plan.tables {
+            for (i, column) in columns.enumerated() {
+                guard let redact = column.rule as? Redact, !redact.valueColumns.isEmpty, let key else { continue }
+                var pairs: [String: String] = [:]
+                for path in redact.valueColumns {
+                    if cache[path] == nil {
+                        let parts = path.split(separator: ".").map(String.init)
+                        guard let owner = catalog.table(parts[0] + "." + parts[1]),
+                              let target = plan.tables[owner.qualifiedName]?.first(where: { $0.name == parts[2] }) else { continue }
+                        let qualified = try PostgresIdentifier.qualified(schema: owner.schema, name: owner.name)
+                        let quoted = try PostgresIdentifier.quoted(parts[2])
+                        let rows = try await connection.query(
+                            "SELECT DISTINCT \(quoted)::text FROM ONLY \(qualified) WHERE \(quoted) IS NOT NULL AND length(\(quoted)::text) >= 3 LIMIT \(RedactValues.limit + 1)")
+                        guard rows.count <= RedactValues.limit else {
+                            throw BackupError.permanent("\(column.source).values: \(path) has more than \(RedactValues.limit) distinct values; redact can look for at most that many (name fewer columns)")
+                        }
+                        var map: [String: String] = [:]
+                        for row in rows {
+                            guard let original = row[0], let masked = target.rule.apply(original, kind: target.kind, key: key) else { continue }
+                            map[original] = masked
+                        }
+                        cache[path] = map
+                    }
+                    pairs.merge(cache[path] ?? [:]) { a, _ in a }
+                }
+                plan.tables[table]![i].rule = redact.with(RedactValues(pairs))
+            }
+        }
+        return plan
     }
 
     /// `pg_dump --schema-only` of the exported tables, in the export's snapshot.

@@ -177,6 +177,30 @@ struct FormatAndGateTests {
         }
     }
 
+    @Test("redact values: originals found as whole words (longest first) and replaced by their masked values")
+    func redactValues() throws {
+        let values = RedactValues(["Anna Schmidt": "Maria Lopez", "Anna": "Eva", "Jürgen": "Tom", "ab": "zz", "NI-000000042": "NI-913370555"])
+        let redact = try RuleRegistry.make("redact", parameters: ["values": "public.customers.name"], path: "p") as! Redact
+        let key = try AnonymizationKey("values-key-0123456789")
+        let out = redact.with(values).apply("Hi Anna Schmidt, Anna and Annabelle; Jürgen! ab NI-000000042.", kind: .text, key: key)
+        #expect(out == "Hi Maria Lopez, Eva and Annabelle; Tom! ab NI-913370555.", "\(out ?? "nil")")
+        #expect(values.count == 4, "a two-letter original is ignored")
+        #expect(redact.identity.hasSuffix(":values=public.customers.name"))
+        #expect(redact.with(values).apply("nothing to see", kind: .text, key: key) == "nothing to see")
+
+        let policy = fullPolicy.replacingOccurrences(of: "body: redact", with: "body: {rule: redact, values: [public.customers.name, public.customers.phone]}")
+        let plan = try AnonymizationPolicy.parse(policy).plan(for: catalog)
+        let body = try #require(plan.tables["public.tickets"]?.first { $0.name == "body" }?.rule as? Redact)
+        #expect(body.valueColumns == ["public.customers.name", "public.customers.phone"])
+        #expect(problems(fullPolicy.replacingOccurrences(of: "body: redact", with: "body: {rule: redact, values: [public.nowhere.name]}"))
+            .contains("tables.public.tickets.body.values: public.nowhere.name is not an exported column"))
+        #expect(problems(fullPolicy.replacingOccurrences(of: "body: redact", with: "body: {rule: redact, values: [name]}"))
+            .contains("tables.public.tickets.body.values: 'name' must be schema.table.column"))
+        let shuffled = fullPolicy.replacingOccurrences(of: "name: {rule: fake, kind: full_name}", with: "name: shuffle")
+            .replacingOccurrences(of: "body: redact", with: "body: {rule: redact, values: [public.customers.name]}")
+        #expect(problems(shuffled).contains("public.customers.name is masked by the server"))
+    }
+
     static func column(_ name: String, _ type: String) -> TableCatalog.Column { .init(name: name, type: type, notNull: false) }
 
     @Test("scan: personal columns by name and by sampled values get a fitting rule with a reason; the rest keep")

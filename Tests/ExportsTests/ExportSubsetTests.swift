@@ -156,6 +156,28 @@ struct ExportSubsetTests {
         #expect(a.allSatisfy { $0[7]?.count == 5 && $0[7]!.hasSuffix("000") })
     }
 
+    @Test("redact values: customers' names quoted in ticket bodies are replaced by the names the policy gives those customers")
+    func redactValues() async throws {
+        let db = try await T.makeShop(customers: 300)
+        defer { Task { await T.drop(db) } }
+        let c = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
+        _ = try await c.execute("UPDATE tickets SET body = body || ' Regards, Firstname' || id || ' Lastname' || id")
+        await c.close()
+        let env = try T.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let policy = T.policy.replacingOccurrences(of: "body: {rule: redact, email_length: 52}",
+                                                   with: "body: {rule: redact, email_length: 52, values: [public.customers.name]}")
+        let (_, objects, _) = try await Self.export(env, .init(database: "main", policy: policy, codec: "none"), key: "values-key-0123456789abc")
+        let customers = T.rows(objects["public.customers.copy"])
+        let tickets = T.rows(objects["public.tickets.copy"])
+        #expect(tickets.count == 150)
+        let bodies = tickets.compactMap { $0[2] }.joined(separator: "\n")
+        #expect(!bodies.contains("Lastname"), "an original name left in a body")
+        // Ticket 1 quotes customer 1: its body now carries customer 1's masked name (the row with ticket 1's masked email).
+        let first = try #require(tickets.first { $0[0] == "1" })
+        let customer = try #require(customers.first { $0[1] == first[1] })
+        #expect(first[2]?.hasSuffix("Regards, \(customer[4]!)") == true, "\(first[2] ?? "") vs \(customer[4] ?? "")")
+    }
+
     static func digest(_ db: String, _ table: String) async throws -> String {
         let c = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
         defer { Task { await c.close() } }

@@ -2,34 +2,129 @@ import Foundation
 
 /// `redact`: free text with every email address and phone number in it replaced by its
 /// masked value (the `email` rule's, and `hash` with `pattern: digits`), so a quoted
-/// address in a ticket still matches the masked address of its customer.
+/// address in a ticket still matches the masked address of its customer. With
+/// `values: [public.customers.name, …]`, every original value of those columns found in
+/// the text as whole words is replaced by the value the policy gives it there (the export
+/// reads the columns' distinct values in its snapshot, at most `RedactValues.limit`).
 public struct Redact: MaskingRule {
     public static let name = "redact"
     public static let summary = "emails and phone numbers inside free text replaced by their masked values"
     public static let accepts: Set<ValueKind> = [.text]
     let email: Email
     let phone: Hash
+    /// Columns (schema.table.column) whose values are found in the text.
+    public let valueColumns: [String]
+    /// Their originals and masked values, filled by the export before it reads a row.
+    public private(set) var values: RedactValues?
 
     public init(parameters: [String: String], path: String) throws(AnonymizationError) {
-        try Self.only(["email_length", "keep_domain"], parameters, path: path)
+        try Self.only(["email_length", "keep_domain", "values"], parameters, path: path)
+        valueColumns = (parameters["values"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if let bad = valueColumns.first(where: { $0.split(separator: ".").count != 3 }) {
+            throw AnonymizationError("\(path).values: '\(bad)' must be schema.table.column")
+        }
         var emailParameters = ["length": parameters["email_length"] ?? "16"]
         if let keep = parameters["keep_domain"] { emailParameters["keep_domain"] = keep }
         email = try Email(parameters: emailParameters, path: path)
         phone = try Hash(parameters: ["pattern": "digits"], path: path)
     }
 
-    public var identity: String { "redact:\(email.identity):\(phone.identity)" }
+    public var identity: String {
+        "redact:\(email.identity):\(phone.identity)" + (valueColumns.isEmpty ? "" : ":values=" + valueColumns.joined(separator: ","))
+    }
+
+    /// This rule with the values it finds.
+    public func with(_ values: RedactValues) -> Redact {
+        var copy = self
+        copy.values = values
+        return copy
+    }
     public var keepsDistinct: Bool { false }
 
     public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
         let bytes = Array(value.utf8)
         // Most text quotes nothing: no '@' and no run of seven digits, nothing to build.
-        guard bytes.contains(0x40) || TextScanner.hasDigits(bytes, atLeast: 7) else { return value }
-        var text = TextScanner.replaceEmails(bytes) { email.apply($0, kind: .text, key: key) ?? $0 }
-        text = TextScanner.replacePhones(text) { match in
-            match.filter(\.isNumber).count >= 7 ? Hash.permuteDigits(match, key: key, domain: phone.identity) : match
+        guard bytes.contains(0x40) || TextScanner.hasDigits(bytes, atLeast: 7) || values != nil else { return value }
+        // The policy's own values first (the most specific); what they replaced is not scanned again.
+        let pieces = values?.split(bytes) ?? [(bytes[...], nil)]
+        var text: [UInt8] = []
+        for (piece, replacement) in pieces {
+            if let replacement { text += replacement.utf8; continue }
+            var part = TextScanner.replaceEmails(Array(piece)) { email.apply($0, kind: .text, key: key) ?? $0 }
+            part = TextScanner.replacePhones(part) { match in
+                match.filter(\.isNumber).count >= 7 ? Hash.permuteDigits(match, key: key, domain: phone.identity) : match
+            }
+            text += part
         }
         return String(decoding: text, as: UTF8.self)
+    }
+}
+
+/// Original values and what they are masked to, found in text as whole words (a word is a
+/// run of letters, digits and non-ASCII bytes): the longest original starting at a word
+/// wins. Immutable once built; shared by the threads that mask.
+public final class RedactValues: Sendable {
+    /// The most distinct values one export reads for `redact`: memory stays bounded.
+    public static let limit = 50_000
+    let masked: [String: String]
+    let firstWords: Set<String>
+    let maxWords: Int
+
+    /// `pairs`: original → masked; originals shorter than 3 bytes are ignored (they would
+    /// match ordinary words).
+    public init(_ pairs: [String: String]) {
+        var masked: [String: String] = [:], firsts: Set<String> = [], most = 1
+        for (original, value) in pairs where original.utf8.count >= 3 && original != value {
+            let words = Self.words(Array(original.utf8))
+            guard let first = words.first, words.first?.lowerBound == 0, words.last?.upperBound == original.utf8.count else { continue }
+            masked[original] = value
+            firsts.insert(String(decoding: Array(original.utf8)[first], as: UTF8.self))
+            most = max(most, words.count)
+        }
+        self.masked = masked
+        firstWords = firsts
+        maxWords = most
+    }
+
+    public var count: Int { masked.count }
+
+    static func isWord(_ b: UInt8) -> Bool { TextScanner.isAlnum(b) || b >= 0x80 }
+
+    static func words(_ bytes: [UInt8]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var i = 0
+        while i < bytes.count {
+            guard isWord(bytes[i]) else { i += 1; continue }
+            let start = i
+            while i < bytes.count && isWord(bytes[i]) { i += 1 }
+            out.append(start..<i)
+        }
+        return out
+    }
+
+    /// The text cut into pieces: runs of it as they are (nil) and originals found (with
+    /// their masked value), in order.
+    func split(_ text: [UInt8]) -> [(ArraySlice<UInt8>, String?)] {
+        let words = Self.words(text)
+        var out: [(ArraySlice<UInt8>, String?)] = []
+        var copied = 0
+        var w = 0
+        while w < words.count {
+            let first = String(decoding: text[words[w]], as: UTF8.self)
+            guard firstWords.contains(first) else { w += 1; continue }
+            var hit: (Int, String)?
+            for k in stride(from: min(maxWords, words.count - w), through: 1, by: -1) {
+                let candidate = String(decoding: text[words[w].lowerBound..<words[w + k - 1].upperBound], as: UTF8.self)
+                if let value = masked[candidate] { hit = (k, value); break }
+            }
+            guard let (k, value) = hit else { w += 1; continue }
+            if copied < words[w].lowerBound { out.append((text[copied..<words[w].lowerBound], nil)) }
+            out.append((text[words[w].lowerBound..<words[w + k - 1].upperBound], value))
+            copied = words[w + k - 1].upperBound
+            w += k
+        }
+        if copied < text.count || out.isEmpty { out.append((text[copied...], nil)) }
+        return out
     }
 }
 
