@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// The secret every transform is keyed with. It comes from the environment
 /// (`DBQ_ANONYMIZE_KEY`) or `dbq.yaml`, never from a policy or a payload; a manifest
@@ -36,6 +37,19 @@ public struct AnonymizationKey: Sendable {
         value.withUnsafeBytes { box.mac(domain: domain, $0) }
     }
 
+    /// The 128-bit SipHash key of a Feistel permutation's domain: HMAC-derived once per
+    /// domain and remembered (a rule has a handful of domains; a million values share them).
+    func feistelKey(_ domain: String) -> (UInt64, UInt64) {
+        if let known = box.feistelKeys.withLock({ $0[domain] }) { return known }
+        let derived = mac(domain: "dbq:feistel", domain)
+        let pair = (word(derived, at: 0), word(derived, at: 8))
+        box.feistelKeys.withLock { keys in
+            if keys.count >= 4_096 { keys.removeAll() }
+            keys[domain] = pair
+        }
+        return pair
+    }
+
     public func mac(domain: String, _ value: String) -> [UInt8] {
         var value = value
         return value.withUTF8 { box.mac(domain: domain, UnsafeRawBufferPointer($0)) }
@@ -52,6 +66,8 @@ private final class KeyBox: @unchecked Sendable {
     let key: SymmetricKey
     private let inner: SHA256
     private let outer: SHA256
+    /// Feistel domain → derived key (bounded; see `AnonymizationKey.feistelKey`).
+    let feistelKeys = Mutex<[String: (UInt64, UInt64)]>([:])
 
     init(_ key: SymmetricKey) {
         self.key = key

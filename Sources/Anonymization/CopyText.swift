@@ -43,11 +43,24 @@ public enum CopyText {
     public static func encode(_ fields: [String?], into out: inout [UInt8]) {
         for (index, field) in fields.enumerated() {
             if index > 0 { out.append(0x09) }
-            guard let field else {
-                out += [0x5C, UInt8(ascii: "N")]
-                continue
+            encodeField(field, into: &out)
+        }
+        out.append(0x0A)
+    }
+
+    /// One field, escaped (`\N` for NULL), without a separator.
+    public static func encodeField(_ field: String?, into out: inout [UInt8]) {
+        guard var field else {
+            out += [0x5C, UInt8(ascii: "N")]
+            return
+        }
+        field.withUTF8 { bytes in
+            // Most values need no escape: one copy.
+            guard bytes.contains(where: { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) else {
+                out.append(contentsOf: bytes)
+                return
             }
-            for b in field.utf8 {
+            for b in bytes {
                 switch b {
                 case 0x5C: out += [0x5C, 0x5C]
                 case 0x0A: out += [0x5C, UInt8(ascii: "n")]
@@ -57,6 +70,5 @@ public enum CopyText {
                 }
             }
         }
-        out.append(0x0A)
     }
 }

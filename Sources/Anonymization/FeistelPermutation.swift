@@ -19,9 +19,7 @@ public struct FeistelPermutation: Sendable {
         var bits = 2
         while bits < 64 && (UInt64(1) << UInt64(bits)) < size { bits += 2 }
         halfBits = bits / 2
-        let derived = key.mac(domain: "dbq:feistel", domain)
-        k0 = word(derived, at: 0)
-        k1 = word(derived, at: 8)
+        (k0, k1) = key.feistelKey(domain)
     }
 
     public func apply(_ x: UInt64) -> UInt64 {

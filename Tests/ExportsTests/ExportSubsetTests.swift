@@ -245,7 +245,10 @@ struct ExportFaultTests {
             waiting = try await holder.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq export' AND wait_event_type = 'Lock'")
                 .scalar.flatMap { Int($0) } ?? 0
         }
-        #expect(waiting == 1, "worker A never reached the locked table: \(a.stderr.suffix(2000))")
+        if waiting != 1 {
+            let activity = try await holder.query("SELECT application_name, state, wait_event_type, wait_event, left(query, 120) FROM pg_stat_activity WHERE datname = current_database()")
+            Issue.record("worker A never reached the locked table (\(waiting) waiting); sessions: \(activity.map { $0.values })); A: \(a.stderr.suffix(3000))")
+        }
         a.signal(SIGKILL)
         _ = await a.wait(timeout: .seconds(30))
         let written = (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String]) ?? []

@@ -40,29 +40,28 @@ public struct Hash: MaskingRule {
     /// The digits of `value` permuted as one number of the same length (leading zeros
     /// kept), every other character in place: a bijection on strings of that shape.
     static func permuteDigits(_ value: String, key: AnonymizationKey, domain: String) -> String {
-        let scalars = Array(value.unicodeScalars)
-        let positions = scalars.indices.filter { ("0"..."9").contains(scalars[$0]) }
+        var bytes = Array(value.utf8)
+        var positions: [Int] = []
+        for (i, b) in bytes.enumerated() where b >= 0x30 && b <= 0x39 { positions.append(i) }
         guard !positions.isEmpty else { return value }
-        var out = scalars
         // Up to 18 digits per block (UInt64); longer runs are permuted block by block.
         var start = 0
         while start < positions.count {
-            let block = Array(positions[start..<min(positions.count, start + 18)])
+            let block = positions[start..<min(positions.count, start + 18)]
             var number: UInt64 = 0
-            for p in block { number = number * 10 + UInt64(scalars[p].value - 48) }
             var size: UInt64 = 1
-            for _ in block { size *= 10 }
-            let permuted = FeistelPermutation(size: size, key: key, domain: "\(domain):\(block.count):\(start)").apply(number)
-            var rest = permuted
+            for p in block {
+                number = number * 10 + UInt64(bytes[p] - 0x30)
+                size *= 10
+            }
+            var rest = FeistelPermutation(size: size, key: key, domain: "\(domain):\(block.count):\(start)").apply(number)
             for p in block.reversed() {
-                out[p] = Unicode.Scalar(UInt8(48 + rest % 10))
+                bytes[p] = UInt8(0x30 + rest % 10)
                 rest /= 10
             }
             start += 18
         }
-        var s = String.UnicodeScalarView()
-        s.append(contentsOf: out)
-        return String(s)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// A bijection of the integers: 0..<2^31 onto itself, 2^31..<2^62 onto itself, and the

@@ -52,7 +52,7 @@ public struct Redact: MaskingRule {
             if let replacement { text += replacement.utf8; continue }
             var part = TextScanner.replaceEmails(Array(piece)) { email.apply($0, kind: .text, key: key) ?? $0 }
             part = TextScanner.replacePhones(part) { match in
-                match.filter(\.isNumber).count >= 7 ? Hash.permuteDigits(match, key: key, domain: phone.identity) : match
+                match.utf8.lazy.filter { $0 >= 0x30 && $0 <= 0x39 }.count >= 7 ? Hash.permuteDigits(match, key: key, domain: phone.identity) : match
             }
             text += part
         }
