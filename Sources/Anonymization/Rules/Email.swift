@@ -25,6 +25,6 @@ public struct Email: MaskingRule {
         let at = value.lastIndex(of: "@")
         let domain = keepDomain ? at.map { String(value[value.index(after: $0)...]).lowercased() } ?? "example.com" : "example.com"
         // The whole address, lower-cased, is what is hashed: Foo@X.com and foo@x.com agree.
-        return "u" + String(base32(key.mac(domain: "email:\(length)", value.lowercased())).prefix(length)) + "@" + domain
+        return "u" + base32(key.mac(domain: "email:\(length)", value.lowercased()), count: length) + "@" + domain
     }
 }

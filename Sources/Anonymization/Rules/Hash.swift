@@ -33,7 +33,7 @@ public struct Hash: MaskingRule {
         case .uuid: return Self.uuid(key.mac(domain: identity, value))
         default:
             if digits { return Self.permuteDigits(value, key: key, domain: identity) }
-            return prefix + String(base32(key.mac(domain: identity, value)).prefix(length))
+            return prefix + base32(key.mac(domain: identity, value), count: length)
         }
     }
 
@@ -92,18 +92,28 @@ public struct Hash: MaskingRule {
 }
 
 /// Lower-case RFC 4648 base32 without padding: 52 characters for 32 bytes.
-func base32(_ bytes: [UInt8]) -> String {
-    let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
-    var out: [UInt8] = []
-    var buffer = 0, bits = 0
-    for byte in bytes {
-        buffer = buffer << 8 | Int(byte)
-        bits += 8
-        while bits >= 5 {
-            out.append(alphabet[(buffer >> (bits - 5)) & 31])
-            bits -= 5
+func base32(_ bytes: [UInt8]) -> String { base32(bytes, count: (bytes.count * 8 + 4) / 5) }
+
+/// The first `count` characters of the base32 text of `bytes`, built without the rest.
+func base32(_ bytes: [UInt8], count: Int) -> String {
+    let alphabet: StaticString = "abcdefghijklmnopqrstuvwxyz234567"
+    return String(unsafeUninitializedCapacity: count) { out in
+        var buffer = 0, bits = 0, n = 0
+        alphabet.withUTF8Buffer { letters in
+            for byte in bytes where n < count {
+                buffer = (buffer << 8 | Int(byte)) & 0xFFFF
+                bits += 8
+                while bits >= 5 && n < count {
+                    out[n] = letters[(buffer >> (bits - 5)) & 31]
+                    n += 1
+                    bits -= 5
+                }
+            }
+            if bits > 0 && n < count {
+                out[n] = letters[(buffer << (5 - bits)) & 31]
+                n += 1
+            }
         }
+        return n
     }
-    if bits > 0 { out.append(alphabet[(buffer << (5 - bits)) & 31]) }
-    return String(decoding: out, as: UTF8.self)
 }
