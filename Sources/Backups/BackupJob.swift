@@ -95,80 +95,70 @@ public struct BackupJob: Job {
         let source = DumpSource(process: process, compressor: compressor)
         context.logger.info("backup started", metadata: ["backup.id": "\(id)", "store": "\(store.url)", "codec": "\(codec)"])
 
-        var segments: [SegmentInfo] = []
-        var tables: [TableRows] = []
-        do {
-            // The tables are listed in the exporting transaction (the dump's snapshot) while
-            // the dump streams, and their rows are counted from the dump itself as it passes:
-            // the database is read once. The transaction stays open until the dump is stored.
-            async let listed = TableInventory.list(connection)
-            // The worker throttles what reaches Redis; a report per 256 KiB chunk is cheap.
-            // Cut into objects of at most `objectLimit` bytes: S3 parts then never grow, so
-            // memory is the same for a 1 GB and a 10 TB dump.
-            segments = try await SegmentedWrite.put(store, key: dumpKey, from: source.stream { raw, stored in
-                await context.progress(JobProgress(bytes: raw, message: "\(mib(raw)) dumped, \(mib(stored)) stored"))
-            }, limit: objectLimit)
-            let fromDump = source.rowCounter.rows
-            if fromDump == nil {
-                context.logger.warning("rows not counted from the dump; counting in SQL, in the same snapshot", metadata: [
-                    "reason": "\(source.rowCounter.failure ?? "unknown")",
-                ])
+        let result = try await ArtefactCommit.run(store: store, folder: folder, context: context) { commit -> (BackupManifest, JSONValue) in
+            var segments: [SegmentInfo] = []
+            var tables: [TableRows] = []
+            do {
+                // The tables are listed in the exporting transaction (the dump's snapshot) while
+                // the dump streams, and their rows are counted from the dump itself as it passes:
+                // the database is read once. The transaction stays open until the dump is stored.
+                async let listed = TableInventory.list(connection)
+                // The worker throttles what reaches Redis; a report per 256 KiB chunk is cheap.
+                // Cut into objects of at most `objectLimit` bytes: S3 parts then never grow, so
+                // memory is the same for a 1 GB and a 10 TB dump.
+                segments = try await SegmentedWrite.put(store, key: dumpKey, from: source.stream { raw, stored in
+                    await context.progress(JobProgress(bytes: raw, message: "\(mib(raw)) dumped, \(mib(stored)) stored"))
+                }, limit: objectLimit)
+                commit.record(segments.map(\.key))
+                let fromDump = source.rowCounter.rows
+                if fromDump == nil {
+                    context.logger.warning("rows not counted from the dump; counting in SQL, in the same snapshot", metadata: [
+                        "reason": "\(source.rowCounter.failure ?? "unknown")",
+                    ])
+                }
+                for table in try await listed {
+                    // A table the dump holds no data for (none should be) is counted in SQL.
+                    var rows = fromDump?[table]
+                    if rows == nil { rows = try await TableInventory.count(connection, table) }
+                    tables.append(TableRows(schema: table.schema, name: table.name, rows: rows ?? 0))
+                }
+                _ = try await connection.execute("COMMIT")
+            } catch {
+                source.stop()
+                process.kill(SIGKILL)
+                _ = await process.wait()
+                throw error
             }
-            for table in try await listed {
-                // A table the dump holds no data for (none should be) is counted in SQL.
-                var rows = fromDump?[table]
-                if rows == nil { rows = try await TableInventory.count(connection, table) }
-                tables.append(TableRows(schema: table.schema, name: table.name, rows: rows ?? 0))
+            let storedSize = segments.reduce(0) { $0 + $1.size }
+            guard let first = segments.first, storedSize == source.storedBytes else {
+                throw BackupError.retryable("\(store.url)/\(dumpKey) holds \(storedSize) bytes after upload, \(source.storedBytes) were sent")
             }
-            _ = try await connection.execute("COMMIT")
-        } catch {
-            source.stop()
-            process.kill(SIGKILL)
-            _ = await process.wait()
-            // Completed objects without a manifest are garbage: remove them now (retention
-            // would after its grace period). An unfinished upload was aborted by the store.
-            for segment in segments { try? await store.delete(segment.key) }
-            throw error
+            // The first object carries the raw size of the whole stream (one compressed stream,
+            // cut into objects at byte boundaries).
+            let objects = segments.enumerated().map { i, segment in
+                ManifestObject(name: commit.name(segment.key), size: segment.size, sha256: segment.sha256, rawSize: i == 0 ? source.rawBytes : 0)
+            }
+            let manifest = BackupManifest(
+                format: BackupManifest.currentFormat, id: id, database: name, codec: codec, level: level,
+                startedAt: startedAt, finishedAt: Date(),
+                job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
+                source: .init(database: serverDatabase, server: url.endpoint, serverVersion: serverVersion, systemIdentifier: systemIdentifier),
+                pgDumpVersion: pgDumpVersion,
+                objects: objects,
+                tables: tables)
+            let seconds = (ContinuousClock.now - clock).seconds
+            return (manifest, .object([
+                "id": .string(id), "database": .string(name), "store": .string(store.url), "key": .string(dumpKey),
+                "codec": .string(codec.rawValue), "size": .number(Double(source.storedBytes)), "rawSize": .number(Double(source.rawBytes)),
+                "sha256": .string(first.sha256), "objects": .number(Double(objects.count)), "tables": .number(Double(tables.count)),
+                "seconds": .number((seconds * 1000).rounded() / 1000),
+            ]))
         }
-        let storedSize = segments.reduce(0) { $0 + $1.size }
-        guard let first = segments.first, storedSize == source.storedBytes else {
-            for segment in segments { try? await store.delete(segment.key) }
-            throw BackupError.retryable("\(store.url)/\(dumpKey) holds \(storedSize) bytes after upload, \(source.storedBytes) were sent")
-        }
-        // The first object carries the raw size of the whole stream (one compressed stream,
-        // cut into objects at byte boundaries).
-        let objects = segments.enumerated().map { i, segment in
-            ManifestObject(name: String(segment.key.dropFirst(folder.count + 1)), size: segment.size, sha256: segment.sha256,
-                           rawSize: i == 0 ? source.rawBytes : 0)
-        }
-
-        let manifest = BackupManifest(
-            format: BackupManifest.currentFormat, id: id, database: name, codec: codec, level: level,
-            startedAt: startedAt, finishedAt: Date(),
-            job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
-            source: .init(database: serverDatabase, server: url.endpoint, serverVersion: serverVersion, systemIdentifier: systemIdentifier),
-            pgDumpVersion: pgDumpVersion,
-            objects: objects,
-            tables: tables)
-        // The commit: only while this attempt still holds the job. Without it the dump
-        // is garbage, removed now (or by retention after its grace, if this process dies).
-        do {
-            try await context.confirmLease()
-            _ = try await store.put(folder + "/" + BackupLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
-        } catch {
-            for segment in segments { try? await store.delete(segment.key) }
-            throw error
-        }
-        let seconds = (ContinuousClock.now - clock).seconds
         context.logger.info("backup done", metadata: [
             "backup.id": "\(id)", "bytes.raw": "\(source.rawBytes)", "bytes.stored": "\(source.storedBytes)",
-            "seconds": "\(String(format: "%.2f", seconds))",
+            "seconds": "\(String(format: "%.2f", (ContinuousClock.now - clock).seconds))",
         ])
-        return .object([
-            "id": .string(id), "database": .string(name), "store": .string(store.url), "key": .string(dumpKey),
-            "codec": .string(codec.rawValue), "size": .number(Double(source.storedBytes)), "rawSize": .number(Double(source.rawBytes)),
-            "sha256": .string(first.sha256), "objects": .number(Double(objects.count)), "tables": .number(Double(tables.count)), "seconds": .number((seconds * 1000).rounded() / 1000),
-        ])
+        return result
     }
 
     /// `pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)` → `15.8 (Debian 15.8-0+deb12u1)`.

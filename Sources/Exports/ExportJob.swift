@@ -95,9 +95,8 @@ public struct ExportJob: Job {
         let catalog = prepared.selection.catalog
         prepared.plan = try await fillRedactValues(prepared.plan, catalog: catalog, key: key, connection: connection)
 
-        var written: [String] = []
-        var tables: [ExportManifest.Table] = []
-        do {
+        let tables = try await ArtefactCommit.run(store: store, folder: folder, context: context) { commit -> (ExportManifest, [ExportManifest.Table]) in
+            var tables: [ExportManifest.Table] = []
             for table in catalog.dependencyOrder {
                 let columns = prepared.plan.tables[table.qualifiedName] ?? []
                 let groups = prepared.plan.kAnonymity[table.qualifiedName].map { KAnonymityGroups($0, columns: columns.map(\.name)) }
@@ -112,7 +111,7 @@ public struct ExportJob: Job {
                     // A condition or sql rule the server rejects: named, and not retried.
                     throw BackupError.permanent("table \(table.qualifiedName) could not be read as asked (check its --where condition and sql rules): \(error.message)")
                 }
-                written += segments.map(\.key)
+                commit.record(segments.map(\.key))
                 var outcome: KAnonymityGroups.Outcome?
                 if let groups {
                     do { outcome = try groups.outcome() } catch { throw BackupError.permanent("\(error); nothing was exported") }
@@ -129,14 +128,13 @@ public struct ExportJob: Job {
                     schema: table.schema, name: table.name, rows: pipe.rows, condition: condition,
                     columns: columns.map { c in .init(name: c.name, type: table.column(c.name)?.type ?? "", rule: c.rule.identity, source: c.source) },
                     objects: segments.enumerated().map { i, s in
-                        ManifestObject(name: String(s.key.dropFirst(folder.count + 1)), size: s.size, sha256: s.sha256, rawSize: i == 0 ? pipe.rawBytes : 0)
+                        ManifestObject(name: commit.name(s.key), size: s.size, sha256: s.sha256, rawSize: i == 0 ? pipe.rawBytes : 0)
                     },
                     kAnonymity: outcome))
                 await context.progress(JobProgress(rows: tables.reduce(0) { $0 + $1.rows }, message: "\(tables.count) of \(catalog.tables.count) tables"))
             }
             let ddl = try await schemaSQL(catalog, snapshot: prepared.snapshot, url: url, env: env)
-            let schemaInfo = try await store.put(folder + "/schema.sql", bytes: ddl)
-            written.append(schemaInfo.key)
+            try await commit.put("schema.sql", bytes: ddl)
             _ = try await connection.execute("COMMIT")
             let manifest = ExportManifest(
                 format: ExportManifest.currentFormat, id: id, database: payload.database, startedAt: startedAt, finishedAt: Date(),
@@ -145,12 +143,7 @@ public struct ExportJob: Job {
                 followReferences: prepared.selection.followsReferences ? true : nil,
                 policyDigest: policy?.digest, keyFingerprint: policy == nil ? nil : key?.fingerprint,
                 tables: tables, schema: ManifestObject(name: "schema.sql", size: Int64(ddl.count), sha256: sha256Hex(ddl), rawSize: Int64(ddl.count)))
-            // The commit: only while this attempt still holds the job.
-            try await context.confirmLease()
-            _ = try await store.put(folder + "/" + BackupLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
-        } catch {
-            for key in written { try? await store.delete(key) }
-            throw error
+            return (manifest, tables)
         }
         var result: [String: JSONValue] = [
             "id": .string(id), "database": .string(payload.database), "store": .string(store.url), "folder": .string(folder),

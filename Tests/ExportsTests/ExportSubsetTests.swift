@@ -238,16 +238,21 @@ struct ExportFaultTests {
         let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env)
         let pushed = try await driver.push(JobEnvelope(kind: "export", version: 1, payload: .object(["database": .string("main"), "policy": .string(T.policy)]),
                                                        queue: queueName, maxAttempts: 3))
+        // Watched from a connection of its own: inside the holder's transaction
+        // pg_stat_activity is a snapshot taken at its first read, and would never change.
+        let observer = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
+        defer { Task { await observer.close() } }
         var waiting = 0
         let deadline = ContinuousClock.now + .seconds(90)
         while waiting == 0 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
-            waiting = try await holder.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq export' AND wait_event_type = 'Lock'")
+            waiting = try await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq export' AND wait_event_type = 'Lock'")
                 .scalar.flatMap { Int($0) } ?? 0
         }
         if waiting != 1 {
-            let activity = try await holder.query("SELECT application_name, state, wait_event_type, wait_event, left(query, 120) FROM pg_stat_activity WHERE datname = current_database()")
-            Issue.record("worker A never reached the locked table (\(waiting) waiting); sessions: \(activity.map { $0.values })); A: \(a.stderr.suffix(3000))")
+            let activity = try await observer.query("SELECT application_name, state, wait_event_type, wait_event, left(query, 120) FROM pg_stat_activity WHERE datname = current_database()")
+            let job = try await driver.job(pushed.id, queue: queueName)
+            Issue.record("worker A never reached the locked table (\(waiting) waiting); job: \(String(describing: job)); sessions: \(activity.map { $0.values })); A: \(a.stderr.suffix(3000))")
         }
         a.signal(SIGKILL)
         _ = await a.wait(timeout: .seconds(30))
