@@ -6,6 +6,12 @@ import ObjectStorage
 public enum BackupLayout {
     public static let root = "backups"
     public static let manifestName = "manifest.json"
+    /// Where exports live (`exports/<database>/<id>/`): retention sweeps the ones a killed
+    /// export left without a manifest.
+    public static let exportsRoot = "exports"
+    /// No export runs longer than this (its timeout is 6 h): an export folder without a
+    /// manifest older than this is garbage, whatever the grace.
+    public static let exportMaximumSeconds: Double = 7 * 3600
     public static let verificationName = "verification.json"
 
     /// `20261122T030000Z-<job id>`: sorts by time in a listing, but retention never

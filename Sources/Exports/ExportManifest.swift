@@ -58,7 +58,7 @@ public struct ExportManifest: Codable, Sendable, Equatable {
 
 /// `exports/<database>/<UTC time>-<job id>/`.
 public enum ExportLayout {
-    public static let root = "exports"
+    public static let root = BackupLayout.exportsRoot
     public static func folder(database: String, id: String) -> String { "\(root)/\(database)/\(id)" }
     public static func objectName(_ table: String, format: RowFormat = .copy, codec: Codec) -> String {
         codec == .none ? "\(table).\(format.fileExtension)" : "\(table).\(format.fileExtension).\(codec.fileExtension)"

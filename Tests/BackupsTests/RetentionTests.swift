@@ -113,10 +113,22 @@ struct RetentionIntegrationTests {
             _ = try await store.put("backups/main/20200101T000000Z-orphan/dump.zst", bytes: [1, 2, 3])
             if let s3 = store as? S3Store { try await s3.startAbandonedUpload("backups/main/20200101T000000Z-killed/dump.zst") }
 
+            // A killed export (objects, no manifest) and a finished one.
+            _ = try await store.put("exports/main/20200101T000000Z-killed/public.t.copy.zst", bytes: [1])
+            _ = try await store.put("exports/main/20200101T000000Z-done/public.t.copy.zst", bytes: [1])
+            _ = try await store.put("exports/main/20200101T000000Z-done/manifest.json", bytes: Array("{}".utf8))
+
             let policy = RetentionPolicy(keepLast: 1, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeSeconds: 0, graceSeconds: 0)
             let report = try await Retention.apply(policy, database: "main", store: store, env: env, owner: "test", logger: Fixtures.logger)
             #expect(report.deleted.count == 2)
+            // The killed export is recent: it could still be writing, so it stays.
             #expect(report.orphansRemoved == ["backups/main/20200101T000000Z-orphan"])
+            // Eight hours on, past any export's timeout, it goes; the finished export stays.
+            let later = try await Retention.apply(policy, database: "main", store: store, env: env, owner: "test", logger: Fixtures.logger,
+                                                  now: { Date().addingTimeInterval(8 * 3600) })
+            #expect(later.orphansRemoved == ["exports/main/20200101T000000Z-killed"])
+            #expect(try await store.list(prefix: "exports/").map(\.key).sorted()
+                == ["exports/main/20200101T000000Z-done/manifest.json", "exports/main/20200101T000000Z-done/public.t.copy.zst"])
             if store is S3Store { #expect(report.uploadsAborted == ["backups/main/20200101T000000Z-killed/dump.zst"]) }
             catalog = try await BackupCatalog.load(store)
             #expect(catalog.entries.count == 2)
