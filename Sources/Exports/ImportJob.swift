@@ -142,11 +142,17 @@ public struct ImportJob: Job {
                         }
                     }
                 case .skip:
+                    // Without a key, existing rows cannot be told apart: every row would be added again.
+                    guard !key.isEmpty || loaded == 0 else {
+                        throw BackupError.permanent("table \(table.qualifiedName) has no primary key: skip cannot tell which rows exist (it would add every row again); use insert or replace, or leave the table out with --tables. Nothing was imported")
+                    }
                     line["insert"] = .number(Double(loaded - existing))
                     line["skip"] = .number(Double(existing))
                     if !dryRun { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT DO NOTHING") }
                 case .upsert:
-                    guard !key.isEmpty else { throw BackupError.permanent("table \(table.qualifiedName) has no primary key: upsert needs one; use insert, skip or replace") }
+                    guard !key.isEmpty || loaded == 0 else {
+                        throw BackupError.permanent("table \(table.qualifiedName) has no primary key: upsert needs one; use insert or replace, or leave the table out with --tables. Nothing was imported")
+                    }
                     line["insert"] = .number(Double(loaded - existing))
                     line["update"] = .number(Double(existing))
                     let updates = try table.columns.filter { !key.contains($0.name) }.map { c -> String in
@@ -154,7 +160,7 @@ public struct ImportJob: Job {
                         return "\(q) = EXCLUDED.\(q)"
                     }
                     let action = updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + updates.joined(separator: ", ")
-                    if !dryRun { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT (\(keyList)) \(action)") }
+                    if !dryRun && !key.isEmpty { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT (\(keyList)) \(action)") }
                 }
                 report[table.qualifiedName] = .object(line)
                 await context.progress(JobProgress(fraction: Double(index + 1) / Double(plans.count), message: "\(index + 1) of \(plans.count) tables"))

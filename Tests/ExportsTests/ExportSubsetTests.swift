@@ -178,6 +178,37 @@ struct ExportSubsetTests {
         #expect(first[2]?.hasSuffix("Regards, \(customer[4]!)") == true, "\(first[2] ?? "") vs \(customer[4] ?? "")")
     }
 
+    @Test("a table without a primary key: skip and upsert are refused (they would add its rows again), nothing imported; an empty one is no obstacle")
+    func importWithoutKey() async throws {
+        let source = try await T.makeShop(customers: 50)
+        let target = try await T.emptyDatabase()
+        defer { Task { await T.drop(source); await T.drop(target) } }
+        let c = try await PostgresConnection.connect(T.server.replacingDatabase(source), logger: T.logger)
+        _ = try await c.execute("""
+            CREATE TABLE audit (at timestamptz, what text); INSERT INTO audit SELECT now(), 'event ' || i FROM generate_series(1, 20) i;
+            CREATE TABLE scratch (note text);
+            """)
+        await c.close()
+        var setup = try T.environment(source, store: TestServices.temporaryDirectory("dbq-exports"))
+        setup.configuration.databases["staging"] = try PostgresConnectionString(T.server.replacingDatabase(target))
+        let env = setup
+        _ = try await Self.export(env, .init(database: "main", codec: "none"), key: "nokey-key-0123456789abcdef")
+        _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
+        #expect(try await T.count(target, "SELECT count(*) FROM audit") == 20)
+        for mode in [ImportJob.Mode.skip, .upsert] {
+            do {
+                _ = try await ImportJob { env }.run(.init(database: "staging", mode: mode), context: T.context())
+                Issue.record("\(mode) ran on a table without a key")
+            } catch {
+                #expect("\(error)".contains("table public.audit has no primary key"), "\(error)")
+            }
+            #expect(try await T.count(target, "SELECT count(*) FROM audit") == 20, "\(mode) added rows")
+        }
+        // Without the keyless table with rows, upsert runs (scratch is empty and keyless).
+        _ = try await ImportJob { env }.run(.init(database: "staging", tables: ["customers", "scratch"], mode: .upsert), context: T.context())
+        #expect(try await T.count(target, "SELECT count(*) FROM customers") == 50)
+    }
+
     static func digest(_ db: String, _ table: String) async throws -> String {
         let c = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
         defer { Task { await c.close() } }
