@@ -45,7 +45,12 @@ struct AnonymizeCommand: AsyncParsableCommand {
                 for table in selection.catalog.dependencyOrder {
                     let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
                     let list = try table.columns.map { "\(try PostgresIdentifier.quoted($0.name))::text" }.joined(separator: ", ")
-                    let rows = try await connection.query("SELECT \(list) FROM ONLY \(qualified) LIMIT \(sample)")
+                    // Large tables are sampled across their pages (TABLESAMPLE SYSTEM), not from their start.
+                    let estimate = try await connection.query("SELECT reltuples FROM pg_class WHERE oid = $1::regclass",
+                                                              [PostgresParameter(qualified)]).scalar.flatMap(Double.init) ?? -1
+                    let sampling = estimate > Double(sample) * 10
+                        ? String(format: " TABLESAMPLE SYSTEM (%.4f)", min(100, Double(sample) * 10 / estimate * 100)) : ""
+                    let rows = try await connection.query("SELECT \(list) FROM ONLY \(qualified)\(sampling) LIMIT \(sample)")
                     var columns: [(String, PersonalDataScanner.Suggestion)] = []
                     for (i, column) in table.columns.enumerated() {
                         let unique = table.uniqueKeys.contains { $0 == [column.name] }
@@ -63,7 +68,7 @@ struct AnonymizeCommand: AsyncParsableCommand {
                 let personal = result.reduce(0) { $0 + $1.columns.filter(\.suggestion.personal).count }
                 let header = """
                     Starting policy written by 'dbq anonymize scan --database \(database)' on \(ISO8601DateFormatter().string(from: Date())),
-                    from up to \(sample) sampled rows per table: \(personal) column(s) look personal. Review every line:
+                    from up to \(sample) rows per table (sampled across the pages of large tables): \(personal) column(s) look personal. Review every line:
                     a column the scan missed stays readable. Check it with: dbq export plan --database \(database) --policy FILE
                     """
                 let text = PersonalDataScanner.policy(result, header: header)
