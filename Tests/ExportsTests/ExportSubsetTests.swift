@@ -19,18 +19,8 @@ import Testing
 struct ExportSubsetTests {
     typealias T = ExportTests
 
-    /// Runs an export with `payload`, returns its manifest and its objects (decompressed when zstd).
     static func export(_ env: BackupEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
-        setenv(AnonymizationKey.environmentVariable, key, 1)
-        let result = try await ExportJob { env }.run(payload, context: T.context())
-        guard case .object(let fields)? = result, case .string(let folder)? = fields["folder"] else { throw BackupError.permanent("no folder") }
-        let (_, store) = try env.store(nil)
-        var objects: [String: [UInt8]] = [:]
-        for info in try await store.list(prefix: folder + "/") {
-            objects[String(info.key.dropFirst(folder.count + 1))] = try await store.getBytes(info.key, limit: 256 << 20)
-        }
-        let manifest = try ManifestCoding.decoder.decode(ExportManifest.self, from: Data(objects["manifest.json"] ?? []))
-        return (manifest, objects, result)
+        try await T.export(env, payload, key: key)
     }
 
     /// A shop whose customers also reference each other (chains of ten: a cycle-capable

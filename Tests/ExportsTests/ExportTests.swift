@@ -88,8 +88,15 @@ struct ExportTests {
 
     /// Runs an export with `key` in the environment, returns the folder's objects by name.
     static func export(_ env: BackupEnvironment, policy: String?, key: String, codec: String = "none") async throws -> (ExportManifest, [String: [UInt8]]) {
+        let (manifest, objects, _) = try await export(env, .init(database: "main", policy: policy, codec: codec), key: key)
+        return (manifest, objects)
+    }
+
+    /// Runs an export of `payload` with `key` in the environment: its manifest, its objects
+    /// by name (as stored), and the job's result.
+    static func export(_ env: BackupEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
         setenv(AnonymizationKey.environmentVariable, key, 1)
-        let result = try await ExportJob { env }.run(.init(database: "main", policy: policy, codec: codec), context: context())
+        let result = try await ExportJob { env }.run(payload, context: context())
         guard case .object(let fields)? = result, case .string(let folder)? = fields["folder"] else { throw BackupError.permanent("no folder") }
         let (_, store) = try env.store(nil)
         var objects: [String: [UInt8]] = [:]
@@ -97,7 +104,7 @@ struct ExportTests {
             objects[String(info.key.dropFirst(folder.count + 1))] = try await store.getBytes(info.key, limit: 256 << 20)
         }
         let manifest = try ManifestCoding.decoder.decode(ExportManifest.self, from: Data(objects["manifest.json"] ?? []))
-        return (manifest, objects)
+        return (manifest, objects, result)
     }
 
     /// `needle` anywhere in `haystack`: memchr for its first byte, memcmp for the rest
