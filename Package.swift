@@ -111,6 +111,13 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // Snapshots of tables and their one-transaction rollback.
+        .target(
+            name: "Snapshots",
+            dependencies: ["Backups", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
+                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // dbq.yaml with environment overrides.
         .target(
             name: "Configuration",
@@ -121,7 +128,7 @@ let package = Package(
             name: "dbq",
             dependencies: [
                 "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "Configuration",
-                "Codecs", "Backups", "Exports", "Anonymization",
+                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -155,6 +162,12 @@ let package = Package(
         .testTarget(
             name: "ExportsTests",
             dependencies: ["Exports", "Anonymization", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
+                           "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SnapshotsTests",
+            dependencies: ["Snapshots", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),

@@ -9,8 +9,10 @@ public enum BackupLayout {
     /// Where exports live (`exports/<database>/<id>/`): retention sweeps the ones a killed
     /// export left without a manifest.
     public static let exportsRoot = "exports"
-    /// No export runs longer than this (its timeout is 6 h): an export folder without a
-    /// manifest older than this is garbage, whatever the grace.
+    /// Where snapshots live (`snapshots/<database>/<id>/`).
+    public static let snapshotsRoot = "snapshots"
+    /// No export or snapshot runs longer than this (their timeout is 6 h): a folder of
+    /// theirs without a manifest older than this is garbage, whatever the grace.
     public static let exportMaximumSeconds: Double = 7 * 3600
     public static let verificationName = "verification.json"
 

@@ -123,26 +123,14 @@ public enum Retention {
                 try await store.discard(write)
                 report.uploadsAborted.append(write.key)
             }
-            // The database's exports that never got a manifest (a killed export): removed once
-            // older than the grace and than any export can run (its timeout), so an export
-            // still writing is never touched.
-            let exportGrace = max(policy.graceSeconds, BackupLayout.exportMaximumSeconds)
-            let exportCutoff = now().addingTimeInterval(-exportGrace)
-            let exportPrefix = BackupLayout.exportsRoot + "/" + database + "/"
-            var folders: [String: [ObjectInfo]] = [:]
-            for object in try await store.list(prefix: exportPrefix) {
-                guard let slash = object.key.dropFirst(exportPrefix.count).firstIndex(of: "/") else { continue }
-                folders[String(object.key[..<slash]), default: []].append(object)
-            }
-            for (folder, objects) in folders.sorted(by: { $0.key < $1.key })
-            where !objects.contains(where: { $0.key == folder + "/" + BackupLayout.manifestName })
-                && (objects.compactMap(\.lastModified).max() ?? .distantPast) <= exportCutoff {
-                for object in objects { try await store.delete(object.key) }
-                report.orphansRemoved.append(folder)
-            }
-            for write in try await store.abandonedWrites(prefix: exportPrefix, olderThan: exportGrace, now: now()) {
-                try await store.discard(write)
-                report.uploadsAborted.append(write.key)
+            // The database's exports and snapshots that never got a manifest (killed jobs):
+            // removed once older than the grace and than any such job can run (its
+            // timeout), so one still writing is never touched.
+            for root in [BackupLayout.exportsRoot, BackupLayout.snapshotsRoot] {
+                let swept = try await ArtefactSweep.sweep(root: root, database: database, store: store,
+                                                          olderThan: max(policy.graceSeconds, BackupLayout.exportMaximumSeconds), now: now())
+                report.orphansRemoved += swept.folders
+                report.uploadsAborted += swept.uploads
             }
             if !report.orphansRemoved.isEmpty || !report.uploadsAborted.isEmpty {
                 logger.info("retention removed unfinished backups", metadata: [

@@ -224,60 +224,8 @@ public struct ImportJob: Job {
 
     /// A table's objects, in order, checked against the manifest and decompressed.
     static func decoded(_ table: ExportManifest.Table, entry: ExportCatalog.Entry, codec: Codec, store: any ObjectStore) async throws -> ByteStream {
-        let feeder = ObjectFeeder(objects: table.objects.map { (entry.folder + "/" + $0.name, $0) }, store: store,
-                                  decompressor: try Decompressor(codec: codec), url: store.url)
-        return ByteStream { try await feeder.next() }
-    }
-}
-
-/// Reads a table's objects one after another, hashing each against the manifest, and
-/// hands on their decompressed bytes.
-final class ObjectFeeder: @unchecked Sendable {
-    // @unchecked Sendable: used by one COPY FROM at a time, one chunk at a time.
-    private var queue: [(String, ManifestObject)]
-    private let store: any ObjectStore
-    private let decompressor: Decompressor
-    private let url: String
-    private var current: (key: String, object: ManifestObject, stream: ByteStream.AsyncIterator, hasher: SHA256Box, size: Int64)?
-    private var done = false
-
-    init(objects: [(String, ManifestObject)], store: any ObjectStore, decompressor: Decompressor, url: String) {
-        queue = objects
-        self.store = store
-        self.decompressor = decompressor
-        self.url = url
-    }
-
-    func next() async throws -> [UInt8]? {
-        while !done {
-            if current == nil {
-                guard !queue.isEmpty else {
-                    done = true
-                    try decompressor.finish()
-                    return nil
-                }
-                let (key, object) = queue.removeFirst()
-                current = (key, object, try await store.get(key).makeAsyncIterator(), SHA256Box(), 0)
-            }
-            var iterator = current!.stream
-            let chunk = try await iterator.next()
-            current!.stream = iterator
-            guard let chunk else {
-                let c = current!
-                let digest = c.hasher.hex()
-                guard c.size == c.object.size, digest == c.object.sha256 else {
-                    throw BackupError.permanent("export object \(url)/\(c.key) is corrupt: \(c.size) bytes with SHA-256 \(digest.prefix(16))…, the manifest says \(c.object.size) bytes with \(c.object.sha256.prefix(16))…; nothing was imported")
-                }
-                current = nil
-                continue
-            }
-            current!.hasher.update(chunk)
-            current!.size += Int64(chunk.count)
-            var out: [UInt8] = []
-            try decompressor.decompress(chunk) { out += $0 }
-            if !out.isEmpty { return out }
-        }
-        return nil
+        try ArtefactReader(folder: entry.folder, objects: table.objects, store: store, codec: codec,
+                           family: "export", consequence: "nothing was imported").stream()
     }
 }
 

@@ -8,14 +8,15 @@ extension PostgresConnection {
     ///
     /// The connection belongs to the stream until it ends; a consumer that stops early
     /// leaves the COPY to be cancelled and drained by the next call on the connection.
-    public func copyOut(_ sql: String, chunkSize: Int = 256 << 10) -> ByteStream {
+    /// `rows` is told the number of rows the server sent, once the COPY has ended.
+    public func copyOut(_ sql: String, chunkSize: Int = 256 << 10, rows: (@Sendable (Int) -> Void)? = nil) -> ByteStream {
         let started = Mutex(false)
         return ByteStream {
             try await self.cancellable { _ in
                 try await self.lane.run { () throws -> [UInt8]? in
                     let first = started.withLock { s in defer { s = true }; return !s }
                     if first { try self.beginCopyOut(sql) } else if self.copyState != .copyOut { return nil }
-                    return try self.readCopyChunk(limit: chunkSize)
+                    return try self.readCopyChunk(limit: chunkSize, rows: rows)
                 }
             }
         }
@@ -57,7 +58,7 @@ extension PostgresConnection {
         copyState = .copyOut
     }
 
-    private func readCopyChunk(limit: Int) throws(PostgresError) -> [UInt8]? {
+    private func readCopyChunk(limit: Int, rows: (@Sendable (Int) -> Void)?) throws(PostgresError) -> [UInt8]? {
         guard let conn = handle else { throw PostgresError(code: .closed, message: "connection is closed") }
         var chunk: [UInt8] = []
         chunk.reserveCapacity(limit + 4096)
@@ -69,7 +70,8 @@ extension PostgresConnection {
                 PQfreemem(buffer)
             } else if n == -1 {
                 copyState = .idle
-                try finishResults(conn)
+                let count = try finishResults(conn)
+                rows?(count)
                 return chunk.isEmpty ? nil : chunk
             } else {
                 copyState = .idle
@@ -120,17 +122,23 @@ extension PostgresConnection {
         return rows
     }
 
-    /// Reads the results after a COPY until libpq has none left; throws the first error.
-    private func finishResults(_ conn: OpaquePointer) throws(PostgresError) {
+    /// Reads the results after a COPY until libpq has none left; throws the first error,
+    /// or returns the rows the COPY's command tag counts.
+    @discardableResult
+    private func finishResults(_ conn: OpaquePointer) throws(PostgresError) -> Int {
         var firstError: PostgresError?
+        var rows = 0
         while let result = PQgetResult(conn) {
             let status = PQresultStatus(result)
-            if status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && firstError == nil {
+            if status == PGRES_COMMAND_OK {
+                rows = Int(String(cString: PQcmdTuples(result))) ?? rows
+            } else if status != PGRES_TUPLES_OK && firstError == nil {
                 firstError = serverError(result, conn: conn)
             }
             PQclear(result)
         }
         if let firstError { throw firstError }
+        return rows
     }
 
     /// Ends a COPY its consumer walked away from, so the connection can be used again.

@@ -8,11 +8,11 @@ import Queue
 /// The options of `dbq push` that fill the payload of the backup kinds, so that nobody
 /// writes JSON for a backup. Each applies to some kinds; given for another, it is refused.
 struct BackupPushOptions: ParsableArguments {
-    @Option(help: "backup, restore, verify-backup, retention, export, import: the configured database.")
+    @Option(help: "backup, restore, verify-backup, retention, export, import, snapshot, rollback, snapshot-retention: the configured database.")
     var database: String?
-    @Option(help: "backup, restore, verify-backup, retention, export, import: the configured storage (default: 'archive', the only one, or the local default).")
+    @Option(help: "The same kinds: the configured storage (default: 'archive', the only one, or the local default).")
     var storage: String?
-    @Option(help: "backup, export: zstd (default), gzip or none.")
+    @Option(help: "backup, export, snapshot: zstd (default), gzip or none.")
     var codec: String?
     @Option(help: "backup: compression level (zstd 1-19, default 1; gzip 1-9, default 6).")
     var level: Int?
@@ -26,7 +26,7 @@ struct BackupPushOptions: ParsableArguments {
     var clean = false
     @Flag(help: "restore: allow restoring over the source database itself.")
     var force = false
-    @Option(help: "retention: keep the newest N backups.")
+    @Option(help: "retention, snapshot-retention: keep the newest N backups (snapshots).")
     var keepLast: Int?
     @Option(help: "retention: keep the newest backup of each of the last N days.")
     var daily: Int?
@@ -42,7 +42,7 @@ struct BackupPushOptions: ParsableArguments {
     var grace: String?
     @Option(help: "export: an anonymization policy file (YAML); read here and sent with the job. The key comes from DBQ_ANONYMIZE_KEY on the worker.")
     var policy: String?
-    @Option(help: "export, import: the tables (schema.table or a name in public), comma-separated (default: all).")
+    @Option(help: "export, import, snapshot: the tables (schema.table or a name in public), comma-separated (export, import default: all).")
     var tables: String?
     @Option(name: .customLong("where"), help: "export: 'table=SQL condition' for a subset of one table (repeatable).")
     var conditions: [String] = []
@@ -58,18 +58,32 @@ struct BackupPushOptions: ParsableArguments {
     var mode: String?
     @Flag(help: "import: run the export's schema.sql first (an empty database).")
     var createSchema = false
-    @Flag(help: "import: report rows to insert, update and skip; change nothing.")
+    @Flag(help: "import: report rows to insert, update and skip; rollback: rows per table now and in the snapshot; snapshot-retention: what would go. Changes nothing.")
     var dryRun = false
+    @Option(help: "snapshot: every table of this schema (instead of --tables).")
+    var schema: String?
+    @Option(help: "snapshot: a note kept in the manifest (e.g. 'before 0042_split_names').")
+    var label: String?
+    @Option(help: "rollback: the snapshot to load back: id, job id or prefix, or 'latest' (of the database).")
+    var snapshot: String?
+    @Flag(help: "rollback: yes, replace every row of the snapshot's tables (changes since the snapshot are lost).")
+    var confirm = false
+    @Option(help: "snapshot-retention: remove snapshots older than this (e.g. 14d); the newest is always kept.")
+    var maxAge: String?
+
+    /// The kinds that work on a configured database (and a storage).
+    static let databaseKinds: Set<String> = ["backup", "restore", "verify-backup", "retention", "export", "import",
+                                             "snapshot", "rollback", "snapshot-retention"]
 
     static let kindsByOption: [String: Set<String>] = [
-        "database": ["backup", "restore", "verify-backup", "retention", "export", "import"],
-        "storage": ["backup", "restore", "verify-backup", "retention", "export", "import"],
-        "export": ["import"], "mode": ["import"], "create-schema": ["import"], "dry-run": ["import"],
-        "codec": ["backup", "export"], "level": ["backup"],
-        "policy": ["export"], "tables": ["export", "import"], "where": ["export"], "format": ["export"], "follow-references": ["export"], "all": ["export"],
+        "database": Self.databaseKinds, "storage": Self.databaseKinds,
+        "export": ["import"], "mode": ["import"], "create-schema": ["import"], "dry-run": ["import", "rollback", "snapshot-retention"],
+        "codec": ["backup", "export", "snapshot"], "level": ["backup"],
+        "schema": ["snapshot"], "label": ["snapshot"], "snapshot": ["rollback"], "confirm": ["rollback"], "max-age": ["snapshot-retention"],
+        "policy": ["export"], "tables": ["export", "import", "snapshot"], "where": ["export"], "format": ["export"], "follow-references": ["export"], "all": ["export"],
         "backup": ["restore", "verify-backup"],
         "target": ["restore"], "create": ["restore"], "clean": ["restore"], "force": ["restore"],
-        "keep-last": ["retention"], "daily": ["retention"], "weekly": ["retention"], "monthly": ["retention"],
+        "keep-last": ["retention", "snapshot-retention"], "daily": ["retention"], "weekly": ["retention"], "monthly": ["retention"],
         "yearly": ["retention"], "min-age": ["retention"], "grace": ["retention"],
     ]
 
@@ -117,6 +131,12 @@ struct BackupPushOptions: ParsableArguments {
         add("mode", "mode", mode.map(JSONValue.string))
         add("create-schema", "createSchema", createSchema ? .bool(true) : nil)
         add("dry-run", "dryRun", dryRun ? .bool(true) : nil)
+        add("schema", "schema", schema.map(JSONValue.string))
+        add("label", "label", label.map(JSONValue.string))
+        add("snapshot", "snapshot", snapshot.map(JSONValue.string))
+        add("confirm", "confirm", confirm ? .bool(true) : nil)
+        add("max-age", "maxAgeSeconds", try maxAge.map { .number(try parseDuration($0, option: "--max-age").seconds) })
+        if schema != nil && tables != nil { throw ValidationError("--schema and --tables exclude each other: name tables, or take a schema's") }
         add("tables", "tables", Self.tableList(tables).map { .array($0.map(JSONValue.string)) })
         if let map = try Self.conditionMap(conditions) { add("where", "conditions", .object(map.mapValues(JSONValue.string))) }
         var fields: [String: JSONValue] = [:]
@@ -153,7 +173,7 @@ struct BackupPushOptions: ParsableArguments {
     /// configuration (when it has one), so a misspelt name fails now, not on a worker.
     func apply(to payload: JSONValue, kind: String, configuration: DBQConfiguration?) throws -> JSONValue {
         let fields = try fields(for: kind)
-        guard ["backup", "restore", "verify-backup", "retention", "export", "import"].contains(kind) else { return payload }
+        guard Self.databaseKinds.contains(kind) else { return payload }
         guard case .object(var object) = payload else { return payload }
         object.merge(fields) { $1 }
         guard case .string(let database)? = object["database"] else {
@@ -161,6 +181,20 @@ struct BackupPushOptions: ParsableArguments {
         }
         if kind == "restore", object["target"] == nil {
             throw ValidationError("restore needs --target DATABASE: a configured database, or a new name with --create")
+        }
+        if kind == "snapshot", object["tables"] == nil, object["schema"] == nil {
+            throw ValidationError("snapshot needs --tables a,b or --schema NAME (the tables a rollback will replace)")
+        }
+        if kind == "rollback" {
+            guard object["snapshot"] != nil else {
+                throw ValidationError("rollback needs --snapshot ID ('dbq snapshots list --database \(database)' shows them; 'latest' takes the newest)")
+            }
+            if object["confirm"] == nil && object["dryRun"] == nil {
+                throw ValidationError("rollback replaces every row of the snapshot's tables (changes since it are lost): add --confirm, or --dry-run to see rows now and in the snapshot")
+            }
+        }
+        if kind == "snapshot-retention", object["keepLast"] == nil, object["maxAgeSeconds"] == nil {
+            throw ValidationError("snapshot-retention needs --keep-last N or --max-age DURATION (or both)")
         }
         if let configuration, !configuration.databases.isEmpty, configuration.databases[database] == nil {
             throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")

@@ -17,7 +17,7 @@ struct PushCommand: AsyncParsableCommand {
             $TRACEPARENT is carried in the envelope.
             """)
 
-    @Argument(help: "The job kind: backup, restore, verify-backup, retention, export, import, noop, sleep.")
+    @Argument(help: "The job kind: backup, restore, verify-backup, retention, export, import, snapshot, rollback, snapshot-retention, noop, sleep.")
     var kind: String
 
     @OptionGroup var redis: RedisOptions
@@ -55,7 +55,7 @@ struct PushCommand: AsyncParsableCommand {
     @Flag(help: "Wait for the job to end, showing its progress; exit with its outcome.")
     var wait = false
 
-    @OptionGroup(title: "Backup, export and import jobs") var backupOptions: BackupPushOptions
+    @OptionGroup(title: "Backup, export, import and snapshot jobs") var backupOptions: BackupPushOptions
     @OptionGroup var config: ConfigOptions
 
     func validate() throws {

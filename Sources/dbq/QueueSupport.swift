@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backups
 import Exports
+import Snapshots
 import Configuration
 import DBQSupport
 import Foundation
@@ -51,6 +52,7 @@ enum Kinds {
         var registry = JobRegistry.builtins
         registry.registerBackupJobs(environment: environment)
         registry.registerExportJobs(environment: environment)
+        registry.registerSnapshotJobs(environment: environment)
         return registry
     }
 }

@@ -16,7 +16,7 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The job kind.") var kind: String
     @Option(help: "The payload as JSON (default: {}).") var payload = "{}"
     @Option(help: "Attempts (default: the kind's).") var maxAttempts: Int?
-    @OptionGroup(title: "Backup, export and import jobs") var backupOptions: BackupPushOptions
+    @OptionGroup(title: "Backup, export, import and snapshot jobs") var backupOptions: BackupPushOptions
     @OptionGroup var config: ConfigOptions
 
     func run() async throws {

@@ -1,0 +1,171 @@
+import Backups
+import DBQSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+import Queue
+import Synchronization
+
+/// `rollback`: a snapshot loaded back over its tables in one transaction — lock them
+/// (under `lock_timeout`, retried with backoff), check nothing moved on, empty them, load
+/// the rows, reset the owned sequences, commit. Refused, before changing anything, when a
+/// table's shape differs from the snapshot's or a table outside it references one in it.
+public struct RollbackJob: Job {
+    public static let kind = "rollback"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        public var storage: String?
+        /// A snapshot id, job id or unambiguous prefix, or `latest`.
+        public var snapshot: String
+        /// Required to change anything: a rollback discards every change since the snapshot.
+        public var confirm: Bool?
+        /// Report rows per table now and in the snapshot, and whether it would be refused.
+        public var dryRun: Bool?
+        /// `lock_timeout` per attempt to lock the tables (default 2000).
+        public var lockTimeoutMs: Int?
+
+        public init(database: String, storage: String? = nil, snapshot: String, confirm: Bool? = nil, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil) {
+            self.database = database
+            self.storage = storage
+            self.snapshot = snapshot
+            self.confirm = confirm
+            self.dryRun = dryRun
+            self.lockTimeoutMs = lockTimeoutMs
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let dryRun = payload.dryRun ?? false
+        guard dryRun || payload.confirm == true else {
+            throw BackupError.permanent("a rollback replaces every row of the snapshot's tables (changes since it are lost): add --confirm, or --dry-run to see rows now and in the snapshot")
+        }
+        let env = try environment()
+        let url = try env.database(payload.database)
+        let (_, store) = try env.store(payload.storage)
+        let entry = try await SnapshotCatalog.load(store, database: payload.database).find(payload.snapshot, database: payload.database)
+        let retry = LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000))
+        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
+                                                    wait: env.lockWait) {
+            try await Self.rollback(entry, payload: payload, url: url, store: store, retry: retry, context: context)
+        }
+    }
+
+    static func rollback(_ entry: SnapshotCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,
+                         retry: LockRetry, context: JobContext) async throws -> JSONValue {
+        let manifest = entry.manifest
+        let started = ContinuousClock.now
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq rollback")
+        } catch {
+            throw classifyConnect(error, database: payload.database)
+        }
+        defer { Task { await connection.close() } }
+        let names = try manifest.tables.map { try PostgresIdentifier.qualified(schema: $0.schema, name: $0.name) }
+        var result: [String: JSONValue] = ["snapshot": .string(manifest.id), "database": .string(payload.database)]
+
+        if payload.dryRun ?? false {
+            _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            defer { Task { _ = try? await connection.execute("ROLLBACK") } }
+            try await check(manifest, database: payload.database, connection: connection)
+            var tables: [String: JSONValue] = [:]
+            for (table, name) in zip(manifest.tables, names) {
+                let now = try await connection.query("SELECT count(*) FROM \(name)").scalar.flatMap { Int64($0) } ?? 0
+                tables[table.qualifiedName] = .object(["now": .number(Double(now)), "snapshot": .number(Double(table.rows))])
+            }
+            result["dryRun"] = .bool(true)
+            result["tables"] = .object(tables)
+            return .object(result)
+        }
+
+        let waits = Mutex(0)
+        let loaded: [String: Int64] = try await retry.run(connection, what: "rollback of \(manifest.tables.count) tables of '\(payload.database)'",
+                                                          logger: context.logger, waited: { n in
+            waits.withLock { $0 = n }
+            await context.progress(JobProgress(message: "waiting for locks on the tables (attempt \(n + 1))"))
+        }) {
+            _ = try await connection.execute("BEGIN")
+            var sequencesSet = false
+            var before: [(String, Int64, Bool)] = []
+            do {
+                _ = try await connection.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE")
+                try await check(manifest, database: payload.database, connection: connection)
+                _ = try await connection.execute("SET CONSTRAINTS ALL DEFERRED")
+                _ = try await connection.execute("TRUNCATE \(names.joined(separator: ", "))")
+                var loaded: [String: Int64] = [:]
+                for (index, (table, name)) in zip(manifest.tables, names).enumerated() {
+                    let columns = try table.columns.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
+                    let reader = try ArtefactReader(folder: entry.folder, objects: table.objects, store: store, codec: manifest.codec,
+                                                    family: "snapshot", consequence: "nothing was rolled back")
+                    let rows = try await connection.copyIn("COPY \(name) (\(columns)) FROM STDIN (FORMAT binary)", from: reader.stream())
+                    guard Int64(rows) == table.rows else {
+                        throw BackupError.permanent("table \(table.qualifiedName): the snapshot holds \(table.rows) rows but \(rows) were loaded; nothing was rolled back")
+                    }
+                    loaded[table.qualifiedName] = Int64(rows)
+                    await context.progress(JobProgress(fraction: Double(index + 1) / Double(names.count), rows: loaded.values.reduce(0, +),
+                                                       message: "\(index + 1) of \(names.count) tables loaded"))
+                }
+                // Sequences are not transactional: set last, just before the commit, and put
+                // back if the commit fails (a sequence behind its table's rows would hand out
+                // taken keys).
+                for sequence in manifest.sequences {
+                    let now = try await connection.query("SELECT last_value, is_called FROM \(sequence.name)")
+                    if let value = now.first?[0].flatMap({ Int64($0) }) { before.append((sequence.name, value, now.first?[1] == "t")) }
+                }
+                sequencesSet = true
+                for sequence in manifest.sequences {
+                    _ = try await connection.query("SELECT setval($1::regclass, $2, $3)",
+                                                   [PostgresParameter(sequence.name), PostgresParameter(String(sequence.lastValue)),
+                                                    PostgresParameter(sequence.isCalled ? "true" : "false")])
+                }
+                _ = try await connection.execute("COMMIT")
+                return loaded
+            } catch {
+                _ = try? await connection.execute("ROLLBACK")
+                if sequencesSet {
+                    for (name, value, called) in before {
+                        _ = try? await connection.query("SELECT setval($1::regclass, $2, $3)",
+                                                        [PostgresParameter(name), PostgresParameter(String(value)), PostgresParameter(called ? "true" : "false")])
+                    }
+                }
+                throw error
+            }
+        }
+        result["tables"] = .object(loaded.mapValues { .number(Double($0)) })
+        result["rows"] = .number(Double(loaded.values.reduce(0, +)))
+        result["sequences"] = .object(Dictionary(uniqueKeysWithValues: manifest.sequences.map { ($0.name, .number(Double($0.lastValue))) }))
+        result["lockWaits"] = .number(Double(waits.withLock { $0 }))
+        result["seconds"] = .number((ContinuousClock.now - started).seconds)
+        return .object(result)
+    }
+
+    /// Refuses (permanently, before any change) a snapshot whose tables changed shape, or
+    /// one a table outside it references.
+    static func check(_ manifest: SnapshotManifest, database: String, connection: PostgresConnection) async throws {
+        let shapes = try await SnapshotQueries.shapes(connection)
+        let wanted = Dictionary(uniqueKeysWithValues: manifest.tables.map { ($0.qualifiedName, $0.shape) })
+        let current = Dictionary(uniqueKeysWithValues: manifest.tables.map { ($0.qualifiedName, shapes[$0.qualifiedName]?.shape) })
+        let differences = SchemaShape.differences(snapshot: wanted, current: current)
+        if !differences.isEmpty {
+            let version = try await SnapshotQueries.migrationVersion(connection)
+            let versions = manifest.migrationVersion == version ? ""
+                : " The snapshot was taken at migration version \(manifest.migrationVersion ?? "none"), the database is at \(version ?? "none"): revert to \(manifest.migrationVersion ?? "before the first migration") first."
+            throw BackupError.permanent("snapshot \(manifest.id) does not fit database '\(database)' any more: \(differences.joined(separator: "; ")).\(versions) Nothing was rolled back")
+        }
+        let inside = Set(manifest.tables.map(\.qualifiedName))
+        let outside = try await SnapshotQueries.foreignKeys(connection).filter { inside.contains($0.referenced) && !inside.contains($0.table) }
+        if !outside.isEmpty {
+            throw BackupError.permanent("table " + outside.map { "\($0.table) references \($0.referenced) (constraint \($0.name))" }.joined(separator: ", ")
+                + " but is not in snapshot \(manifest.id): emptying the snapshot's tables would break those references; take a snapshot that includes \(Set(outside.map(\.table)).sorted().joined(separator: ", ")). Nothing was rolled back")
+        }
+    }
+}

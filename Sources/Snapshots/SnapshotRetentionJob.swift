@@ -1,0 +1,91 @@
+import Backups
+import Foundation
+import ObjectStorage
+import Queue
+
+/// `snapshot-retention`: removes a database's snapshots beyond the newest `keepLast` and
+/// those older than `maxAge` (never the newest), manifest first; and what killed snapshot
+/// jobs left behind (folders without a manifest, unfinished uploads) once older than any
+/// snapshot can run.
+public struct SnapshotRetentionJob: Job {
+    public static let kind = "snapshot-retention"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(3600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        public var storage: String?
+        public var keepLast: Int?
+        public var maxAgeSeconds: Double?
+        /// Report what would be removed; remove nothing.
+        public var dryRun: Bool?
+
+        public init(database: String, storage: String? = nil, keepLast: Int? = nil, maxAgeSeconds: Double? = nil, dryRun: Bool? = nil) {
+            self.database = database
+            self.storage = storage
+            self.keepLast = keepLast
+            self.maxAgeSeconds = maxAgeSeconds
+            self.dryRun = dryRun
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        guard payload.keepLast != nil || payload.maxAgeSeconds != nil else {
+            throw BackupError.permanent("snapshot retention needs --keep-last N or --max-age DURATION (or both)")
+        }
+        if let keep = payload.keepLast, keep < 1 {
+            throw BackupError.permanent("--keep-last must be at least 1 (the newest snapshot is always kept), not \(keep)")
+        }
+        let env = try environment()
+        _ = try env.database(payload.database)
+        let (_, store) = try env.store(payload.storage)
+        let report = try await Self.apply(payload, store: store, now: Date())
+        return .object([
+            "database": .string(payload.database), "dryRun": .bool(payload.dryRun ?? false),
+            "deleted": .array(report.deleted.map(JSONValue.string)), "kept": .array(report.kept.map(JSONValue.string)),
+            "orphansRemoved": .array(report.orphans.map(JSONValue.string)),
+        ])
+    }
+
+    public static func apply(_ payload: Payload, store: any ObjectStore, now: Date) async throws -> (deleted: [String], kept: [String], orphans: [String]) {
+        let catalog = try await SnapshotCatalog.load(store, database: payload.database)
+        let entries = catalog.entries.filter { $0.manifest.database == payload.database }
+        let expired = ArtefactRetention.expired(finishedAt: entries.map(\.manifest.finishedAt), keepLast: payload.keepLast,
+                                                maxAge: payload.maxAgeSeconds, now: now)
+        var deleted: [String] = []
+        var kept: [String] = []
+        for (index, entry) in entries.enumerated() {
+            guard expired.contains(index) else { kept.append(entry.id); continue }
+            deleted.append(entry.id)
+            guard !(payload.dryRun ?? false) else { continue }
+            // Manifest first: from then on the rest is data without a manifest, which
+            // readers ignore and a later sweep removes if this run is cut short.
+            try await store.delete(entry.folder + "/" + BackupLayout.manifestName)
+            for table in entry.manifest.tables {
+                for object in table.objects { try await store.delete(entry.folder + "/" + object.name) }
+            }
+        }
+        var orphans: [String] = []
+        if !(payload.dryRun ?? false) {
+            let swept = try await ArtefactSweep.sweep(root: BackupLayout.snapshotsRoot, database: payload.database, store: store,
+                                                      olderThan: BackupLayout.exportMaximumSeconds, now: now)
+            orphans = swept.folders
+        }
+        return (deleted, kept, orphans)
+    }
+}
+
+extension JobRegistry {
+    /// Registers snapshot, rollback and snapshot-retention.
+    public mutating func registerSnapshotJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        register(SnapshotJob(environment: environment))
+        register(RollbackJob(environment: environment))
+        register(SnapshotRetentionJob(environment: environment))
+    }
+}

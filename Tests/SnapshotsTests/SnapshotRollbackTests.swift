@@ -1,0 +1,282 @@
+import Backups
+import Configuration
+import DBQSupport
+import DBQTestSupport
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+import Queue
+@testable import Snapshots
+import Synchronization
+import Testing
+
+/// Real PostgreSQL, real stores (local and S3): a snapshot, damage, a rollback.
+@Suite("Snapshots and rollback (real PostgreSQL)", .serialized)
+struct SnapshotRollbackTests {
+    static let logger = Logger(label: "dbq.test.snapshots")
+    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+
+    enum StoreKind: String, CaseIterable, Sendable { case local, s3 }
+
+    /// accounts (bigserial, a generated column, jsonb, bytea, nulls), entries (identity,
+    /// → accounts), tags (self-referencing).
+    static func makeDatabase() async throws -> String {
+        let name = "dbqt_snap_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
+        _ = try await admin.execute("CREATE DATABASE \(name)")
+        await admin.close()
+        let db = try await connect(name)
+        _ = try await db.execute("""
+            CREATE TABLE accounts (id bigserial PRIMARY KEY, owner text NOT NULL, balance numeric(12,2) NOT NULL DEFAULT 0,
+                                   doubled numeric GENERATED ALWAYS AS (balance * 2) STORED, opened timestamptz NOT NULL DEFAULT now(),
+                                   attrs jsonb, photo bytea, note text);
+            INSERT INTO accounts (owner, balance, attrs, photo, note)
+              SELECT 'owner ' || i, i * 1.25, jsonb_build_object('i', i, 'tags', jsonb_build_array('a', i % 3)),
+                     CASE WHEN i % 4 = 0 THEN NULL ELSE decode(md5(i::text), 'hex') END,
+                     CASE WHEN i % 5 = 0 THEN NULL ELSE E'tab\\there, newline\\nthere, ' || i END
+              FROM generate_series(1, 3000) i;
+            CREATE TABLE entries (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts,
+                                  amount numeric(12,2) NOT NULL, at date NOT NULL);
+            INSERT INTO entries (account_id, amount, at) SELECT (i % 3000) + 1, i % 500 - 250, date '2026-01-01' + i % 300 FROM generate_series(1, 9000) i;
+            CREATE TABLE tags (id int PRIMARY KEY, parent_id int REFERENCES tags, name text UNIQUE);
+            INSERT INTO tags SELECT i, CASE WHEN i > 1 THEN i / 2 END, 'tag' || i FROM generate_series(1, 200) i;
+            """)
+        await db.close()
+        return name
+    }
+
+    static func connect(_ database: String) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(server.replacingDatabase(database), logger: logger)
+    }
+
+    static func drop(_ name: String) async {
+        if let admin = try? await PostgresConnection.connect(server.raw, logger: logger) {
+            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            await admin.close()
+        }
+    }
+
+    static func storage(_ kind: StoreKind) throws -> StorageSettings {
+        switch kind {
+        case .local:
+            return StorageSettings(url: try StorageURL("file://" + TestServices.temporaryDirectory("dbq-snapshots")))
+        case .s3:
+            return StorageSettings(url: try StorageURL("s3://\(TestServices.s3Bucket)/snapshot-tests/\(UUID().uuidString)"),
+                                   endpoint: TestServices.s3Endpoint, region: "us-east-1", addressing: .path,
+                                   accessKeyID: TestServices.s3AccessKey, secretAccessKey: TestServices.s3SecretKey, partSizeMiB: 5)
+        }
+    }
+
+    static func environment(_ database: String, _ kind: StoreKind = .local) throws -> BackupEnvironment {
+        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
+        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
+        configuration.storages = ["archive": try storage(kind)]
+        return BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(2))
+    }
+
+    static func context(_ kind: String) -> JobContext {
+        JobContext(id: JobID.make(), kind: kind, queue: "test", attempt: 1, fencingToken: 1, logger: logger,
+                   confirmLease: {}, reportProgress: { _ in })
+    }
+
+    static func snapshot(_ env: BackupEnvironment, tables: [String]? = nil, schema: String? = nil) async throws -> String {
+        let result = try await SnapshotJob { env }.run(.init(database: "main", tables: tables, schema: schema, label: "test"), context: context("snapshot"))
+        guard case .object(let fields)? = result, case .string(let id)? = fields["id"] else { throw BackupError.permanent("no id") }
+        return id
+    }
+
+    static func rollback(_ env: BackupEnvironment, _ id: String, confirm: Bool? = true, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil) async throws -> [String: JSONValue] {
+        let result = try await RollbackJob { env }.run(.init(database: "main", snapshot: id, confirm: confirm, dryRun: dryRun, lockTimeoutMs: lockTimeoutMs),
+                                                       context: context("rollback"))
+        guard case .object(let fields)? = result else { throw BackupError.permanent("no result") }
+        return fields
+    }
+
+    /// Every table's rows in key order, digested; and every owned sequence's state.
+    static func state(_ database: String) async throws -> [String: String] {
+        let db = try await connect(database)
+        defer { Task { await db.close() } }
+        var out: [String: String] = [:]
+        for table in ["accounts", "entries", "tags"] {
+            out[table] = try await db.query("SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY id)), '') FROM \(table) t").scalar
+        }
+        for sequence in ["accounts_id_seq", "entries_id_seq"] {
+            out[sequence] = try await db.query("SELECT last_value || ':' || is_called FROM \(sequence)").scalar
+        }
+        return out
+    }
+
+    static func damage(_ database: String) async throws {
+        let db = try await connect(database)
+        defer { Task { await db.close() } }
+        _ = try await db.execute("""
+            DELETE FROM entries WHERE id % 3 = 0;
+            DELETE FROM accounts a WHERE id > 2900 AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.account_id = a.id);
+            UPDATE accounts SET balance = balance + 1, note = 'changed' WHERE id % 7 = 0;
+            INSERT INTO accounts (owner) SELECT 'new ' || i FROM generate_series(1, 50) i;
+            INSERT INTO entries (account_id, amount, at) SELECT 1, 1, date '2027-01-01' FROM generate_series(1, 70);
+            UPDATE tags SET parent_id = NULL, name = name || '!' WHERE id % 2 = 0;
+            SELECT nextval('accounts_id_seq') FROM generate_series(1, 5);
+            """)
+    }
+
+    @Test("snapshot → deletes, updates, inserts, sequence use → rollback: the same rows per table and the same sequence values", arguments: StoreKind.allCases)
+    func roundTrip(_ kind: StoreKind) async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db, kind)
+        let before = try await Self.state(db)
+        let id = try await Self.snapshot(env, schema: "public")
+
+        let (_, store) = try env.store(nil)
+        let entry = try await SnapshotCatalog.load(store).find(id)
+        #expect(entry.manifest.tables.map(\.name) == ["accounts", "entries", "tags"])
+        #expect(entry.manifest.tables.map(\.rows) == [3000, 9000, 200])
+        #expect(entry.manifest.tables[0].columns.contains("doubled") == false)
+        #expect(Set(entry.manifest.sequences.map(\.name)) == ["accounts_id_seq", "entries_id_seq"])
+        #expect(entry.manifest.label == "test")
+
+        try await Self.damage(db)
+        let damaged = try await Self.state(db)
+        #expect(damaged["accounts"] != before["accounts"] && damaged["entries"] != before["entries"] && damaged["tags"] != before["tags"])
+        #expect(damaged["accounts_id_seq"] != before["accounts_id_seq"])
+
+        let result = try await Self.rollback(env, String(id.prefix(20)))
+        #expect(result["rows"] == .number(12_200))
+        #expect(try await Self.state(db) == before)
+
+        // The next key is the one after the snapshot's, and the generated column is computed again.
+        let check = try await Self.connect(db)
+        defer { Task { await check.close() } }
+        #expect(try await check.query("INSERT INTO accounts (owner, balance) VALUES ('after', 2) RETURNING id, doubled").first.map { [$0[0], $0[1]] } == ["3001", "4.00"])
+    }
+
+    @Test("a changed schema refuses the rollback, naming each difference and the migration version; nothing changes")
+    func schemaDrift() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let conn = try await Self.connect(db)
+        defer { Task { await conn.close() } }
+        _ = try await conn.execute("CREATE TABLE dbq_migrations (version text PRIMARY KEY); INSERT INTO dbq_migrations VALUES ('0001')")
+        let id = try await Self.snapshot(env, tables: ["accounts", "public.entries"])
+        _ = try await conn.execute("""
+            ALTER TABLE accounts ADD COLUMN extra int; ALTER TABLE entries ALTER amount TYPE numeric(14,2);
+            INSERT INTO dbq_migrations VALUES ('0002'); DELETE FROM entries WHERE id < 100
+            """)
+        let damaged = try await Self.state(db)
+        let error = await #expect(throws: BackupError.self) { _ = try await Self.rollback(env, id) }
+        #expect(error?.isRetryable == false)
+        let message = error?.message ?? ""
+        #expect(message.contains("public.accounts: column \"extra\" was added"))
+        #expect(message.contains("public.entries: column \"amount\" was 'numeric(12,2) not null', is now 'numeric(14,2) not null'"))
+        #expect(message.contains("migration version 0001, the database is at 0002"))
+        #expect(message.contains("Nothing was rolled back"))
+        #expect(try await Self.state(db) == damaged)
+    }
+
+    @Test("a table outside the snapshot referencing one in it refuses the rollback, naming it; nothing changes")
+    func outsideReference() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let id = try await Self.snapshot(env, tables: ["accounts"])
+        try await Self.damage(db)
+        let damaged = try await Self.state(db)
+        let error = await #expect(throws: BackupError.self) { _ = try await Self.rollback(env, id) }
+        #expect(error?.message.contains("public.entries references public.accounts (constraint entries_account_id_fkey)") == true)
+        #expect(try await Self.state(db) == damaged)
+    }
+
+    @Test("without --confirm refused; --dry-run shows rows now and in the snapshot and changes nothing")
+    func confirmAndDryRun() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let id = try await Self.snapshot(env, tables: ["tags", "accounts", "entries"])
+        try await Self.damage(db)
+        let damaged = try await Self.state(db)
+        let error = await #expect(throws: BackupError.self) { _ = try await Self.rollback(env, id, confirm: nil) }
+        #expect(error?.message.contains("add --confirm") == true)
+        let report = try await Self.rollback(env, id, confirm: nil, dryRun: true)
+        guard case .object(let tables)? = report["tables"], case .object(let entries)? = tables["public.entries"] else {
+            Issue.record("no tables in \(report)")
+            return
+        }
+        #expect(entries["snapshot"] == .number(9000))
+        #expect(entries["now"] == .number(6070))
+        #expect(try await Self.state(db) == damaged)
+        let unknown = await #expect(throws: BackupError.self) { _ = try await Self.rollback(env, "nope") }
+        #expect(unknown?.message.contains("no snapshot 'nope' of database 'main'") == true)
+    }
+
+    @Test("a session holding a lock: the rollback waits its lock_timeout, retries, succeeds once the lock goes, and other sessions are not queued behind it meanwhile")
+    func lockTimeoutRetry() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let before = try await Self.state(db)
+        let id = try await Self.snapshot(env, tables: ["accounts", "entries", "tags"])
+        try await Self.damage(db)
+
+        // An application transaction that has written to accounts and stays open.
+        let holder = try await Self.connect(db)
+        defer { Task { await holder.close() } }
+        _ = try await holder.execute("BEGIN; UPDATE accounts SET note = 'held' WHERE id = 1")
+        let rollback = Task { try await Self.rollback(env, id, lockTimeoutMs: 200) }
+
+        // Meanwhile another application session reads accounts: it must finish while the
+        // holder still holds its lock (it is queued behind the rollback's lock request for
+        // at most that request's lock_timeout, never until the holder ends).
+        try await Task.sleep(for: .milliseconds(300))
+        let reader = try await Self.connect(db)
+        defer { Task { await reader.close() } }
+        for _ in 0..<5 {
+            #expect(try await reader.query("SELECT count(*) FROM accounts").scalar != nil)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await holder.query("SELECT note FROM accounts WHERE id = 1").scalar == "held")
+        _ = try await holder.execute("COMMIT")
+
+        let result = try await rollback.value
+        guard case .number(let waits)? = result["lockWaits"] else { Issue.record("no lockWaits"); return }
+        #expect(waits >= 1)
+        #expect(try await Self.state(db) == before)
+    }
+
+    @Test("snapshot-retention keeps the newest N (and never the newest by age), deletes the rest's objects, sweeps a killed snapshot's folder")
+    func retention() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let dir = TestServices.temporaryDirectory("dbq-snapshot-retention")
+        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
+        configuration.databases = ["main": try PostgresConnectionString(Self.server.replacingDatabase(db))]
+        configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + dir))]
+        let env = BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: Self.logger, lockWait: .seconds(2))
+        var ids: [String] = []
+        for _ in 0..<3 {
+            ids.append(try await Self.snapshot(env, tables: ["tags"]))
+            try await Task.sleep(for: .milliseconds(1100))
+        }
+        // What a killed snapshot leaves: data, no manifest, hours old.
+        let orphan = dir + "/snapshots/main/20260101T000000Z-killed"
+        try FileManager.default.createDirectory(atPath: orphan, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: orphan + "/public.tags.bin.zst", contents: Data([1, 2, 3]))
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-8 * 3600)], ofItemAtPath: orphan + "/public.tags.bin.zst")
+
+        let dry = try await SnapshotRetentionJob { env }.run(.init(database: "main", keepLast: 1, dryRun: true), context: Self.context("snapshot-retention"))
+        #expect(dry.flatMap { if case .object(let o) = $0 { o["deleted"] } else { nil } } == .array(ids.prefix(2).map(JSONValue.string)))
+        let (_, store) = try env.store(nil)
+        #expect(try await SnapshotCatalog.load(store).entries.count == 3)
+
+        _ = try await SnapshotRetentionJob { env }.run(.init(database: "main", keepLast: 1), context: Self.context("snapshot-retention"))
+        #expect(try await SnapshotCatalog.load(store).entries.map(\.id) == [ids[2]])
+        let left = try await store.list(prefix: "snapshots/")
+        #expect(left.allSatisfy { $0.key.contains(ids[2]) })
+        let error = await #expect(throws: BackupError.self) {
+            _ = try await SnapshotRetentionJob { env }.run(.init(database: "main"), context: Self.context("snapshot-retention"))
+        }
+        #expect(error?.message.contains("--keep-last") == true)
+    }
+}
