@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CSystem"),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libpg_query ships no pkg-config file: the modulemap links it.
+        .systemLibrary(name: "CPgQuery", providers: [.apt(["libpg-query-dev"])]),
 
         // Pieces every layer shares: blocking lanes, byte streams, backoff, redaction.
         .target(
@@ -118,6 +120,15 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // PostgreSQL's own parser (libpg_query): statements and their parse trees.
+        .target(name: "PostgresParser", dependencies: ["CPgQuery"], swiftSettings: swiftSettings),
+        // Migration files, their lint, the planner and the runner; migrate and migrate-revert.
+        .target(
+            name: "Migrations",
+            dependencies: ["PostgresParser", "Snapshots", "Backups", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
+                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // dbq.yaml with environment overrides.
         .target(
             name: "Configuration",
@@ -128,7 +139,7 @@ let package = Package(
             name: "dbq",
             dependencies: [
                 "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "Configuration",
-                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots",
+                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -169,6 +180,12 @@ let package = Package(
             name: "SnapshotsTests",
             dependencies: ["Snapshots", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MigrationsTests",
+            dependencies: ["Migrations", "PostgresParser", "Snapshots", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Queue",
+                           "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "ObjectStorage"], swiftSettings: swiftSettings),

@@ -95,6 +95,9 @@ public final class ArtefactReader: @unchecked Sendable {
     private let consequence: String
     private var current: (key: String, object: ManifestObject, stream: ByteStream.AsyncIterator, hasher: SHA256Box, size: Int64)?
     private var done = false
+    /// Compressed bytes read and not yet decompressed.
+    private var pending: ArraySlice<UInt8> = []
+    static let slice = 32 << 10
 
     /// `objects` are paths relative to `folder`; `consequence` ends the corruption
     /// message ("nothing was imported").
@@ -119,22 +122,29 @@ public final class ArtefactReader: @unchecked Sendable {
                 let (key, object) = queue.removeFirst()
                 current = (key, object, try await store.get(key).makeAsyncIterator(), SHA256Box(), 0)
             }
-            var iterator = current!.stream
-            let chunk = try await iterator.next()
-            current!.stream = iterator
-            guard let chunk else {
-                let c = current!
-                let digest = c.hasher.hex()
-                guard c.size == c.object.size, digest == c.object.sha256 else {
-                    throw BackupError.permanent("\(family) object \(store.url)/\(c.key) is corrupt: \(c.size) bytes with SHA-256 \(digest.prefix(16))…, the manifest says \(c.object.size) bytes with \(c.object.sha256.prefix(16))…; \(consequence)")
+            // Highly compressible data (a table of blanks) inflates a chunk a hundredfold:
+            // decompressed a slice at a time, so what is handed on stays small.
+            if pending.isEmpty {
+                var iterator = current!.stream
+                let chunk = try await iterator.next()
+                current!.stream = iterator
+                guard let chunk else {
+                    let c = current!
+                    let digest = c.hasher.hex()
+                    guard c.size == c.object.size, digest == c.object.sha256 else {
+                        throw BackupError.permanent("\(family) object \(store.url)/\(c.key) is corrupt: \(c.size) bytes with SHA-256 \(digest.prefix(16))…, the manifest says \(c.object.size) bytes with \(c.object.sha256.prefix(16))…; \(consequence)")
+                    }
+                    current = nil
+                    continue
                 }
-                current = nil
-                continue
+                current!.hasher.update(chunk)
+                current!.size += Int64(chunk.count)
+                pending = chunk[...]
             }
-            current!.hasher.update(chunk)
-            current!.size += Int64(chunk.count)
+            let slice = Array(pending.prefix(Self.slice))
+            pending = pending.dropFirst(slice.count)
             var out: [UInt8] = []
-            try decompressor.decompress(chunk) { out += $0 }
+            try decompressor.decompress(slice) { out += $0 }
             if !out.isEmpty { return out }
         }
         return nil

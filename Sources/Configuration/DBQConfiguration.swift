@@ -68,6 +68,7 @@ extension StorageSettings {
 ///   local:   {url: "file:///var/backups/dbq"}
 /// worker: {queues: "critical:3,default:1", concurrency: 8}
 /// schedule: jobs/schedule.yaml
+/// migrations: {main: jobs/migrations}
 /// ```
 ///
 /// Overrides: `DBQ_REDIS_URL`, `DBQ_DATABASE_URL_<NAME>`, `DBQ_STORAGE_URL_<NAME>`,
@@ -80,10 +81,12 @@ public struct DBQConfiguration: Sendable, Equatable {
     public var workerQueues: String
     public var workerConcurrency: Int
     public var schedule: String
+    /// Database name → the folder of its migration files (`NNNN_name.up.sql`).
+    public var migrations: [String: String] = [:]
     /// Where it was read from; nil when no file was used.
     public var file: String?
 
-    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule"]
+    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations"]
     static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object"]
     static let workerKeys: Set<String> = ["queues", "concurrency"]
 
@@ -253,9 +256,26 @@ public struct DBQConfiguration: Sendable, Equatable {
         if root["schedule"] != nil && !(root["schedule"] is String) { problems.append("schedule: must be a file path") }
         if let s = env("DBQ_SCHEDULE") { schedule = s }
 
+        var migrations: [String: String] = [:]
+        if let raw = root["migrations"] {
+            if let fields = raw as? [String: Any] {
+                for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
+                    guard let folder = value as? String else { problems.append("migrations.\(name): must be a folder path"); continue }
+                    if !databases.isEmpty && databases[name] == nil {
+                        problems.append("migrations.\(name): no database '\(name)' under databases: (configured: \(databases.keys.sorted().joined(separator: ", ")))")
+                    }
+                    migrations[name] = folder
+                }
+            } else {
+                problems.append("migrations: must be a mapping of database names to folders (migrations: {main: jobs/migrations})")
+            }
+        }
+
         if !problems.isEmpty { throw ConfigurationError(file: where_, problems: problems) }
-        return DBQConfiguration(redis: redis, databases: databases, storages: storages, workerQueues: queues,
-                                workerConcurrency: concurrency, schedule: schedule, file: file)
+        var configuration = DBQConfiguration(redis: redis, databases: databases, storages: storages, workerQueues: queues,
+                                             workerConcurrency: concurrency, schedule: schedule, file: file)
+        configuration.migrations = migrations
+        return configuration
     }
 
     static func isName(_ name: String) -> Bool {
@@ -283,6 +303,9 @@ public struct DBQConfiguration: Sendable, Equatable {
         }
         lines.append("worker: {queues: \"\(workerQueues)\", concurrency: \(workerConcurrency)}")
         lines.append("schedule: \(schedule)")
+        if !migrations.isEmpty {
+            lines.append("migrations: {" + migrations.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}")
+        }
         return lines.joined(separator: "\n")
     }
 }

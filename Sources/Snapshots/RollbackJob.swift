@@ -26,8 +26,13 @@ public struct RollbackJob: Job {
         public var dryRun: Bool?
         /// `lock_timeout` per attempt to lock the tables (default 2000).
         public var lockTimeoutMs: Int?
+        /// Tables with at least this many rows in the snapshot are loaded without their
+        /// indexes, which are built after (default 50,000).
+        public var rebuildIndexesFrom: Int64?
 
-        public init(database: String, storage: String? = nil, snapshot: String, confirm: Bool? = nil, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil) {
+        public init(database: String, storage: String? = nil, snapshot: String, confirm: Bool? = nil, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil,
+                    rebuildIndexesFrom: Int64? = nil) {
+            self.rebuildIndexesFrom = rebuildIndexesFrom
             self.database = database
             self.storage = storage
             self.snapshot = snapshot
@@ -88,6 +93,7 @@ public struct RollbackJob: Job {
         }
 
         let waits = Mutex(0)
+        let rebuiltCount = Mutex(0)
         let loaded: [String: Int64] = try await retry.run(connection, what: "rollback of \(manifest.tables.count) tables of '\(payload.database)'",
                                                           logger: context.logger, waited: { n in
             waits.withLock { $0 = n }
@@ -101,12 +107,20 @@ public struct RollbackJob: Job {
                 try await check(manifest, database: payload.database, connection: connection)
                 _ = try await connection.execute("SET CONSTRAINTS ALL DEFERRED")
                 _ = try await connection.execute("TRUNCATE \(names.joined(separator: ", "))")
+                let rebuild = try IndexRebuild.plan(
+                    rebuilt: IndexRebuild.rebuilt(manifest.tables, threshold: payload.rebuildIndexesFrom ?? 50_000),
+                    inside: Set(manifest.tables.map(\.qualifiedName)),
+                    constraints: try await SnapshotQueries.keyConstraints(connection), indexes: try await SnapshotQueries.plainIndexes(connection))
+                for statement in rebuild.drop { _ = try await connection.execute(statement) }
+                rebuiltCount.withLock { $0 = rebuild.create.count }
                 var loaded: [String: Int64] = [:]
                 for (index, (table, name)) in zip(manifest.tables, names).enumerated() {
                     let columns = try table.columns.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
                     let reader = try ArtefactReader(folder: entry.folder, objects: table.objects, store: store, codec: manifest.codec,
                                                     family: "snapshot", consequence: "nothing was rolled back")
-                    let rows = try await connection.copyIn("COPY \(name) (\(columns)) FROM STDIN (FORMAT binary)", from: reader.stream())
+                    // FREEZE: the table was emptied in this transaction, so its rows can be
+                    // written frozen (no hint-bit rewrite or freeze vacuum later).
+                    let rows = try await connection.copyIn("COPY \(name) (\(columns)) FROM STDIN (FORMAT binary, FREEZE)", from: reader.stream())
                     guard Int64(rows) == table.rows else {
                         throw BackupError.permanent("table \(table.qualifiedName): the snapshot holds \(table.rows) rows but \(rows) were loaded; nothing was rolled back")
                     }
@@ -114,6 +128,10 @@ public struct RollbackJob: Job {
                     await context.progress(JobProgress(fraction: Double(index + 1) / Double(names.count), rows: loaded.values.reduce(0, +),
                                                        message: "\(index + 1) of \(names.count) tables loaded"))
                 }
+                if !rebuild.create.isEmpty {
+                    await context.progress(JobProgress(fraction: 1, message: "building \(rebuild.create.count) indexes and constraints"))
+                }
+                for statement in rebuild.create { _ = try await connection.execute(statement) }
                 // Sequences are not transactional: set last, just before the commit, and put
                 // back if the commit fails (a sequence behind its table's rows would hand out
                 // taken keys).
@@ -144,6 +162,7 @@ public struct RollbackJob: Job {
         result["rows"] = .number(Double(loaded.values.reduce(0, +)))
         result["sequences"] = .object(Dictionary(uniqueKeysWithValues: manifest.sequences.map { ($0.name, .number(Double($0.lastValue))) }))
         result["lockWaits"] = .number(Double(waits.withLock { $0 }))
+        result["indexesRebuilt"] = .number(Double(rebuiltCount.withLock { $0 }))
         result["seconds"] = .number((ContinuousClock.now - started).seconds)
         return .object(result)
     }

@@ -57,13 +57,7 @@ struct BenchExport: AsyncParsableCommand {
             note: {rule: redact, email_length: 52}
         """
 
-    struct Database {
-        var name: String
-        var url: PostgresConnectionString
-        var tables: [String]
-        /// The tables as COPY text, in bytes.
-        var copyBytes: Int64 = 0
-    }
+    typealias Database = BenchDatabase
 
     func run() async throws {
         try await reportingFailures {
@@ -82,7 +76,7 @@ struct BenchExport: AsyncParsableCommand {
             emit("dbq bench export — \(runs) run(s) each, medians; MB/s = the tables' COPY text / wall time")
             var results: [(Database, [String: (Double, Int?)])] = []
             for db in [try await preparePII(admin: admin, adminURL: adminURL, logger: logger),
-                       try await preparePgbench(admin: admin, adminURL: adminURL, tools: tools, logger: logger)] {
+                       try await preparePgbench(scale: scale, admin: admin, adminURL: adminURL, tools: tools, logger: logger)] {
                 results.append((db, try await measure(db, admin: admin, adminURL: adminURL, tools: tools, work: work, logger: logger)))
             }
             emit("")
@@ -107,25 +101,12 @@ struct BenchExport: AsyncParsableCommand {
 
     private func mark(_ ok: Bool) -> String { ok ? "(met)" : "(MISSED)" }
 
-    /// Makes (or reuses: the comment is set last) a database for the bench.
-    private func ensure(_ name: String, marker: String, admin: PostgresConnection, make: () async throws -> Void) async throws {
-        let comment = try await admin.query("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-                                            [PostgresParameter(name)]).first?[0]
-        guard comment != marker else { return }
-        stderrLine("making \(name) …")
-        let quoted = try PostgresIdentifier.quoted(name)
-        _ = try await admin.execute("DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)")
-        _ = try await admin.execute("CREATE DATABASE \(quoted)")
-        try await make()
-        _ = try await admin.execute("COMMENT ON DATABASE \(quoted) IS '\(marker)'")
-    }
-
     private func preparePII(admin: PostgresConnection, adminURL: PostgresConnectionString, logger: Logger) async throws -> Database {
         let name = "dbq_bench_pii_\(piiMib)"
         let url = try PostgresConnectionString(adminURL.replacingDatabase(name))
         // About 190 bytes of COPY text a row.
         let rows = Int64(piiMib) << 20 / 190
-        try await ensure(name, marker: "dbq bench: \(rows) PII rows", admin: admin) {
+        try await ensureBenchDatabase(name, marker: "dbq bench: \(rows) PII rows", admin: admin) {
             let c = try await PostgresConnection.connect(url.raw, logger: logger, applicationName: "dbq bench")
             _ = try await c.execute("""
                 CREATE TABLE people (id bigint PRIMARY KEY, email text NOT NULL, name text, phone text, city text, born date, note text);
@@ -139,19 +120,6 @@ struct BenchExport: AsyncParsableCommand {
             await c.close()
         }
         return Database(name: name, url: url, tables: ["public.people"])
-    }
-
-    private func preparePgbench(admin: PostgresConnection, adminURL: PostgresConnectionString, tools: Tools, logger: Logger) async throws -> Database {
-        // The name and marker of 'dbq bench backup' without random bytea: one database serves both.
-        let name = "dbq_bench_s\(scale)_r0"
-        let url = try PostgresConnectionString(adminURL.replacingDatabase(name))
-        try await ensure(name, marker: "dbq bench: pgbench scale \(scale), 0 MiB of random bytea", admin: admin) {
-            let (conninfo, childEnvironment) = url.childProcessArguments()
-            let pgbench = try Subprocess(tools.pgbench, arguments: ["-i", "-q", "-s", String(scale), conninfo],
-                                         environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 })
-            guard await pgbench.wait() == 0 else { throw CheckFailure("pgbench -i -s \(scale) failed: \(pgbench.standardError)") }
-        }
-        return Database(name: name, url: url, tables: ["public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_history", "public.pgbench_tellers"])
     }
 
     private func measure(_ source: Database, admin: PostgresConnection, adminURL: PostgresConnectionString, tools: Tools, work: String,
@@ -240,4 +208,40 @@ struct BenchExport: AsyncParsableCommand {
         _ = try await admin.execute("DROP DATABASE IF EXISTS \(try PostgresIdentifier.quoted(scratch)) WITH (FORCE)")
         return figures
     }
+}
+
+/// A database a bench measures, made once and reused.
+struct BenchDatabase {
+    var name: String
+    var url: PostgresConnectionString
+    var tables: [String]
+    /// The tables as COPY text, in bytes.
+    var copyBytes: Int64 = 0
+}
+
+/// Makes (or reuses: the comment is set last) a database for a bench.
+func ensureBenchDatabase(_ name: String, marker: String, admin: PostgresConnection, make: () async throws -> Void) async throws {
+    let comment = try await admin.query("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                                        [PostgresParameter(name)]).first?[0]
+    guard comment != marker else { return }
+    stderrLine("making \(name) …")
+    let quoted = try PostgresIdentifier.quoted(name)
+    _ = try await admin.execute("DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)")
+    _ = try await admin.execute("CREATE DATABASE \(quoted)")
+    try await make()
+    _ = try await admin.execute("COMMENT ON DATABASE \(quoted) IS '\(marker)'")
+}
+
+/// pgbench -i at `scale`, under the name and marker of 'dbq bench backup' without random
+/// bytea: one database serves the backup, export and snapshot benches.
+func preparePgbench(scale: Int, admin: PostgresConnection, adminURL: PostgresConnectionString, tools: Tools, logger: Logger) async throws -> BenchDatabase {
+    let name = "dbq_bench_s\(scale)_r0"
+    let url = try PostgresConnectionString(adminURL.replacingDatabase(name))
+    try await ensureBenchDatabase(name, marker: "dbq bench: pgbench scale \(scale), 0 MiB of random bytea", admin: admin) {
+        let (conninfo, childEnvironment) = url.childProcessArguments()
+        let pgbench = try Subprocess(tools.pgbench, arguments: ["-i", "-q", "-s", String(scale), conninfo],
+                                     environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 })
+        guard await pgbench.wait() == 0 else { throw CheckFailure("pgbench -i -s \(scale) failed: \(pgbench.standardError)") }
+    }
+    return BenchDatabase(name: name, url: url, tables: ["public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_history", "public.pgbench_tellers"])
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Backups
 import Exports
 import Snapshots
+import Migrations
 import Configuration
 import DBQSupport
 import Foundation
@@ -53,6 +54,7 @@ enum Kinds {
         registry.registerBackupJobs(environment: environment)
         registry.registerExportJobs(environment: environment)
         registry.registerSnapshotJobs(environment: environment)
+        registry.registerMigrationJobs(environment: environment)
         return registry
     }
 }

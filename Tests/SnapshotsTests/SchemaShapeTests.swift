@@ -76,4 +76,32 @@ struct SchemaShapeTests {
         #expect(order.firstIndex(of: "accounts")! < order.firstIndex(of: "entries")!)
         #expect(Set(order) == ["entries", "x", "accounts", "y", "owners"])
     }
+
+    @Test("index rebuild: a big table's indexes and keys dropped and made again, the foreign keys to and from it inside the snapshot too, nothing else")
+    func indexRebuild() throws {
+        typealias C = IndexRebuild.Constraint
+        let constraints = [
+            C(schema: "public", table: "accounts", name: "accounts_pkey", type: "p", definition: "PRIMARY KEY (id)", referenced: nil),
+            C(schema: "public", table: "entries", name: "entries_pkey", type: "p", definition: "PRIMARY KEY (id)", referenced: nil),
+            C(schema: "public", table: "entries", name: "entries_account_fk", type: "f", definition: "FOREIGN KEY (account_id) REFERENCES accounts(id)", referenced: "public.accounts"),
+            C(schema: "public", table: "entries", name: "entries_other_fk", type: "f", definition: "FOREIGN KEY (x) REFERENCES other(id)", referenced: "public.other"),
+            C(schema: "public", table: "tags", name: "tags_parent_fk", type: "f", definition: "FOREIGN KEY (parent) REFERENCES tags(id)", referenced: "public.tags"),
+            C(schema: "public", table: "other", name: "other_pkey", type: "p", definition: "PRIMARY KEY (id)", referenced: nil),
+        ]
+        let indexes = [IndexRebuild.Index(schema: "public", table: "accounts", name: "accounts_owner", definition: "CREATE INDEX accounts_owner ON public.accounts USING btree (owner)"),
+                       IndexRebuild.Index(schema: "public", table: "tags", name: "tags_name", definition: "CREATE INDEX tags_name ON public.tags USING btree (name)")]
+        let plan = try IndexRebuild.plan(rebuilt: ["public.accounts"], inside: ["public.accounts", "public.entries", "public.tags"],
+                                         constraints: constraints, indexes: indexes)
+        #expect(plan.drop == [
+            "ALTER TABLE \"public\".\"entries\" DROP CONSTRAINT \"entries_account_fk\"",
+            "ALTER TABLE \"public\".\"accounts\" DROP CONSTRAINT \"accounts_pkey\"",
+            "DROP INDEX \"public\".\"accounts_owner\"",
+        ])
+        #expect(plan.create == [
+            "CREATE INDEX accounts_owner ON public.accounts USING btree (owner)",
+            "ALTER TABLE \"public\".\"accounts\" ADD CONSTRAINT \"accounts_pkey\" PRIMARY KEY (id)",
+            "ALTER TABLE \"public\".\"entries\" ADD CONSTRAINT \"entries_account_fk\" FOREIGN KEY (account_id) REFERENCES accounts(id)",
+        ])
+        #expect(try IndexRebuild.plan(rebuilt: [], inside: ["public.accounts"], constraints: constraints, indexes: indexes) == .init(drop: [], create: []))
+    }
 }

@@ -39,6 +39,7 @@ struct SnapshotRollbackTests {
             CREATE TABLE entries (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts,
                                   amount numeric(12,2) NOT NULL, at date NOT NULL);
             INSERT INTO entries (account_id, amount, at) SELECT (i % 3000) + 1, i % 500 - 250, date '2026-01-01' + i % 300 FROM generate_series(1, 9000) i;
+            CREATE INDEX entries_at ON entries (at, amount DESC) WHERE amount > 0;
             CREATE TABLE tags (id int PRIMARY KEY, parent_id int REFERENCES tags, name text UNIQUE);
             INSERT INTO tags SELECT i, CASE WHEN i > 1 THEN i / 2 END, 'tag' || i FROM generate_series(1, 200) i;
             """)
@@ -86,8 +87,10 @@ struct SnapshotRollbackTests {
         return id
     }
 
-    static func rollback(_ env: BackupEnvironment, _ id: String, confirm: Bool? = true, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil) async throws -> [String: JSONValue] {
-        let result = try await RollbackJob { env }.run(.init(database: "main", snapshot: id, confirm: confirm, dryRun: dryRun, lockTimeoutMs: lockTimeoutMs),
+    static func rollback(_ env: BackupEnvironment, _ id: String, confirm: Bool? = true, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil,
+                         rebuildIndexesFrom: Int64? = nil) async throws -> [String: JSONValue] {
+        let result = try await RollbackJob { env }.run(.init(database: "main", snapshot: id, confirm: confirm, dryRun: dryRun, lockTimeoutMs: lockTimeoutMs,
+                                                             rebuildIndexesFrom: rebuildIndexesFrom),
                                                        context: context("rollback"))
         guard case .object(let fields)? = result else { throw BackupError.permanent("no result") }
         return fields
@@ -104,6 +107,9 @@ struct SnapshotRollbackTests {
         for sequence in ["accounts_id_seq", "entries_id_seq"] {
             out[sequence] = try await db.query("SELECT last_value || ':' || is_called FROM \(sequence)").scalar
         }
+        // The schema too: every constraint and index, by name and definition.
+        out["constraints"] = try await db.query("SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated, '; ' ORDER BY conname) FROM pg_constraint WHERE connamespace = 'public'::regnamespace").scalar
+        out["indexes"] = try await db.query("SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'").scalar
         return out
     }
 
@@ -142,8 +148,11 @@ struct SnapshotRollbackTests {
         #expect(damaged["accounts"] != before["accounts"] && damaged["entries"] != before["entries"] && damaged["tags"] != before["tags"])
         #expect(damaged["accounts_id_seq"] != before["accounts_id_seq"])
 
-        let result = try await Self.rollback(env, String(id.prefix(20)))
+        // accounts and entries (3,000 and 9,000 rows) loaded without their indexes, tags with.
+        let result = try await Self.rollback(env, String(id.prefix(20)), rebuildIndexesFrom: 1000)
         #expect(result["rows"] == .number(12_200))
+        // accounts_pkey, entries_pkey, entries_at, entries_account_id_fkey.
+        #expect(result["indexesRebuilt"] == .number(4))
         #expect(try await Self.state(db) == before)
 
         // The next key is the one after the snapshot's, and the generated column is computed again.

@@ -1,0 +1,243 @@
+import Backups
+import DBQSupport
+import Foundation
+import ObjectStorage
+import PostgresClient
+import PostgresParser
+import Queue
+import Snapshots
+import Synchronization
+
+/// Where a migration job's files come from: sent with the job by the pusher (so workers
+/// need not have them), or else the worker's own `migrations:` folder for the database.
+func migrationFiles(_ sent: [MigrationFile]?, database: String, env: BackupEnvironment) throws -> (files: [MigrationFile], source: String) {
+    if let sent { return (sent, "the job") }
+    guard let folder = env.configuration.migrations[database] else {
+        throw BackupError.permanent("no migration files: the job carries none and this worker's configuration has no migrations: {\(database): FOLDER}")
+    }
+    do { return (try MigrationFiles.load(directory: folder), folder) } catch { throw BackupError.permanent("\(error)") }
+}
+
+/// Parses and lints every file of `steps`; a syntax error or a dangerous finding not
+/// allowed refuses the whole run before anything is applied.
+func analyze(_ files: [MigrationFile], down: Bool = false, allow: Set<String>) throws -> [String: MigrationAnalysis] {
+    var analyses: [String: MigrationAnalysis] = [:]
+    var blocking: [LintFinding] = []
+    for file in files {
+        let name = down ? file.downFile : file.upFile
+        do {
+            let analysis = try MigrationAnalysis.analyze(down ? file.down ?? "" : file.up, file: name, allow: allow)
+            analyses[file.version] = analysis
+            if !down { blocking += analysis.blocking }
+        } catch {
+            throw BackupError.permanent("\(name): \(error); nothing was applied")
+        }
+    }
+    if !blocking.isEmpty {
+        throw BackupError.permanent("\(blocking.count) dangerous statement\(blocking.count == 1 ? "" : "s"), nothing was applied:\n" + blocking.map { "  " + $0.description }.joined(separator: "\n")
+            + "\nAllow one on purpose with '-- dbq:allow RULE' on the statement or --allow RULE.")
+    }
+    return analyses
+}
+
+/// `migrate`: applies the pending migration files of a database, in order, each once.
+public struct MigrateJob: Job {
+    public static let kind = "migrate"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        /// The files (read by the pusher); nil: the worker's configured folder.
+        public var files: [MigrationFile]?
+        /// Apply up to this version (default: all).
+        public var to: String?
+        public var dryRun: Bool?
+        /// Snapshot the tables the pending files change first (named in the result).
+        public var snapshot: Bool?
+        public var storage: String?
+        /// Lint rules allowed for this run.
+        public var allow: [String]?
+        /// Apply a new file older than the newest applied one.
+        public var outOfOrder: Bool?
+        public var lockTimeoutMs: Int?
+        public var statementTimeoutMs: Int?
+
+        public init(database: String, files: [MigrationFile]? = nil, to: String? = nil, dryRun: Bool? = nil, snapshot: Bool? = nil, storage: String? = nil,
+                    allow: [String]? = nil, outOfOrder: Bool? = nil, lockTimeoutMs: Int? = nil, statementTimeoutMs: Int? = nil) {
+            self.database = database
+            self.files = files
+            self.to = to
+            self.dryRun = dryRun
+            self.snapshot = snapshot
+            self.storage = storage
+            self.allow = allow
+            self.outOfOrder = outOfOrder
+            self.lockTimeoutMs = lockTimeoutMs
+            self.statementTimeoutMs = statementTimeoutMs
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let url = try env.database(payload.database)
+        let (files, _) = try migrationFiles(payload.files, database: payload.database, env: env)
+        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+            try await Self.migrate(payload, files: files, url: url, env: env, context: context)
+        }
+    }
+
+    static func migrate(_ payload: Payload, files: [MigrationFile], url: PostgresConnectionString, env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq migrate")
+        } catch {
+            throw classifyConnect(error, database: payload.database)
+        }
+        defer { Task { await connection.close() } }
+        let runner = MigrationRunner(connection: connection, database: payload.database,
+                                     retry: LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000)),
+                                     statementTimeoutMs: payload.statementTimeoutMs ?? 0, logger: context.logger)
+        let dryRun = payload.dryRun ?? false
+        if !dryRun {
+            try await runner.lock(wait: .seconds(600)) { await context.progress(JobProgress(message: $0)) }
+        }
+        defer { if !dryRun { Task { await runner.unlock() } } }
+        if !dryRun { try await MigrationRunner.ensureTable(connection) }
+        let applied = try await MigrationRunner.applied(connection)
+        let steps: [MigrationPlanner.Step]
+        do {
+            steps = try MigrationPlanner.pending(files: files, applied: applied, target: payload.to, outOfOrder: payload.outOfOrder ?? false)
+        } catch {
+            throw BackupError.permanent("\(error); nothing was applied")
+        }
+        let analyses = try analyze(steps.map(\.file), allow: Set(payload.allow ?? []))
+        var result: [String: JSONValue] = ["database": .string(payload.database), "dryRun": .bool(dryRun)]
+        let plan: [JSONValue] = steps.map { step in
+            let a = analyses[step.file.version]!
+            var line: [String: JSONValue] = [
+                "version": .string(step.file.version), "name": .string(step.file.name), "transactional": .bool(a.transactional),
+                "statements": .number(Double(a.statements.count)),
+            ]
+            if step.resumeAt > 0 { line["resumeAt"] = .number(Double(step.resumeAt)) }
+            if !a.nonTransactionalReasons.isEmpty { line["nonTransactional"] = .array(a.nonTransactionalReasons.map(JSONValue.string)) }
+            if !a.findings.isEmpty { line["findings"] = .array(a.findings.map { .string($0.description) }) }
+            return .object(line)
+        }
+        result["plan"] = .array(plan)
+        if dryRun || steps.isEmpty {
+            result["applied"] = .array([])
+            result["version"] = applied.filter { !$0.isPartial }.map(\.version).max().map(JSONValue.string) ?? .null
+            return .object(result)
+        }
+        if payload.snapshot ?? false {
+            let touched = Array(Set(steps.flatMap { analyses[$0.file.version]!.touchedTables })).sorted()
+            let existing = try await SnapshotQueries.shapes(connection)
+            let tables = touched.filter { existing[$0] != nil }
+            if tables.isEmpty {
+                result["snapshot"] = .null
+                result["snapshotNote"] = .string("the pending migrations change no existing table's rows or shape")
+            } else {
+                let (_, store) = try env.store(payload.storage)
+                let manifest = try await SnapshotJob.snapshot(
+                    .init(database: payload.database, storage: payload.storage, tables: tables,
+                          label: "before migrating to \(steps.last!.file.version)_\(steps.last!.file.name)"),
+                    url: url, store: store, objectLimit: env.objectLimit(payload.storage), codec: .zstd, context: context)
+                result["snapshot"] = .string(manifest.id)
+            }
+        }
+        var done: [JSONValue] = []
+        for (index, step) in steps.enumerated() {
+            await context.progress(JobProgress(fraction: Double(index) / Double(steps.count), message: "applying \(step.file.upFile)"))
+            let ms = try await runner.apply(step, analysis: analyses[step.file.version]!, jobID: context.id)
+            done.append(.object(["version": .string(step.file.version), "name": .string(step.file.name), "ms": .number(Double(ms)),
+                                 "transactional": .bool(analyses[step.file.version]!.transactional)]))
+        }
+        result["applied"] = .array(done)
+        result["version"] = .string(steps.last!.file.version)
+        result["lockWaits"] = .number(Double(runner.lockWaits))
+        return .object(result)
+    }
+}
+
+/// `migrate-revert`: runs down files, newest first.
+public struct MigrateRevertJob: Job {
+    public static let kind = "migrate-revert"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        public var files: [MigrationFile]?
+        public var steps: Int?
+        public var to: String?
+        public var lockTimeoutMs: Int?
+        public var statementTimeoutMs: Int?
+
+        public init(database: String, files: [MigrationFile]? = nil, steps: Int? = nil, to: String? = nil, lockTimeoutMs: Int? = nil, statementTimeoutMs: Int? = nil) {
+            self.database = database
+            self.files = files
+            self.steps = steps
+            self.to = to
+            self.lockTimeoutMs = lockTimeoutMs
+            self.statementTimeoutMs = statementTimeoutMs
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        self.environment = environment
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let url = try env.database(payload.database)
+        if payload.steps != nil && payload.to != nil { throw BackupError.permanent("give --steps N or --to VERSION, not both") }
+        let (files, _) = try migrationFiles(payload.files, database: payload.database, env: env)
+        return try await env.locks.withDatabaseLock(payload.database, kind: "migrate", owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+            let connection: PostgresConnection
+            do {
+                connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq migrate-revert")
+            } catch {
+                throw classifyConnect(error, database: payload.database)
+            }
+            defer { Task { await connection.close() } }
+            let runner = MigrationRunner(connection: connection, database: payload.database,
+                                         retry: LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000)),
+                                         statementTimeoutMs: payload.statementTimeoutMs ?? 0, logger: context.logger)
+            try await runner.lock(wait: .seconds(600)) { await context.progress(JobProgress(message: $0)) }
+            defer { Task { await runner.unlock() } }
+            let applied = try await MigrationRunner.applied(connection)
+            let chosen: [(AppliedMigration, MigrationFile)]
+            do {
+                chosen = try MigrationPlanner.revert(files: files, applied: applied, steps: payload.steps, to: payload.to)
+            } catch {
+                throw BackupError.permanent("\(error); nothing was reverted")
+            }
+            let analyses = try analyze(chosen.map(\.1), down: true, allow: [])
+            var reverted: [JSONValue] = []
+            for (index, (row, file)) in chosen.enumerated() {
+                await context.progress(JobProgress(fraction: Double(index) / Double(chosen.count), message: "reverting \(file.downFile)"))
+                let ms = try await runner.revert(row, file: file, analysis: analyses[file.version]!)
+                reverted.append(.object(["version": .string(row.version), "name": .string(row.name), "ms": .number(Double(ms))]))
+            }
+            let now = try await MigrationRunner.applied(connection).filter { !$0.isPartial }.map(\.version).max()
+            return .object(["database": .string(payload.database), "reverted": .array(reverted), "version": now.map(JSONValue.string) ?? .null])
+        }
+    }
+}
+
+extension JobRegistry {
+    /// Registers migrate, migrate-revert and validate-integrity.
+    public mutating func registerMigrationJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        register(MigrateJob(environment: environment))
+        register(MigrateRevertJob(environment: environment))
+    }
+}

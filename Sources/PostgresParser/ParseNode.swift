@@ -1,0 +1,60 @@
+/// A node of PostgreSQL's parse tree as libpg_query prints it (JSON): objects keyed by
+/// field name, node types as one-key objects (`{"CreateStmt": {…}}`).
+public indirect enum ParseNode: Sendable, Equatable, Decodable {
+    case object([String: ParseNode])
+    case array([ParseNode])
+    case string(String)
+    case number(Double)
+    case bool(Bool)
+    case null
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let b = try? container.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? container.decode(Double.self) { self = .number(n) }
+        else if let s = try? container.decode(String.self) { self = .string(s) }
+        else if let a = try? container.decode([ParseNode].self) { self = .array(a) }
+        else { self = .object(try container.decode([String: ParseNode].self)) }
+    }
+
+    public subscript(_ key: String) -> ParseNode? {
+        if case .object(let fields) = self { return fields[key] }
+        return nil
+    }
+
+    public var string: String? { if case .string(let s) = self { return s }; return nil }
+    public var bool: Bool { if case .bool(let b) = self { return b }; return false }
+    public var int: Int? { if case .number(let n) = self { return Int(n) }; return nil }
+    public var array: [ParseNode] { if case .array(let a) = self { return a }; return [] }
+
+    /// A one-key node's type and body (`CreateStmt`, {…}).
+    public var typed: (type: String, body: ParseNode)? {
+        if case .object(let fields) = self, fields.count == 1, let (key, value) = fields.first, key.first?.isUppercase == true {
+            return (key, value)
+        }
+        return nil
+    }
+
+    /// The body of a node of `type` (this node being `{type: body}`), or nil.
+    public func node(_ type: String) -> ParseNode? { typed?.type == type ? typed?.body : nil }
+
+    /// Every node of `type` anywhere below (and at) this one, depth first.
+    public func all(_ type: String) -> [ParseNode] {
+        var found: [ParseNode] = []
+        func visit(_ n: ParseNode) {
+            switch n {
+            case .object(let fields):
+                if let body = fields[type], fields.count == 1 { found.append(body) }
+                for key in fields.keys.sorted() { visit(fields[key]!) }
+            case .array(let items): items.forEach(visit)
+            default: break
+            }
+        }
+        visit(self)
+        return found
+    }
+
+    /// `String` nodes' values in a list (`[{"String": {"sval": "a"}}, …]` → ["a", …]).
+    public var names: [String] { array.compactMap { $0.node("String")?["sval"]?.string } }
+}

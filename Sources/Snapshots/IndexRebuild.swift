@@ -1,0 +1,108 @@
+import PostgresClient
+
+/// A rollback of a large table loads it faster without its indexes and builds them after
+/// (a sort instead of one btree insert per row, and no per-row foreign-key checks), as
+/// pg_restore does. This decides, from the catalog, what a rollback drops before loading
+/// and creates again after, all inside its one transaction. Pure.
+public enum IndexRebuild {
+    public struct Constraint: Sendable, Equatable {
+        public var schema: String
+        public var table: String
+        public var name: String
+        /// `p`, `u`, `x` or `f`.
+        public var type: String
+        public var definition: String
+        /// For a foreign key: the referenced table, `schema.table`.
+        public var referenced: String?
+        public var qualifiedTable: String { "\(schema).\(table)" }
+        public init(schema: String, table: String, name: String, type: String, definition: String, referenced: String?) {
+            self.schema = schema
+            self.table = table
+            self.name = name
+            self.type = type
+            self.definition = definition
+            self.referenced = referenced
+        }
+    }
+
+    public struct Index: Sendable, Equatable {
+        public var schema: String
+        public var table: String
+        public var name: String
+        /// `pg_get_indexdef`: the whole CREATE INDEX statement.
+        public var definition: String
+        public var qualifiedTable: String { "\(schema).\(table)" }
+        public init(schema: String, table: String, name: String, definition: String) {
+            self.schema = schema
+            self.table = table
+            self.name = name
+            self.definition = definition
+        }
+    }
+
+    public struct Plan: Sendable, Equatable {
+        /// Run after the tables are locked and emptied, before loading.
+        public var drop: [String]
+        /// Run after loading, before the commit.
+        public var create: [String]
+    }
+
+    /// The tables of a snapshot worth rebuilding: at least `threshold` rows in it.
+    public static func rebuilt(_ tables: [SnapshotManifest.Table], threshold: Int64) -> Set<String> {
+        Set(tables.filter { $0.rows >= threshold }.map(\.qualifiedName))
+    }
+
+    /// Drops the indexes and the primary-key, unique and exclusion constraints of the
+    /// `rebuilt` tables, and every foreign key between tables of the snapshot (`inside`)
+    /// that starts or ends at one of them; creates them again after in the reverse order.
+    public static func plan(rebuilt: Set<String>, inside: Set<String>, constraints: [Constraint], indexes: [Index]) throws -> Plan {
+        var drop: [String] = []
+        var create: [String] = []
+        let keys = constraints.filter { $0.type != "f" && rebuilt.contains($0.qualifiedTable) }.sorted { ($0.qualifiedTable, $0.name) < ($1.qualifiedTable, $1.name) }
+        let foreign = constraints.filter { c in
+            c.type == "f" && inside.contains(c.qualifiedTable) && (c.referenced.map(inside.contains) ?? false)
+                && (rebuilt.contains(c.qualifiedTable) || (c.referenced.map(rebuilt.contains) ?? false))
+        }.sorted { ($0.qualifiedTable, $0.name) < ($1.qualifiedTable, $1.name) }
+        let plain = indexes.filter { rebuilt.contains($0.qualifiedTable) }.sorted { ($0.qualifiedTable, $0.name) < ($1.qualifiedTable, $1.name) }
+        for c in foreign {
+            drop.append("ALTER TABLE \(try PostgresIdentifier.qualified(schema: c.schema, name: c.table)) DROP CONSTRAINT \(try PostgresIdentifier.quoted(c.name))")
+        }
+        for c in keys {
+            drop.append("ALTER TABLE \(try PostgresIdentifier.qualified(schema: c.schema, name: c.table)) DROP CONSTRAINT \(try PostgresIdentifier.quoted(c.name))")
+        }
+        for i in plain { drop.append("DROP INDEX \(try PostgresIdentifier.qualified(schema: i.schema, name: i.name))") }
+        for i in plain { create.append(i.definition) }
+        for c in keys + foreign {
+            create.append("ALTER TABLE \(try PostgresIdentifier.qualified(schema: c.schema, name: c.table)) ADD CONSTRAINT \(try PostgresIdentifier.quoted(c.name)) \(c.definition)")
+        }
+        return Plan(drop: drop, create: create)
+    }
+}
+
+extension SnapshotQueries {
+    /// Every primary-key, unique, exclusion and foreign-key constraint of ordinary tables.
+    public static func keyConstraints(_ connection: PostgresConnection) async throws -> [IndexRebuild.Constraint] {
+        try await connection.query("""
+            SELECT n.nspname, c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid), rn.nspname || '.' || rc.relname
+            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_class rc ON rc.oid = con.confrelid LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+            WHERE con.contype IN ('p', 'u', 'x', 'f') AND c.relkind = 'r'
+            """).compactMap { row in
+            guard let schema = row[0], let table = row[1], let name = row[2], let type = row[3], let definition = row[4] else { return nil }
+            return .init(schema: schema, table: table, name: name, type: type, definition: definition, referenced: row[5])
+        }
+    }
+
+    /// Every index of ordinary tables that no constraint owns.
+    public static func plainIndexes(_ connection: PostgresConnection) async throws -> [IndexRebuild.Index] {
+        try await connection.query("""
+            SELECT n.nspname, c.relname, ic.relname, pg_get_indexdef(i.indexrelid)
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_class ic ON ic.oid = i.indexrelid
+            WHERE c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = c.oid AND con.contype IN ('p', 'u', 'x'))
+            """).compactMap { row in
+            guard let schema = row[0], let table = row[1], let name = row[2], let definition = row[3] else { return nil }
+            return .init(schema: schema, table: table, name: name, definition: definition)
+        }
+    }
+}

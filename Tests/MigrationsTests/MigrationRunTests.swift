@@ -1,0 +1,295 @@
+import Backups
+import Configuration
+import DBQSupport
+import DBQTestSupport
+import Foundation
+import Logging
+@testable import Migrations
+import ObjectStorage
+import PostgresClient
+import Queue
+import RedisClient
+import RedisQueue
+import Snapshots
+import Testing
+
+/// Real PostgreSQL: migrations applied once, locked, waiting politely, cleaning up after
+/// a failed concurrent index, reverted; a worker killed mid-migration.
+@Suite("Migrations against real PostgreSQL", .serialized)
+struct MigrationRunTests {
+    static let logger = Logger(label: "dbq.test.migrations")
+    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+
+    static func makeDatabase() async throws -> String {
+        let name = "dbqt_migr_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
+        _ = try await admin.execute("CREATE DATABASE \(name)")
+        await admin.close()
+        let db = try await connect(name)
+        _ = try await db.execute("""
+            CREATE TABLE users (id bigserial PRIMARY KEY, email text, name text);
+            INSERT INTO users (email, name) SELECT 'u' || i || '@example.com', 'User ' || i FROM generate_series(1, 2000) i;
+            CREATE TABLE gate (id int);
+            """)
+        await db.close()
+        return name
+    }
+
+    static func connect(_ database: String) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(server.replacingDatabase(database), logger: logger)
+    }
+
+    static func drop(_ name: String) async {
+        if let admin = try? await PostgresConnection.connect(server.raw, logger: logger) {
+            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            await admin.close()
+        }
+    }
+
+    static func environment(_ database: String, locks: any ResourceLocks = MemoryLocks()) throws -> BackupEnvironment {
+        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
+        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
+        configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + TestServices.temporaryDirectory("dbq-migrations")))]
+        return BackupEnvironment(configuration: configuration, locks: locks, logger: logger, lockWait: .seconds(30))
+    }
+
+    static func context() -> JobContext {
+        JobContext(id: JobID.make(), kind: "migrate", queue: "test", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })
+    }
+
+    static func migrate(_ env: BackupEnvironment, _ payload: MigrateJob.Payload) async throws -> [String: JSONValue] {
+        guard case .object(let fields)? = try await MigrateJob { env }.run(payload, context: context()) else { throw BackupError.permanent("no result") }
+        return fields
+    }
+
+    static func scalar(_ database: String, _ sql: String) async throws -> String? {
+        let c = try await connect(database)
+        defer { Task { await c.close() } }
+        return try await c.query(sql).scalar
+    }
+
+    static let files = [
+        MigrationFile(version: "0001", name: "orders", up: """
+            CREATE TABLE orders (id bigserial PRIMARY KEY, user_id bigint NOT NULL, total numeric(10,2) NOT NULL);
+            INSERT INTO orders (user_id, total) SELECT id, id * 1.5 FROM users;
+            """, down: "DROP TABLE orders; -- dbq:allow drop-table"),
+        MigrationFile(version: "0002", name: "orders_fk", up: """
+            ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;
+            ALTER TABLE orders VALIDATE CONSTRAINT orders_user_fk;
+            """, down: "ALTER TABLE orders DROP CONSTRAINT orders_user_fk;"),
+        MigrationFile(version: "0003", name: "users_email_index", up: """
+            SET lock_timeout = '2s';
+            CREATE UNIQUE INDEX CONCURRENTLY users_email ON users (email);
+            """, down: "DROP INDEX CONCURRENTLY users_email;"),
+    ]
+
+    @Test("apply in order, each once: the tracking table records version, checksum, job and mode; a second run applies nothing; revert runs down files newest first")
+    func applyOnceAndRevert() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let dry = try await Self.migrate(env, .init(database: "main", files: Self.files, dryRun: true))
+        guard case .array(let plan)? = dry["plan"] else { Issue.record("no plan"); return }
+        #expect(plan.count == 3)
+        #expect(try await Self.scalar(db, "SELECT to_regclass('orders') IS NULL") == "t", "a dry run changes nothing")
+
+        let first = try await Self.migrate(env, .init(database: "main", files: Self.files))
+        #expect(first["version"] == .string("0003"))
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM orders") == "2000")
+        #expect(try await Self.scalar(db, "SELECT string_agg(version || ':' || transactional || ':' || state || ':' || (checksum = '\(Self.files[0].checksum)'), ',' ORDER BY version) FROM dbq_migrations")
+            == "0001:true:applied:true,0002:true:applied:false,0003:false:applied:false")
+        #expect(try await Self.scalar(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email'::regclass") == "t")
+
+        let again = try await Self.migrate(env, .init(database: "main", files: Self.files))
+        #expect(again["applied"] == .array([]))
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM orders") == "2000")
+
+        guard case .object(let reverted)? = try await MigrateRevertJob { env }.run(.init(database: "main", files: Self.files, steps: 2), context: Self.context()) else {
+            Issue.record("no revert result"); return
+        }
+        #expect(reverted["version"] == .string("0001"))
+        #expect(try await Self.scalar(db, "SELECT to_regclass('users_email') IS NULL AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'orders_user_fk')") == "t")
+        #expect(try await Self.scalar(db, "SELECT string_agg(version, ',') FROM dbq_migrations") == "0001")
+
+        // Changed after it was applied: refused by name, nothing applied.
+        var drifted = Self.files
+        drifted[0].up += "\n-- tidied up"
+        let error = await #expect(throws: BackupError.self) { _ = try await Self.migrate(env, .init(database: "main", files: drifted)) }
+        #expect(error?.message.contains("0001_orders.up.sql changed after it was applied") == true)
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM dbq_migrations") == "1")
+
+        // No down file: cannot be reverted, and says so.
+        var noDown = Self.files
+        noDown[0].down = nil
+        let refused = await #expect(throws: BackupError.self) {
+            _ = try await MigrateRevertJob { env }.run(.init(database: "main", files: noDown), context: Self.context())
+        }
+        #expect(refused?.message.contains("0001_orders has no down file (0001_orders.down.sql): it cannot be reverted") == true)
+    }
+
+    @Test("a dangerous statement refuses the run, naming file:line and rule, nothing applied; --allow lets it through")
+    func lintRefuses() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let files = [MigrationFile(version: "0001", name: "email_index", up: "CREATE TABLE x (id int);\nCREATE INDEX users_name ON users (name);")]
+        let error = await #expect(throws: BackupError.self) { _ = try await Self.migrate(env, .init(database: "main", files: files)) }
+        #expect(error?.message.contains("0001_email_index.up.sql:2: create-index-without-concurrently (danger): CREATE INDEX users_name ON public.users") == true)
+        #expect(try await Self.scalar(db, "SELECT to_regclass('x') IS NULL") == "t")
+        _ = try await Self.migrate(env, .init(database: "main", files: files, allow: ["create-index-without-concurrently"]))
+        #expect(try await Self.scalar(db, "SELECT to_regclass('users_name') IS NOT NULL") == "t")
+    }
+
+    @Test("two runs at once (separate queues, so only PostgreSQL's lock between them): applied once")
+    func concurrentRuns() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let a = try Self.environment(db)
+        let b = try Self.environment(db)
+        async let first = Self.migrate(a, .init(database: "main", files: Self.files))
+        async let second = Self.migrate(b, .init(database: "main", files: Self.files))
+        let results = try await [first, second]
+        let applied = results.map { if case .array(let list)? = $0["applied"] { list.count } else { -1 } }.sorted()
+        #expect(applied == [0, 3])
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM orders") == "2000")
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM dbq_migrations") == "3")
+    }
+
+    @Test("a session holding a lock: the migration waits its lock_timeout, retries, succeeds once the lock goes; other sessions are not queued behind it meanwhile")
+    func lockTimeoutRetry() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let holder = try await Self.connect(db)
+        defer { Task { await holder.close() } }
+        _ = try await holder.execute("BEGIN; SELECT count(*) FROM users")
+        let files = [MigrationFile(version: "0001", name: "add_column", up: "ALTER TABLE users ADD COLUMN nickname text;")]
+        let run = Task { try await Self.migrate(env, .init(database: "main", files: files, lockTimeoutMs: 200)) }
+        try await Task.sleep(for: .milliseconds(400))
+        let reader = try await Self.connect(db)
+        defer { Task { await reader.close() } }
+        for _ in 0..<5 {
+            #expect(try await reader.query("SELECT count(*) FROM users").scalar == "2000")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM dbq_migrations") == "0", "not applied while the lock is held")
+        _ = try await holder.execute("COMMIT")
+        let result = try await run.value
+        guard case .number(let waits)? = result["lockWaits"] else { Issue.record("no lockWaits"); return }
+        #expect(waits >= 1)
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nickname'") == "1")
+    }
+
+    @Test("a CREATE UNIQUE INDEX CONCURRENTLY that fails on duplicates leaves no INVALID index; the file stays partial; after the data is fixed the next run finishes it")
+    func failedConcurrentIndex() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("UPDATE users SET email = 'same@example.com' WHERE id IN (5, 6)")
+        let file = MigrationFile(version: "0001", name: "unique_email", up: """
+            SET lock_timeout = '2s';
+            CREATE TABLE audit (id int);
+            CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email ON users (email);
+            INSERT INTO audit VALUES (1);
+            """)
+        let error = await #expect(throws: BackupError.self) { _ = try await Self.migrate(env, .init(database: "main", files: [file])) }
+        #expect(error?.isRetryable == false)
+        #expect(error?.message.contains("0001_unique_email.up.sql:3: could not create unique index \"users_email\"") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("The invalid index the failed build left was dropped") == true)
+        #expect(try await c.query("SELECT count(*) FROM pg_index WHERE NOT indisvalid").scalar == "0")
+        #expect(try await c.query("SELECT state || ':' || statements_done FROM dbq_migrations").scalar == "partial:2")
+
+        _ = try await c.execute("UPDATE users SET email = 'fixed@example.com' WHERE id = 6")
+        _ = try await Self.migrate(env, .init(database: "main", files: [file]))
+        #expect(try await c.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email'::regclass").scalar == "t")
+        #expect(try await c.query("SELECT state || ':' || statements_done FROM dbq_migrations").scalar == "applied:4")
+        #expect(try await c.query("SELECT count(*) FROM audit").scalar == "1", "the statements before the failure ran once")
+
+        // An INVALID index a killed run left under the same name is dropped, not skipped by IF NOT EXISTS.
+        _ = try await c.execute("DROP INDEX users_email; UPDATE users SET email = 'same@example.com' WHERE id = 6")
+        _ = try? await c.execute("CREATE UNIQUE INDEX CONCURRENTLY users_email2 ON users (email)")
+        _ = try await c.execute("UPDATE users SET email = 'fixed@example.com' WHERE id = 6; ALTER INDEX users_email2 RENAME TO users_email")
+        #expect(try await c.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email'::regclass").scalar == "f")
+        let again = MigrationFile(version: "0002", name: "unique_email_again", up: "SET lock_timeout = '2s';\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email ON users (email);")
+        _ = try await Self.migrate(env, .init(database: "main", files: [file, again]))
+        #expect(try await c.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email'::regclass").scalar == "t")
+    }
+
+    @Test("--snapshot snapshots the tables the migration changes first and names the snapshot; rolling back to it restores the rows")
+    func snapshotFirst() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let files = [MigrationFile(version: "0001", name: "purge", up: "DELETE FROM users WHERE id > 100;\nUPDATE users SET name = upper(name) WHERE id <= 100;")]
+        let result = try await Self.migrate(env, .init(database: "main", files: files, snapshot: true))
+        guard case .string(let id)? = result["snapshot"] else { Issue.record("no snapshot in \(result)"); return }
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM users") == "100")
+        let (_, store) = try env.store(nil)
+        let entry = try await SnapshotCatalog.load(store).find(id)
+        #expect(entry.manifest.tables.map(\.qualifiedName) == ["public.users"])
+        #expect(entry.manifest.label == "before migrating to 0001_purge")
+        // The shape moved on (the tracking table is not one of the snapshot's tables): rollback works.
+        _ = try await RollbackJob { env }.run(.init(database: "main", snapshot: id, confirm: true), context: Self.context())
+        #expect(try await Self.scalar(db, "SELECT count(*) || ':' || max(name) FROM users") == "2000:User 999")
+    }
+}
+
+/// A real worker process killed in the middle of a transactional migration.
+@Suite("Migrations under faults: SIGKILL mid-migration (real worker, real PostgreSQL and Redis)", .serialized)
+struct MigrationFaultTests {
+    typealias T = MigrationRunTests
+
+    @Test("a worker SIGKILLed inside a transactional file: nothing of it stays; the retry applies it exactly once")
+    func killedMidMigration() async throws {
+        let db = try await T.makeDatabase()
+        defer { Task { await T.drop(db) } }
+        let config = TestServices.temporaryDirectory("dbq-config") + "/dbq.yaml"
+        try "databases:\n  main: \"\(T.server.replacingDatabase(db))\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let queueName = "migrate-kill-\(UUID().uuidString.prefix(8).lowercased())"
+        let driver = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: T.logger)
+        let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info"]
+        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "3s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
+        // The file creates and fills a table, then waits on a lock the test holds.
+        let file = MigrationFile(version: "0001", name: "made", up: """
+            CREATE TABLE made (id int PRIMARY KEY);
+            INSERT INTO made SELECT generate_series(1, 100);
+            LOCK TABLE gate IN ACCESS EXCLUSIVE MODE;
+            """)
+        let holder = try await T.connect(db)
+        _ = try await holder.execute("BEGIN; LOCK TABLE gate IN ACCESS EXCLUSIVE MODE")
+        let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env)
+        let payload = try JSONValue(json: String(decoding: try JSONEncoder().encode(MigrateJob.Payload(database: "main", files: [file], lockTimeoutMs: 60_000)), as: UTF8.self))
+        let pushed = try await driver.push(JobEnvelope(kind: "migrate", version: 1, payload: payload, queue: queueName, maxAttempts: 3))
+        let observer = try await T.connect(db)
+        defer { Task { await observer.close() } }
+        var waiting = 0
+        let deadline = ContinuousClock.now + .seconds(90)
+        while waiting == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            waiting = try await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq migrate' AND wait_event_type = 'Lock'")
+                .scalar.flatMap { Int($0) } ?? 0
+        }
+        #expect(waiting == 1, "worker A never reached the lock: \(a.stderr.suffix(3000))")
+        a.signal(SIGKILL)
+        _ = await a.wait(timeout: .seconds(30))
+        _ = try await holder.execute("ROLLBACK")
+        await holder.close()
+        #expect(try await observer.query("SELECT to_regclass('made') IS NULL").scalar == "t", "the killed transaction left nothing")
+
+        let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
+        defer { b.signal(SIGTERM) }
+        var record: JobRecord?
+        let until = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < until {
+            record = try await driver.job(pushed.id, queue: queueName)
+            if let state = record?.state, ["succeeded", "dead"].contains(state) { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(record?.state == "succeeded", "job: \(String(describing: record)); B: \(b.stderr.suffix(3000))")
+        #expect(record?.attempt == 2 && record?.worker == "B")
+        #expect(try await observer.query("SELECT count(*) FROM made").scalar == "100")
+        #expect(try await observer.query("SELECT count(*) || ':' || min(job_id) FROM dbq_migrations").scalar == "1:\(pushed.id)")
+    }
+}
