@@ -201,7 +201,7 @@ public struct MigrateRevertJob: Job {
         let url = try env.database(payload.database)
         if payload.steps != nil && payload.to != nil { throw BackupError.permanent("give --steps N or --to VERSION, not both") }
         let (files, _) = try migrationFiles(payload.files, database: payload.database, env: env)
-        return try await env.locks.withDatabaseLock(payload.database, kind: "migrate", owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
             let connection: PostgresConnection
             do {
                 connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq migrate-revert")
@@ -239,5 +239,6 @@ extension JobRegistry {
     public mutating func registerMigrationJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
         register(MigrateJob(environment: environment))
         register(MigrateRevertJob(environment: environment))
+        register(ValidateIntegrityJob(environment: environment))
     }
 }

@@ -3,7 +3,8 @@
 ///
 /// | class         | kinds                                                        | mode      |
 /// |---------------|--------------------------------------------------------------|-----------|
-/// | `read`        | backup, export, snapshot (verify and restore read artefacts) | shared    |
+/// | `read`        | backup, export, snapshot, validate-integrity (verify and      | shared    |
+/// |               | restore read artefacts)                                      |           |
 /// | `maintenance` | vacuum, analyze, reindex                                     | shared    |
 /// | `ddl`         | restore (into a configured database), import, migrate,       | exclusive |
 /// |               | rollback, index builds, partition changes                     |           |
@@ -14,9 +15,9 @@ public enum DatabaseLockClass: String, Sendable, CaseIterable {
     case read, maintenance, ddl
 
     static let kinds: [String: DatabaseLockClass] = [
-        "backup": .read, "export": .read, "snapshot": .read,
+        "backup": .read, "export": .read, "snapshot": .read, "validate-integrity": .read,
         "vacuum": .maintenance, "analyze": .maintenance, "reindex": .maintenance, "maintenance": .maintenance,
-        "import": .ddl, "restore": .ddl, "migrate": .ddl, "rollback": .ddl, "create-index": .ddl, "index-build": .ddl, "partition": .ddl,
+        "import": .ddl, "restore": .ddl, "migrate": .ddl, "migrate-revert": .ddl, "rollback": .ddl, "create-index": .ddl, "index-build": .ddl, "partition": .ddl,
     ]
 
     /// The class of a job kind that holds a database; nil for kinds that do not.

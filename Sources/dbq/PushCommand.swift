@@ -4,10 +4,22 @@ import Foundation
 import Queue
 import RedisQueue
 
+/// `dbq push`: a kind with its own subcommand takes only its options (dbq push migrate
+/// --to 0003); any other kind goes to `dbq push KIND` with the shared job options.
 struct PushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
         abstract: "Push a job onto a queue (prints its id).",
+        discussion: "dbq push KIND [options] for any kind; these kinds have a subcommand of their own, with only their options: migrate, migrate-revert, validate-integrity.",
+        subcommands: [PushAny.self, PushMigrate.self, PushMigrateRevert.self, PushValidateIntegrity.self],
+        defaultSubcommand: PushAny.self)
+}
+
+/// Any kind: `dbq push backup --database main --wait`.
+struct PushAny: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "job",
+        abstract: "Push a job of any kind (the default: 'dbq push KIND …').",
         discussion: """
             The payload is checked against the kind before it is queued: a payload of the \
             wrong shape is refused here, not by a worker later. With --unique-key, a push \
@@ -22,26 +34,7 @@ struct PushCommand: AsyncParsableCommand {
 
     @OptionGroup var redis: RedisOptions
 
-    @Option(help: "Queue name.")
-    var queue = "default"
-
-    @Option(help: "Priority from 0 to 9; higher runs first.")
-    var priority = 5
-
-    @Option(name: .customLong("in"), help: "Run after this delay (30s, 10m, 2h, 1d).")
-    var delay: String?
-
-    @Option(help: "Run at this time (ISO 8601, e.g. 2026-11-22T03:00:00Z).")
-    var at: String?
-
-    @Option(help: "Merge with a queued or running job holding the same key.")
-    var uniqueKey: String?
-
-    @Option(help: "Attempts before the job goes dead (default: the kind's).")
-    var maxAttempts: Int?
-
-    @Option(help: "Seconds one attempt may run (default: the kind's).")
-    var timeout: Double?
+    @OptionGroup(title: "Queue options") var job: QueueOptions
 
     @Option(help: "The payload as JSON (default: {}).")
     var payload: String?
@@ -52,19 +45,14 @@ struct PushCommand: AsyncParsableCommand {
     @Option(help: "Push one job per line of this file (each line a JSON payload), pipelined.")
     var bulk: String?
 
-    @Flag(help: "Wait for the job to end, showing its progress; exit with its outcome.")
-    var wait = false
-
     @OptionGroup(title: "Backup, export, import and snapshot jobs") var backupOptions: BackupPushOptions
     @OptionGroup var config: ConfigOptions
 
     func validate() throws {
-        if delay != nil && at != nil { throw ValidationError("use --in or --at, not both") }
         if [payload != nil, payloadFile != nil, bulk != nil].filter({ $0 }).count > 1 {
             throw ValidationError("use one of --payload, --payload-file and --bulk")
         }
-        if bulk != nil && wait { throw ValidationError("--wait takes one job; --bulk pushes many") }
-        if !JobEnvelope.priorities.contains(priority) { throw ValidationError("--priority must be from 0 to 9, not \(priority)") }
+        if bulk != nil && job.wait { throw ValidationError("--wait takes one job; --bulk pushes many") }
     }
 
     func run() async throws {
@@ -74,21 +62,13 @@ struct PushCommand: AsyncParsableCommand {
             guard let defaults = registry.defaults(for: kind) else {
                 throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")
             }
-            var runAt: Date?
-            if let delay { runAt = Date().addingTimeInterval(try parseDuration(delay, option: "--in").seconds) }
-            if let at { runAt = try parseTime(at, option: "--at") }
+            let runAt = try job.runAt()
             let logger = makeLogger("dbq.push")
             let queue = try redis.queue(logger: logger, connections: 1)
 
             func envelope(_ payload: JSONValue) throws -> JobEnvelope {
                 let payload = bulk == nil ? payload : try backupOptions.apply(to: payload, kind: kind, configuration: nil)
-                let envelope = JobEnvelope(
-                    kind: kind, version: defaults.version, payload: payload, queue: self.queue, priority: priority,
-                    maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: timeout ?? defaults.timeout.seconds,
-                    runAt: runAt, uniqueKey: uniqueKey, traceparent: environment("TRACEPARENT"))
-                try envelope.validate()
-                try registry.check(envelope)
-                return envelope
+                return try job.envelope(kind: kind, payload: payload, defaults: defaults, runAt: runAt, registry: registry)
             }
 
             if let bulk {
@@ -96,10 +76,7 @@ struct PushCommand: AsyncParsableCommand {
                 return
             }
             let payload = try backupOptions.apply(to: try readPayload(), kind: kind, configuration: try? config.load())
-            let result = try await queue.push(try envelope(payload))
-            print(result.id)
-            if case .merged = result { stderrLine("merged into job \(result.id), which holds unique key '\(uniqueKey ?? "")' (or has this id)") }
-            if wait { outcome = try await Waiter(queue: queue, id: result.id, queueName: self.queue).run() }
+            outcome = try await job.push(try envelope(payload), to: queue)
         }
         if outcome != 0 { throw ExitCode(outcome) }
     }
@@ -138,7 +115,76 @@ struct PushCommand: AsyncParsableCommand {
             merged += results.filter { if case .merged = $0 { return true }; return false }.count
         }
         let seconds = (ContinuousClock.now - started).seconds
-        print("pushed \(envelopes.count - merged) jobs (\(merged) merged) onto '\(self.queue)' in \(String(format: "%.2f", seconds)) s")
+        print("pushed \(envelopes.count - merged) jobs (\(merged) merged) onto '\(job.queue)' in \(String(format: "%.2f", seconds)) s")
+    }
+}
+
+/// What every push takes whatever the kind: where, when, how often, and whether to wait.
+struct QueueOptions: ParsableArguments {
+    @Option(help: "Queue name.")
+    var queue = "default"
+
+    @Option(help: "Priority from 0 to 9; higher runs first.")
+    var priority = 5
+
+    @Option(name: .customLong("in"), help: "Run after this delay (30s, 10m, 2h, 1d).")
+    var delay: String?
+
+    @Option(help: "Run at this time (ISO 8601, e.g. 2026-11-22T03:00:00Z).")
+    var at: String?
+
+    @Option(help: "Merge with a queued or running job holding the same key.")
+    var uniqueKey: String?
+
+    @Option(help: "Attempts before the job goes dead (default: the kind's).")
+    var maxAttempts: Int?
+
+    @Option(help: "Seconds one attempt may run (default: the kind's).")
+    var timeout: Double?
+
+    @Flag(help: "Wait for the job to end, showing its progress; exit with its outcome.")
+    var wait = false
+
+    func validate() throws {
+        if delay != nil && at != nil { throw ValidationError("use --in or --at, not both") }
+        if !JobEnvelope.priorities.contains(priority) { throw ValidationError("--priority must be from 0 to 9, not \(priority)") }
+    }
+
+    func runAt() throws -> Date? {
+        if let delay { return Date().addingTimeInterval(try parseDuration(delay, option: "--in").seconds) }
+        if let at { return try parseTime(at, option: "--at") }
+        return nil
+    }
+
+    /// The envelope of a job of `kind`, checked against the registry.
+    func envelope(kind: String, payload: JSONValue, defaults: (maxAttempts: Int, timeout: Duration, version: Int), runAt: Date?, registry: JobRegistry) throws -> JobEnvelope {
+        let envelope = JobEnvelope(
+            kind: kind, version: defaults.version, payload: payload, queue: queue, priority: priority,
+            maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: timeout ?? defaults.timeout.seconds,
+            runAt: runAt, uniqueKey: uniqueKey, traceparent: environment("TRACEPARENT"))
+        try envelope.validate()
+        try registry.check(envelope)
+        return envelope
+    }
+
+    /// Pushes one envelope, prints its id, and waits if asked: the exit code.
+    func push(_ envelope: JobEnvelope, to queue: RedisQueue) async throws -> Int32 {
+        let result = try await queue.push(envelope)
+        print(result.id)
+        if case .merged = result { stderrLine("merged into job \(result.id), which holds unique key '\(uniqueKey ?? "")' (or has this id)") }
+        return wait ? try await Waiter(queue: queue, id: result.id, queueName: self.queue).run() : 0
+    }
+
+    /// Pushes one job of `kind` with `payload`: what a kind's own subcommand calls.
+    func push(kind: String, payload: JSONValue, redis: RedisOptions) async throws {
+        var outcome: Int32 = 0
+        try await reportingFailures {
+            let registry = Kinds.registry
+            guard let defaults = registry.defaults(for: kind) else { throw ValidationError("unknown job kind '\(kind)'") }
+            let queue = try redis.queue(logger: makeLogger("dbq.push"), connections: 1)
+            outcome = try await push(try envelope(kind: kind, payload: payload, defaults: defaults, runAt: try runAt(), registry: registry), to: queue)
+        }
+        if outcome != 0 { throw ExitCode(outcome) }
     }
 }
 

@@ -1,13 +1,24 @@
 import ArgumentParser
 import Backups
+import Configuration
 import Foundation
 import Logging
 import Queue
 
+/// `dbq run`: like `dbq push`, a kind with its own subcommand takes only its options.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run one job inline, in this process, without Redis (an in-memory queue).",
+        discussion: "dbq run KIND [options] for any kind; these kinds have a subcommand of their own: migrate, migrate-revert, validate-integrity.",
+        subcommands: [RunAny.self, RunMigrate.self, RunMigrateRevert.self, RunValidateIntegrity.self],
+        defaultSubcommand: RunAny.self)
+}
+
+struct RunAny: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "job",
+        abstract: "Run one job of any kind inline (the default: 'dbq run KIND …').",
         discussion: """
             Takes the same job options as 'dbq push' (dbq run export --database main --policy p.yaml). \
             Prints the job's result as JSON; exits 0 if it succeeded, 1 if it ended dead.
@@ -20,37 +31,45 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var config: ConfigOptions
 
     func run() async throws {
-        var failed = false
-        try await reportingFailures {
-            let loaded = try config.load()
-            let backupEnvironment = BackupEnvironment(configuration: loaded, locks: MemoryLocks(), logger: makeLogger("dbq.run"))
-            let registry = Kinds.registry { backupEnvironment }
-            guard let defaults = registry.defaults(for: kind) else {
-                throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")
-            }
+        try await runInline(kind: kind, config: config, maxAttempts: maxAttempts) { loaded in
             var value: JSONValue
             do { value = try JSONValue(json: payload) } catch { throw ValidationError("the payload is not valid JSON: \(JSONErrorText.describe(error))") }
-            value = try backupOptions.apply(to: value, kind: kind, configuration: loaded)
-            let envelope = JobEnvelope(kind: kind, version: defaults.version, payload: value, queue: "inline",
-                                       maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: defaults.timeout.seconds)
-            try registry.check(envelope)
-            let queue = MemoryQueue()
-            _ = try await queue.push(envelope)
-            // The outcome is printed below; the worker's own log only when asked for.
-            var logger = makeLogger("dbq.run")
-            if environment("DBQ_LOG_LEVEL") == nil { logger.logLevel = .critical }
-            let worker = Worker(driver: queue, registry: registry, configuration: WorkerConfiguration(
-                queues: [("inline", 1)], concurrency: 1, idleWait: .milliseconds(50),
-                retryPolicy: RetryPolicy(backoff: .init(base: .milliseconds(200), cap: .seconds(5))),
-                workerID: "inline", exitWhenIdle: true), logger: logger)
-            try await worker.run()
-            guard let record = queue.record(envelope.id) else { throw CheckFailure("the job vanished") }
-            if let result = record.result { print(result.jsonText) }
-            if record.state != .succeeded {
-                stderrLine("dbq: job \(record.state.rawValue) after \(record.attempt) attempts: \(record.error ?? "?")")
-                failed = true
-            }
+            return try backupOptions.apply(to: value, kind: kind, configuration: loaded)
         }
-        if failed { throw ExitCode.failure }
     }
+}
+
+/// Runs one job of `kind` in this process with an in-memory queue and the worker's code;
+/// prints its result; exits 1 unless it succeeded.
+func runInline(kind: String, config: ConfigOptions, maxAttempts: Int?, payload: (DBQConfiguration) throws -> JSONValue) async throws {
+    var failed = false
+    try await reportingFailures {
+        let loaded = try config.load()
+        let backupEnvironment = BackupEnvironment(configuration: loaded, locks: MemoryLocks(), logger: makeLogger("dbq.run"))
+        let registry = Kinds.registry { backupEnvironment }
+        guard let defaults = registry.defaults(for: kind) else {
+            throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")
+        }
+        let value = try payload(loaded)
+        let envelope = JobEnvelope(kind: kind, version: defaults.version, payload: value, queue: "inline",
+                                   maxAttempts: maxAttempts ?? defaults.maxAttempts, timeoutSeconds: defaults.timeout.seconds)
+        try registry.check(envelope)
+        let queue = MemoryQueue()
+        _ = try await queue.push(envelope)
+        // The outcome is printed below; the worker's own log only when asked for.
+        var logger = makeLogger("dbq.run")
+        if environment("DBQ_LOG_LEVEL") == nil { logger.logLevel = .critical }
+        let worker = Worker(driver: queue, registry: registry, configuration: WorkerConfiguration(
+            queues: [("inline", 1)], concurrency: 1, idleWait: .milliseconds(50),
+            retryPolicy: RetryPolicy(backoff: .init(base: .milliseconds(200), cap: .seconds(5))),
+            workerID: "inline", exitWhenIdle: true), logger: logger)
+        try await worker.run()
+        guard let record = queue.record(envelope.id) else { throw CheckFailure("the job vanished") }
+        if let result = record.result { print(result.jsonText) }
+        if record.state != .succeeded {
+            stderrLine("dbq: job \(record.state.rawValue) after \(record.attempt) attempts: \(record.error ?? "?")")
+            failed = true
+        }
+    }
+    if failed { throw ExitCode.failure }
 }

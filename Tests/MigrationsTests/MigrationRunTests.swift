@@ -236,6 +236,56 @@ struct MigrationRunTests {
     }
 }
 
+extension MigrationRunTests {
+    @Test("validate-integrity: rows breaking a NOT VALID foreign key and check, and a pending migration's NOT NULL and UNIQUE, counted with samples; read-only")
+    func validateIntegrity() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE TABLE orders (id int PRIMARY KEY, user_id bigint, total numeric);
+            INSERT INTO orders SELECT i, CASE WHEN i % 100 = 0 THEN 900000 + i ELSE i END, CASE WHEN i % 250 = 0 THEN -1 ELSE i END FROM generate_series(1, 1000) i;
+            ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;
+            ALTER TABLE orders ADD CONSTRAINT orders_positive CHECK (total >= 0) NOT VALID;
+            UPDATE users SET email = NULL WHERE id IN (3, 4);
+            UPDATE users SET name = 'Twin' WHERE id IN (7, 8, 9);
+            """)
+        let files = [
+            MigrationFile(version: "0001", name: "tighten", up: """
+                ALTER TABLE users ALTER COLUMN email SET NOT NULL; -- dbq:allow set-not-null
+                CREATE UNIQUE INDEX CONCURRENTLY users_name ON users (name);
+                CREATE TABLE fresh (id int);
+                CREATE UNIQUE INDEX fresh_id ON fresh (id);
+                """),
+        ]
+        #expect(try ValidateIntegrityJob.pendingConstraints(files).map { "\($0.kind) \($0.table) \($0.columns) \($0.source)" } == [
+            "not-null users [\"email\"] 0001_tighten.up.sql:1", "unique users [\"name\"] 0001_tighten.up.sql:2",
+        ])
+        let before = try await c.query("SELECT count(*) FROM users WHERE email IS NULL").scalar
+        guard case .object(let result)? = try await ValidateIntegrityJob { env }.run(.init(database: "main", files: files, samples: 3), context: Self.context()),
+              case .array(let violations)? = result["violations"] else { Issue.record("no result"); return }
+        #expect(result["clean"] == .bool(false))
+        func find(_ kind: String) -> [String: JSONValue]? {
+            violations.compactMap { if case .object(let o) = $0, o["kind"] == .string(kind) { o } else { nil } }.first
+        }
+        #expect(find("foreign-key")?["rows"] == .number(10))
+        #expect(find("foreign-key")?["source"] == .string("orders_user_fk (NOT VALID)"))
+        #expect(find("foreign-key")?["samples"] == .array(["900100", "900200", "900300"].map(JSONValue.string)))
+        #expect(find("check")?["rows"] == .number(4))
+        #expect(find("not-null")?["rows"] == .number(2))
+        #expect(find("unique")?["rows"] == .number(1))
+        #expect(find("unique")?["samples"] == .array([.string("Twin ×3")]))
+        #expect(try await c.query("SELECT count(*) FROM users WHERE email IS NULL").scalar == before, "read-only")
+
+        _ = try await c.execute("DELETE FROM orders WHERE user_id > 900000 OR total < 0; UPDATE users SET email = 'x' || id WHERE email IS NULL; UPDATE users SET name = 'N' || id WHERE name = 'Twin'")
+        guard case .object(let clean)? = try await ValidateIntegrityJob { env }.run(.init(database: "main", files: files), context: Self.context()) else { return }
+        #expect(clean["clean"] == .bool(true))
+        #expect(clean["checks"] == .number(4))
+    }
+}
+
 /// A real worker process killed in the middle of a transactional migration.
 @Suite("Migrations under faults: SIGKILL mid-migration (real worker, real PostgreSQL and Redis)", .serialized)
 struct MigrationFaultTests {
