@@ -109,7 +109,7 @@ let package = Package(
         // Export (and, next, import) of tables, masked by an anonymization policy.
         .target(
             name: "Exports",
-            dependencies: ["Anonymization", "Backups", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
+            dependencies: ["Anonymization", "Backups", "Snapshots", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(name: "AnonymizationTests", dependencies: ["Anonymization", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         .testTarget(
             name: "ExportsTests",
-            dependencies: ["Exports", "Anonymization", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
+            dependencies: ["Exports", "Anonymization", "Backups", "Snapshots", "Configuration", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),

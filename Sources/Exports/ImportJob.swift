@@ -6,6 +6,7 @@ import Foundation
 import ObjectStorage
 import PostgresClient
 import Queue
+import Snapshots
 
 /// `import`: an export loaded into a configured database in one transaction: each table
 /// streamed with `COPY FROM` into a temporary table, then merged by the mode; sequences
@@ -39,9 +40,12 @@ public struct ImportJob: Job {
         /// Run the export's `schema.sql` first (for an empty database).
         public var createSchema: Bool?
         public var dryRun: Bool?
+        /// Snapshot the target's tables the import loads first (named in the result).
+        public var snapshot: Bool?
 
         public init(database: String, storage: String? = nil, export: String? = nil, source: String? = nil, tables: [String]? = nil,
-                    mode: Mode? = nil, createSchema: Bool? = nil, dryRun: Bool? = nil) {
+                    mode: Mode? = nil, createSchema: Bool? = nil, dryRun: Bool? = nil, snapshot: Bool? = nil) {
+            self.snapshot = snapshot
             self.database = database
             self.storage = storage
             self.export = export
@@ -64,10 +68,41 @@ public struct ImportJob: Job {
         let url = try env.database(payload.database)
         let (_, store) = try env.store(payload.storage)
         let entry = try await ExportCatalog.load(store).find(payload.export ?? "latest", database: payload.source)
+        let limit = env.objectLimit(payload.storage)
         return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
                                                     wait: env.lockWait) {
-            try await Self.load(entry, payload: payload, url: url, store: store, context: context)
+            var snapshot: String?
+            if payload.snapshot ?? false, !(payload.dryRun ?? false) {
+                snapshot = try await Self.snapshotFirst(entry, payload: payload, url: url, store: store, objectLimit: limit, context: context)
+            }
+            var result = try await Self.load(entry, payload: payload, url: url, store: store, context: context)
+            if case .object(var fields) = result, payload.snapshot ?? false {
+                fields["snapshot"] = snapshot.map(JSONValue.string) ?? .null
+                result = .object(fields)
+            }
+            return result
         }
+    }
+
+    /// Snapshots the tables of the target that the import will load (those that exist):
+    /// the snapshot's id, or nil when none exists yet (an import into an empty database).
+    static func snapshotFirst(_ entry: ExportCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,
+                              objectLimit: Int64, context: JobContext) async throws -> String? {
+        let wanted = Set(payload.tables.map { $0.map { $0.contains(".") ? $0 : "public.\($0)" } } ?? entry.manifest.tables.map(\.qualifiedName))
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq import")
+        } catch {
+            throw classifyConnect(error, database: payload.database)
+        }
+        let existing = try await SnapshotQueries.shapes(connection).keys.filter(wanted.contains).sorted()
+        await connection.close()
+        guard !existing.isEmpty else { return nil }
+        await context.progress(JobProgress(message: "snapshot of \(existing.count) tables before importing"))
+        let manifest = try await SnapshotJob.snapshot(
+            .init(database: payload.database, storage: payload.storage, tables: existing, label: "before importing export \(entry.id)"),
+            url: url, store: store, objectLimit: objectLimit, codec: .zstd, context: context)
+        return manifest.id
     }
 
     static func load(_ entry: ExportCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,

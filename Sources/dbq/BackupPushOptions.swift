@@ -8,7 +8,7 @@ import Queue
 /// The options of `dbq push` that fill the payload of the backup kinds, so that nobody
 /// writes JSON for a backup. Each applies to some kinds; given for another, it is refused.
 struct BackupPushOptions: ParsableArguments {
-    @Option(help: "backup, restore, verify-backup, retention, export, import, snapshot, rollback, snapshot-retention: the configured database.")
+    @Option(help: "backup, restore, verify-backup, retention, export, import, snapshot, snapshot-retention: the configured database.")
     var database: String?
     @Option(help: "The same kinds: the configured storage (default: 'archive', the only one, or the local default).")
     var storage: String?
@@ -58,28 +58,26 @@ struct BackupPushOptions: ParsableArguments {
     var mode: String?
     @Flag(help: "import: run the export's schema.sql first (an empty database).")
     var createSchema = false
-    @Flag(help: "import: report rows to insert, update and skip; rollback: rows per table now and in the snapshot; snapshot-retention: what would go. Changes nothing.")
+    @Flag(help: "import: report rows to insert, update and skip; snapshot-retention: what would go. Changes nothing.")
     var dryRun = false
     @Option(help: "snapshot: every table of this schema (instead of --tables).")
     var schema: String?
     @Option(help: "snapshot: a note kept in the manifest (e.g. 'before 0042_split_names').")
     var label: String?
-    @Option(help: "rollback: the snapshot to load back: id, job id or prefix, or 'latest' (of the database).")
-    var snapshot: String?
-    @Flag(help: "rollback: yes, replace every row of the snapshot's tables (changes since the snapshot are lost).")
-    var confirm = false
+    @Flag(help: "import: snapshot the tables the import loads first (the result names the snapshot; dbq push rollback --snapshot ID --confirm loads it back).")
+    var snapshot = false
     @Option(help: "snapshot-retention: remove snapshots older than this (e.g. 14d); the newest is always kept.")
     var maxAge: String?
 
     /// The kinds that work on a configured database (and a storage).
     static let databaseKinds: Set<String> = ["backup", "restore", "verify-backup", "retention", "export", "import",
-                                             "snapshot", "rollback", "snapshot-retention"]
+                                             "snapshot", "snapshot-retention"]
 
     static let kindsByOption: [String: Set<String>] = [
         "database": Self.databaseKinds, "storage": Self.databaseKinds,
-        "export": ["import"], "mode": ["import"], "create-schema": ["import"], "dry-run": ["import", "rollback", "snapshot-retention"],
+        "export": ["import"], "mode": ["import"], "create-schema": ["import"], "dry-run": ["import", "snapshot-retention"],
         "codec": ["backup", "export", "snapshot"], "level": ["backup"],
-        "schema": ["snapshot"], "label": ["snapshot"], "snapshot": ["rollback"], "confirm": ["rollback"], "max-age": ["snapshot-retention"],
+        "schema": ["snapshot"], "label": ["snapshot"], "snapshot": ["import"], "max-age": ["snapshot-retention"],
         "policy": ["export"], "tables": ["export", "import", "snapshot"], "where": ["export"], "format": ["export"], "follow-references": ["export"], "all": ["export"],
         "backup": ["restore", "verify-backup"],
         "target": ["restore"], "create": ["restore"], "clean": ["restore"], "force": ["restore"],
@@ -133,8 +131,7 @@ struct BackupPushOptions: ParsableArguments {
         add("dry-run", "dryRun", dryRun ? .bool(true) : nil)
         add("schema", "schema", schema.map(JSONValue.string))
         add("label", "label", label.map(JSONValue.string))
-        add("snapshot", "snapshot", snapshot.map(JSONValue.string))
-        add("confirm", "confirm", confirm ? .bool(true) : nil)
+        add("snapshot", "snapshot", snapshot ? .bool(true) : nil)
         add("max-age", "maxAgeSeconds", try maxAge.map { .number(try parseDuration($0, option: "--max-age").seconds) })
         if schema != nil && tables != nil { throw ValidationError("--schema and --tables exclude each other: name tables, or take a schema's") }
         add("tables", "tables", Self.tableList(tables).map { .array($0.map(JSONValue.string)) })
@@ -184,14 +181,6 @@ struct BackupPushOptions: ParsableArguments {
         }
         if kind == "snapshot", object["tables"] == nil, object["schema"] == nil {
             throw ValidationError("snapshot needs --tables a,b or --schema NAME (the tables a rollback will replace)")
-        }
-        if kind == "rollback" {
-            guard object["snapshot"] != nil else {
-                throw ValidationError("rollback needs --snapshot ID ('dbq snapshots list --database \(database)' shows them; 'latest' takes the newest)")
-            }
-            if object["confirm"] == nil && object["dryRun"] == nil {
-                throw ValidationError("rollback replaces every row of the snapshot's tables (changes since it are lost): add --confirm, or --dry-run to see rows now and in the snapshot")
-            }
         }
         if kind == "snapshot-retention", object["keepLast"] == nil, object["maxAgeSeconds"] == nil {
             throw ValidationError("snapshot-retention needs --keep-last N or --max-age DURATION (or both)")

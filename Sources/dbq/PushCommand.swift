@@ -10,8 +10,8 @@ struct PushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
         abstract: "Push a job onto a queue (prints its id).",
-        discussion: "dbq push KIND [options] for any kind; these kinds have a subcommand of their own, with only their options: migrate, migrate-revert, validate-integrity.",
-        subcommands: [PushAny.self, PushMigrate.self, PushMigrateRevert.self, PushValidateIntegrity.self],
+        discussion: "dbq push KIND [options] for any kind; these kinds have a subcommand of their own, with only their options: rollback, migrate, migrate-revert, validate-integrity.",
+        subcommands: [PushAny.self, PushRollback.self, PushMigrate.self, PushMigrateRevert.self, PushValidateIntegrity.self],
         defaultSubcommand: PushAny.self)
 }
 
@@ -29,7 +29,7 @@ struct PushAny: AsyncParsableCommand {
             $TRACEPARENT is carried in the envelope.
             """)
 
-    @Argument(help: "The job kind: backup, restore, verify-backup, retention, export, import, snapshot, rollback, snapshot-retention, noop, sleep.")
+    @Argument(help: "The job kind: backup, restore, verify-backup, retention, export, import, snapshot, snapshot-retention, noop, sleep (and the kinds with their own subcommand).")
     var kind: String
 
     @OptionGroup var redis: RedisOptions
