@@ -52,13 +52,10 @@ struct MigrateOptions: ParsableArguments {
     @Option(help: "lock_timeout of every statement (default 2s); a statement that times out on a lock is retried with backoff.") var lockTimeout: String?
     @Option(help: "statement_timeout of every statement (default: none).") var statementTimeout: String?
 
-    func validate() throws {
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         for rule in allow where LintRule(rawValue: rule) == nil {
             throw ValidationError("--allow \(rule) is not a lint rule; rules: \(LintRule.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-    }
-
-    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         let files = try source.files(configuration)
         if storage != nil && !snapshot { throw ValidationError("--storage is for --snapshot") }
         if snapshot { try BackupPushOptions.checkStorage(storage.map(JSONValue.string), in: configuration) }
@@ -79,12 +76,9 @@ struct MigrateRevertOptions: ParsableArguments {
     @Option(help: "lock_timeout of every statement (default 2s).") var lockTimeout: String?
     @Option(help: "statement_timeout of every statement (default: none).") var statementTimeout: String?
 
-    func validate() throws {
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         if steps != nil && to != nil { throw ValidationError("give --steps N or --to VERSION, not both") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, not \(steps)") }
-    }
-
-    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         let payload = MigrateRevertJob.Payload(
             database: source.database, files: try source.files(configuration), steps: steps, to: to,
             lockTimeoutMs: try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) },

@@ -14,13 +14,10 @@ struct RollbackOptions: ParsableArguments {
     @Flag(help: "Show rows per table now and in the snapshot, and whether it would be refused; change nothing.") var dryRun = false
     @Option(help: "lock_timeout of each attempt to lock the tables (default 2s); retried with backoff.") var lockTimeout: String?
 
-    func validate() throws {
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         if !confirm && !dryRun {
             throw ValidationError("a rollback replaces every row of the snapshot's tables (changes since it are lost): add --confirm, or --dry-run to see rows now and in the snapshot")
         }
-    }
-
-    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         if !configuration.databases.isEmpty, configuration.databases[database] == nil {
             throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
         }

@@ -44,7 +44,7 @@ struct CLIBackupTests {
         let (several, _) = try config(storage: "  a: {url: \"file:///tmp/a\"}\n  b: {url: \"file:///tmp/b\"}")
         expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main"], environment: ["DBQ_CONFIG": several]),
                     ["several storages are configured (a, b) and none is named 'archive'; say which with --storage"])
-        expectClear(try await runCommand(dbq, ["push", "noop", "--codec", "gzip"], environment: env), ["--codec applies to backup, export, not to noop"])
+        expectClear(try await runCommand(dbq, ["push", "noop", "--codec", "gzip"], environment: env), ["--codec applies to backup, export, snapshot, not to noop"])
         expectClear(try await runCommand(dbq, ["push", "restore", "--database", "main"], environment: env), ["restore needs --target"])
         expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main", "--min-age", "soon"], environment: env),
                     ["--min-age 'soon' is not a duration"])

@@ -1,0 +1,72 @@
+import DBQTestSupport
+import Foundation
+import Testing
+
+/// Snapshots and migrations from the command line: bad input gets one clear line.
+@Suite("dbq snapshots and migrations from the command line: bad input")
+struct CLISnapshotMigrationTests {
+    var dbq: String { TestServices.dbqBinary }
+
+    func setup(files: [String: String]) throws -> (env: [String: String], dir: String) {
+        let dir = TestServices.temporaryDirectory("dbq-cli-migrate")
+        try FileManager.default.createDirectory(atPath: dir + "/migrations", withIntermediateDirectories: true)
+        for (name, text) in files { try text.write(toFile: dir + "/migrations/" + name, atomically: true, encoding: .utf8) }
+        try """
+            redis: "\(TestServices.redisURL)"
+            databases:
+              main: "\(TestServices.databaseURL)"
+            storages:
+              archive: {url: "file://\(dir)/store"}
+            migrations: {main: "\(dir)/migrations"}
+            """.write(toFile: dir + "/dbq.yaml", atomically: true, encoding: .utf8)
+        return (["DBQ_CONFIG": dir + "/dbq.yaml"], dir)
+    }
+
+    func expectClear(_ r: CommandResult, _ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == 1, "exit \(r.status): \(r.stderr)", sourceLocation: sourceLocation)
+        let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count == 1, "stderr: \(r.stderr)", sourceLocation: sourceLocation)
+        for fragment in fragments { #expect(r.stderr.contains(fragment), "missing '\(fragment)' in: \(r.stderr)", sourceLocation: sourceLocation) }
+    }
+
+    @Test("rollback without --confirm, snapshot without tables, an unknown database or storage: one line each, nothing queued")
+    func snapshotRefusals() async throws {
+        let (env, _) = try setup(files: [:])
+        expectClear(try await runCommand(dbq, ["push", "rollback", "--database", "main", "--snapshot", "latest"], environment: env), ["add --confirm, or --dry-run"])
+        expectClear(try await runCommand(dbq, ["push", "rollback", "--database", "nope", "--snapshot", "latest", "--confirm"], environment: env),
+                    ["unknown database 'nope'; configured: main"])
+        expectClear(try await runCommand(dbq, ["push", "rollback", "--database", "main", "--snapshot", "x", "--confirm", "--storage", "s"], environment: env),
+                    ["unknown storage 's'; configured: archive"])
+        expectClear(try await runCommand(dbq, ["push", "snapshot", "--database", "main"], environment: env), ["snapshot needs --tables a,b or --schema NAME"])
+        expectClear(try await runCommand(dbq, ["push", "snapshot", "--database", "main", "--tables", "a", "--schema", "b"], environment: env),
+                    ["--schema and --tables exclude each other"])
+        expectClear(try await runCommand(dbq, ["push", "snapshot-retention", "--database", "main"], environment: env), ["needs --keep-last N or --max-age"])
+        expectClear(try await runCommand(dbq, ["snapshots", "show", "nope"], environment: env), ["no snapshot 'nope' in this storage"])
+        expectClear(try await runCommand(dbq, ["run", "snapshot", "--database", "main", "--tables", "no_such_table"], environment: env),
+                    ["database 'main' has no table 'no_such_table'"])
+    }
+
+    @Test("migration files: a bad name, a syntax error, a dangerous statement, an unknown rule, no folder: one line each")
+    func migrationRefusals() async throws {
+        let (badName, _) = try setup(files: ["1-init.sql": "SELECT 1;"])
+        expectClear(try await runCommand(dbq, ["migrations", "lint", "--database", "main"], environment: badName), ["1-init.sql: a migration file is named NNNN_name.up.sql"])
+        let (syntax, _) = try setup(files: ["0001_a.up.sql": "CREATE TABLE a (id int);\nCREAT TABLE b (id int);"])
+        expectClear(try await runCommand(dbq, ["push", "migrate", "--database", "main"], environment: syntax),
+                    ["0001_a.up.sql: line 2, column 1: syntax error at or near \"CREAT\""])
+        let (danger, _) = try setup(files: ["0001_a.up.sql": "DROP TABLE legacy;"])
+        let lint = try await runCommand(dbq, ["migrations", "lint", "--database", "main"], environment: danger)
+        #expect(lint.status == 1)
+        #expect(lint.stdout.contains("0001_a.up.sql:1: drop-table (danger): DROP TABLE public.legacy"))
+        #expect(try await runCommand(dbq, ["migrations", "lint", "--database", "main", "--allow", "drop-table"], environment: danger).status == 0)
+        expectClear(try await runCommand(dbq, ["push", "migrate", "--database", "main", "--allow", "drop-tables"], environment: danger),
+                    ["--allow drop-tables is not a lint rule"])
+        expectClear(try await runCommand(dbq, ["push", "migrate-revert", "--database", "main", "--steps", "1", "--to", "0001"], environment: danger),
+                    ["give --steps N or --to VERSION, not both"])
+        let (env, dir) = try setup(files: [:])
+        expectClear(try await runCommand(dbq, ["push", "migrate", "--database", "other"], environment: env), ["unknown database 'other'; configured: main"])
+        let text = try String(contentsOfFile: dir + "/dbq.yaml", encoding: .utf8).replacingOccurrences(of: "migrations: {main: \"\(dir)/migrations\"}", with: "")
+        try text.write(toFile: dir + "/dbq.yaml", atomically: true, encoding: .utf8)
+        expectClear(try await runCommand(dbq, ["push", "migrate", "--database", "main"], environment: env),
+                    ["no migrations folder for database 'main': pass --dir FOLDER or add migrations: {main: jobs/migrations} to dbq.yaml"])
+    }
+}
