@@ -129,6 +129,12 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Index advice (pg_stat_statements, HypoPG, the catalog's checks) and safe index builds.
+        .target(
+            name: "Indexes",
+            dependencies: ["PostgresParser", "Backups", "Queue", "PostgresClient", "DBQSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // dbq.yaml with environment overrides.
         .target(
             name: "Configuration",
@@ -139,7 +145,7 @@ let package = Package(
             name: "dbq",
             dependencies: [
                 "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "Configuration",
-                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser",
+                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -185,6 +191,12 @@ let package = Package(
         .testTarget(
             name: "MigrationsTests",
             dependencies: ["Migrations", "PostgresParser", "Snapshots", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Queue",
+                           "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IndexesTests",
+            dependencies: ["Indexes", "PostgresParser", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Queue",
                            "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A node of PostgreSQL's parse tree as libpg_query prints it (JSON): objects keyed by
 /// field name, node types as one-key objects (`{"CreateStmt": {…}}`).
 public indirect enum ParseNode: Sendable, Equatable, Decodable {
@@ -26,6 +28,10 @@ public indirect enum ParseNode: Sendable, Equatable, Decodable {
     public var string: String? { if case .string(let s) = self { return s }; return nil }
     public var bool: Bool { if case .bool(let b) = self { return b }; return false }
     public var int: Int? { if case .number(let n) = self { return Int(n) }; return nil }
+    public var double: Double? { if case .number(let n) = self { return n }; return nil }
+
+    /// Any JSON text (EXPLAIN's, say) as nodes.
+    public static func json(_ text: String) -> ParseNode? { try? JSONDecoder().decode(ParseNode.self, from: Data(text.utf8)) }
     public var array: [ParseNode] { if case .array(let a) = self { return a }; return [] }
 
     /// A one-key node's type and body (`CreateStmt`, {…}).

@@ -3,6 +3,7 @@ import Backups
 import Exports
 import Snapshots
 import Migrations
+import Indexes
 import Configuration
 import DBQSupport
 import Foundation
@@ -55,6 +56,7 @@ enum Kinds {
         registry.registerExportJobs(environment: environment)
         registry.registerSnapshotJobs(environment: environment)
         registry.registerMigrationJobs(environment: environment)
+        registry.registerIndexJobs(environment: environment)
         return registry
     }
 }

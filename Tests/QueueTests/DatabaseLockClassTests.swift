@@ -3,18 +3,19 @@ import Testing
 
 @Suite("Database lock classes: which kinds may run together on one database")
 struct DatabaseLockClassTests {
-    @Test("reads and maintenance share a database; a DDL job runs alone; kinds that touch no database take no lock")
+    @Test("reads, maintenance and one index build share a database; a DDL job runs alone; kinds that touch no database take no lock")
     func table() {
         let expected: [(String, DatabaseLockClass?)] = [
-            ("backup", .read), ("export", .read), ("snapshot", .read),
-            ("vacuum", .maintenance), ("analyze", .maintenance), ("reindex", .maintenance),
-            ("import", .ddl), ("restore", .ddl), ("migrate", .ddl), ("rollback", .ddl), ("create-index", .ddl), ("partition", .ddl),
+            ("backup", .read), ("export", .read), ("snapshot", .read), ("validate-integrity", .read), ("index-advice", .read),
+            ("vacuum", .maintenance), ("analyze", .maintenance), ("maintenance", .maintenance),
+            ("create-index", .build), ("drop-index", .build), ("reindex", .build),
+            ("import", .ddl), ("restore", .ddl), ("migrate", .ddl), ("migrate-revert", .ddl), ("rollback", .ddl), ("partition", .ddl),
             ("retention", nil), ("verify-backup", nil), ("noop", nil), ("sleep", nil),
         ]
         for (kind, lockClass) in expected { #expect(DatabaseLockClass.of(kind: kind) == lockClass, "\(kind)") }
         for a in DatabaseLockClass.allCases {
             for b in DatabaseLockClass.allCases {
-                #expect(DatabaseLockClass.compatible(a, b) == (a != .ddl && b != .ddl), "\(a) with \(b)")
+                #expect(DatabaseLockClass.compatible(a, b) == (a != .ddl && b != .ddl && !(a == .build && b == .build)), "\(a) with \(b)")
                 #expect(DatabaseLockClass.compatible(a, b) == DatabaseLockClass.compatible(b, a))
             }
         }
@@ -37,6 +38,19 @@ struct DatabaseLockClassTests {
         for owner in ["export", "backup", "vacuum"] { try await locks.release(name, mode: .shared, owner: owner) }
         #expect(try await locks.tryAcquire(name, mode: DatabaseLockClass.ddl.mode, owner: "import", ttl: .seconds(30)))
         #expect(try await !locks.tryAcquire(name, mode: DatabaseLockClass.read.mode, owner: "backup2", ttl: .seconds(30)))
+        // Index builds: beside a backup, one at a time.
+        try await locks.release(name, mode: .exclusive, owner: "import")
+        let started = try await locks.withDatabaseLock("main", kind: "backup", owner: "backup3", wait: .seconds(1)) {
+            try await locks.withDatabaseLock("main", kind: "create-index", owner: "build1", wait: .seconds(1)) {
+                do {
+                    _ = try await locks.withDatabaseLock("main", kind: "reindex", owner: "build2", wait: .milliseconds(200)) { 1 }
+                    return false
+                } catch {
+                    return "\(error)".contains("index-build:main is locked")
+                }
+            }
+        }
+        #expect(started, "a build runs beside a backup, and a second build waits for the first")
         // Another database is another lock.
         #expect(try await locks.tryAcquire(DatabaseLockClass.lockName(database: "other"), mode: .shared, owner: "backup2", ttl: .seconds(30)))
     }

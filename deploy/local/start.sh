@@ -25,11 +25,19 @@ if [ ! -f "$PGDATA/PG_VERSION" ]; then
   rm -f "$pwfile"
 fi
 mkdir -p "$PG_DIR/sock" && chown postgres: "$PG_DIR/sock"
+# pg_stat_statements is loaded at start (index advice reads the workload from it); a
+# cluster started without it (by an older start.sh) is restarted with it.
+PG_OPTIONS="-p $DBQ_PG_PORT -k $PG_DIR/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
 if runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-  say "postgres: already running on 127.0.0.1:$DBQ_PG_PORT"
+  if runuser -u postgres -- psql -X -q -A -t -h "$PG_DIR/sock" -p "$DBQ_PG_PORT" -U postgres -d postgres -c "SHOW shared_preload_libraries" 2>/dev/null | grep -q pg_stat_statements; then
+    say "postgres: already running on 127.0.0.1:$DBQ_PG_PORT"
+  else
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PG_DIR/server.log" -w -t 60 -m fast -o "$PG_OPTIONS" restart >/dev/null \
+      || { tail -n 20 "$PG_DIR/server.log" >&2; die "PostgreSQL did not restart (log: $PG_DIR/server.log)"; }
+    say "postgres: restarted on 127.0.0.1:$DBQ_PG_PORT with pg_stat_statements loaded"
+  fi
 else
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-p $DBQ_PG_PORT -k $PG_DIR/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PG_DIR/server.log" -w -t 60 -o "$PG_OPTIONS" \
     start >/dev/null || { tail -n 20 "$PG_DIR/server.log" >&2; die "PostgreSQL did not start (log: $PG_DIR/server.log)"; }
   say "postgres: started on 127.0.0.1:$DBQ_PG_PORT"
 fi

@@ -1,0 +1,175 @@
+import Foundation
+import PostgresClient
+import PostgresParser
+
+/// Missing indexes from the real workload: the top statements of `pg_stat_statements`,
+/// their candidate columns from PostgreSQL's parser, and each candidate's what-if plan
+/// cost with HypoPG (hypothetical indexes: nothing is built).
+public enum WorkloadAdvisor {
+    public struct Options: Sendable, Equatable {
+        public var minCalls: Int64 = 10
+        public var minMeanMs: Double = 0
+        /// A candidate is recommended when it cuts a statement's plan cost by at least this share.
+        public var minSavings: Double = 0.5
+        public var maxStatements: Int = 1000
+        public init() {}
+    }
+
+    public struct Availability: Sendable, Equatable {
+        public var statements: Bool
+        public var hypopg: Bool
+        /// What is missing and how to enable it.
+        public var notes: [String]
+    }
+
+    public static func availability(_ connection: PostgresConnection, database: String) async throws -> Availability {
+        let rows = try await connection.query("""
+            SELECT current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%',
+                   EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'),
+                   EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg'),
+                   EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')
+            """)
+        let r = rows.first
+        var notes: [String] = []
+        let loaded = r?[0] == "t", statements = r?[1] == "t", hypopg = r?[2] == "t", available = r?[3] == "t"
+        if !loaded {
+            notes.append("pg_stat_statements is not loaded: add shared_preload_libraries = 'pg_stat_statements' to postgresql.conf, restart PostgreSQL, then CREATE EXTENSION pg_stat_statements in database '\(database)'; without the workload, missing indexes are guessed from sequential scans (heuristic)")
+        } else if !statements {
+            notes.append("pg_stat_statements is loaded but not created in database '\(database)': CREATE EXTENSION pg_stat_statements")
+        }
+        if !hypopg {
+            notes.append(available
+                ? "HypoPG is installed on the server but not in database '\(database)': CREATE EXTENSION hypopg (what-if costs; without it candidates are not costed: heuristic)"
+                : "HypoPG is not installed on the server (Debian: apt install postgresql-15-hypopg; then CREATE EXTENSION hypopg in database '\(database)'); without it candidates are not costed: heuristic")
+        }
+        return Availability(statements: loaded && statements, hypopg: hypopg, notes: notes)
+    }
+
+    public struct Statement: Sendable, Equatable {
+        public var query: String
+        public var calls: Int64
+        public var meanMs: Double
+    }
+
+    /// The database's top statements by total time.
+    public static func statements(_ connection: PostgresConnection, options: Options) async throws -> [Statement] {
+        try await connection.query("""
+            SELECT query, calls, mean_exec_time FROM pg_stat_statements
+            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel
+              AND calls >= $1 AND mean_exec_time >= $2
+              AND query !~* '\\m(pg_catalog|pg_stat|information_schema|hypopg|dbq_)'
+            ORDER BY total_exec_time DESC LIMIT \(options.maxStatements)
+            """, [PostgresParameter(String(options.minCalls)), PostgresParameter(String(options.minMeanMs))]).compactMap { r in
+            guard let query = r[0] else { return nil }
+            return Statement(query: query, calls: Int64(r[1] ?? "0") ?? 0, meanMs: Double(r[2] ?? "0") ?? 0)
+        }
+    }
+
+    /// Recommendations (and, without HypoPG, heuristic candidates) for the workload.
+    public static func advise(_ connection: PostgresConnection, catalog: IndexCatalog, availability: Availability,
+                              options: Options) async throws -> [IndexFinding] {
+        guard availability.statements else { return [] }
+        let workload = try await statements(connection, options: options)
+        var found: [WorkloadCandidates.Candidate: (statements: [String], before: Double, after: Double, bytes: Int64, weight: Double, calls: Int64)] = [:]
+        var heuristic: [WorkloadCandidates.Candidate: (statements: [String], calls: Int64)] = [:]
+        if availability.hypopg {
+            _ = try await connection.execute("SET plan_cache_mode = force_generic_plan")
+            _ = try await connection.query("SELECT hypopg_reset()")
+        }
+        for statement in workload {
+            let candidates = WorkloadCandidates.candidates(statement.query, catalog: catalog)
+                .filter { (catalog.table($0.table)?.liveRows ?? 0) > 0 && catalog.table($0.table)?.partitioned == false }
+            guard !candidates.isEmpty else { continue }
+            guard availability.hypopg else {
+                for c in candidates where c.columns.count == 1 {
+                    heuristic[c, default: ([], 0)].statements.append(statement.query)
+                    heuristic[c, default: ([], 0)].calls += statement.calls
+                }
+                continue
+            }
+            guard let before = try await cost(statement.query, connection: connection) else { continue }
+            var best: (WorkloadCandidates.Candidate, Double, Int64)?
+            for candidate in candidates {
+                let columns = candidate.columns.map(IndexCatalog.quotedIfNeeded).joined(separator: ", ")
+                let (schema, table) = split(candidate.table)
+                guard let hypo = try? await connection.query("SELECT indexrelid, hypopg_relation_size(indexrelid) FROM hypopg_create_index($1)",
+                                                             [PostgresParameter("CREATE INDEX ON \(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(table)) (\(columns))")]).first
+                else { continue }
+                let after = try await cost(statement.query, connection: connection)
+                _ = try await connection.query("SELECT hypopg_reset()")
+                guard let after else { continue }
+                if best == nil || after < best!.1 * 0.95 || (after <= best!.1 * 1.05 && candidate.columns.count < best!.0.columns.count) {
+                    best = (candidate, after, Int64(hypo[1] ?? "0") ?? 0)
+                }
+            }
+            guard let (candidate, after, bytes) = best, before > 0, (before - after) / before >= options.minSavings else { continue }
+            var entry = found[candidate] ?? ([], before, after, bytes, 0, 0)
+            entry.statements.append(statement.query)
+            entry.weight += Double(statement.calls) * (before - after)
+            entry.calls += statement.calls
+            if (before - after) / before > (entry.before - entry.after) / entry.before { entry.before = before; entry.after = after }
+            found[candidate] = entry
+        }
+        if availability.hypopg { _ = try await connection.execute("RESET plan_cache_mode") }
+
+        var out: [IndexFinding] = []
+        let age = max(catalog.statsAgeSeconds ?? 0, 1)
+        for (candidate, e) in found.sorted(by: { $0.value.weight > $1.value.weight }) {
+            let savings = (e.before - e.after) / e.before
+            let table = catalog.table(candidate.table)
+            var finding = IndexFinding(kind: .missing, priority: savings >= 0.9 ? .high : .medium, table: candidate.table,
+                                       reason: String(format: "cuts the plan cost of %d statement%@ (%lld calls) by %.0f%% (%.1f → %.1f)",
+                                                      e.statements.count, e.statements.count == 1 ? "" : "s", e.calls, savings * 100, e.before, e.after),
+                                       sql: createSQL(candidate))
+            finding.costBefore = e.before
+            finding.costAfter = e.after
+            finding.estimatedBytes = e.bytes
+            finding.writesPerSecond = table.map { Double($0.writes) / age }
+            finding.statements = Array(e.statements.prefix(5))
+            finding.columns = candidate.columns
+            if let w = finding.writesPerSecond, w > 0 { finding.reason += String(format: "; the table takes %.1f writes/s, each also updating this index", w) }
+            out.append(finding)
+        }
+        for (candidate, e) in heuristic.sorted(by: { $0.value.calls > $1.value.calls }) where (catalog.table(candidate.table)?.liveRows ?? 0) >= 10_000 {
+            var finding = IndexFinding(kind: .missing, priority: .low, table: candidate.table,
+                                       reason: "filtered, joined or sorted on in \(e.statements.count) statement(s), \(e.calls) calls; not costed (HypoPG is missing): a guess",
+                                       sql: createSQL(candidate), heuristic: true)
+            finding.statements = Array(e.statements.prefix(5))
+            finding.columns = candidate.columns
+            out.append(finding)
+        }
+        return out
+    }
+
+    static func split(_ qualified: String) -> (String, String) {
+        guard let dot = qualified.firstIndex(of: ".") else { return ("public", qualified) }
+        return (String(qualified[..<dot]), String(qualified[qualified.index(after: dot)...]))
+    }
+
+    static func createSQL(_ candidate: WorkloadCandidates.Candidate) -> String {
+        let (schema, table) = split(candidate.table)
+        let name = IndexBuildPlan.defaultName(table: table, columns: candidate.columns)
+        return "CREATE INDEX CONCURRENTLY \(IndexCatalog.quotedIfNeeded(name)) ON \(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(table)) (\(candidate.columns.map(IndexCatalog.quotedIfNeeded).joined(separator: ", ")))"
+    }
+
+    /// The generic plan's total cost of `query` (parameters $n allowed), or nil when it
+    /// cannot be planned here.
+    static func cost(_ query: String, connection: PostgresConnection) async throws -> Double? {
+        let parameters = (try? SQLParser.parse(query).first).map { stmt in
+            ParseNode.object(["x": stmt.body]).all("ParamRef").compactMap { $0["number"]?.int }.max() ?? 0
+        } ?? 0
+        do {
+            _ = try await connection.execute("PREPARE dbq_advice AS \(query)")
+        } catch {
+            return nil
+        }
+        let arguments = parameters == 0 ? "" : "(" + Array(repeating: "NULL", count: parameters).joined(separator: ", ") + ")"
+        guard let text = try? await connection.query("EXPLAIN (FORMAT JSON) EXECUTE dbq_advice\(arguments)").scalar,
+              let plan = ParseNode.json(text)?.array.first?["Plan"] else {
+            _ = try? await connection.execute("DEALLOCATE dbq_advice")
+            return nil
+        }
+        _ = try await connection.execute("DEALLOCATE dbq_advice")
+        return plan["Total Cost"]?.double
+    }
+}
