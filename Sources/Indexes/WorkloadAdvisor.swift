@@ -87,28 +87,30 @@ public enum WorkloadAdvisor {
                 }
                 continue
             }
-            guard let before = try await cost(statement.query, connection: connection) else { continue }
-            var best: (WorkloadCandidates.Candidate, Double, Int64)?
+            // As dexter does: every candidate at once as a hypothetical index; the plan says
+            // which it would use, and the cost falls by what they save together.
+            guard let before = try await cost(statement.query, connection: connection)?.cost else { continue }
+            var hypothetical: [String: (WorkloadCandidates.Candidate, Int64)] = [:]
             for candidate in candidates {
                 let columns = candidate.columns.map(IndexCatalog.quotedIfNeeded).joined(separator: ", ")
                 let (schema, table) = split(candidate.table)
-                guard let hypo = try? await connection.query("SELECT indexrelid, hypopg_relation_size(indexrelid) FROM hypopg_create_index($1)",
-                                                             [PostgresParameter("CREATE INDEX ON \(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(table)) (\(columns))")]).first
-                else { continue }
-                let after = try await cost(statement.query, connection: connection)
-                _ = try await connection.query("SELECT hypopg_reset()")
-                guard let after else { continue }
-                if best == nil || after < best!.1 * 0.95 || (after <= best!.1 * 1.05 && candidate.columns.count < best!.0.columns.count) {
-                    best = (candidate, after, Int64(hypo[1] ?? "0") ?? 0)
-                }
+                guard let row = try? await connection.query("SELECT indexname, hypopg_relation_size(indexrelid) FROM hypopg_create_index($1)",
+                                                            [PostgresParameter("CREATE INDEX ON \(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(table)) (\(columns))")]).first,
+                      let name = row[0] else { continue }
+                hypothetical[name] = (candidate, Int64(row[1] ?? "0") ?? 0)
             }
-            guard let (candidate, after, bytes) = best, before > 0, (before - after) / before >= options.minSavings else { continue }
-            var entry = found[candidate] ?? ([], before, after, bytes, 0, 0)
-            entry.statements.append(statement.query)
-            entry.weight += Double(statement.calls) * (before - after)
-            entry.calls += statement.calls
-            if (before - after) / before > (entry.before - entry.after) / entry.before { entry.before = before; entry.after = after }
-            found[candidate] = entry
+            let planned = try await cost(statement.query, connection: connection)
+            _ = try await connection.query("SELECT hypopg_reset()")
+            guard let planned, before > 0, (before - planned.cost) / before >= options.minSavings else { continue }
+            for name in planned.indexes {
+                guard let (candidate, bytes) = hypothetical[name] else { continue }
+                var entry = found[candidate] ?? ([], before, planned.cost, bytes, 0, 0)
+                entry.statements.append(statement.query)
+                entry.weight += Double(statement.calls) * (before - planned.cost)
+                entry.calls += statement.calls
+                if (before - planned.cost) / before > (entry.before - entry.after) / entry.before { entry.before = before; entry.after = planned.cost }
+                found[candidate] = entry
+            }
         }
         if availability.hypopg { _ = try await connection.execute("RESET plan_cache_mode") }
 
@@ -152,9 +154,9 @@ public enum WorkloadAdvisor {
         return "CREATE INDEX CONCURRENTLY \(IndexCatalog.quotedIfNeeded(name)) ON \(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(table)) (\(candidate.columns.map(IndexCatalog.quotedIfNeeded).joined(separator: ", ")))"
     }
 
-    /// The generic plan's total cost of `query` (parameters $n allowed), or nil when it
-    /// cannot be planned here.
-    static func cost(_ query: String, connection: PostgresConnection) async throws -> Double? {
+    /// The generic plan's total cost of `query` (parameters $n allowed) and the indexes it
+    /// scans, or nil when it cannot be planned here.
+    static func cost(_ query: String, connection: PostgresConnection) async throws -> (cost: Double, indexes: Set<String>)? {
         let parameters = (try? SQLParser.parse(query).first).map { stmt in
             ParseNode.object(["x": stmt.body]).all("ParamRef").compactMap { $0["number"]?.int }.max() ?? 0
         } ?? 0
@@ -170,6 +172,12 @@ public enum WorkloadAdvisor {
             return nil
         }
         _ = try await connection.execute("DEALLOCATE dbq_advice")
-        return plan["Total Cost"]?.double
+        var indexes: Set<String> = []
+        func walk(_ node: ParseNode) {
+            if let name = node["Index Name"]?.string { indexes.insert(name) }
+            for child in node["Plans"]?.array ?? [] { walk(child) }
+        }
+        walk(plan)
+        return plan["Total Cost"]?.double.map { ($0, indexes) }
     }
 }
