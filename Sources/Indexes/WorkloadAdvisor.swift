@@ -78,7 +78,7 @@ public enum WorkloadAdvisor {
         }
         for statement in workload {
             let candidates = WorkloadCandidates.candidates(statement.query, catalog: catalog)
-                .filter { (catalog.table($0.table)?.liveRows ?? 0) > 0 && catalog.table($0.table)?.partitioned == false }
+                .filter { catalog.table($0.table)?.partitioned == false }
             guard !candidates.isEmpty else { continue }
             guard availability.hypopg else {
                 for c in candidates where c.columns.count == 1 {
