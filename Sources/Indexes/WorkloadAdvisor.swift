@@ -72,10 +72,7 @@ public enum WorkloadAdvisor {
         let workload = try await statements(connection, options: options)
         var found: [WorkloadCandidates.Candidate: (statements: [String], before: Double, after: Double, bytes: Int64, weight: Double, calls: Int64)] = [:]
         var heuristic: [WorkloadCandidates.Candidate: (statements: [String], calls: Int64)] = [:]
-        if availability.hypopg {
-            _ = try await connection.execute("SET plan_cache_mode = force_generic_plan")
-            _ = try await connection.query("SELECT hypopg_reset()")
-        }
+        if availability.hypopg { _ = try await connection.execute("SET plan_cache_mode = force_generic_plan") }
         for statement in workload {
             let candidates = WorkloadCandidates.candidates(statement.query, catalog: catalog)
                 .filter { catalog.table($0.table)?.partitioned == false }
@@ -88,19 +85,22 @@ public enum WorkloadAdvisor {
                 continue
             }
             // As dexter does: every candidate at once as a hypothetical index; the plan says
-            // which it would use, and the cost falls by what they save together.
-            guard let before = try await cost(statement.query, connection: connection)?.cost else { continue }
-            var hypothetical: [String: (WorkloadCandidates.Candidate, Int64)] = [:]
-            for candidate in candidates {
-                let columns = candidate.columns.map(IndexCatalog.quotedIfNeeded).joined(separator: ", ")
+            // which it would use, and the cost falls by what they save together. Three round
+            // trips a statement: plan it, create the candidates, plan it again.
+            guard let prepared = try await prepare(statement.query, connection: connection) else { continue }
+            let before = prepared.plan.cost
+            let creates = candidates.map { candidate -> String in
                 let (schema, table) = split(candidate.table)
-                guard let row = try? await connection.query("SELECT indexname, hypopg_relation_size(indexrelid) FROM hypopg_create_index($1)",
-                                                            [PostgresParameter("CREATE INDEX ON \(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(table)) (\(columns))")]).first,
-                      let name = row[0] else { continue }
-                hypothetical[name] = (candidate, Int64(row[1] ?? "0") ?? 0)
+                let columns = candidate.columns.map(IndexCatalog.quotedIfNeeded).joined(separator: ", ")
+                return "CREATE INDEX ON \(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(table)) (\(columns))"
             }
-            let planned = try await cost(statement.query, connection: connection)
-            _ = try await connection.query("SELECT hypopg_reset()")
+            var hypothetical: [String: (WorkloadCandidates.Candidate, Int64)] = [:]
+            let literals = creates.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")
+            guard let rows = try? await connection.query("""
+                SELECT h.indexname, hypopg_relation_size(h.indexrelid) FROM unnest(ARRAY[\(literals)]) WITH ORDINALITY s(sql, n), LATERAL hypopg_create_index(s.sql) h ORDER BY s.n
+                """), rows.count == candidates.count else { continue }
+            for (candidate, row) in zip(candidates, rows) { if let name = row[0] { hypothetical[name] = (candidate, Int64(row[1] ?? "0") ?? 0) } }
+            let planned = try await explain(statement.query, arguments: prepared.arguments, connection: connection)
             guard let planned, before > 0, (before - planned.cost) / before >= options.minSavings else { continue }
             for name in planned.indexes {
                 guard let (candidate, bytes) = hypothetical[name] else { continue }
@@ -112,6 +112,7 @@ public enum WorkloadAdvisor {
                 found[candidate] = entry
             }
         }
+        if availability.hypopg { _ = try? await connection.execute("SELECT hypopg_reset(); DEALLOCATE ALL") }
         if availability.hypopg { _ = try await connection.execute("RESET plan_cache_mode") }
 
         var out: [IndexFinding] = []
@@ -154,30 +155,37 @@ public enum WorkloadAdvisor {
         return "CREATE INDEX CONCURRENTLY \(IndexCatalog.quotedIfNeeded(name)) ON \(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(table)) (\(candidate.columns.map(IndexCatalog.quotedIfNeeded).joined(separator: ", ")))"
     }
 
-    /// The generic plan's total cost of `query` (parameters $n allowed) and the indexes it
-    /// scans, or nil when it cannot be planned here.
-    static func cost(_ query: String, connection: PostgresConnection) async throws -> (cost: Double, indexes: Set<String>)? {
+    /// Forgets the previous statement's hypothetical indexes and prepared statement, then
+    /// prepares `query` (parameters $n allowed) and plans it generically: one round trip.
+    /// Nil when it cannot be planned here.
+    static func prepare(_ query: String, connection: PostgresConnection) async throws -> (plan: (cost: Double, indexes: Set<String>), arguments: String)? {
         let parameters = (try? SQLParser.parse(query).first).map { stmt in
             ParseNode.object(["x": stmt.body]).all("ParamRef").compactMap { $0["number"]?.int }.max() ?? 0
         } ?? 0
-        do {
-            _ = try await connection.execute("PREPARE dbq_advice AS \(query)")
-        } catch {
-            return nil
-        }
         let arguments = parameters == 0 ? "" : "(" + Array(repeating: "NULL", count: parameters).joined(separator: ", ") + ")"
-        guard let text = try? await connection.query("EXPLAIN (FORMAT JSON) EXECUTE dbq_advice\(arguments)").scalar,
-              let plan = ParseNode.json(text)?.array.first?["Plan"] else {
-            _ = try? await connection.execute("DEALLOCATE dbq_advice")
-            return nil
-        }
-        _ = try await connection.execute("DEALLOCATE dbq_advice")
+        guard let text = try? await connection.execute(
+            "SELECT hypopg_reset(); DEALLOCATE ALL; PREPARE dbq_advice AS \(query); EXPLAIN (FORMAT JSON) EXECUTE dbq_advice\(arguments)").scalar,
+              let plan = parsePlan(text) else { return nil }
+        return (plan, arguments)
+    }
+
+    /// The statement's generic plan again, prepared anew (a prepared statement keeps its
+    /// cached plan, which knows nothing of the hypothetical indexes made since).
+    static func explain(_ query: String, arguments: String, connection: PostgresConnection) async throws -> (cost: Double, indexes: Set<String>)? {
+        guard let text = try? await connection.execute(
+            "DEALLOCATE dbq_advice; PREPARE dbq_advice AS \(query); EXPLAIN (FORMAT JSON) EXECUTE dbq_advice\(arguments)").scalar else { return nil }
+        return parsePlan(text)
+    }
+
+    /// EXPLAIN's JSON: the total cost and every index the plan scans.
+    static func parsePlan(_ text: String) -> (cost: Double, indexes: Set<String>)? {
+        guard let plan = ParseNode.json(text)?.array.first?["Plan"], let cost = plan["Total Cost"]?.double else { return nil }
         var indexes: Set<String> = []
         func walk(_ node: ParseNode) {
             if let name = node["Index Name"]?.string { indexes.insert(name) }
             for child in node["Plans"]?.array ?? [] { walk(child) }
         }
         walk(plan)
-        return plan["Total Cost"]?.double.map { ($0, indexes) }
+        return (cost, indexes)
     }
 }
