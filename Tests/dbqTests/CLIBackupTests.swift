@@ -21,13 +21,6 @@ struct CLIBackupTests {
         return (path, dir)
     }
 
-    func expectClear(_ r: CommandResult, _ fragments: [String], hiding secrets: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(r.status == 1, "exit \(r.status): \(r.stderr)", sourceLocation: sourceLocation)
-        let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
-        #expect(lines.count == 1, "stderr: \(r.stderr)", sourceLocation: sourceLocation)
-        for fragment in fragments { #expect(r.stderr.contains(fragment), "missing '\(fragment)' in: \(r.stderr)", sourceLocation: sourceLocation) }
-        for secret in secrets { #expect(!r.stderr.contains(secret), "secret leaked: \(r.stderr)", sourceLocation: sourceLocation) }
-    }
 
     @Test("push backup without --database, with an unknown one, and an option of another kind")
     func pushRefusals() async throws {

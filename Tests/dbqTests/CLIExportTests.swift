@@ -82,25 +82,25 @@ struct CLIExportTests {
         let url = try PostgresConnectionString(TestServices.databaseURL).replacingDatabase(db)
         let (config, dir) = try helper.config(database: url)
         let env = ["DBQ_CONFIG": config]
-        helper.expectClear(try await runCommand(dbq, ["export", "plan", "--database", "nope"], environment: env), ["'nope'"])
-        helper.expectClear(try await runCommand(dbq, ["export", "plan", "--database", "main", "--tables", "nosuch"], environment: env),
+        expectClear(try await runCommand(dbq, ["export", "plan", "--database", "nope"], environment: env), ["'nope'"])
+        expectClear(try await runCommand(dbq, ["export", "plan", "--database", "main", "--tables", "nosuch"], environment: env),
                            ["no table 'nosuch' in the database", "public.customers"])
         let bad = dir + "/bad.yaml"
         try "tables:\n  public.customers:\n    emial: keep\n".write(toFile: bad, atomically: true, encoding: .utf8)
-        helper.expectClear(try await runCommand(dbq, ["export", "plan", "--database", "main", "--policy", bad], environment: env),
+        expectClear(try await runCommand(dbq, ["export", "plan", "--database", "main", "--policy", bad], environment: env),
                            ["tables.public.customers.emial: no column 'emial' in public.customers"])
-        helper.expectClear(try await runCommand(dbq, ["export", "plan", "--database", "main", "--where", "orders=nonsense >"], environment: env),
+        expectClear(try await runCommand(dbq, ["export", "plan", "--database", "main", "--where", "orders=nonsense >"], environment: env),
                            ["orders"])
-        helper.expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--format", "xml"], environment: env),
+        expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--format", "xml"], environment: env),
                            ["--format 'xml' is not a format; use copy, csv or jsonl"])
-        helper.expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--all", "--tables", "orders"], environment: env),
+        expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--all", "--tables", "orders"], environment: env),
                            ["--all and --tables exclude each other"])
-        helper.expectClear(try await runCommand(dbq, ["push", "import", "--database", "main", "--follow-references"], environment: env),
+        expectClear(try await runCommand(dbq, ["push", "import", "--database", "main", "--follow-references"], environment: env),
                            ["--follow-references applies to export, not to import"])
         let wrong = url.replacingOccurrences(of: #"password=\S+"#, with: "password=wrong-password", options: .regularExpression)
         #expect(wrong.contains("password=wrong-password"))
         let (badConfig, _) = try helper.config(database: wrong)
-        helper.expectClear(try await runCommand(dbq, ["anonymize", "scan", "--database", "main"], environment: ["DBQ_CONFIG": badConfig]),
+        expectClear(try await runCommand(dbq, ["anonymize", "scan", "--database", "main"], environment: ["DBQ_CONFIG": badConfig]),
                            ["main"], hiding: ["wrong-password"])
         let (_, store) = try helper.config()
         #expect(!FileManager.default.fileExists(atPath: store + "/backups/exports"))

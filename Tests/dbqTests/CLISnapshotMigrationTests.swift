@@ -22,12 +22,6 @@ struct CLISnapshotMigrationTests {
         return (["DBQ_CONFIG": dir + "/dbq.yaml"], dir)
     }
 
-    func expectClear(_ r: CommandResult, _ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(r.status == 1, "exit \(r.status): \(r.stderr)", sourceLocation: sourceLocation)
-        let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
-        #expect(lines.count == 1, "stderr: \(r.stderr)", sourceLocation: sourceLocation)
-        for fragment in fragments { #expect(r.stderr.contains(fragment), "missing '\(fragment)' in: \(r.stderr)", sourceLocation: sourceLocation) }
-    }
 
     @Test("rollback without --confirm, snapshot without tables, an unknown database or storage: one line each, nothing queued")
     func snapshotRefusals() async throws {
