@@ -135,6 +135,12 @@ let package = Package(
             dependencies: ["PostgresParser", "Backups", "Queue", "PostgresClient", "DBQSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Maintenance (vacuum, analyze, reindex by thresholds), health checks and stats with trends.
+        .target(
+            name: "Operations",
+            dependencies: ["Backups", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // dbq.yaml with environment overrides.
         .target(
             name: "Configuration",
@@ -145,7 +151,7 @@ let package = Package(
             name: "dbq",
             dependencies: [
                 "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "Configuration",
-                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes",
+                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -198,6 +204,12 @@ let package = Package(
             name: "IndexesTests",
             dependencies: ["Indexes", "PostgresParser", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Queue",
                            "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OperationsTests",
+            dependencies: ["Operations", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Queue", "DBQSupport", "DBQTestSupport",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "ObjectStorage"], swiftSettings: swiftSettings),

@@ -4,6 +4,7 @@ import Exports
 import Snapshots
 import Migrations
 import Indexes
+import Operations
 import Configuration
 import DBQSupport
 import Foundation
@@ -57,6 +58,7 @@ enum Kinds {
         registry.registerSnapshotJobs(environment: environment)
         registry.registerMigrationJobs(environment: environment)
         registry.registerIndexJobs(environment: environment)
+        registry.registerOperationsJobs(environment: environment)
         return registry
     }
 }

@@ -1,0 +1,286 @@
+import Backups
+import DBQSupport
+import Foundation
+import Logging
+import ObjectStorage
+import PostgresClient
+import Queue
+
+func connectTo(_ url: PostgresConnectionString, database: String, logger: Logger, name: String) async throws -> PostgresConnection {
+    do {
+        return try await PostgresConnection.connect(url.raw, logger: logger, applicationName: name)
+    } catch {
+        throw classifyConnect(error, database: database)
+    }
+}
+
+/// `maintenance`: the plan (freeze by transaction-id age first, vacuum, analyze, reindex),
+/// run within a budget after a preflight, each statement under lock_timeout with retries.
+public struct MaintenanceJob: Job {
+    public static let kind = "maintenance"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(12 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        /// Seconds after which no new action starts.
+        public var budgetSeconds: Double?
+        public var dryRun: Bool?
+        public var thresholds: MaintenancePlan.Thresholds?
+        /// vacuum_cost_delay (ms) and vacuum_cost_limit for this job's sessions.
+        public var costDelayMs: Double?
+        public var costLimit: Int?
+        /// A transaction open longer than this (seconds, default 3600), or replication lag
+        /// past `maxLagSeconds` (default 300): `wait` (up to `preflightWaitSeconds`) or `skip`.
+        public var maxTransactionSeconds: Double?
+        public var maxLagSeconds: Double?
+        public var preflight: String?
+        public var preflightWaitSeconds: Double?
+        public var lockTimeoutMs: Int?
+
+        public init(database: String, budgetSeconds: Double? = nil, dryRun: Bool? = nil, thresholds: MaintenancePlan.Thresholds? = nil,
+                    costDelayMs: Double? = nil, costLimit: Int? = nil, maxTransactionSeconds: Double? = nil, maxLagSeconds: Double? = nil,
+                    preflight: String? = nil, preflightWaitSeconds: Double? = nil, lockTimeoutMs: Int? = nil) {
+            self.database = database
+            self.budgetSeconds = budgetSeconds
+            self.dryRun = dryRun
+            self.thresholds = thresholds
+            self.costDelayMs = costDelayMs
+            self.costLimit = costLimit
+            self.maxTransactionSeconds = maxTransactionSeconds
+            self.maxLagSeconds = maxLagSeconds
+            self.preflight = preflight
+            self.preflightWaitSeconds = preflightWaitSeconds
+            self.lockTimeoutMs = lockTimeoutMs
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+
+    /// The plan for a database now (what `dbq maintenance plan` prints).
+    public static func plan(_ c: PostgresConnection, thresholds: MaintenancePlan.Thresholds) async throws -> [MaintenancePlan.Action] {
+        MaintenancePlan.plan(tables: try await OperationsQueries.tableVitals(c),
+                             indexes: try await OperationsQueries.indexVitals(c, minimumBytes: thresholds.bloatMinimumBytes), thresholds: thresholds)
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        if let p = payload.preflight, !["wait", "skip"].contains(p) { throw BackupError.permanent("preflight must be wait or skip, not '\(p)'") }
+        let env = try environment()
+        let url = try env.database(payload.database)
+        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+            try await Self.maintain(payload, url: url, context: context)
+        }
+    }
+
+    static func maintain(_ payload: Payload, url: PostgresConnectionString, context: JobContext) async throws -> JSONValue {
+        let started = ContinuousClock.now
+        let c = try await connectTo(url, database: payload.database, logger: context.logger, name: "dbq maintenance")
+        defer { Task { await c.close() } }
+        let thresholds = payload.thresholds ?? MaintenancePlan.Thresholds()
+        var result: [String: JSONValue] = ["database": .string(payload.database)]
+        // Preflight: an old transaction keeps vacuum from removing rows; a lagging replica
+        // would fall further behind.
+        let maxTransaction = payload.maxTransactionSeconds ?? 3600, maxLag = payload.maxLagSeconds ?? 300
+        let deadline = ContinuousClock.now + .seconds(payload.preflightWaitSeconds ?? 600)
+        while true {
+            let (tx, lag) = try await OperationsQueries.preflight(c)
+            var reasons: [String] = []
+            if let tx, tx.seconds > maxTransaction {
+                reasons.append(String(format: "a transaction (pid %d) has been open %.0f s (more than %.0f s): vacuum could not remove the rows it can still see", tx.pid, tx.seconds, maxTransaction))
+            }
+            if let lag, lag > maxLag { reasons.append(String(format: "replication lag is %.0f s (more than %.0f s)", lag, maxLag)) }
+            if reasons.isEmpty { break }
+            if payload.preflight == "wait" && ContinuousClock.now < deadline {
+                await context.progress(JobProgress(message: "preflight: waiting: " + reasons.joined(separator: "; ")))
+                try await Task.sleep(for: .seconds(2))
+                continue
+            }
+            result["skipped"] = .string("preflight: " + reasons.joined(separator: "; ") + (payload.preflight == "wait" ? " (waited, still so)" : ""))
+            result["actions"] = .array([])
+            return .object(result)
+        }
+        let actions = try await plan(c, thresholds: thresholds)
+        if payload.dryRun ?? false {
+            result["dryRun"] = .bool(true)
+            result["plan"] = .array(actions.map { .object(["kind": .string($0.kind.rawValue), "target": .string($0.target), "reason": .string($0.reason), "sql": .string($0.sql)]) })
+            return .object(result)
+        }
+        if let delay = payload.costDelayMs { _ = try await c.execute("SET vacuum_cost_delay = \(delay)") }
+        if let limit = payload.costLimit { _ = try await c.execute("SET vacuum_cost_limit = \(limit)") }
+        let retry = LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000))
+        let pid = try await c.query("SELECT pg_backend_pid()").scalar ?? "0"
+        var ran: [JSONValue] = []
+        var skipped: [JSONValue] = []
+        for (index, action) in actions.enumerated() {
+            guard MaintenancePlan.withinBudget(elapsed: (ContinuousClock.now - started).seconds, budget: payload.budgetSeconds) else {
+                skipped.append(.object(["kind": .string(action.kind.rawValue), "target": .string(action.target), "reason": .string("budget spent")]))
+                continue
+            }
+            await context.progress(JobProgress(fraction: Double(index) / Double(actions.count), message: "\(action.kind.rawValue) \(action.target)"))
+            let before = try await vitals(action.table, c)
+            let t0 = ContinuousClock.now
+            try await retry.run(c, what: action.sql, logger: context.logger) {
+                try await watching(pid: pid, url: url, context: context, label: "\(action.kind.rawValue) \(action.target)") {
+                    _ = try await c.execute(action.sql)
+                }
+            }
+            let after = try await vitals(action.table, c)
+            var line: [String: JSONValue] = ["kind": .string(action.kind.rawValue), "target": .string(action.target), "reason": .string(action.reason),
+                                             "seconds": .number((ContinuousClock.now - t0).seconds)]
+            if let before, let after {
+                line["deadRowsBefore"] = .number(Double(before.deadRows))
+                line["deadRowsAfter"] = .number(Double(after.deadRows))
+                line["xidAgeBefore"] = .number(Double(before.xidAge))
+                line["xidAgeAfter"] = .number(Double(after.xidAge))
+            }
+            ran.append(.object(line))
+        }
+        result["actions"] = .array(ran)
+        if !skipped.isEmpty { result["skipped"] = .array(skipped) }
+        result["seconds"] = .number((ContinuousClock.now - started).seconds)
+        return .object(result)
+    }
+
+    static func vitals(_ table: String, _ c: PostgresConnection) async throws -> TableVitals? {
+        guard let r = try await c.query("""
+            SELECT coalesce(s.n_live_tup, 0), coalesce(s.n_dead_tup, 0), coalesce(s.n_mod_since_analyze, 0), age(cl.relfrozenxid)
+            FROM pg_class cl LEFT JOIN pg_stat_user_tables s ON s.relid = cl.oid WHERE cl.oid = to_regclass($1)
+            """, [PostgresParameter(table)]).first else { return nil }
+        let parts = table.split(separator: ".", maxSplits: 1).map(String.init)
+        return TableVitals(schema: parts.first ?? "", name: parts.last ?? "", liveRows: Int64(r[0] ?? "0") ?? 0, deadRows: Int64(r[1] ?? "0") ?? 0,
+                           modifiedSinceAnalyze: Int64(r[2] ?? "0") ?? 0, xidAge: Int64(r[3] ?? "0") ?? 0)
+    }
+
+    /// Runs `body` while a second connection reports vacuum's (or a rebuild's) progress.
+    static func watching(pid: String, url: PostgresConnectionString, context: JobContext, label: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                guard let w = try? await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq progress") else { return }
+                defer { Task { await w.close() } }
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    let row = try? await w.query("""
+                        SELECT phase, heap_blks_scanned, heap_blks_total FROM pg_stat_progress_vacuum WHERE pid = \(Int(pid) ?? 0)
+                        UNION ALL SELECT phase, blocks_done, blocks_total FROM pg_stat_progress_create_index WHERE pid = \(Int(pid) ?? 0)
+                        """).first
+                    guard let row, let phase = row[0] else { continue }
+                    let done = Double(row[1] ?? "0") ?? 0, total = Double(row[2] ?? "0") ?? 0
+                    await context.progress(JobProgress(fraction: total > 0 ? done / total : nil, message: "\(label): \(phase)"))
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// `health`: the checks, with their verdicts; the job fails (for alerting) only when the
+/// checks could not run — a critical finding is a result, with `critical: true`.
+public struct HealthJob: Job {
+    public static let kind = "health"
+    public static var defaultMaxAttempts: Int { 2 }
+    public static var defaultTimeout: Duration { .seconds(300) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        public var thresholds: HealthChecks.Thresholds?
+        public init(database: String, thresholds: HealthChecks.Thresholds? = nil) {
+            self.database = database
+            self.thresholds = thresholds
+        }
+    }
+
+    public struct Report: Codable, Sendable {
+        public var database: String
+        public var checks: [HealthCheck]
+        public var critical: Bool
+        public var warnings: Int
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+
+    public static func report(_ url: PostgresConnectionString, database: String, thresholds: HealthChecks.Thresholds, logger: Logger) async throws -> Report {
+        let c = try await connectTo(url, database: database, logger: logger, name: "dbq health")
+        defer { Task { await c.close() } }
+        let checks = HealthChecks.evaluate(try await OperationsQueries.healthFacts(c), thresholds: thresholds)
+        return Report(database: database, checks: checks, critical: HealthChecks.exitCode(checks) == 2, warnings: checks.filter { $0.status == .warning }.count)
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let report = try await Self.report(try env.database(payload.database), database: payload.database,
+                                           thresholds: payload.thresholds ?? HealthChecks.Thresholds(), logger: context.logger)
+        return try JSONValue(json: String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+    }
+}
+
+/// Stats samples in a store: `stats/<database>/<UTC time>-<id>.json`, the newest `keep` kept.
+public enum StatsStore {
+    public static let root = "stats"
+    public static let keep = 2000
+
+    public static func save(_ sample: StatsSample, id: String, store: any ObjectStore) async throws -> String {
+        let key = "\(root)/\(sample.database)/\(BackupLayout.backupID(startedAt: sample.takenAt, jobID: id)).json"
+        _ = try await store.put(key, bytes: Array(try ManifestCoding.encoder.encode(sample)))
+        let all = try await store.list(prefix: "\(root)/\(sample.database)/").map(\.key).sorted()
+        for old in all.dropLast(keep) { try await store.delete(old) }
+        return key
+    }
+
+    /// The database's samples taken at or after `since`, oldest first.
+    public static func load(database: String, since: Date, store: any ObjectStore) async throws -> [StatsSample] {
+        var samples: [StatsSample] = []
+        for info in try await store.list(prefix: "\(root)/\(database)/") where info.key.hasSuffix(".json") {
+            guard let sample = try? ManifestCoding.decoder.decode(StatsSample.self, from: Data(try await store.getBytes(info.key))), sample.takenAt >= since else { continue }
+            samples.append(sample)
+        }
+        return samples.sorted { $0.takenAt < $1.takenAt }
+    }
+}
+
+/// `stats`: a sample of sizes, rows, scans and the top statements, kept in the storage.
+public struct StatsJob: Job {
+    public static let kind = "stats"
+    public static var defaultMaxAttempts: Int { 2 }
+    public static var defaultTimeout: Duration { .seconds(600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        public var storage: String?
+        public init(database: String, storage: String? = nil) {
+            self.database = database
+            self.storage = storage
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+
+    public static func sample(_ url: PostgresConnectionString, database: String, logger: Logger) async throws -> StatsSample {
+        let c = try await connectTo(url, database: database, logger: logger, name: "dbq stats")
+        defer { Task { await c.close() } }
+        return try await OperationsQueries.statsSample(c, database: database)
+    }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        let env = try environment()
+        let url = try env.database(payload.database)
+        let (_, store) = try env.store(payload.storage)
+        let sample = try await Self.sample(url, database: payload.database, logger: context.logger)
+        let key = try await StatsStore.save(sample, id: context.id, store: store)
+        return .object(["database": .string(payload.database), "sample": .string(key), "tables": .number(Double(sample.tables.count)),
+                        "statements": .number(Double(sample.statements.count)), "databaseBytes": .number(Double(sample.databaseBytes))])
+    }
+}
+
+extension JobRegistry {
+    /// Registers maintenance, health and stats.
+    public mutating func registerOperationsJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+        register(MaintenanceJob(environment: environment))
+        register(HealthJob(environment: environment))
+        register(StatsJob(environment: environment))
+    }
+}

@@ -1,0 +1,167 @@
+import Backups
+import Configuration
+import DBQSupport
+import DBQTestSupport
+import Foundation
+import Logging
+import ObjectStorage
+@testable import Operations
+import PostgresClient
+import Queue
+import Testing
+
+/// Real PostgreSQL: maintenance vacuums what needs it and not the rest, the preflight sees
+/// an old transaction, health finds what a monitor must, stats show a statement slowing.
+@Suite("Maintenance, health and stats against real PostgreSQL", .serialized)
+struct OperationsRunTests {
+    static let logger = Logger(label: "dbq.test.operations")
+    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+
+    static func makeDatabase() async throws -> String {
+        let name = "dbqt_ops_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
+        _ = try await admin.execute("CREATE DATABASE \(name)")
+        await admin.close()
+        return name
+    }
+
+    static func connect(_ database: String) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(server.replacingDatabase(database), logger: logger)
+    }
+
+    static func drop(_ name: String) async {
+        if let admin = try? await PostgresConnection.connect(server.raw, logger: logger) {
+            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            await admin.close()
+        }
+    }
+
+    static func environment(_ database: String) throws -> BackupEnvironment {
+        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
+        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
+        configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + TestServices.temporaryDirectory("dbq-stats")))]
+        return BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(30))
+    }
+
+    static func context(_ kind: String) -> JobContext {
+        JobContext(id: JobID.make(), kind: kind, queue: "test", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })
+    }
+
+    static func object(_ value: JSONValue?) -> [String: JSONValue] { if case .object(let o)? = value { o } else { [:] } }
+
+    @Test("a table with many dead rows is vacuumed (dead rows before and after in the result); a clean one is not; a dry run changes nothing")
+    func maintenance() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE TABLE dirty (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);
+            CREATE TABLE clean (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);
+            INSERT INTO dirty SELECT i, md5(i::text) FROM generate_series(1, 50000) i;
+            INSERT INTO clean SELECT i, md5(i::text) FROM generate_series(1, 50000) i;
+            """)
+        // The inserts' counts reach the statistics before the analyze resets them.
+        _ = try await c.query("SELECT pg_stat_force_next_flush()")
+        _ = try await c.query("SELECT 1")
+        _ = try await c.execute("VACUUM ANALYZE dirty")
+        _ = try await c.execute("VACUUM ANALYZE clean")
+        _ = try await c.execute("DELETE FROM dirty WHERE id % 2 = 0")
+        _ = try await c.query("SELECT pg_stat_force_next_flush()")
+        _ = try await c.query("SELECT 1")
+        let env = try Self.environment(db)
+        let dry = Self.object(try await MaintenanceJob { env }.run(.init(database: "main", dryRun: true), context: Self.context("maintenance")))
+        guard case .array(let plan)? = dry["plan"] else { Issue.record("no plan: \(dry)"); return }
+        #expect(plan.map { Self.object($0)["target"] } == [.string("public.dirty")], "\(plan)")
+        #expect(try await c.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'dirty'").scalar == "25000")
+
+        let result = Self.object(try await MaintenanceJob { env }.run(.init(database: "main", costDelayMs: 0), context: Self.context("maintenance")))
+        guard case .array(let actions)? = result["actions"] else { Issue.record("no actions: \(result)"); return }
+        #expect(actions.count == 1)
+        let action = Self.object(actions.first)
+        #expect(action["kind"] == .string("vacuum") && action["target"] == .string("public.dirty"))
+        #expect(action["deadRowsBefore"] == .number(25_000))
+        #expect(action["deadRowsAfter"] == .number(0))
+        #expect(try await c.query("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'clean'").scalar == "1", "the clean table was left alone")
+    }
+
+    @Test("preflight: a transaction open too long makes the run skip, naming it")
+    func preflight() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let holder = try await Self.connect(db)
+        defer { Task { await holder.close() } }
+        _ = try await holder.execute("BEGIN; SELECT txid_current()")
+        let pid = try await holder.query("SELECT pg_backend_pid()").scalar ?? "?"
+        try await Task.sleep(for: .milliseconds(1200))
+        let env = try Self.environment(db)
+        let result = Self.object(try await MaintenanceJob { env }.run(.init(database: "main", maxTransactionSeconds: 1, preflight: "skip"), context: Self.context("maintenance")))
+        guard case .string(let skipped)? = result["skipped"] else { Issue.record("not skipped: \(result)"); return }
+        #expect(skipped.contains("a transaction (pid \(pid)) has been open"))
+        #expect(result["actions"] == .array([]))
+        _ = try await holder.execute("ROLLBACK")
+    }
+
+    @Test("health: an idle-in-transaction session, a blocked query and its blocker, an int4 sequence at 95%: critical (exit 2)")
+    func health() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("CREATE TABLE t (id int); CREATE SEQUENCE small_seq AS integer; SELECT setval('small_seq', 2040109466)")
+        let blocker = try await Self.connect(db)
+        defer { Task { await blocker.close() } }
+        _ = try await blocker.execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        let blockerPID = try await blocker.query("SELECT pg_backend_pid()").scalar ?? "?"
+        let waiter = try await Self.connect(db)
+        defer { Task { await waiter.close() } }
+        let waiterPID = try await waiter.query("SELECT pg_backend_pid()").scalar ?? "?"
+        let blocked = Task { try await waiter.query("SELECT count(*) FROM t") }
+        try await Task.sleep(for: .milliseconds(1500))
+        var thresholds = HealthChecks.Thresholds()
+        thresholds.idleInTransactionWarning = 1
+        thresholds.blockedWarning = 1
+        let report = try await HealthJob.report(try PostgresConnectionString(Self.server.replacingDatabase(db)), database: "main", thresholds: thresholds, logger: Self.logger)
+        func check(_ name: String) -> HealthCheck? { report.checks.first { $0.name == name } }
+        #expect(report.critical)
+        #expect(HealthChecks.exitCode(report.checks) == 2)
+        #expect(check("sequences")?.status == .critical)
+        #expect(check("sequences")?.value.contains("public.small_seq (integer) at 95.0%") == true, "\(String(describing: check("sequences")))")
+        #expect(check("idle-in-transaction")?.status != .ok)
+        #expect(check("idle-in-transaction")?.value.contains("pid \(blockerPID)") == true || check("idle-in-transaction")?.value.contains("session") == true)
+        #expect(check("blocked-queries")?.status != .ok)
+        #expect(check("blocked-queries")?.value.contains("pid \(waiterPID)") == true, "\(String(describing: check("blocked-queries")))")
+        #expect(check("blocked-queries")?.value.contains("waits for pid \(blockerPID)") == true)
+        _ = try await blocker.execute("ROLLBACK")
+        _ = try await blocked.value
+    }
+
+    @Test("stats: samples kept in the storage; trends show a table's growth and a statement made slower between two samples")
+    func statsTrends() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+            CREATE TABLE items (id int PRIMARY KEY, code text NOT NULL, note text);
+            INSERT INTO items SELECT i, 'c' || i, repeat('x', 50) FROM generate_series(1, 200000) i;
+            CREATE INDEX items_code ON items (code); ANALYZE items;
+            """)
+        for i in 0..<30 { _ = try await c.query("SELECT note FROM items WHERE code = $1", [PostgresParameter("c\(i * 7)")]) }
+        let env = try Self.environment(db)
+        _ = try await StatsJob { env }.run(.init(database: "main"), context: Self.context("stats"))
+        _ = try await c.execute("DROP INDEX items_code; INSERT INTO items SELECT i, 'c' || i, repeat('y', 50) FROM generate_series(200001, 260000) i")
+        for i in 0..<30 { _ = try await c.query("SELECT note FROM items WHERE code = $1", [PostgresParameter("c\(i * 7)")]) }
+        _ = try await StatsJob { env }.run(.init(database: "main"), context: Self.context("stats"))
+        let (_, store) = try env.store(nil)
+        let samples = try await StatsStore.load(database: "main", since: Date().addingTimeInterval(-3600), store: store)
+        #expect(samples.count == 2)
+        #expect(samples.last?.tables.first?.name == "public.items")
+        #expect((samples.last?.statements.count ?? 0) > 0)
+        let report = try #require(StatsTrends.compare(samples))
+        #expect(report.growth.first?.table == "public.items")
+        #expect((report.growth.first?.rowsAfter ?? 0) > (report.growth.first?.rowsBefore ?? 0))
+        #expect(report.slower.contains { $0.query.contains("WHERE code = $1") }, "\(report.slower)")
+    }
+}
