@@ -213,7 +213,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "ObjectStorage"], swiftSettings: swiftSettings),
-        .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport", "Backups"], swiftSettings: swiftSettings),
+        .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport", "Backups", "Operations"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisQueueTests",
             dependencies: ["RedisQueue", "Queue", "Beat", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],

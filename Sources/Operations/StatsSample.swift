@@ -83,7 +83,10 @@ public enum StatsTrends {
             let b = before[t.name]
             return Growth(table: t.name, bytesBefore: b?.totalBytes ?? 0, bytesAfter: t.totalBytes, rowsBefore: b?.rows ?? 0, rowsAfter: t.rows,
                           bytesPerDay: Double(t.totalBytes - (b?.totalBytes ?? 0)) / days)
-        }.sorted { ($0.bytesAfter - $0.bytesBefore, $0.table) > ($1.bytesAfter - $1.bytesBefore, $1.table) }
+        }.sorted { a, b in
+            let (da, db) = (a.bytesAfter - a.bytesBefore, b.bytesAfter - b.bytesBefore)
+            return da != db ? da > db : a.table < b.table
+        }
         let earlier = Dictionary(first.statements.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let slower = last.statements.compactMap { s -> Slowdown? in
             guard let e = earlier[s.id], s.calls > e.calls, e.meanMs > 0 else { return nil }

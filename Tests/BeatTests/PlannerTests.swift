@@ -3,6 +3,7 @@ import Backups
 import DBQSupport
 import Foundation
 import Queue
+import Operations
 import Testing
 
 @Suite("Slot planning after downtime (pure, injected clock)")
@@ -161,8 +162,10 @@ struct ShippedScheduleTests {
         for _ in 0..<3 { url.deleteLastPathComponent() }
         var registry = JobRegistry.builtins
         registry.registerBackupJobs { throw CancellationError() }
+        registry.registerOperationsJobs { throw CancellationError() }
         let schedule = try Schedule.load(path: url.path + "/jobs/schedule.yaml", registry: registry)
-        #expect(schedule.entries.map(\.name) == ["fleet-heartbeat", "nightly-backup", "weekly-verify", "daily-retention"])
+        #expect(schedule.entries.map(\.name) == ["fleet-heartbeat", "nightly-backup", "weekly-verify", "daily-retention",
+                                                 "nightly-maintenance", "hourly-health", "hourly-stats"])
     }
 }
 

@@ -1,0 +1,274 @@
+import ArgumentParser
+import Backups
+import Configuration
+import Foundation
+import Operations
+import PostgresClient
+import Queue
+
+/// The database a command works on, checked against dbq.yaml.
+struct DatabaseName: ParsableArguments {
+    @Option(help: "The configured database.") var database: String
+
+    func url(_ configuration: DBQConfiguration) throws -> PostgresConnectionString {
+        try environment(configuration).database(database)
+    }
+
+    func environment(_ configuration: DBQConfiguration) -> BackupEnvironment {
+        BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.operations"))
+    }
+
+    func check(_ configuration: DBQConfiguration) throws {
+        if !configuration.databases.isEmpty, configuration.databases[database] == nil {
+            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        }
+    }
+}
+
+/// The options of `maintenance`.
+struct MaintenanceOptions: ParsableArguments {
+    @OptionGroup var name: DatabaseName
+    @Option(help: "Start no new action after this long (30m, 2h).") var budget: String?
+    @Flag(help: "Show the plan (what would run and why); run nothing.") var dryRun = false
+    @Option(help: "vacuum_cost_delay in milliseconds for this run.") var costDelay: Double?
+    @Option(help: "vacuum_cost_limit for this run.") var costLimit: Int?
+    @Option(help: "A transaction open longer than this (default 1h) stops the run: see --preflight.") var maxTransaction: String?
+    @Option(help: "Replication lag past this (default 5m) stops the run: see --preflight.") var maxLag: String?
+    @Option(help: "What an old transaction or lag does: skip (default) or wait (up to 10 minutes).") var preflight: String?
+    @Option(help: "Freeze tables whose transaction-id age passes this (default 150000000).") var freezeAge: Int64?
+    @Option(help: "Vacuum tables whose dead rows pass this share (default 0.1) …") var deadRatio: Double?
+    @Option(help: "… and this count (default 1000).") var deadMinimum: Int64?
+    @Option(help: "Analyze tables with this share of rows modified since the last analyze (default 0.1) …") var analyzeRatio: Double?
+    @Option(help: "… and this count (default 1000).") var analyzeMinimum: Int64?
+    @Option(help: "Rebuild indexes with this share of empty space (default 0.3) of at least 10 MiB.") var bloatRatio: Double?
+
+    var thresholds: MaintenancePlan.Thresholds {
+        var t = MaintenancePlan.Thresholds()
+        if let freezeAge { t.freezeAge = freezeAge }
+        if let deadRatio { t.deadRatio = deadRatio }
+        if let deadMinimum { t.deadMinimum = deadMinimum }
+        if let analyzeRatio { t.analyzeRatio = analyzeRatio }
+        if let analyzeMinimum { t.analyzeMinimum = analyzeMinimum }
+        if let bloatRatio { t.bloatRatio = bloatRatio }
+        return t
+    }
+
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
+        try name.check(configuration)
+        if let preflight, !["skip", "wait"].contains(preflight) { throw ValidationError("--preflight must be skip or wait, not '\(preflight)'") }
+        for (option, value) in [("--dead-ratio", deadRatio), ("--analyze-ratio", analyzeRatio), ("--bloat-ratio", bloatRatio)] {
+            if let value, !(0...1).contains(value) { throw ValidationError("\(option) is a share from 0 to 1, not \(value)") }
+        }
+        let payload = MaintenanceJob.Payload(
+            database: name.database, budgetSeconds: try budget.map { try parseDuration($0, option: "--budget").seconds }, dryRun: dryRun ? true : nil,
+            thresholds: thresholds, costDelayMs: costDelay, costLimit: costLimit,
+            maxTransactionSeconds: try maxTransaction.map { try parseDuration($0, option: "--max-transaction").seconds },
+            maxLagSeconds: try maxLag.map { try parseDuration($0, option: "--max-lag").seconds }, preflight: preflight)
+        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+    }
+}
+
+struct PushMaintenance: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maintenance",
+        abstract: "VACUUM (FREEZE) by transaction-id age first, then VACUUM, ANALYZE and REINDEX CONCURRENTLY by thresholds, within a budget.")
+    @OptionGroup var options: MaintenanceOptions
+    @OptionGroup(title: "Queue options") var job: QueueOptions
+    @OptionGroup var redis: RedisOptions
+    @OptionGroup var config: ConfigOptions
+    func run() async throws {
+        var payload = JSONValue.null
+        try await reportingFailures { payload = try options.payload(try config.load()) }
+        try await job.push(kind: MaintenanceJob.kind, payload: payload, redis: redis)
+    }
+}
+
+struct RunMaintenance: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "maintenance", abstract: "Maintenance inline (as 'dbq push maintenance').")
+    @OptionGroup var options: MaintenanceOptions
+    @OptionGroup var config: ConfigOptions
+    func run() async throws { try await runInline(kind: MaintenanceJob.kind, config: config, maxAttempts: nil) { try options.payload($0) } }
+}
+
+struct MaintenanceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "maintenance", abstract: "What maintenance would do now.", subcommands: [Plan.self])
+
+    struct Plan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "plan", abstract: "The maintenance plan with a reason per action (runs nothing).")
+        @OptionGroup var options: MaintenanceOptions
+        @OptionGroup var config: ConfigOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let configuration = try config.load()
+                try options.name.check(configuration)
+                let url = try options.name.url(configuration)
+                let c: PostgresConnection
+                do { c = try await PostgresConnection.connect(url.raw, logger: makeLogger("dbq.maintenance"), applicationName: "dbq maintenance plan") } catch {
+                    throw classifyConnect(error, database: options.name.database)
+                }
+                defer { Task { await c.close() } }
+                let actions = try await MaintenanceJob.plan(c, thresholds: options.thresholds)
+                if json { try printJSON(actions); return }
+                if actions.isEmpty { print("nothing to do for database '\(options.name.database)'") }
+                for action in actions { print("\(action.sql)\n      \(action.reason)") }
+            }
+        }
+    }
+}
+
+struct HealthOptions: ParsableArguments {
+    @OptionGroup var name: DatabaseName
+    @Option(help: "Idle-in-transaction seconds that warn (default 300).") var idleWarning: Double?
+    @Option(help: "Sequence share of its maximum that is critical (default 0.9).") var sequenceCritical: Double?
+
+    var thresholds: HealthChecks.Thresholds {
+        var t = HealthChecks.Thresholds()
+        if let idleWarning { t.idleInTransactionWarning = idleWarning }
+        if let sequenceCritical { t.sequenceCritical = sequenceCritical }
+        return t
+    }
+}
+
+struct HealthCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "health",
+        abstract: "Health checks a monitor can use: exit 0 when nothing is critical, 2 when something is, 1 when the checks could not run.",
+        discussion: """
+            Connections by state against max_connections, sessions idle in transaction, the longest \
+            transaction and query, blocked queries with their chain of blockers, replication lag and \
+            the WAL each slot holds, transaction ids left before wraparound, cache hit ratio, \
+            checkpoints requested against timed, invalid indexes, sequences near their maximum, size.
+            """)
+    @OptionGroup var options: HealthOptions
+    @OptionGroup var config: ConfigOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var code: Int32 = 0
+        try await reportingFailures {
+            let configuration = try config.load()
+            try options.name.check(configuration)
+            let report = try await HealthJob.report(try options.name.url(configuration), database: options.name.database, thresholds: options.thresholds,
+                                                    logger: makeLogger("dbq.health"))
+            if json { try printJSON(report) } else {
+                for check in report.checks {
+                    print("\(check.status.rawValue.uppercased().padding(toLength: 9, withPad: " ", startingAt: 0)) \(check.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(check.value)")
+                    if let action = check.action { print("          → \(action)") }
+                }
+            }
+            code = HealthChecks.exitCode(report.checks)
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct PushHealth: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "health", abstract: "Health checks as a job: its result holds every check (critical: true when one is).")
+    @OptionGroup var options: HealthOptions
+    @OptionGroup(title: "Queue options") var job: QueueOptions
+    @OptionGroup var redis: RedisOptions
+    @OptionGroup var config: ConfigOptions
+    func run() async throws {
+        var payload = JSONValue.null
+        try await reportingFailures {
+            try options.name.check(try config.load())
+            payload = try JSONValue(json: String(decoding: try JSONEncoder().encode(HealthJob.Payload(database: options.name.database, thresholds: options.thresholds)), as: UTF8.self))
+        }
+        try await job.push(kind: HealthJob.kind, payload: payload, redis: redis)
+    }
+}
+
+struct PushStats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "A stats sample as a job, kept in the storage for 'dbq stats trends'.")
+    @OptionGroup var name: DatabaseName
+    @Option(help: "The storage that keeps the samples (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup(title: "Queue options") var job: QueueOptions
+    @OptionGroup var redis: RedisOptions
+    @OptionGroup var config: ConfigOptions
+    func run() async throws {
+        var payload = JSONValue.null
+        try await reportingFailures {
+            let configuration = try config.load()
+            try name.check(configuration)
+            try BackupPushOptions.checkStorage(storage.map(JSONValue.string), in: configuration)
+            payload = try JSONValue(json: String(decoding: try JSONEncoder().encode(StatsJob.Payload(database: name.database, storage: storage)), as: UTF8.self))
+        }
+        try await job.push(kind: StatsJob.kind, payload: payload, redis: redis)
+    }
+}
+
+struct StatsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Sizes, rows, scans and the top statements now (the sample is kept); trends between samples.",
+        subcommands: [Show.self, Trends.self], defaultSubcommand: Show.self)
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Take a sample, keep it, print it (the default).")
+        @OptionGroup var name: DatabaseName
+        @OptionGroup var store: BackupStoreOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let env = try store.environment()
+                try name.check(env.configuration)
+                let sample = try await StatsJob.sample(try env.database(name.database), database: name.database, logger: makeLogger("dbq.stats"))
+                let (_, objectStore) = try env.store(store.storage)
+                _ = try await StatsStore.save(sample, id: "cli-\(getpid())", store: objectStore)
+                if json { try printManifestJSON(sample); return }
+                print("database \(name.database): \(formatBytes(sample.databaseBytes))")
+                print("TABLE                                    TOTAL      TABLE      TOAST      INDEXES    ROWS         DEAD       SEQ SCANS  IDX SCANS")
+                for t in sample.tables.prefix(20) {
+                    print([pad(t.name, 40), pad(formatBytes(t.totalBytes), 10), pad(formatBytes(t.tableBytes), 10), pad(formatBytes(t.toastBytes), 10),
+                           pad(formatBytes(t.indexBytes), 10), pad(String(t.rows), 12), pad(String(t.deadRows), 10), pad(String(t.seqScans), 10), String(t.indexScans)].joined(separator: " "))
+                }
+                if let note = sample.note { stderrLine("note: \(note)") }
+                if !sample.statements.isEmpty {
+                    print("\nCALLS      TOTAL MS     MEAN MS    ROWS       HIT/READ BLOCKS   STATEMENT")
+                    for s in sample.statements.prefix(10) {
+                        print([pad(String(s.calls), 10), pad(String(format: "%.1f", s.totalMs), 12), pad(String(format: "%.2f", s.meanMs), 10), pad(String(s.rows), 10),
+                               pad("\(s.blocksHit)/\(s.blocksRead)", 17), String(s.query.replacingOccurrences(of: "\n", with: " ").prefix(70))].joined(separator: " "))
+                    }
+                }
+            }
+        }
+    }
+
+    struct Trends: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "trends", abstract: "Growth per table and statements that became slower, between the first and last sample since --since.")
+        @OptionGroup var name: DatabaseName
+        @OptionGroup var store: BackupStoreOptions
+        @Option(help: "How far back (default 7d).") var since = "7d"
+        @Option(help: "A statement is slower when its calls between the samples took this many times its earlier mean (default 2).") var factor = 2.0
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await reportingFailures {
+                let env = try store.environment()
+                try name.check(env.configuration)
+                let (_, objectStore) = try env.store(store.storage)
+                let from = Date().addingTimeInterval(-(try parseDuration(since, option: "--since").seconds))
+                let samples = try await StatsStore.load(database: name.database, since: from, store: objectStore)
+                guard let report = StatsTrends.compare(samples, factor: factor) else {
+                    throw CheckFailure("\(samples.count) sample(s) of database '\(name.database)' since \(utcText(from)); trends need two (dbq stats, or dbq push stats on a schedule)")
+                }
+                if json { try printManifestJSON(report); return }
+                print("\(report.samples) samples from \(utcText(report.from)) to \(utcText(report.to))")
+                print("TABLE                                    SIZE BEFORE  SIZE NOW     PER DAY      ROWS BEFORE  ROWS NOW")
+                for g in report.growth.prefix(20) {
+                    print([pad(g.table, 40), pad(formatBytes(g.bytesBefore), 12), pad(formatBytes(g.bytesAfter), 12), pad(formatBytes(Int64(g.bytesPerDay)), 12),
+                           pad(String(g.rowsBefore), 12), String(g.rowsAfter)].joined(separator: " "))
+                }
+                if report.slower.isEmpty { print("\nno statement became \(factor)× slower") } else {
+                    print("\nSLOWER  MEAN BEFORE  MEAN SINCE   CALLS    STATEMENT")
+                    for s in report.slower.prefix(20) {
+                        print([pad(String(format: "%.1f×", s.factor), 7), pad(String(format: "%.2f ms", s.meanBefore), 12), pad(String(format: "%.2f ms", s.meanBetween), 12),
+                               pad(String(s.calls), 8), String(s.query.replacingOccurrences(of: "\n", with: " ").prefix(70))].joined(separator: " "))
+                    }
+                }
+            }
+        }
+    }
+}
