@@ -83,10 +83,13 @@ public struct DBQConfiguration: Sendable, Equatable {
     public var schedule: String
     /// Database name → the folder of its migration files (`NNNN_name.up.sql`).
     public var migrations: [String: String] = [:]
+    /// Database name → its range-partitioned tables that `dbq push partitions` keeps.
+    public var partitions: [String: [PartitionSetting]] = [:]
     /// Where it was read from; nil when no file was used.
     public var file: String?
 
-    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations"]
+    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations", "partitions"]
+    static let partitionKeys: Set<String> = ["table", "interval", "premake", "retention", "retention_action"]
     static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object"]
     static let workerKeys: Set<String> = ["queues", "concurrency"]
 
@@ -271,10 +274,47 @@ public struct DBQConfiguration: Sendable, Equatable {
             }
         }
 
+        var partitions: [String: [PartitionSetting]] = [:]
+        if let raw = root["partitions"] {
+            if let fields = raw as? [String: Any] {
+                for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
+                    if !databases.isEmpty && databases[name] == nil {
+                        problems.append("partitions.\(name): no database '\(name)' under databases: (configured: \(databases.keys.sorted().joined(separator: ", ")))")
+                    }
+                    guard let list = value as? [Any] else { problems.append("partitions.\(name): must be a list of tables ({table: public.events, interval: daily, premake: 7, retention: 90d})"); continue }
+                    for (index, item) in list.enumerated() {
+                        let path = "partitions.\(name)[\(index)]"
+                        guard let entry = item as? [String: Any] else { problems.append("\(path): must be a mapping with table and interval"); continue }
+                        for key in entry.keys.sorted() where !partitionKeys.contains(key) {
+                            problems.append("\(path).\(key): unknown key (expected one of: \(partitionKeys.sorted().joined(separator: ", ")))")
+                        }
+                        guard let table = entry["table"] as? String else { problems.append("\(path).table: required (schema.table)"); continue }
+                        let interval = (entry["interval"] as? String) ?? ""
+                        if !PartitionSetting.intervals.contains(interval) {
+                            problems.append("\(path).interval: '\(interval)' is not one of \(PartitionSetting.intervals.joined(separator: ", "))")
+                        }
+                        let premake = (entry["premake"] as? Int) ?? 4
+                        if !(0...1000).contains(premake) { problems.append("\(path).premake: must be from 0 to 1000") }
+                        var retention: Double?
+                        if let text = entry["retention"] {
+                            retention = (text as? String).flatMap(PartitionSetting.duration)
+                            if retention == nil { problems.append("\(path).retention: '\(text)' is not a duration like 90d, 12w or 36h") }
+                        }
+                        let action = (entry["retention_action"] as? String) ?? "detach"
+                        if !["detach", "drop"].contains(action) { problems.append("\(path).retention_action: must be detach or drop, not '\(action)'") }
+                        partitions[name, default: []].append(PartitionSetting(table: table, interval: interval, premake: premake, retentionSeconds: retention, retentionAction: action))
+                    }
+                }
+            } else {
+                problems.append("partitions: must be a mapping of database names to lists of tables")
+            }
+        }
+
         if !problems.isEmpty { throw ConfigurationError(file: where_, problems: problems) }
         var configuration = DBQConfiguration(redis: redis, databases: databases, storages: storages, workerQueues: queues,
                                              workerConcurrency: concurrency, schedule: schedule, file: file)
         configuration.migrations = migrations
+        configuration.partitions = partitions
         return configuration
     }
 
@@ -322,5 +362,24 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
 
     public var description: String {
         "configuration \(file) has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// One range-partitioned table of `partitions:` in dbq.yaml.
+public struct PartitionSetting: Sendable, Equatable {
+    public static let intervals = ["hourly", "daily", "weekly", "monthly", "yearly"]
+    public var table: String
+    public var interval: String
+    public var premake: Int
+    public var retentionSeconds: Double?
+    public var retentionAction: String
+
+    /// `36h`, `90d`, `12w`.
+    static func duration(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("h", 3600), ("d", 86_400), ("w", 7 * 86_400)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            if let n = Double(text.dropLast()), n > 0 { return n * scale }
+        }
+        return nil
     }
 }

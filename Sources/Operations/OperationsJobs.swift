@@ -277,10 +277,11 @@ public struct StatsJob: Job {
 }
 
 extension JobRegistry {
-    /// Registers maintenance, health and stats.
+    /// Registers maintenance, health, stats and partitions.
     public mutating func registerOperationsJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
         register(MaintenanceJob(environment: environment))
         register(HealthJob(environment: environment))
         register(StatsJob(environment: environment))
+        register(PartitionsJob(environment: environment))
     }
 }

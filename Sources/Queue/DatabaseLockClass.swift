@@ -20,7 +20,7 @@ public enum DatabaseLockClass: String, Sendable, CaseIterable {
         "backup": .read, "export": .read, "snapshot": .read, "validate-integrity": .read, "index-advice": .read,
         "vacuum": .maintenance, "analyze": .maintenance, "maintenance": .maintenance,
         "create-index": .build, "drop-index": .build, "reindex": .build,
-        "import": .ddl, "restore": .ddl, "migrate": .ddl, "migrate-revert": .ddl, "rollback": .ddl, "partition": .ddl,
+        "import": .ddl, "restore": .ddl, "migrate": .ddl, "migrate-revert": .ddl, "rollback": .ddl, "partitions": .ddl,
     ]
 
     /// The class of a job kind that holds a database; nil for kinds that do not.

@@ -41,9 +41,10 @@ struct MaintenanceOptions: ParsableArguments {
     @Option(help: "Analyze tables with this share of rows modified since the last analyze (default 0.1) …") var analyzeRatio: Double?
     @Option(help: "… and this count (default 1000).") var analyzeMinimum: Int64?
     @Option(help: "Rebuild indexes with this share of empty space (default 0.3) of at least 10 MiB.") var bloatRatio: Double?
+    @Option(help: "Any thresholds as JSON (or a JSON file), e.g. '{\"bloatMinimumBytes\": 1048576}'; the flags above win.") var thresholdsJSON: String?
 
     var thresholds: MaintenancePlan.Thresholds {
-        var t = MaintenancePlan.Thresholds()
+        var t = (try? mergedThresholds(MaintenancePlan.Thresholds(), thresholdsJSON, option: "--thresholds-json")) ?? MaintenancePlan.Thresholds()
         if let freezeAge { t.freezeAge = freezeAge }
         if let deadRatio { t.deadRatio = deadRatio }
         if let deadMinimum { t.deadMinimum = deadMinimum }
@@ -55,6 +56,7 @@ struct MaintenanceOptions: ParsableArguments {
 
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         try name.check(configuration)
+        _ = try mergedThresholds(MaintenancePlan.Thresholds(), thresholdsJSON, option: "--thresholds-json")
         if let preflight, !["skip", "wait"].contains(preflight) { throw ValidationError("--preflight must be skip or wait, not '\(preflight)'") }
         for (option, value) in [("--dead-ratio", deadRatio), ("--analyze-ratio", analyzeRatio), ("--bloat-ratio", bloatRatio)] {
             if let value, !(0...1).contains(value) { throw ValidationError("\(option) is a share from 0 to 1, not \(value)") }
@@ -122,9 +124,12 @@ struct HealthOptions: ParsableArguments {
     @OptionGroup var name: DatabaseName
     @Option(help: "Idle-in-transaction seconds that warn (default 300).") var idleWarning: Double?
     @Option(help: "Sequence share of its maximum that is critical (default 0.9).") var sequenceCritical: Double?
+    @Option(help: "Any thresholds as JSON (or a JSON file), e.g. '{\"replicationLagWarning\": 30}'; the flags above win.") var thresholdsJSON: String?
+
+    func validate() throws { _ = try mergedThresholds(HealthChecks.Thresholds(), thresholdsJSON, option: "--thresholds-json") }
 
     var thresholds: HealthChecks.Thresholds {
-        var t = HealthChecks.Thresholds()
+        var t = (try? mergedThresholds(HealthChecks.Thresholds(), thresholdsJSON, option: "--thresholds-json")) ?? HealthChecks.Thresholds()
         if let idleWarning { t.idleInTransactionWarning = idleWarning }
         if let sequenceCritical { t.sequenceCritical = sequenceCritical }
         return t
@@ -270,5 +275,66 @@ struct StatsCommand: AsyncParsableCommand {
                 }
             }
         }
+    }
+}
+
+/// The options of `partitions`: the tables come from `partitions:` in dbq.yaml.
+struct PartitionsOptions: ParsableArguments {
+    @OptionGroup var name: DatabaseName
+    @Flag(help: "Show what would be created, detached or dropped; change nothing.") var dryRun = false
+    @Option(help: "lock_timeout of each statement (default 2s); retried with backoff.") var lockTimeout: String?
+
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
+        try name.check(configuration)
+        guard let settings = configuration.partitions[name.database], !settings.isEmpty else {
+            throw ValidationError("no partitioned tables for database '\(name.database)': declare them in dbq.yaml under partitions: {\(name.database): [{table: public.events, interval: daily, premake: 7, retention: 90d}]}")
+        }
+        let specs = settings.map { s in
+            PartitionSpec(table: s.table, interval: PartitionSpec.Interval(rawValue: s.interval) ?? .daily, premake: s.premake,
+                          retentionSeconds: s.retentionSeconds, retentionAction: PartitionSpec.RetentionAction(rawValue: s.retentionAction) ?? .detach)
+        }
+        let payload = PartitionsJob.Payload(database: name.database, tables: specs, dryRun: dryRun ? true : nil,
+                                            lockTimeoutMs: try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) })
+        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+    }
+}
+
+struct PushPartitions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "partitions",
+        abstract: "Keep the range-partitioned tables of dbq.yaml: partitions made ahead, old ones detached or dropped, the default partition's rows reported.")
+    @OptionGroup var options: PartitionsOptions
+    @OptionGroup(title: "Queue options") var job: QueueOptions
+    @OptionGroup var redis: RedisOptions
+    @OptionGroup var config: ConfigOptions
+    func run() async throws {
+        var payload = JSONValue.null
+        try await reportingFailures { payload = try options.payload(try config.load()) }
+        try await job.push(kind: PartitionsJob.kind, payload: payload, redis: redis)
+    }
+}
+
+struct RunPartitions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "partitions", abstract: "Partition upkeep inline (as 'dbq push partitions').")
+    @OptionGroup var options: PartitionsOptions
+    @OptionGroup var config: ConfigOptions
+    func run() async throws { try await runInline(kind: PartitionsJob.kind, config: config, maxAttempts: nil) { try options.payload($0) } }
+}
+
+/// `--thresholds '{"deadRatio": 0.2}'` (or a JSON file): only the keys given change; the
+/// rest keep their defaults. A key that is not a threshold is refused by name.
+func mergedThresholds<T: Codable>(_ defaults: T, _ text: String?, option: String) throws -> T {
+    guard let text else { return defaults }
+    let json = FileManager.default.fileExists(atPath: text) ? (try? String(contentsOfFile: text, encoding: .utf8)) ?? text : text
+    guard case .object(var base) = try JSONValue(json: String(decoding: try JSONEncoder().encode(defaults), as: UTF8.self)) else { return defaults }
+    let given: JSONValue
+    do { given = try JSONValue(json: json) } catch { throw ValidationError("\(option) is not valid JSON: \(JSONErrorText.describe(error))") }
+    guard case .object(let fields) = given else { throw ValidationError("\(option) must be a JSON object of thresholds, like {\"deadRatio\": 0.2}") }
+    for (key, value) in fields {
+        guard base[key] != nil else { throw ValidationError("\(option): '\(key)' is not a threshold; they are: \(base.keys.sorted().joined(separator: ", "))") }
+        base[key] = value
+    }
+    do { return try JSONDecoder().decode(T.self, from: Data(JSONValue.object(base).jsonText.utf8)) } catch {
+        throw ValidationError("\(option): a threshold has the wrong type (numbers expected): \(JSONErrorText.describe(error))")
     }
 }

@@ -10,10 +10,10 @@ struct PushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
         abstract: "Push a job onto a queue (prints its id).",
-        discussion: "dbq push KIND [options] for any kind; these kinds have a subcommand of their own, with only their options: rollback, migrate, migrate-revert, validate-integrity, index-advice, apply-advice, create-index, drop-index, reindex, maintenance, health, stats.",
+        discussion: "dbq push KIND [options] for any kind; these kinds have a subcommand of their own, with only their options: rollback, migrate, migrate-revert, validate-integrity, index-advice, apply-advice, create-index, drop-index, reindex, maintenance, health, stats, partitions.",
         subcommands: [PushAny.self, PushRollback.self, PushMigrate.self, PushMigrateRevert.self, PushValidateIntegrity.self,
                       PushIndexAdvice.self, PushApplyAdvice.self, PushCreateIndex.self, PushDropIndex.self, PushReindex.self,
-                      PushMaintenance.self, PushHealth.self, PushStats.self],
+                      PushMaintenance.self, PushHealth.self, PushStats.self, PushPartitions.self],
         defaultSubcommand: PushAny.self)
 }
 

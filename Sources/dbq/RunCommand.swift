@@ -10,8 +10,8 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run one job inline, in this process, without Redis (an in-memory queue).",
-        discussion: "dbq run KIND [options] for any kind; these kinds have a subcommand of their own: rollback, migrate, migrate-revert, validate-integrity, create-index, drop-index, reindex, maintenance.",
-        subcommands: [RunAny.self, RunRollback.self, RunMigrate.self, RunMigrateRevert.self, RunValidateIntegrity.self, RunCreateIndex.self, RunDropIndex.self, RunReindex.self, RunMaintenance.self],
+        discussion: "dbq run KIND [options] for any kind; these kinds have a subcommand of their own: rollback, migrate, migrate-revert, validate-integrity, create-index, drop-index, reindex, maintenance, partitions.",
+        subcommands: [RunAny.self, RunRollback.self, RunMigrate.self, RunMigrateRevert.self, RunValidateIntegrity.self, RunCreateIndex.self, RunDropIndex.self, RunReindex.self, RunMaintenance.self, RunPartitions.self],
         defaultSubcommand: RunAny.self)
 }
 

@@ -9,7 +9,7 @@ struct DatabaseLockClassTests {
             ("backup", .read), ("export", .read), ("snapshot", .read), ("validate-integrity", .read), ("index-advice", .read),
             ("vacuum", .maintenance), ("analyze", .maintenance), ("maintenance", .maintenance),
             ("create-index", .build), ("drop-index", .build), ("reindex", .build),
-            ("import", .ddl), ("restore", .ddl), ("migrate", .ddl), ("migrate-revert", .ddl), ("rollback", .ddl), ("partition", .ddl),
+            ("import", .ddl), ("restore", .ddl), ("migrate", .ddl), ("migrate-revert", .ddl), ("rollback", .ddl), ("partitions", .ddl),
             ("retention", nil), ("verify-backup", nil), ("noop", nil), ("sleep", nil),
         ]
         for (kind, lockClass) in expected { #expect(DatabaseLockClass.of(kind: kind) == lockClass, "\(kind)") }

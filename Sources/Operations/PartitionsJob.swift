@@ -1,0 +1,151 @@
+import Backups
+import DBQSupport
+import Foundation
+import PostgresClient
+import Queue
+
+/// `partitions`: for each declared range-partitioned table, make the partitions ahead of
+/// time, detach or drop those past retention (under lock_timeout, retried), and report
+/// rows in the default partition — without pg_partman.
+public struct PartitionsJob: Job {
+    public static let kind = "partitions"
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(3600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        public var tables: [PartitionSpec]
+        public var dryRun: Bool?
+        public var lockTimeoutMs: Int?
+        /// Tests: the time to plan for (default now).
+        public var now: Date?
+        public init(database: String, tables: [PartitionSpec], dryRun: Bool? = nil, lockTimeoutMs: Int? = nil, now: Date? = nil) {
+            self.database = database
+            self.tables = tables
+            self.dryRun = dryRun
+            self.lockTimeoutMs = lockTimeoutMs
+            self.now = now
+        }
+    }
+
+    let environment: @Sendable () throws -> BackupEnvironment
+    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+
+    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+        guard !payload.tables.isEmpty else {
+            throw BackupError.permanent("no partitioned tables for database '\(payload.database)': declare them in dbq.yaml under partitions: {\(payload.database): [{table: public.events, interval: daily, premake: 7, retention: 90d}]}")
+        }
+        let env = try environment()
+        let url = try env.database(payload.database)
+        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+            let c = try await connectTo(url, database: payload.database, logger: context.logger, name: "dbq partitions")
+            defer { Task { await c.close() } }
+            _ = try await c.execute("SET TIME ZONE 'UTC'")
+            let retry = LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000))
+            var tables: [String: JSONValue] = [:]
+            for spec in payload.tables {
+                tables[spec.table] = try await Self.keep(spec, connection: c, retry: retry, dryRun: payload.dryRun ?? false, now: payload.now ?? Date(), context: context)
+            }
+            return .object(["database": .string(payload.database), "dryRun": .bool(payload.dryRun ?? false), "tables": .object(tables)])
+        }
+    }
+
+    static func keep(_ spec: PartitionSpec, connection c: PostgresConnection, retry: LockRetry, dryRun: Bool, now: Date, context: JobContext) async throws -> JSONValue {
+        let parts = spec.table.split(separator: ".", maxSplits: 1).map(String.init)
+        let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts[0])
+        let parent = try PostgresIdentifier.qualified(schema: schema, name: name)
+        guard let info = try await c.query("""
+            SELECT pt.partstrat::text, pt.partnatts, (SELECT a.attname FROM pg_attribute a WHERE a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]),
+                   (SELECT format_type(a.atttypid, NULL) FROM pg_attribute a WHERE a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0])
+            FROM pg_partitioned_table pt WHERE pt.partrelid = to_regclass($1)
+            """, [PostgresParameter(parent)]).first else {
+            throw BackupError.permanent("\(spec.table) is not a partitioned table (or does not exist); create it PARTITION BY RANGE (a date or timestamp column)")
+        }
+        guard info[0] == "r", info[1] == "1", let key = info[2], let type = info[3],
+              ["date", "timestamp without time zone", "timestamp with time zone"].contains(type) else {
+            throw BackupError.permanent("\(spec.table) must be partitioned BY RANGE on one date or timestamp column (it is by \(info[0] ?? "?") on \(info[2] ?? "?") \(info[3] ?? ""))")
+        }
+        var existing: [PartitionPlan.Existing] = []
+        var defaultPartition: String?
+        for row in try await c.query("""
+            SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = to_regclass($1) ORDER BY 2
+            """, [PostgresParameter(parent)]) {
+            guard let childSchema = row[0], let child = row[1], let bound = row[2] else { continue }
+            if bound == "DEFAULT" { defaultPartition = try PostgresIdentifier.qualified(schema: childSchema, name: child); continue }
+            let literals = Self.literals(bound)
+            guard literals.count == 2 else { continue }
+            func date(_ literal: String?) async throws -> Date {
+                guard let literal else { return literals.first == nil ? .distantPast : .distantFuture }
+                let epoch = try await c.query("SELECT extract(epoch FROM $1::timestamptz)", [PostgresParameter(literal)]).scalar.flatMap(Double.init) ?? 0
+                return Date(timeIntervalSince1970: epoch)
+            }
+            existing.append(.init(name: child, from: literals[0] == nil ? .distantPast : try await date(literals[0]),
+                                  to: literals[1] == nil ? .distantFuture : try await date(literals[1])))
+        }
+        var defaultRows: [(key: Date, count: Int64)] = []
+        if let defaultPartition {
+            let unit = ["hourly": "hour", "daily": "day", "weekly": "week", "monthly": "month", "yearly": "year"][spec.interval.rawValue]!
+            let quotedKey = try PostgresIdentifier.quoted(key)
+            defaultRows = try await c.query("""
+                SELECT extract(epoch FROM date_trunc('\(unit)', \(quotedKey)::timestamptz)), count(*) FROM \(defaultPartition) WHERE \(quotedKey) IS NOT NULL GROUP BY 1 ORDER BY 1
+                """).compactMap { r in
+                guard let e = r[0].flatMap(Double.init), let n = r[1].flatMap({ Int64($0) }) else { return nil }
+                return (Date(timeIntervalSince1970: e), n)
+            }
+        }
+        let plan = PartitionPlan.plan(spec, table: name, existing: existing, defaultRows: defaultRows, now: now)
+        func literal(_ date: Date) -> String {
+            let f = Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!)
+            let text = date.formatted(f) // 2026-03-01T00:00:00Z
+            switch type {
+            case "date": return "'" + String(text.prefix(10)) + "'"
+            case "timestamp without time zone": return "'" + text.prefix(19).replacingOccurrences(of: "T", with: " ") + "'"
+            default: return "'" + text.prefix(19).replacingOccurrences(of: "T", with: " ") + "+00'"
+            }
+        }
+        var created: [JSONValue] = []
+        var retired: [JSONValue] = []
+        if !dryRun {
+            for (child, from, to) in plan.create {
+                let qualifiedChild = try PostgresIdentifier.qualified(schema: schema, name: child)
+                try await retry.run(c, what: "creating partition \(child)", logger: context.logger) {
+                    _ = try await c.execute("CREATE TABLE IF NOT EXISTS \(qualifiedChild) PARTITION OF \(parent) FOR VALUES FROM (\(literal(from))) TO (\(literal(to)))")
+                }
+                created.append(.string(child))
+            }
+            for old in plan.retire {
+                let qualifiedChild = try PostgresIdentifier.qualified(schema: schema, name: old.name)
+                try await retry.run(c, what: "detaching partition \(old.name)", logger: context.logger) {
+                    _ = try await c.execute("ALTER TABLE \(parent) DETACH PARTITION \(qualifiedChild)")
+                }
+                if spec.retentionAction == .drop {
+                    try await retry.run(c, what: "dropping partition \(old.name)", logger: context.logger) {
+                        _ = try await c.execute("DROP TABLE \(qualifiedChild)")
+                    }
+                }
+                retired.append(.string(old.name))
+            }
+        } else {
+            created = plan.create.map { .string($0.name) }
+            retired = plan.retire.map { .string($0.name) }
+        }
+        var out: [String: JSONValue] = ["created": .array(created), spec.retentionAction == .drop ? "dropped" : "detached": .array(retired)]
+        if !plan.refused.isEmpty { out["refused"] = .array(plan.refused.map(JSONValue.string)) }
+        if !plan.notes.isEmpty { out["notes"] = .array(plan.notes.map(JSONValue.string)) }
+        if defaultPartition != nil { out["defaultRows"] = .number(Double(defaultRows.reduce(0) { $0 + $1.count })) }
+        return .object(out)
+    }
+
+    /// The quoted literals of `FOR VALUES FROM (…) TO (…)`; nil for MINVALUE/MAXVALUE.
+    static func literals(_ bound: String) -> [String?] {
+        guard let from = bound.range(of: "FROM ("), let to = bound.range(of: ") TO (") else { return [] }
+        func literal(_ text: Substring) -> String? {
+            guard let open = text.firstIndex(of: "'") else { return nil }
+            let rest = text[text.index(after: open)...]
+            guard let close = rest.firstIndex(of: "'") else { return nil }
+            return String(rest[..<close])
+        }
+        return [literal(bound[from.upperBound..<to.lowerBound]), literal(bound[to.upperBound...])]
+    }
+}
