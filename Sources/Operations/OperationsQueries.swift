@@ -43,12 +43,14 @@ public enum OperationsQueries {
         }
     }
 
-    /// The longest open transaction other than this session's (seconds), and replication
-    /// lag (seconds): maintenance's preflight.
+    /// The longest open transaction in this database other than this session's (seconds;
+    /// another database's transactions do not hold back this one's vacuum), and
+    /// replication lag (seconds): maintenance's preflight.
     public static func preflight(_ c: PostgresConnection) async throws -> (transaction: HealthFacts.Session?, lagSeconds: Double?) {
         let tx = try await c.query("""
             SELECT pid, extract(epoch FROM now() - xact_start), left(coalesce(query, ''), 200) FROM pg_stat_activity
-            WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY xact_start LIMIT 1
+            WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database()
+            ORDER BY xact_start LIMIT 1
             """).first.flatMap { r in r[0].flatMap(Int.init).map { HealthFacts.Session(pid: $0, seconds: Double(r[1] ?? "0") ?? 0, query: r[2] ?? "") } }
         let lag = try await c.query("SELECT max(extract(epoch FROM replay_lag)) FROM pg_stat_replication").scalar.flatMap(Double.init)
         return (tx, lag)

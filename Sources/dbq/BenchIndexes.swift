@@ -18,7 +18,7 @@ struct BenchIndexes: AsyncParsableCommand {
             Advice: dbq_bench_idx_<tables> (made once and reused; pg_stat_statements and HypoPG \
             created in it) holds --tables tables of 2,000 rows; five statement shapes per table \
             (filters, a range with a sort, a join, an update) run 10 times each after \
-            pg_stat_statements_reset(): 1,000 distinct statements. Timed: 'dbq indexes advise \
+            resetting its pg_stat_statements: 1,000 distinct statements. Timed: 'dbq indexes advise \
             --json' as a process. Build: on dbq_bench_s<scale>_r0 (pgbench -i), --runs times in \
             rotating order, psql -c 'CREATE INDEX CONCURRENTLY bench_abalance ON \
             pgbench_accounts (abalance)' beside 'dbq push create-index' of the same index run \
@@ -65,7 +65,7 @@ struct BenchIndexes: AsyncParsableCommand {
                 await c.close()
             }
             let c = try await PostgresConnection.connect(url.raw, logger: logger, applicationName: "dbq bench workload")
-            _ = try await c.query("SELECT pg_stat_statements_reset()")
+            _ = try await c.query("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)")
             for i in 1...tables {
                 let next = i % tables + 1
                 let shapes: [(String, [String])] = [

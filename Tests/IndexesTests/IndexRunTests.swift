@@ -82,7 +82,7 @@ struct IndexRunTests {
             CREATE INDEX orders_created ON orders (created_at); CREATE INDEX orders_created_status ON orders (created_at, status);
             CREATE TABLE notes (id int PRIMARY KEY, order_id bigint REFERENCES orders, body text);
             """)
-        _ = try await c.query("SELECT pg_stat_statements_reset()")
+        _ = try await c.query("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)")
         for i in 0..<30 {
             _ = try await c.query("SELECT id, total FROM orders WHERE customer_id = $1", [PostgresParameter(String(i + 1))])
             _ = try await c.query("SELECT o.id FROM orders o JOIN customers cu ON cu.id = o.customer_id WHERE cu.email = $1", [PostgresParameter("c\(i)@example.com")])
