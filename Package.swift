@@ -19,13 +19,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries for the wire, each a [system] module with typed shims.
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .systemLibrary(name: "CSystem"),
+        .systemLibrary(name: "CDBQSystem"),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // libpg_query ships no pkg-config file: the modulemap links it.
@@ -34,7 +37,7 @@ let package = Package(
         // Pieces every layer shares: blocking lanes, byte streams, backoff, redaction.
         .target(
             name: "DBQSupport",
-            dependencies: ["CSystem", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CDBQSystem", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Thin, safe clients that know nothing of jobs.
@@ -67,6 +70,7 @@ let package = Package(
             dependencies: [
                 "DBQSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -81,7 +85,7 @@ let package = Package(
         .target(
             name: "Beat",
             dependencies: [
-                "Queue", "DBQSupport", .product(name: "Yams", package: "Yams"),
+                "Queue", "DBQSupport", .product(name: "Yams", package: "Yams"), .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -93,7 +97,7 @@ let package = Package(
         .target(
             name: "Backups",
             dependencies: [
-                "Codecs", "Queue", "Configuration", "PostgresClient", "ObjectStorage", "DBQSupport",
+                "Codecs", "Queue", "DBQConfig", "PostgresClient", "ObjectStorage", "DBQSupport",
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -143,18 +147,21 @@ let package = Package(
         ),
         // dbq.yaml with environment overrides.
         .target(
-            name: "Configuration",
+            name: "DBQConfig",
             dependencies: ["DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "dbq",
             dependencies: [
-                "CSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "Configuration",
+                "CDBQSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "DBQConfig",
                 "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -184,35 +191,35 @@ let package = Package(
         .testTarget(name: "AnonymizationTests", dependencies: ["Anonymization", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         .testTarget(
             name: "ExportsTests",
-            dependencies: ["Exports", "Anonymization", "Backups", "Snapshots", "Configuration", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
+            dependencies: ["Exports", "Anonymization", "Backups", "Snapshots", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SnapshotsTests",
-            dependencies: ["Snapshots", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
+            dependencies: ["Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MigrationsTests",
-            dependencies: ["Migrations", "PostgresParser", "Snapshots", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Queue",
+            dependencies: ["Migrations", "PostgresParser", "Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
                            "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IndexesTests",
-            dependencies: ["Indexes", "PostgresParser", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Queue",
+            dependencies: ["Indexes", "PostgresParser", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
                            "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OperationsTests",
-            dependencies: ["Operations", "Backups", "Configuration", "ObjectStorage", "PostgresClient", "Queue", "DBQSupport", "DBQTestSupport",
+            dependencies: ["Operations", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue", "DBQSupport", "DBQTestSupport",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "ObjectStorage"], swiftSettings: swiftSettings),
+        .testTarget(name: "ConfigurationTests", dependencies: ["DBQConfig", "ObjectStorage"], swiftSettings: swiftSettings),
         .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport", "Backups", "Operations"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisQueueTests",
@@ -223,11 +230,12 @@ let package = Package(
         .testTarget(
             name: "BackupsTests",
             dependencies: [
-                "Backups", "Codecs", "Queue", "RedisQueue", "Configuration", "PostgresClient", "ObjectStorage", "DBQSupport", "DBQTestSupport",
+                "Backups", "Codecs", "Queue", "RedisQueue", "DBQConfig", "PostgresClient", "ObjectStorage", "DBQSupport", "DBQTestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport", "PostgresClient", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport", "PostgresClient", .product(name: "Logging", package: "swift-log"),
+                                                  .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
     ]
 )

@@ -1,4 +1,4 @@
-import Configuration
+import DBQConfig
 import Foundation
 import Logging
 import ObjectStorage

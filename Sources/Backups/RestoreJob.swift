@@ -175,7 +175,8 @@ public struct VerifyBackupJob: Job {
         }
         context.logger.info("backup verified", metadata: ["backup.id": "\(entry.id)", "tables": "\(entry.manifest.tables.count)"])
         return .object([
-            "backup": .string(entry.id), "outcome": .string("passed"), "tables": .number(Double(entry.manifest.tables.count)),
+            "backup": .string(entry.id), "database": .string(entry.manifest.database), "outcome": .string("passed"),
+            "tables": .number(Double(entry.manifest.tables.count)),
             "seconds": .number(verification.seconds),
         ])
     }

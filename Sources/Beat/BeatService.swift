@@ -1,4 +1,5 @@
 import DBQSupport
+import CoreMetrics
 import Foundation
 import Logging
 import Queue
@@ -53,6 +54,8 @@ public final class BeatService: Service {
                     logger.info(now ? "beat leads" : "beat lost the lead", metadata: ["beat.token": "\(token)"])
                     leading = now
                 }
+                // `dbq_beat_leader`: 1 while this beat leads (a fleet's sum is 1 when all is well).
+                Gauge(label: "dbq_beat_leader").record(leading ? 1 : 0)
                 if leading {
                     for entry in schedule.entries { try await step(entry, now: Date()) }
                 }

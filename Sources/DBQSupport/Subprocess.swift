@@ -1,4 +1,4 @@
-import CSystem
+import CDBQSystem
 import Foundation
 import Synchronization
 

@@ -76,7 +76,7 @@ extension PostgresConnection {
             } else {
                 copyState = .idle
                 let error = connectionError(conn, fallback: "COPY failed")
-                try? finishResults(conn)
+                _ = try? finishResults(conn)
                 throw error
             }
         }
@@ -158,7 +158,7 @@ extension PostgresConnection {
             return
         }
         copyState = .idle
-        try? finishResults(conn)
+        _ = try? finishResults(conn)
     }
 }
 

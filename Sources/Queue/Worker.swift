@@ -44,6 +44,7 @@ public final class Worker: Service {
     public func shutdown() { state.beginShutdown() }
 
     private func runLoops() async throws {
+        WorkerMetrics.prepare(queues: configuration.queues.map(\.name))
         logger.info("worker started", metadata: [
             "worker.queues": "\(configuration.queues.map { "\($0.name):\($0.weight)" }.joined(separator: ","))",
             "worker.concurrency": "\(configuration.concurrency)",
@@ -72,6 +73,7 @@ public final class Worker: Service {
         let names = configuration.queues.map(\.name)
         while !state.isStopping {
             let capacity = configuration.concurrency - state.inFlightCount
+            WorkerMetrics.slots(busy: configuration.concurrency - capacity, capacity: configuration.concurrency)
             if capacity <= 0 {
                 await state.capacity.wait()
                 continue
@@ -117,10 +119,15 @@ public final class Worker: Service {
     private func start(_ job: LeasedJob) {
         let handle = JobHandle(lease: job.lease)
         state.add(handle)
+        WorkerMetrics.slots(busy: state.inFlightCount, capacity: configuration.concurrency)
         let task = Task {
             // The handle stays in flight, and its lease renewed, until the reporter has
             // recorded the outcome: a slow report must not let the lease lapse.
-            if let outcome = await self.execute(job, handle: handle) {
+            let started = ContinuousClock.now
+            var kind = "unknown"
+            let outcome = await self.execute(job, handle: handle, kind: &kind)
+            WorkerMetrics.finished(queue: job.lease.queue, kind: kind, outcome: outcome, seconds: (ContinuousClock.now - started).seconds)
+            if let outcome {
                 self.state.complete(job.lease, outcome)
             } else {
                 self.state.remove(job.lease)
@@ -131,7 +138,7 @@ public final class Worker: Service {
 
     // MARK: - Running one job
 
-    private func execute(_ job: LeasedJob, handle: JobHandle) async -> Outcome? {
+    private func execute(_ job: LeasedJob, handle: JobHandle, kind: inout String) async -> Outcome? {
         var logger = self.logger
         logger[metadataKey: "job.id"] = "\(job.lease.id)"
         logger[metadataKey: "job.queue"] = "\(job.lease.queue)"
@@ -145,6 +152,7 @@ public final class Worker: Service {
             return .dead(error: reason)
         }
         logger[metadataKey: "job.kind"] = "\(envelope.kind)"
+        kind = envelope.kind
         let leaseDuration = configuration.lease
         let context = JobContext(
             id: envelope.id, kind: envelope.kind, queue: envelope.queue, attempt: job.attempt, fencingToken: job.lease.token,
@@ -244,6 +252,7 @@ public final class Worker: Service {
                     logger.warning("completion refused: the lease was lost (stale fencing token)", metadata: ["job.id": "\(lease.id)"])
                 }
                 state.recordFinished(batch.map(\.0))
+                WorkerMetrics.slots(busy: state.inFlightCount, capacity: configuration.concurrency)
                 failures = 0
             } catch {
                 failures += 1
@@ -263,6 +272,7 @@ public final class Worker: Service {
             for queue in configuration.queues.map(\.name) {
                 do {
                     let (requeued, dead) = try await driver.rescue(queue: queue)
+                    WorkerMetrics.rescued(queue: queue, requeued: requeued, dead: dead)
                     if requeued + dead > 0 {
                         logger.warning("rescued jobs whose lease lapsed", metadata: ["job.queue": "\(queue)", "requeued": "\(requeued)", "dead": "\(dead)"])
                     }

@@ -52,6 +52,11 @@ public final class RedisQueue: JobQueueDriver {
         }
     }
 
+    /// Whether Redis answers PING (for readiness probes).
+    public func ping() async throws -> Bool {
+        try await connection.send("PING").string == "PONG"
+    }
+
     // MARK: - JobQueueDriver
 
     public func push(_ envelope: JobEnvelope) async throws -> PushResult {

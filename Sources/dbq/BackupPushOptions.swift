@@ -1,7 +1,7 @@
 import Anonymization
 import ArgumentParser
 import Backups
-import Configuration
+import DBQConfig
 import Foundation
 import Queue
 

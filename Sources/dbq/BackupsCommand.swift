@@ -1,6 +1,6 @@
 import ArgumentParser
 import Backups
-import Configuration
+import DBQConfig
 import Foundation
 import Queue
 import RedisQueue

@@ -1,7 +1,8 @@
 import ArgumentParser
-import Configuration
+import DBQConfig
 import Beat
 import Foundation
+import Metrics
 import Queue
 import RedisQueue
 import ServiceLifecycle
@@ -27,17 +28,31 @@ struct BeatCommand: AsyncParsableCommand {
         @OptionGroup var redis: RedisOptions
         @Option(name: .customLong("schedule"), help: "The schedule file (default: $DBQ_SCHEDULE, else schedule: of dbq.yaml, else jobs/schedule.yaml).") var scheduleOption: String?
         var schedule: String { scheduleOption ?? (try? DBQConfiguration.load(path: nil).schedule) ?? "jobs/schedule.yaml" }
+        @Option(help: "Serve Prometheus metrics on /metrics and readiness on /healthz at HOST:PORT (e.g. 127.0.0.1:9465).")
+        var metrics: String?
 
         func run() async throws {
             try await reportingFailures {
+                if let metrics { _ = try MetricsServer.address(metrics); _ = MetricsServer.bootstrapped }
                 if environment("DBQ_LOG_LEVEL") == nil { setenv("DBQ_LOG_LEVEL", "info", 1) }
                 let logger = makeLogger("dbq.beat")
                 let loaded = try Schedule.load(path: schedule, registry: Kinds.registry)
                 let queue = try redis.queue(logger: logger, connections: 2)
                 try await queue.checkServer()
                 let beat = BeatService(schedule: loaded, driver: RedisBeatDriver(queue: queue), registry: Kinds.registry, logger: logger)
-                let group = ServiceGroup(configuration: .init(
-                    services: [.init(service: beat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: beat)]
+                if let metrics {
+                    services.append(.init(service: try MetricsServer.service(listen: metrics, queue: queue, logger: logger) {
+                        // Per entry, seconds since its last success (read from Redis at scrape time).
+                        for entry in loaded.entries {
+                            guard let state = try? await queue.beatState(entry: entry.name, queue: entry.queue) else { continue }
+                            let reference = state.lastSuccess ?? state.since
+                            Gauge(label: "dbq_schedule_seconds_since_success", dimensions: [("entry", entry.name)])
+                                .record(reference.map { Date().timeIntervalSince($0) } ?? -1)
+                        }
+                    }))
+                }
+                let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
             }
         }

@@ -314,7 +314,7 @@ struct BenchBackup: AsyncParsableCommand {
             ["/bin/sh", "-c", #"out="$1" conn="$2"; shift 2; exec "$@" --no-password --dbname="$conn" > "$out""#, "sh", file, conninfo, tools.pgDump] + options)
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0
         try? FileManager.default.removeItem(atPath: file)
-        return Sample(seconds: seconds, outputBytes: size ?? 0, peakRSS: peak)
+        return Sample(seconds: seconds, outputBytes: size, peakRSS: peak)
     }
 
     private func printTargets(_ results: [(BenchDatabase, [Peer: Figures])]) {

@@ -8,6 +8,7 @@ import ObjectStorage
 /// never a stack trace.
 func reportingFailures(_ body: () async throws -> Void) async throws {
     MemoryTuning.applied
+    OpenSSLExit.disableCleanup
     do {
         try await body()
     } catch let exit as ExitCode {

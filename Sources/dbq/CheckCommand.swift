@@ -1,5 +1,5 @@
 import ArgumentParser
-import Configuration
+import DBQConfig
 import Crypto
 import DBQSupport
 import Foundation

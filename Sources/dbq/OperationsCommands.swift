@@ -1,6 +1,6 @@
 import ArgumentParser
 import Backups
-import Configuration
+import DBQConfig
 import Foundation
 import Operations
 import PostgresClient

@@ -5,7 +5,7 @@ import Snapshots
 import Migrations
 import Indexes
 import Operations
-import Configuration
+import DBQConfig
 import DBQSupport
 import Foundation
 import Logging
@@ -119,7 +119,7 @@ func stderrLine(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-import CSystem
+import CDBQSystem
 
 /// Fixed malloc thresholds: glibc's adaptive mmap threshold otherwise rises to the size
 /// of freed large buffers (16 MiB upload parts) and keeps them in per-thread arenas,

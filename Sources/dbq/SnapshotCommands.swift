@@ -1,5 +1,5 @@
 import ArgumentParser
-import Configuration
+import DBQConfig
 import Foundation
 import Queue
 import Snapshots

@@ -46,6 +46,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Exit when every queue is empty and nothing runs (benchmarks, batch runs).")
     var exitWhenIdle = false
 
+    @Option(help: "Serve Prometheus metrics on /metrics and readiness on /healthz at HOST:PORT (e.g. 127.0.0.1:9464).")
+    var metrics: String?
+
     func run() async throws {
         try await reportingFailures {
             let loaded = try config.load()
@@ -62,11 +65,17 @@ struct WorkerCommand: AsyncParsableCommand {
                 rescueInterval: try parseDuration(rescueInterval, option: "--rescue-interval"),
                 workerID: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", exitWhenIdle: exitWhenIdle)
             guard configuration.lease >= .seconds(1) else { throw ValidationError("--lease must be at least 1s") }
+            if let metrics { _ = try MetricsServer.address(metrics); _ = MetricsServer.bootstrapped }
             let environment = BackupEnvironment(configuration: loaded, locks: driver, logger: logger)
             let worker = Worker(driver: driver, registry: Kinds.registry { environment }, configuration: configuration, logger: logger)
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)]
+            if let metrics {
+                let names = parsedQueues.map(\.name)
+                services.append(.init(service: try MetricsServer.service(listen: metrics, queue: driver, logger: logger) {
+                    await MetricsServer.refreshQueues(driver, names: names)
+                }))
+            }
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }

@@ -1,5 +1,5 @@
 @testable import Backups
-import Configuration
+import DBQConfig
 import ObjectStorage
 import Testing
 

@@ -1,5 +1,5 @@
 @testable import Backups
-import Configuration
+import DBQConfig
 import DBQSupport
 import DBQTestSupport
 import Foundation

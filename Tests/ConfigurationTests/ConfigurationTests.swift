@@ -1,4 +1,4 @@
-import Configuration
+import DBQConfig
 import Foundation
 import ObjectStorage
 import Testing

@@ -1,3 +1,4 @@
+import DBQSupport
 import Foundation
 
 /// The servers the integration tests use: from `DBQ_TEST_*` variables, else from the
@@ -52,6 +53,9 @@ public enum TestServices {
     public static let closedPort = 1
 
     static func value(_ name: String) -> String? {
+        // Before any test's first connection: OpenSSL must not tear itself down at exit
+        // under a connection a cleanup task is still opening.
+        OpenSSLExit.disableCleanup
         if let v = ProcessInfo.processInfo.environment[name], !v.isEmpty { return v }
         return devEnv[name]
     }

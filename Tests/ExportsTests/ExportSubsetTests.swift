@@ -1,6 +1,6 @@
 import Anonymization
 import Backups
-import Configuration
+import DBQConfig
 import DBQSupport
 import DBQTestSupport
 @testable import Exports

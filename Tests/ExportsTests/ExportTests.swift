@@ -1,7 +1,7 @@
 import Anonymization
 import Backups
 import Codecs
-import Configuration
+import DBQConfig
 import DBQSupport
 import DBQTestSupport
 @testable import Exports

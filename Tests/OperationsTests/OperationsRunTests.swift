@@ -1,5 +1,5 @@
 import Backups
-import Configuration
+import DBQConfig
 import DBQSupport
 import DBQTestSupport
 import Foundation

@@ -1,5 +1,5 @@
 import Backups
-import Configuration
+import DBQConfig
 import DBQTestSupport
 import Foundation
 import Logging
