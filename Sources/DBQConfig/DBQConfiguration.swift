@@ -85,10 +85,15 @@ public struct DBQConfiguration: Sendable, Equatable {
     public var migrations: [String: String] = [:]
     /// Database name → its range-partitioned tables that `dbq push partitions` keeps.
     public var partitions: [String: [PartitionSetting]] = [:]
+    /// Database name → maintenance thresholds (`deadRatio: 0.2`, …) that override the
+    /// defaults for that database; flags of a run override these.
+    public var maintenance: [String: [String: Double]] = [:]
+    /// Database name → health thresholds (`replicationLagWarning: 30`, …).
+    public var health: [String: [String: Double]] = [:]
     /// Where it was read from; nil when no file was used.
     public var file: String?
 
-    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations", "partitions"]
+    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations", "partitions", "maintenance", "health"]
     static let partitionKeys: Set<String> = ["table", "interval", "premake", "retention", "retention_action"]
     static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object"]
     static let workerKeys: Set<String> = ["queues", "concurrency"]
@@ -310,11 +315,30 @@ public struct DBQConfiguration: Sendable, Equatable {
             }
         }
 
+        var thresholds: [String: [String: [String: Double]]] = [:]
+        for section in ["maintenance", "health"] {
+            guard let raw = root[section] else { continue }
+            guard let fields = raw as? [String: Any] else { problems.append("\(section): must be a mapping of database names to thresholds"); continue }
+            for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
+                if !databases.isEmpty && databases[name] == nil {
+                    problems.append("\(section).\(name): no database '\(name)' under databases: (configured: \(databases.keys.sorted().joined(separator: ", ")))")
+                }
+                guard let entries = value as? [String: Any] else { problems.append("\(section).\(name): must be a mapping of thresholds to numbers"); continue }
+                for (key, number) in entries.sorted(by: { $0.key < $1.key }) {
+                    if let n = number as? Double { thresholds[section, default: [:]][name, default: [:]][key] = n }
+                    else if let n = number as? Int { thresholds[section, default: [:]][name, default: [:]][key] = Double(n) }
+                    else { problems.append("\(section).\(name).\(key): must be a number") }
+                }
+            }
+        }
+
         if !problems.isEmpty { throw ConfigurationError(file: where_, problems: problems) }
         var configuration = DBQConfiguration(redis: redis, databases: databases, storages: storages, workerQueues: queues,
                                              workerConcurrency: concurrency, schedule: schedule, file: file)
         configuration.migrations = migrations
         configuration.partitions = partitions
+        configuration.maintenance = thresholds["maintenance"] ?? [:]
+        configuration.health = thresholds["health"] ?? [:]
         return configuration
     }
 

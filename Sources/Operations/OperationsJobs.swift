@@ -69,7 +69,10 @@ public struct MaintenanceJob: Job {
         let env = try environment()
         let url = try env.database(payload.database)
         return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
-            try await Self.maintain(payload, url: url, context: context)
+            var payload = payload
+            // Without thresholds in the job (a schedule entry), the database's in dbq.yaml.
+            if payload.thresholds == nil { payload.thresholds = overridden(MaintenancePlan.Thresholds(), env.configuration.maintenance[payload.database]) }
+            return try await Self.maintain(payload, url: url, context: context)
         }
     }
 
@@ -212,7 +215,8 @@ public struct HealthJob: Job {
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let report = try await Self.report(try env.database(payload.database), database: payload.database,
-                                           thresholds: payload.thresholds ?? HealthChecks.Thresholds(), logger: context.logger)
+                                           thresholds: payload.thresholds ?? overridden(HealthChecks.Thresholds(), env.configuration.health[payload.database]),
+                                           logger: context.logger)
         return try JSONValue(json: String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
     }
 }

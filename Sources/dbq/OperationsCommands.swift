@@ -43,8 +43,11 @@ struct MaintenanceOptions: ParsableArguments {
     @Option(help: "Rebuild indexes with this share of empty space (default 0.3) of at least 10 MiB.") var bloatRatio: Double?
     @Option(help: "Any thresholds as JSON (or a JSON file), e.g. '{\"bloatMinimumBytes\": 1048576}'; the flags above win.") var thresholdsJSON: String?
 
-    var thresholds: MaintenancePlan.Thresholds {
-        var t = (try? mergedThresholds(MaintenancePlan.Thresholds(), thresholdsJSON, option: "--thresholds-json")) ?? MaintenancePlan.Thresholds()
+    /// dbq.yaml's `maintenance: {DATABASE: {…}}`, then --thresholds-json, then the flags.
+    func thresholds(_ configuration: DBQConfiguration) throws -> MaintenancePlan.Thresholds {
+        let configured = try mergedThresholds(MaintenancePlan.Thresholds(), configuration.maintenance[name.database].map { JSONValue.object($0.mapValues { .number($0) }).jsonText },
+                                              option: "maintenance.\(name.database) in dbq.yaml")
+        var t = try mergedThresholds(configured, thresholdsJSON, option: "--thresholds-json")
         if let freezeAge { t.freezeAge = freezeAge }
         if let deadRatio { t.deadRatio = deadRatio }
         if let deadMinimum { t.deadMinimum = deadMinimum }
@@ -56,14 +59,13 @@ struct MaintenanceOptions: ParsableArguments {
 
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         try name.check(configuration)
-        _ = try mergedThresholds(MaintenancePlan.Thresholds(), thresholdsJSON, option: "--thresholds-json")
         if let preflight, !["skip", "wait"].contains(preflight) { throw ValidationError("--preflight must be skip or wait, not '\(preflight)'") }
         for (option, value) in [("--dead-ratio", deadRatio), ("--analyze-ratio", analyzeRatio), ("--bloat-ratio", bloatRatio)] {
             if let value, !(0...1).contains(value) { throw ValidationError("\(option) is a share from 0 to 1, not \(value)") }
         }
         let payload = MaintenanceJob.Payload(
             database: name.database, budgetSeconds: try budget.map { try parseDuration($0, option: "--budget").seconds }, dryRun: dryRun ? true : nil,
-            thresholds: thresholds, costDelayMs: costDelay, costLimit: costLimit,
+            thresholds: try thresholds(configuration), costDelayMs: costDelay, costLimit: costLimit,
             maxTransactionSeconds: try maxTransaction.map { try parseDuration($0, option: "--max-transaction").seconds },
             maxLagSeconds: try maxLag.map { try parseDuration($0, option: "--max-lag").seconds }, preflight: preflight)
         return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
@@ -111,7 +113,7 @@ struct MaintenanceCommand: AsyncParsableCommand {
                     throw classifyConnect(error, database: options.name.database)
                 }
                 defer { Task { await c.close() } }
-                let actions = try await MaintenanceJob.plan(c, thresholds: options.thresholds)
+                let actions = try await MaintenanceJob.plan(c, thresholds: try options.thresholds(configuration))
                 if json { try printJSON(actions); return }
                 if actions.isEmpty { print("nothing to do for database '\(options.name.database)'") }
                 for action in actions { print("\(action.sql)\n      \(action.reason)") }
@@ -126,10 +128,11 @@ struct HealthOptions: ParsableArguments {
     @Option(help: "Sequence share of its maximum that is critical (default 0.9).") var sequenceCritical: Double?
     @Option(help: "Any thresholds as JSON (or a JSON file), e.g. '{\"replicationLagWarning\": 30}'; the flags above win.") var thresholdsJSON: String?
 
-    func validate() throws { _ = try mergedThresholds(HealthChecks.Thresholds(), thresholdsJSON, option: "--thresholds-json") }
-
-    var thresholds: HealthChecks.Thresholds {
-        var t = (try? mergedThresholds(HealthChecks.Thresholds(), thresholdsJSON, option: "--thresholds-json")) ?? HealthChecks.Thresholds()
+    /// dbq.yaml's `health: {DATABASE: {…}}`, then --thresholds-json, then the flags.
+    func thresholds(_ configuration: DBQConfiguration) throws -> HealthChecks.Thresholds {
+        let configured = try mergedThresholds(HealthChecks.Thresholds(), configuration.health[name.database].map { JSONValue.object($0.mapValues { .number($0) }).jsonText },
+                                              option: "health.\(name.database) in dbq.yaml")
+        var t = try mergedThresholds(configured, thresholdsJSON, option: "--thresholds-json")
         if let idleWarning { t.idleInTransactionWarning = idleWarning }
         if let sequenceCritical { t.sequenceCritical = sequenceCritical }
         return t
@@ -155,7 +158,7 @@ struct HealthCommand: AsyncParsableCommand {
         try await reportingFailures {
             let configuration = try config.load()
             try options.name.check(configuration)
-            let report = try await HealthJob.report(try options.name.url(configuration), database: options.name.database, thresholds: options.thresholds,
+            let report = try await HealthJob.report(try options.name.url(configuration), database: options.name.database, thresholds: try options.thresholds(configuration),
                                                     logger: makeLogger("dbq.health"))
             if json { try printJSON(report) } else {
                 for check in report.checks {
@@ -178,8 +181,9 @@ struct PushHealth: AsyncParsableCommand {
     func run() async throws {
         var payload = JSONValue.null
         try await reportingFailures {
-            try options.name.check(try config.load())
-            payload = try JSONValue(json: String(decoding: try JSONEncoder().encode(HealthJob.Payload(database: options.name.database, thresholds: options.thresholds)), as: UTF8.self))
+            let configuration = try config.load()
+            try options.name.check(configuration)
+            payload = try JSONValue(json: String(decoding: try JSONEncoder().encode(HealthJob.Payload(database: options.name.database, thresholds: try options.thresholds(configuration))), as: UTF8.self))
         }
         try await job.push(kind: HealthJob.kind, payload: payload, redis: redis)
     }

@@ -93,3 +93,27 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try DBQConfiguration.parse("- a\n", file: "f", environment: [:]) }
     }
 }
+
+@Suite("dbq.yaml: maintenance and health thresholds per database")
+struct ThresholdSectionTests {
+    @Test("numbers per database are read; a non-number and an unknown database are named")
+    func sections() throws {
+        let ok = try DBQConfiguration.parse("""
+            databases: {main: "postgresql://x@h/main"}
+            maintenance: {main: {deadRatio: 0.2, deadMinimum: 5000}}
+            health: {main: {replicationLagWarning: 30}}
+            """, file: "dbq.yaml", environment: [:])
+        #expect(ok.maintenance["main"] == ["deadRatio": 0.2, "deadMinimum": 5000])
+        #expect(ok.health["main"] == ["replicationLagWarning": 30])
+        do {
+            _ = try DBQConfiguration.parse("""
+                databases: {main: "postgresql://x@h/main"}
+                maintenance: {other: {deadRatio: 0.2}, main: {deadRatio: high}}
+                """, file: "dbq.yaml", environment: [:])
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)".contains("maintenance.other: no database 'other'"))
+            #expect("\(error)".contains("maintenance.main.deadRatio: must be a number"))
+        }
+    }
+}

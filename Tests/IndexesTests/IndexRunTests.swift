@@ -82,6 +82,8 @@ struct IndexRunTests {
             CREATE INDEX orders_created ON orders (created_at); CREATE INDEX orders_created_status ON orders (created_at, status);
             CREATE TABLE notes (id int PRIMARY KEY, order_id bigint REFERENCES orders, body text);
             """)
+        // An INVALID index, as a failed concurrent build leaves one.
+        _ = try? await c.execute("CREATE UNIQUE INDEX CONCURRENTLY customers_country_key ON customers (country)")
         _ = try await c.query("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)")
         for i in 0..<30 {
             _ = try await c.query("SELECT id, total FROM orders WHERE customer_id = $1", [PostgresParameter(String(i + 1))])
@@ -105,6 +107,8 @@ struct IndexRunTests {
         // The checks, on the same database.
         #expect(report.findings.contains { $0.kind == .duplicate && $0.index == "public.orders_status_copy" || $0.index == "public.orders_status" && $0.kind == .duplicate })
         #expect(report.findings.contains { $0.kind == .redundant && $0.index == "public.orders_created" })
+        #expect(report.findings.first { $0.kind == .invalid }?.index == "public.customers_country_key")
+        #expect(report.findings.first { $0.kind == .invalid }?.priority == .high)
         #expect(Set(report.findings.filter { $0.kind == .unindexedForeignKey }.map(\.table)) == ["public.orders", "public.notes"])
         #expect(report.findings.filter { $0.kind == .unused }.allSatisfy { $0.priority == .low && $0.reason.hasPrefix("too early to tell") }, "a new database")
         #expect(!report.findings.contains { ($0.index ?? "").hasSuffix("_pkey") }, "a primary key's index is never proposed")

@@ -40,6 +40,12 @@ struct CLIOperationsTests {
         #expect(critical.stdout.contains("CRITICAL  sequences"))
         #expect(critical.stdout.contains("public.orders_id_seq (integer) at 95.0%"))
 
+        // dbq.yaml's thresholds for the database: a sequence at 95% is only a warning under 0.99.
+        let relaxed = TestServices.temporaryDirectory("dbq-cli-ops") + "/dbq.yaml"
+        try "databases:\n  main: \"\(server.replacingDatabase(name))\"\nhealth: {main: {sequenceCritical: 0.99}}\n".write(toFile: relaxed, atomically: true, encoding: .utf8)
+        let warned = try await runCommand(dbq, ["health", "--database", "main"], environment: ["DBQ_CONFIG": relaxed])
+        #expect(warned.status == 0, "\(warned.stdout) \(warned.stderr)")
+        #expect(warned.stdout.contains("WARNING   sequences"))
         expectClear(try await runCommand(dbq, ["health", "--database", "nope"], environment: env), ["unknown database 'nope'; configured: main"])
         expectClear(try await runCommand(dbq, ["push", "maintenance", "--database", "main", "--preflight", "later"], environment: env),
                     ["--preflight must be skip or wait"])
