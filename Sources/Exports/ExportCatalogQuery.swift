@@ -8,7 +8,7 @@ public enum ExportCatalogQuery {
         let columnRows = try await connection.query("""
             SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
-            WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
             ORDER BY 1, 2, a.attnum
             """)

@@ -41,3 +41,28 @@ struct ImportSnapshotTests {
         #expect(try await T.count(target, "SELECT count(*) FROM orders") == 150)
     }
 }
+
+@Suite("Exports of tables with generated columns (real PostgreSQL)", .serialized)
+struct GeneratedColumnTests {
+    typealias T = ExportTests
+
+    @Test("a generated column is not exported (COPY refuses it); the import computes it again")
+    func generated() async throws {
+        let source = try await T.emptyDatabase()
+        let target = try await T.emptyDatabase()
+        defer { Task { await T.drop(source); await T.drop(target) } }
+        let c = try await PostgresConnection.connect(T.server.replacingDatabase(source), logger: T.logger)
+        _ = try await c.execute("""
+            CREATE TABLE people (id int PRIMARY KEY, email text NOT NULL, email_lower text GENERATED ALWAYS AS (lower(email)) STORED);
+            INSERT INTO people (id, email) SELECT i, 'Person' || i || '@Example.COM' FROM generate_series(1, 50) i;
+            """)
+        await c.close()
+        var setup = try T.environment(source, store: TestServices.temporaryDirectory("dbq-exports"))
+        setup.configuration.databases["staging"] = try PostgresConnectionString(T.server.replacingDatabase(target))
+        let env = setup
+        let (manifest, _, _) = try await T.export(env, .init(database: "main", codec: "none"), key: "generated-key-0123456789abcdef")
+        #expect(manifest.tables.first?.columns.map(\.name) == ["id", "email"])
+        _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
+        #expect(try await T.count(target, "SELECT count(*) FROM people WHERE email_lower = lower(email)") == 50)
+    }
+}
