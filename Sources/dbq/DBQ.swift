@@ -7,6 +7,7 @@ struct DBQ: AsyncParsableCommand {
         abstract: "Database-operations jobs for PostgreSQL, run by workers behind Redis.",
         discussion: """
             Exit codes: 0 success; 1 the operation failed (the message says why); \
+            2 a check found something critical (dbq health, dbq beat status); \
             64 the command line is wrong.
 
             Environment: DBQ_REDIS_URL, DBQ_DATABASE_URL, DBQ_S3_ENDPOINT, \
