@@ -47,7 +47,7 @@ public struct BackupJob: Job {
             throw BackupError.permanent("\(error)")
         }
         let url = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let objectLimit = env.objectLimit(payload.storage)
         let lock = BackupLayout.lockName(database: payload.database, store: store.url)
         let owner = "\(context.id)#\(context.fencingToken)"

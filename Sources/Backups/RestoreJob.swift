@@ -50,7 +50,7 @@ public struct RestoreJob: Job {
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let sourceURL = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let target = try Self.resolveTarget(payload.target, source: sourceURL, env: env)
         if target.endpoint == sourceURL.endpoint && target.database == sourceURL.database && payload.force != true {
             throw BackupError.permanent(
@@ -128,7 +128,7 @@ public struct VerifyBackupJob: Job {
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let sourceURL = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let catalog = try await BackupCatalog.load(store, database: payload.database)
         let entry = try catalog.resolve(payload.backup ?? "latest", database: payload.database, store: store.url)
         // One scratch name per job: a retry first drops what a killed attempt left.

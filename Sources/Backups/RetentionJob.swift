@@ -55,7 +55,7 @@ public struct RetentionJob: Job {
         let policy = payload.policy
         try policy.validate()
         _ = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let report = try await Retention.apply(policy, database: payload.database, store: store, env: env,
                                                owner: "\(context.id)#\(context.fencingToken)", logger: context.logger)
         return report.json

@@ -69,7 +69,7 @@ public struct ExportJob: Job {
             throw BackupError.permanent("\(error)")
         }
         let url = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let limit = env.objectLimit(payload.storage)
         return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
                                                     wait: env.lockWait) {

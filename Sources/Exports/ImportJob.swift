@@ -66,7 +66,7 @@ public struct ImportJob: Job {
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let url = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let entry = try await ExportCatalog.load(store).find(payload.export ?? "latest", database: payload.source)
         let limit = env.objectLimit(payload.storage)
         return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",

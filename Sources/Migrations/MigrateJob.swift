@@ -144,7 +144,7 @@ public struct MigrateJob: Job {
                 result["snapshot"] = .null
                 result["snapshotNote"] = .string("the pending migrations change no existing table's rows or shape")
             } else {
-                let (_, store) = try env.store(payload.storage)
+                let store = try env.store(payload.storage).store
                 let manifest = try await SnapshotJob.snapshot(
                     .init(database: payload.database, storage: payload.storage, tables: tables,
                           label: "before migrating to \(steps.last!.file.version)_\(steps.last!.file.name)"),

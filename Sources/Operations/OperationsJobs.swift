@@ -272,7 +272,7 @@ public struct StatsJob: Job {
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let url = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let sample = try await Self.sample(url, database: payload.database, logger: context.logger)
         let key = try await StatsStore.save(sample, id: context.id, store: store)
         return .object(["database": .string(payload.database), "sample": .string(key), "tables": .number(Double(sample.tables.count)),

@@ -55,7 +55,7 @@ public struct RollbackJob: Job {
         }
         let env = try environment()
         let url = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let entry = try await SnapshotCatalog.load(store, database: payload.database).find(payload.snapshot, database: payload.database)
         let retry = LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000))
         return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",

@@ -48,14 +48,15 @@ public struct SnapshotJob: Job {
             throw BackupError.permanent("a snapshot needs --tables a,b or --schema NAME")
         }
         let url = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
+        let storeURL = store.url
         let limit = env.objectLimit(payload.storage)
         let manifest = try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
                                                             wait: env.lockWait) {
             try await Self.snapshot(payload, url: url, store: store, objectLimit: limit, codec: codec, context: context)
         }
         return .object([
-            "id": .string(manifest.id), "database": .string(manifest.database), "store": .string(store.url),
+            "id": .string(manifest.id), "database": .string(manifest.database), "store": .string(storeURL),
             "folder": .string(SnapshotLayout.folder(database: manifest.database, id: manifest.id)),
             "tables": .number(Double(manifest.tables.count)), "rows": .number(Double(manifest.rows)), "bytes": .number(Double(manifest.size)),
             "rowsPerTable": .object(Dictionary(uniqueKeysWithValues: manifest.tables.map { ($0.qualifiedName, .number(Double($0.rows))) })),

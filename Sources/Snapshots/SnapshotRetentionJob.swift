@@ -44,7 +44,7 @@ public struct SnapshotRetentionJob: Job {
         }
         let env = try environment()
         _ = try env.database(payload.database)
-        let (_, store) = try env.store(payload.storage)
+        let store = try env.store(payload.storage).store
         let report = try await Self.apply(payload, store: store, now: Date())
         return .object([
             "database": .string(payload.database), "dryRun": .bool(payload.dryRun ?? false),
