@@ -27,7 +27,7 @@ struct AdviceOptions: ParsableArguments {
 
     func json(_ configuration: DBQConfiguration) throws -> JSONValue {
         try check(configuration)
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+        return try payloadJSON(payload)
     }
 }
 
@@ -59,7 +59,7 @@ struct CreateIndexOptions: ParsableArguments {
             lockTimeoutMs: try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) })
         // Checked here as a worker would: a bad statement or option fails now, not later.
         do { _ = try payload.spec() } catch { throw ValidationError("\(error)") }
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+        return try payloadJSON(payload)
     }
 }
 
@@ -80,59 +80,9 @@ struct IndexNameOptions: ParsableArguments {
     }
 }
 
-struct PushCreateIndex: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "create-index",
-        abstract: "Build an index CONCURRENTLY as a job: lock_timeout with retries, no INVALID index left behind, partitions one by one, the plan checked.")
-    @OptionGroup var options: CreateIndexOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load()) }
-        try await job.push(kind: CreateIndexJob.kind, payload: payload, redis: redis)
-    }
-}
 
-struct PushDropIndex: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "drop-index", abstract: "DROP INDEX CONCURRENTLY as a job (never an index that backs a constraint).")
-    @OptionGroup var options: IndexNameOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load(), drop: true) }
-        try await job.push(kind: DropIndexJob.kind, payload: payload, redis: redis)
-    }
-}
 
-struct PushReindex: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reindex", abstract: "REINDEX INDEX CONCURRENTLY as a job (a failed rebuild's leftover dropped).")
-    @OptionGroup var options: IndexNameOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load(), drop: false) }
-        try await job.push(kind: ReindexJob.kind, payload: payload, redis: redis)
-    }
-}
 
-struct PushIndexAdvice: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "index-advice", abstract: "Index advice as a job: its result holds the report.")
-    @OptionGroup var options: AdviceOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.json(try config.load()) }
-        try await job.push(kind: IndexAdviceJob.kind, payload: payload, redis: redis)
-    }
-}
 
 struct PushApplyAdvice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -160,7 +110,7 @@ struct PushApplyAdvice: AsyncParsableCommand {
             let defaults = registry.defaults(for: CreateIndexJob.kind)!
             for finding in chosen {
                 let payload = CreateIndexJob.Payload(database: options.database, table: finding.table, columns: finding.columns)
-                let value = try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+                let value = try payloadJSON(payload)
                 var pushOptions = job
                 pushOptions.wait = false
                 _ = try await pushOptions.push(try job.envelope(kind: CreateIndexJob.kind, payload: value, defaults: defaults, runAt: try job.runAt(), registry: registry), to: queue)
@@ -170,26 +120,8 @@ struct PushApplyAdvice: AsyncParsableCommand {
     }
 }
 
-struct RunCreateIndex: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create-index", abstract: "Build an index inline (as 'dbq push create-index').")
-    @OptionGroup var options: CreateIndexOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws { try await runInline(kind: CreateIndexJob.kind, config: config, maxAttempts: nil) { try options.payload($0) } }
-}
 
-struct RunDropIndex: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "drop-index", abstract: "Drop an index inline (as 'dbq push drop-index').")
-    @OptionGroup var options: IndexNameOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws { try await runInline(kind: DropIndexJob.kind, config: config, maxAttempts: nil) { try options.payload($0, drop: true) } }
-}
 
-struct RunReindex: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reindex", abstract: "Rebuild an index inline (as 'dbq push reindex').")
-    @OptionGroup var options: IndexNameOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws { try await runInline(kind: ReindexJob.kind, config: config, maxAttempts: nil) { try options.payload($0, drop: false) } }
-}
 
 struct IndexesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -229,4 +161,29 @@ struct IndexesCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+extension CreateIndexOptions: KindOptions {
+    static var kind: String { CreateIndexJob.kind }
+    static var abstract: String { "Build an index CONCURRENTLY as a job: lock_timeout with retries, no INVALID index left behind, partitions one by one, the plan checked." }
+}
+
+struct DropIndexOptions: KindOptions {
+    static var kind: String { DropIndexJob.kind }
+    static var abstract: String { "DROP INDEX CONCURRENTLY as a job (never an index that backs a constraint)." }
+    @OptionGroup var index: IndexNameOptions
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue { try index.payload(configuration, drop: true) }
+}
+
+struct ReindexOptions: KindOptions {
+    static var kind: String { ReindexJob.kind }
+    static var abstract: String { "REINDEX INDEX CONCURRENTLY as a job (a failed rebuild's leftover dropped)." }
+    @OptionGroup var index: IndexNameOptions
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue { try index.payload(configuration, drop: false) }
+}
+
+extension AdviceOptions: KindOptions {
+    static var kind: String { IndexAdviceJob.kind }
+    static var abstract: String { "Index advice as a job: its result holds the report." }
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue { try json(configuration) }
 }

@@ -64,7 +64,7 @@ struct MigrateOptions: ParsableArguments {
             allow: allow.isEmpty ? nil : allow, outOfOrder: outOfOrder ? true : nil,
             lockTimeoutMs: try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) },
             statementTimeoutMs: try statementTimeout.map { Int(try parseDuration($0, option: "--statement-timeout").milliseconds) })
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+        return try payloadJSON(payload)
     }
 }
 
@@ -83,64 +83,13 @@ struct MigrateRevertOptions: ParsableArguments {
             database: source.database, files: try source.files(configuration), steps: steps, to: to,
             lockTimeoutMs: try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) },
             statementTimeoutMs: try statementTimeout.map { Int(try parseDuration($0, option: "--statement-timeout").milliseconds) })
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+        return try payloadJSON(payload)
     }
 }
 
-struct PushMigrate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "migrate",
-        abstract: "Apply a database's pending migration files (read here, sent with the job).",
-        discussion: """
-            Each file runs in one transaction, or statement by statement when it holds \
-            CONCURRENTLY, VACUUM or ALTER SYSTEM; every statement under lock_timeout, retried \
-            with backoff. One run per database at a time. Dangerous statements (dbq migrations \
-            lint) refuse the run unless allowed with '-- dbq:allow RULE' or --allow RULE.
-            """)
-    @OptionGroup var options: MigrateOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
 
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load()) }
-        try await job.push(kind: MigrateJob.kind, payload: payload, redis: redis)
-    }
-}
 
-struct PushMigrateRevert: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "migrate-revert", abstract: "Run down files of applied migrations, newest first (--steps N or --to VERSION).")
-    @OptionGroup var options: MigrateRevertOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
 
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load()) }
-        try await job.push(kind: MigrateRevertJob.kind, payload: payload, redis: redis)
-    }
-}
-
-struct RunMigrate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Apply pending migration files inline (as 'dbq push migrate').")
-    @OptionGroup var options: MigrateOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        try await runInline(kind: MigrateJob.kind, config: config, maxAttempts: nil) { try options.payload($0) }
-    }
-}
-
-struct RunMigrateRevert: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "migrate-revert", abstract: "Revert applied migrations inline (as 'dbq push migrate-revert').")
-    @OptionGroup var options: MigrateRevertOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        try await runInline(kind: MigrateRevertJob.kind, config: config, maxAttempts: nil) { try options.payload($0) }
-    }
-}
 
 struct MigrationsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -256,31 +205,26 @@ struct ValidateIntegrityOptions: ParsableArguments {
             throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
         }
         let payload = ValidateIntegrityJob.Payload(database: database, files: files, samples: samples)
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+        return try payloadJSON(payload)
     }
 }
 
-struct PushValidateIntegrity: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "validate-integrity",
-        abstract: "Count (read-only) rows that break a foreign key or NOT VALID check, or would break a pending migration's NOT NULL or UNIQUE.")
-    @OptionGroup var options: ValidateIntegrityOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
 
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load()) }
-        try await job.push(kind: ValidateIntegrityJob.kind, payload: payload, redis: redis)
+
+extension MigrateOptions: KindOptions {
+    static var kind: String { MigrateJob.kind }
+    static var abstract: String { "Apply a database's pending migration files (read here, sent with the job)." }
+    static var discussion: String {
+        "Each file runs in one transaction, or statement by statement when it holds CONCURRENTLY, VACUUM or ALTER SYSTEM; every statement under lock_timeout, retried with backoff. One run per database at a time. Dangerous statements (dbq migrations lint) refuse the run unless allowed with '-- dbq:allow RULE' or --allow RULE."
     }
 }
 
-struct RunValidateIntegrity: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "validate-integrity", abstract: "Check integrity inline (as 'dbq push validate-integrity').")
-    @OptionGroup var options: ValidateIntegrityOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        try await runInline(kind: ValidateIntegrityJob.kind, config: config, maxAttempts: nil) { try options.payload($0) }
-    }
+extension MigrateRevertOptions: KindOptions {
+    static var kind: String { MigrateRevertJob.kind }
+    static var abstract: String { "Run down files of applied migrations, newest first (--steps N or --to VERSION)." }
+}
+
+extension ValidateIntegrityOptions: KindOptions {
+    static var kind: String { ValidateIntegrityJob.kind }
+    static var abstract: String { "Count (read-only) rows that break a foreign key or NOT VALID check, or would break a pending migration's NOT NULL or UNIQUE." }
 }

@@ -68,31 +68,11 @@ struct MaintenanceOptions: ParsableArguments {
             thresholds: try thresholds(configuration), costDelayMs: costDelay, costLimit: costLimit,
             maxTransactionSeconds: try maxTransaction.map { try parseDuration($0, option: "--max-transaction").seconds },
             maxLagSeconds: try maxLag.map { try parseDuration($0, option: "--max-lag").seconds }, preflight: preflight)
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+        return try payloadJSON(payload)
     }
 }
 
-struct PushMaintenance: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "maintenance",
-        abstract: "VACUUM (FREEZE) by transaction-id age first, then VACUUM, ANALYZE and REINDEX CONCURRENTLY by thresholds, within a budget.")
-    @OptionGroup var options: MaintenanceOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load()) }
-        try await job.push(kind: MaintenanceJob.kind, payload: payload, redis: redis)
-    }
-}
 
-struct RunMaintenance: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "maintenance", abstract: "Maintenance inline (as 'dbq push maintenance').")
-    @OptionGroup var options: MaintenanceOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws { try await runInline(kind: MaintenanceJob.kind, config: config, maxAttempts: nil) { try options.payload($0) } }
-}
 
 struct MaintenanceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "maintenance", abstract: "What maintenance would do now.", subcommands: [Plan.self])
@@ -172,41 +152,7 @@ struct HealthCommand: AsyncParsableCommand {
     }
 }
 
-struct PushHealth: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "health", abstract: "Health checks as a job: its result holds every check (critical: true when one is).")
-    @OptionGroup var options: HealthOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures {
-            let configuration = try config.load()
-            try options.name.check(configuration)
-            payload = try JSONValue(json: String(decoding: try JSONEncoder().encode(HealthJob.Payload(database: options.name.database, thresholds: try options.thresholds(configuration))), as: UTF8.self))
-        }
-        try await job.push(kind: HealthJob.kind, payload: payload, redis: redis)
-    }
-}
 
-struct PushStats: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stats", abstract: "A stats sample as a job, kept in the storage for 'dbq stats trends'.")
-    @OptionGroup var name: DatabaseName
-    @Option(help: "The storage that keeps the samples (default: 'archive', the only one, or the local default).") var storage: String?
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures {
-            let configuration = try config.load()
-            try name.check(configuration)
-            try BackupPushOptions.checkStorage(storage.map(JSONValue.string), in: configuration)
-            payload = try JSONValue(json: String(decoding: try JSONEncoder().encode(StatsJob.Payload(database: name.database, storage: storage)), as: UTF8.self))
-        }
-        try await job.push(kind: StatsJob.kind, payload: payload, redis: redis)
-    }
-}
 
 struct StatsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -299,31 +245,11 @@ struct PartitionsOptions: ParsableArguments {
         }
         let payload = PartitionsJob.Payload(database: name.database, tables: specs, dryRun: dryRun ? true : nil,
                                             lockTimeoutMs: try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) })
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+        return try payloadJSON(payload)
     }
 }
 
-struct PushPartitions: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "partitions",
-        abstract: "Keep the range-partitioned tables of dbq.yaml: partitions made ahead, old ones detached or dropped, the default partition's rows reported.")
-    @OptionGroup var options: PartitionsOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load()) }
-        try await job.push(kind: PartitionsJob.kind, payload: payload, redis: redis)
-    }
-}
 
-struct RunPartitions: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "partitions", abstract: "Partition upkeep inline (as 'dbq push partitions').")
-    @OptionGroup var options: PartitionsOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws { try await runInline(kind: PartitionsJob.kind, config: config, maxAttempts: nil) { try options.payload($0) } }
-}
 
 /// `--thresholds '{"deadRatio": 0.2}'` (or a JSON file): only the keys given change; the
 /// rest keep their defaults. A key that is not a threshold is refused by name.
@@ -341,4 +267,36 @@ func mergedThresholds<T: Codable>(_ defaults: T, _ text: String?, option: String
     do { return try JSONDecoder().decode(T.self, from: Data(JSONValue.object(base).jsonText.utf8)) } catch {
         throw ValidationError("\(option): a threshold has the wrong type (numbers expected): \(JSONErrorText.describe(error))")
     }
+}
+
+extension MaintenanceOptions: KindOptions {
+    static var kind: String { MaintenanceJob.kind }
+    static var abstract: String { "VACUUM (FREEZE) by transaction-id age first, then VACUUM, ANALYZE and REINDEX CONCURRENTLY by thresholds, within a budget." }
+}
+
+extension HealthOptions: KindOptions {
+    static var kind: String { HealthJob.kind }
+    static var abstract: String { "Health checks as a job: its result holds every check (critical: true when one is)." }
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
+        try name.check(configuration)
+        return try payloadJSON(HealthJob.Payload(database: name.database, thresholds: try thresholds(configuration)))
+    }
+}
+
+/// The options of `stats`.
+struct StatsOptions: KindOptions {
+    static var kind: String { StatsJob.kind }
+    static var abstract: String { "A stats sample as a job, kept in the storage for 'dbq stats trends'." }
+    @OptionGroup var name: DatabaseName
+    @Option(help: "The storage that keeps the samples (default: 'archive', the only one, or the local default).") var storage: String?
+    func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
+        try name.check(configuration)
+        try BackupPushOptions.checkStorage(storage.map(JSONValue.string), in: configuration)
+        return try payloadJSON(StatsJob.Payload(database: name.database, storage: storage))
+    }
+}
+
+extension PartitionsOptions: KindOptions {
+    static var kind: String { PartitionsJob.kind }
+    static var abstract: String { "Keep the range-partitioned tables of dbq.yaml: partitions made ahead, old ones detached or dropped, the default partition's rows reported." }
 }

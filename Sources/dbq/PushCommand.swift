@@ -11,9 +11,10 @@ struct PushCommand: AsyncParsableCommand {
         commandName: "push",
         abstract: "Push a job onto a queue (prints its id).",
         discussion: "dbq push KIND [options] for any kind; these kinds have a subcommand of their own, with only their options: rollback, migrate, migrate-revert, validate-integrity, index-advice, apply-advice, create-index, drop-index, reindex, maintenance, health, stats, partitions.",
-        subcommands: [PushAny.self, PushRollback.self, PushMigrate.self, PushMigrateRevert.self, PushValidateIntegrity.self,
-                      PushIndexAdvice.self, PushApplyAdvice.self, PushCreateIndex.self, PushDropIndex.self, PushReindex.self,
-                      PushMaintenance.self, PushHealth.self, PushStats.self, PushPartitions.self],
+        subcommands: [PushAny.self, PushKind<RollbackOptions>.self, PushKind<MigrateOptions>.self, PushKind<MigrateRevertOptions>.self,
+                      PushKind<ValidateIntegrityOptions>.self, PushKind<AdviceOptions>.self, PushApplyAdvice.self, PushKind<CreateIndexOptions>.self,
+                      PushKind<DropIndexOptions>.self, PushKind<ReindexOptions>.self, PushKind<MaintenanceOptions>.self, PushKind<HealthOptions>.self,
+                      PushKind<StatsOptions>.self, PushKind<PartitionsOptions>.self],
         defaultSubcommand: PushAny.self)
 }
 

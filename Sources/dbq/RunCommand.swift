@@ -11,7 +11,9 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run one job inline, in this process, without Redis (an in-memory queue).",
         discussion: "dbq run KIND [options] for any kind; these kinds have a subcommand of their own: rollback, migrate, migrate-revert, validate-integrity, create-index, drop-index, reindex, maintenance, partitions.",
-        subcommands: [RunAny.self, RunRollback.self, RunMigrate.self, RunMigrateRevert.self, RunValidateIntegrity.self, RunCreateIndex.self, RunDropIndex.self, RunReindex.self, RunMaintenance.self, RunPartitions.self],
+        subcommands: [RunAny.self, RunKind<RollbackOptions>.self, RunKind<MigrateOptions>.self, RunKind<MigrateRevertOptions>.self,
+                      RunKind<ValidateIntegrityOptions>.self, RunKind<CreateIndexOptions>.self, RunKind<DropIndexOptions>.self, RunKind<ReindexOptions>.self,
+                      RunKind<MaintenanceOptions>.self, RunKind<PartitionsOptions>.self],
         defaultSubcommand: RunAny.self)
 }
 

@@ -26,37 +26,16 @@ struct RollbackOptions: ParsableArguments {
         }
         let payload = RollbackJob.Payload(database: database, storage: storage, snapshot: snapshot, confirm: confirm ? true : nil, dryRun: dryRun ? true : nil,
                                           lockTimeoutMs: try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) })
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(payload), as: UTF8.self))
+        return try payloadJSON(payload)
     }
 }
 
-struct PushRollback: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "rollback",
-        abstract: "Load a snapshot back over its tables in one transaction (--confirm), or show what would change (--dry-run).",
-        discussion: """
-            Locks the tables (lock_timeout, retried with backoff), checks their shape against \
-            the snapshot's, empties them, loads the rows, resets the sequences they own, commits. \
-            Refused before any change when a table's columns or constraints differ from the \
-            snapshot's (each difference named) or a table outside the snapshot references one in it.
-            """)
-    @OptionGroup var options: RollbackOptions
-    @OptionGroup(title: "Queue options") var job: QueueOptions
-    @OptionGroup var redis: RedisOptions
-    @OptionGroup var config: ConfigOptions
 
-    func run() async throws {
-        var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load()) }
-        try await job.push(kind: RollbackJob.kind, payload: payload, redis: redis)
-    }
-}
 
-struct RunRollback: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rollback", abstract: "Load a snapshot back inline (as 'dbq push rollback').")
-    @OptionGroup var options: RollbackOptions
-    @OptionGroup var config: ConfigOptions
-    func run() async throws {
-        try await runInline(kind: RollbackJob.kind, config: config, maxAttempts: nil) { try options.payload($0) }
+extension RollbackOptions: KindOptions {
+    static var kind: String { RollbackJob.kind }
+    static var abstract: String { "Load a snapshot back over its tables in one transaction (--confirm), or show what would change (--dry-run)." }
+    static var discussion: String {
+        "Locks the tables (lock_timeout, retried with backoff), checks their shape against the snapshot's, empties them, loads the rows, resets the sequences they own, commits. Refused before any change when a table's columns or constraints differ from the snapshot's (each difference named) or a table outside the snapshot references one in it."
     }
 }
