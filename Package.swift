@@ -167,7 +167,8 @@ let package = Package(
         ),
 
         // Where the integration tests find the servers deploy/local/start.sh runs.
-        .target(name: "DBQTestSupport", dependencies: ["DBQSupport"], path: "Tests/DBQTestSupport", swiftSettings: swiftSettings),
+        .target(name: "DBQTestSupport", dependencies: ["DBQSupport", "PostgresClient", .product(name: "Logging", package: "swift-log")],
+                path: "Tests/DBQTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "DBQSupportTests", dependencies: ["DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisClientTests",

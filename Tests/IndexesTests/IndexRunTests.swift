@@ -20,10 +20,7 @@ struct IndexRunTests {
     static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
 
     static func makeDatabase() async throws -> String {
-        let name = "dbqt_idx_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
-        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
-        _ = try await admin.execute("CREATE DATABASE \(name)")
-        await admin.close()
+        let name = try await ScratchDatabase.create("dbqt_idx")
         let db = try await connect(name)
         _ = try await db.execute("""
             CREATE EXTENSION IF NOT EXISTS pg_stat_statements; CREATE EXTENSION IF NOT EXISTS hypopg;
@@ -39,16 +36,8 @@ struct IndexRunTests {
         return name
     }
 
-    static func connect(_ database: String) async throws -> PostgresConnection {
-        try await PostgresConnection.connect(server.replacingDatabase(database), logger: logger)
-    }
-
-    static func drop(_ name: String) async {
-        if let admin = try? await PostgresConnection.connect(server.raw, logger: logger) {
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-            await admin.close()
-        }
-    }
+    static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
+    static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
     static func environment(_ database: String) throws -> BackupEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])

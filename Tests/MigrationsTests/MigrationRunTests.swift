@@ -21,10 +21,7 @@ struct MigrationRunTests {
     static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
 
     static func makeDatabase() async throws -> String {
-        let name = "dbqt_migr_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
-        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
-        _ = try await admin.execute("CREATE DATABASE \(name)")
-        await admin.close()
+        let name = try await ScratchDatabase.create("dbqt_migr")
         let db = try await connect(name)
         _ = try await db.execute("""
             CREATE TABLE users (id bigserial PRIMARY KEY, email text, name text);
@@ -35,16 +32,8 @@ struct MigrationRunTests {
         return name
     }
 
-    static func connect(_ database: String) async throws -> PostgresConnection {
-        try await PostgresConnection.connect(server.replacingDatabase(database), logger: logger)
-    }
-
-    static func drop(_ name: String) async {
-        if let admin = try? await PostgresConnection.connect(server.raw, logger: logger) {
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-            await admin.close()
-        }
-    }
+    static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
+    static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
     static func environment(_ database: String, locks: any ResourceLocks = MemoryLocks()) throws -> BackupEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])

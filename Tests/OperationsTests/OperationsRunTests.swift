@@ -18,23 +18,12 @@ struct OperationsRunTests {
     static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
 
     static func makeDatabase() async throws -> String {
-        let name = "dbqt_ops_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
-        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
-        _ = try await admin.execute("CREATE DATABASE \(name)")
-        await admin.close()
+        let name = try await ScratchDatabase.create("dbqt_ops")
         return name
     }
 
-    static func connect(_ database: String) async throws -> PostgresConnection {
-        try await PostgresConnection.connect(server.replacingDatabase(database), logger: logger)
-    }
-
-    static func drop(_ name: String) async {
-        if let admin = try? await PostgresConnection.connect(server.raw, logger: logger) {
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-            await admin.close()
-        }
-    }
+    static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
+    static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
     static func environment(_ database: String) throws -> BackupEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])

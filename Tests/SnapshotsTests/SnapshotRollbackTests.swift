@@ -22,10 +22,7 @@ struct SnapshotRollbackTests {
     /// accounts (bigserial, a generated column, jsonb, bytea, nulls), entries (identity,
     /// → accounts), tags (self-referencing).
     static func makeDatabase() async throws -> String {
-        let name = "dbqt_snap_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
-        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
-        _ = try await admin.execute("CREATE DATABASE \(name)")
-        await admin.close()
+        let name = try await ScratchDatabase.create("dbqt_snap")
         let db = try await connect(name)
         _ = try await db.execute("""
             CREATE TABLE accounts (id bigserial PRIMARY KEY, owner text NOT NULL, balance numeric(12,2) NOT NULL DEFAULT 0,
@@ -47,16 +44,8 @@ struct SnapshotRollbackTests {
         return name
     }
 
-    static func connect(_ database: String) async throws -> PostgresConnection {
-        try await PostgresConnection.connect(server.replacingDatabase(database), logger: logger)
-    }
-
-    static func drop(_ name: String) async {
-        if let admin = try? await PostgresConnection.connect(server.raw, logger: logger) {
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-            await admin.close()
-        }
-    }
+    static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
+    static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
     static func storage(_ kind: StoreKind) throws -> StorageSettings {
         switch kind {
