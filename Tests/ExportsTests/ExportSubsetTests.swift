@@ -332,8 +332,7 @@ struct MillionRowTests {
                 email: {rule: email, length: 52}
                 national_id: {rule: hash, pattern: digits}
             """
-        setenv(AnonymizationKey.environmentVariable, "million-key-0123456789abcdef", 1)
-        _ = try await ExportJob { env }.run(.init(database: "main", policy: policy), context: T.context())
+        _ = try await T.withKey("million-key-0123456789abcdef") { try await ExportJob { env }.run(.init(database: "main", policy: policy), context: T.context()) }
         // The schema carries PRIMARY KEY and both UNIQUE constraints: one duplicate and the import fails.
         _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
         #expect(try await T.count(target, "SELECT count(*) FROM people") == 1_000_000)

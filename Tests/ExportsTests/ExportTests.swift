@@ -92,11 +92,28 @@ struct ExportTests {
         return (manifest, objects)
     }
 
+    /// The key lives in the process environment, which suites running in parallel share:
+    /// an export holds it from setting the key to the job's end, so another suite's key
+    /// cannot slip in between.
+    static let keyLock = KeyLock()
+
+    static func withKey<R: Sendable>(_ key: String, _ body: () async throws -> R) async throws -> R {
+        await keyLock.acquire()
+        setenv(AnonymizationKey.environmentVariable, key, 1)
+        do {
+            let result = try await body()
+            await keyLock.release()
+            return result
+        } catch {
+            await keyLock.release()
+            throw error
+        }
+    }
+
     /// Runs an export of `payload` with `key` in the environment: its manifest, its objects
     /// by name (as stored), and the job's result.
     static func export(_ env: BackupEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
-        setenv(AnonymizationKey.environmentVariable, key, 1)
-        let result = try await ExportJob { env }.run(payload, context: context())
+        let result = try await withKey(key) { try await ExportJob { env }.run(payload, context: context()) }
         guard case .object(let fields)? = result, case .string(let folder)? = fields["folder"] else { throw BackupError.permanent("no folder") }
         let (_, store) = try env.store(nil)
         var objects: [String: [UInt8]] = [:]
@@ -296,5 +313,20 @@ struct ExportTests {
         }
         #expect(try await Self.count(target, "SELECT count(*) FROM customers") == 0)
         await db.close()
+    }
+}
+
+/// A lock for async code: one holder at a time, waiters served in order.
+actor KeyLock {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy { busy = true; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
     }
 }
