@@ -267,8 +267,11 @@ struct ExportFaultTests {
         let deadline = ContinuousClock.now + .seconds(90)
         while waiting == 0 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
-            waiting = try await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq export' AND wait_event_type = 'Lock'")
-                .scalar.flatMap { Int($0) } ?? 0
+            // Waiting for the held table itself, not for any other lock.
+            waiting = try await observer.query("""
+                SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+                 WHERE a.application_name = 'dbq export' AND l.relation = 'tickets'::regclass
+                """).scalar.flatMap { Int($0) } ?? 0
         }
         if waiting != 1 {
             let activity = try await observer.query("SELECT application_name, state, wait_event_type, wait_event, left(query, 120) FROM pg_stat_activity WHERE datname = current_database()")

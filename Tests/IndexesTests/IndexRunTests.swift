@@ -229,8 +229,14 @@ struct IndexFaultTests {
         let deadline = ContinuousClock.now + .seconds(90)
         while waiting == 0 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
-            waiting = try await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq create-index' AND wait_event_type = 'Lock'")
-                .scalar.flatMap { Int($0) } ?? 0
+            // Waiting in the build's second phase (after the INVALID index was committed), not
+            // on a lock of its first phase (an autovacuum of the new table can hold one briefly):
+            // only then does a kill leave an INVALID index behind.
+            waiting = try await observer.query("""
+                SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid)
+                 WHERE a.application_name = 'dbq create-index' AND a.wait_event_type = 'Lock'
+                   AND p.phase = 'waiting for writers before build' AND to_regclass('orders_status_idx') IS NOT NULL
+                """).scalar.flatMap { Int($0) } ?? 0
         }
         #expect(waiting == 1, "worker A never reached the wait: \(a.stderr.suffix(3000))")
         a.signal(SIGKILL)

@@ -307,8 +307,11 @@ struct MigrationFaultTests {
         let deadline = ContinuousClock.now + .seconds(90)
         while waiting == 0 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
-            waiting = try await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq migrate' AND wait_event_type = 'Lock'")
-                .scalar.flatMap { Int($0) } ?? 0
+            // Waiting for the held table itself, not for any other lock.
+            waiting = try await observer.query("""
+                SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+                 WHERE a.application_name = 'dbq migrate' AND l.relation = 'gate'::regclass
+                """).scalar.flatMap { Int($0) } ?? 0
         }
         #expect(waiting == 1, "worker A never reached the lock: \(a.stderr.suffix(3000))")
         a.signal(SIGKILL)
