@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CDBQSystem"),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCryptoSHA", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // libpg_query ships no pkg-config file: the modulemap links it.
         .systemLibrary(name: "CPgQuery", providers: [.apt(["libpg-query-dev"])]),
 
@@ -105,7 +106,7 @@ let package = Package(
         // Masking policies and rules: pure, deterministic, keyed; no database, no I/O.
         .target(
             name: "Anonymization",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["CCryptoSHA", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
             // Optimized in debug builds too: masking is per value, and unoptimized generic
             // code is ~50x slower, which would make the million-row tests crawl.
             swiftSettings: swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]

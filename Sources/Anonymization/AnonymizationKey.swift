@@ -1,3 +1,4 @@
+import CCryptoSHA
 import Crypto
 import Foundation
 import Synchronization
@@ -54,44 +55,80 @@ public struct AnonymizationKey: Sendable {
         var value = value
         return value.withUTF8 { box.mac(domain: domain, UnsafeRawBufferPointer($0)) }
     }
+
+    /// `mac(domain:_:)` for many values of one domain: the domain is absorbed once.
+    public func keyedHash(domain: String) -> KeyedHash { box.keyedHash(domain: domain) }
+}
+
+/// HMAC-SHA-256 under the anonymization key for one domain, the key's pads and the domain
+/// already absorbed: a value costs its own blocks and the outer block only, and no
+/// allocation (the SHA-256 states are plain structs, copied per value).
+public struct KeyedHash: Sendable {
+    fileprivate var inner: SHA256_CTX
+    fileprivate var outer: SHA256_CTX
+
+    /// HMAC(key, domain ‖ 0x00 ‖ value): the bytes `AnonymizationKey.mac(domain:_:)` returns.
+    @inline(__always)
+    public func digest(_ value: UnsafeRawBufferPointer) -> Digest32 {
+        var h = inner
+        var d = Digest32()
+        if value.count > 0 { SHA256_Update(&h, value.baseAddress, value.count) }
+        d.withUnsafeMutableBytes { SHA256_Final($0.baseAddress!.assumingMemoryBound(to: UInt8.self), &h) }
+        var o = outer
+        d.withUnsafeMutableBytes { raw in
+            SHA256_Update(&o, raw.baseAddress, 32)
+            SHA256_Final(raw.baseAddress!.assumingMemoryBound(to: UInt8.self), &o)
+        }
+        return d
+    }
+}
+
+/// 32 bytes of digest, held inline.
+public struct Digest32: Sendable {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var copy = words
+        return try Swift.withUnsafeBytes(of: &copy, body)
+    }
+
+    mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeMutableBytes(of: &words, body)
+    }
 }
 
 /// The key, shared by every copy of an `AnonymizationKey`, with HMAC's inner and outer
-/// states already keyed (RFC 2104): each value costs its own blocks only, through
-/// SHA-256's non-generic buffer calls. The result is HMAC-SHA-256, byte for byte (tested
+/// states already keyed (RFC 2104). The result is HMAC-SHA-256, byte for byte (tested
 /// against swift-crypto's `HMAC`).
-private final class KeyBox: @unchecked Sendable {
-    // @unchecked Sendable: set once in init and only read after; the SHA256 states are
-    // values, copied before each use.
-    let key: SymmetricKey
-    private let inner: SHA256
-    private let outer: SHA256
+private final class KeyBox: Sendable {
+    private let hash: KeyedHash
     /// Feistel domain → derived key (bounded; see `AnonymizationKey.feistelKey`).
     let feistelKeys = Mutex<[String: (UInt64, UInt64)]>([:])
 
     init(_ key: SymmetricKey) {
-        self.key = key
         var block = key.withUnsafeBytes { bytes -> [UInt8] in
             bytes.count > 64 ? Array(SHA256.hash(data: Array(bytes))) : Array(bytes)
         }
         block += [UInt8](repeating: 0, count: 64 - block.count)
-        var inner = SHA256(), outer = SHA256()
-        inner.update(data: block.map { $0 ^ 0x36 })
-        outer.update(data: block.map { $0 ^ 0x5c })
-        self.inner = inner
-        self.outer = outer
+        var inner = SHA256_CTX(), outer = SHA256_CTX()
+        SHA256_Init(&inner)
+        SHA256_Init(&outer)
+        SHA256_Update(&inner, block.map { $0 ^ 0x36 }, 64)
+        SHA256_Update(&outer, block.map { $0 ^ 0x5c }, 64)
+        hash = KeyedHash(inner: inner, outer: outer)
+    }
+
+    func keyedHash(domain: String) -> KeyedHash {
+        var keyed = hash
+        var domain = domain
+        domain.withUTF8 { if $0.count > 0 { SHA256_Update(&keyed.inner, $0.baseAddress, $0.count) } }
+        var zero: UInt8 = 0
+        SHA256_Update(&keyed.inner, &zero, 1)
+        return keyed
     }
 
     func mac(domain: String, _ value: UnsafeRawBufferPointer) -> [UInt8] {
-        var h = inner
-        var domain = domain
-        domain.withUTF8 { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-        withUnsafeBytes(of: UInt8(0)) { h.update(bufferPointer: $0) }
-        h.update(bufferPointer: value)
-        let innerDigest = h.finalize()
-        var o = outer
-        innerDigest.withUnsafeBytes { o.update(bufferPointer: $0) }
-        return o.finalize().withUnsafeBytes { Array($0) }
+        keyedHash(domain: domain).digest(value).withUnsafeBytes { Array($0) }
     }
 }
 

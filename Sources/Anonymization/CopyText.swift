@@ -39,6 +39,32 @@ public enum CopyText {
         return fields
     }
 
+    /// The bytes of one non-NULL field (without separators), unescaped.
+    static func decodeField(_ field: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(field.count)
+        var i = field.startIndex
+        while i < field.endIndex {
+            let b = field[i]
+            if b == 0x5C, i + 1 < field.endIndex {
+                i += 1
+                switch field[i] {
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "v"): out.append(0x0B)
+                case let n: out.append(n)
+                }
+            } else {
+                out.append(b)
+            }
+            i += 1
+        }
+        return out
+    }
+
     /// One line (with its newline) for `fields`.
     public static func encode(_ fields: [String?], into out: inout [UInt8]) {
         for (index, field) in fields.enumerated() {
@@ -54,20 +80,23 @@ public enum CopyText {
             out += [0x5C, UInt8(ascii: "N")]
             return
         }
-        field.withUTF8 { bytes in
-            // Most values need no escape: one copy.
-            guard bytes.contains(where: { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) else {
-                out.append(contentsOf: bytes)
-                return
-            }
-            for b in bytes {
-                switch b {
-                case 0x5C: out += [0x5C, 0x5C]
-                case 0x0A: out += [0x5C, UInt8(ascii: "n")]
-                case 0x0D: out += [0x5C, UInt8(ascii: "r")]
-                case 0x09: out += [0x5C, UInt8(ascii: "t")]
-                default: out.append(b)
-                }
+        field.withUTF8 { encodeField(bytes: UnsafeRawBufferPointer($0), into: &out) }
+    }
+
+    /// One non-NULL field's bytes, escaped, without a separator.
+    static func encodeField<Bytes: Collection<UInt8>>(bytes: Bytes, into out: inout [UInt8]) {
+        // Most values need no escape: one copy.
+        guard bytes.contains(where: { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) else {
+            out.append(contentsOf: bytes)
+            return
+        }
+        for b in bytes {
+            switch b {
+            case 0x5C: out += [0x5C, 0x5C]
+            case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+            case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+            case 0x09: out += [0x5C, UInt8(ascii: "t")]
+            default: out.append(b)
             }
         }
     }

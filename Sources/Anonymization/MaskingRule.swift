@@ -25,6 +25,8 @@ public protocol MaskingRule: Sendable {
     var computedByServer: Bool { get }
     /// The masked value of a non-NULL original; nil for NULL.
     func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String?
+    /// The rule bound to `key` for a column of `kind`, masking bytes (see `PreparedRule`).
+    func prepared(kind: ValueKind, key: AnonymizationKey) -> any PreparedRule
 }
 
 extension MaskingRule {

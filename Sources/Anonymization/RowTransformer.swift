@@ -1,3 +1,5 @@
+import Foundation
+
 /// Applies a table's plan to COPY text lines: one line in, one line out (in the export's
 /// format), in one pass and with one row in memory.
 public struct RowTransformer: Sendable {
@@ -16,6 +18,8 @@ public struct RowTransformer: Sendable {
     /// COPY in and COPY out, nothing counted: kept fields are copied as they are, only
     /// masked ones are decoded.
     let fieldwise: Bool
+    /// Per column: its rule bound to the key, for the columns dbq masks.
+    let prepared: [(any PreparedRule)?]
 
     /// `key` may be nil only when every column is kept.
     public init(columns: [AnonymizationPlan.ColumnPlan], key: AnonymizationKey?, format: RowFormat = .copy, groups: KAnonymityGroups? = nil) {
@@ -29,7 +33,16 @@ public struct RowTransformer: Sendable {
         isIdentity = masksNothing && format == .copy && groups == nil
         masks = columns.map { !($0.rule is Keep) && !$0.rule.computedByServer }
         fieldwise = format == .copy && groups == nil
+        prepared = zip(columns, masks).map { column, masked in
+            masked ? key.map { column.rule.prepared(kind: column.kind, key: $0) } : nil
+        }
         precondition(masksNothing || key != nil, "a masking plan needs a key")
+    }
+
+    /// This transformer with rules prepared anew: one per thread that masks, so threads
+    /// share no reference-counted state on the path of every value.
+    public func forAnotherThread() -> RowTransformer {
+        RowTransformer(columns: columns, key: key, format: format, groups: groups)
     }
 
     /// What the table's stream starts with (CSV's header line).
@@ -47,9 +60,9 @@ public struct RowTransformer: Sendable {
         guard fields.count == columns.count else {
             throw AnonymizationError("a row has \(fields.count) fields, the table \(columns.count) columns")
         }
-        for (i, column) in columns.enumerated() where !(column.rule is Keep) && !column.rule.computedByServer {
-            guard let key else { throw AnonymizationError("no key to mask with") }
-            if let value = fields[i] { fields[i] = column.rule.apply(value, kind: column.kind, key: key) }
+        for i in columns.indices where masks[i] {
+            guard let rule = prepared[i] else { throw AnonymizationError("no key to mask with") }
+            if let value = fields[i] { fields[i] = rule.apply(value) }
         }
         groups?.observe(fields)
         format.encode(fields, names: names, kinds: kinds, into: &out)
@@ -59,34 +72,53 @@ public struct RowTransformer: Sendable {
     /// written `\t`), so kept fields are copied byte for byte and only masked ones are
     /// decoded, masked and encoded again.
     func transformFields(_ line: ArraySlice<UInt8>, into out: inout [UInt8]) throws(AnonymizationError) {
-        var column = 0
-        var start = line.startIndex
-        var i = line.startIndex
-        while true {
-            let atEnd = i == line.endIndex
-            if atEnd || line[i] == 0x09 {
-                guard column < columns.count else {
-                    throw AnonymizationError("a row has more fields than the table's \(columns.count) columns")
+        let columnCount = columns.count
+        let counted = line.withUnsafeBytes { raw in Result { () throws(AnonymizationError) -> Int in
+            var column = 0
+            var start = 0
+            while true {
+                // The next tab, or the end of the line.
+                let end = raw.baseAddress.flatMap { base in
+                    memchr(base + start, 0x09, raw.count - start).map { UnsafeRawPointer($0) - base }
+                } ?? raw.count
+                guard column < columnCount else {
+                    throw AnonymizationError("a row has more fields than the table's \(columnCount) columns")
                 }
                 if column > 0 { out.append(0x09) }
-                let field = line[start..<i]
-                if !masks[column] || (field.count == 2 && field.first == 0x5C && field.last == UInt8(ascii: "N")) {
-                    out += field
-                } else if let key {
-                    let value = CopyText.decode(field).first ?? nil
-                    CopyText.encodeField(value.flatMap { columns[column].rule.apply($0, kind: kinds[column], key: key) }, into: &out)
+                let field = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+                if !masks[column] || (field.count == 2 && field[0] == 0x5C && field[1] == UInt8(ascii: "N")) {
+                    out.append(contentsOf: field)
+                } else if let rule = prepared[column] {
+                    try Self.mask(field, with: rule, into: &out)
                 } else {
                     throw AnonymizationError("no key to mask with")
                 }
                 column += 1
-                if atEnd { break }
-                start = i + 1
+                if end == raw.count { return column }
+                start = end + 1
             }
-            i += 1
-        }
-        guard column == columns.count else {
-            throw AnonymizationError("a row has \(column) fields, the table \(columns.count) columns")
+        } }
+        let fields = try counted.get()
+        guard fields == columnCount else {
+            throw AnonymizationError("a row has \(fields) fields, the table \(columnCount) columns")
         }
         out.append(0x0A)
+    }
+
+    /// One COPY field masked: decoded only if it has an escape, escaped again only if the
+    /// masked bytes need it, NULL as `\N`.
+    private static func mask(_ field: UnsafeRawBufferPointer, with rule: any PreparedRule, into out: inout [UInt8]) throws(AnonymizationError) {
+        let from = out.count
+        let escaped = memchr(field.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, 0x5C, field.count) != nil
+        let present = escaped
+            ? CopyText.decodeField(ArraySlice(field)).withUnsafeBytes { rule.mask($0, into: &out) }
+            : rule.mask(field, into: &out)
+        if !present {
+            out += [0x5C, UInt8(ascii: "N")]
+        } else if (escaped || !rule.addsNoControl) && out[from...].contains(where: { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            let masked = Array(out[from...])
+            out.removeSubrange(from...)
+            CopyText.encodeField(bytes: masked, into: &out)
+        }
     }
 }

@@ -219,8 +219,9 @@ public struct ExportJob: Job {
                             throw BackupError.permanent("\(column.source).values: \(path) has more than \(RedactValues.limit) distinct values; redact can look for at most that many (name fewer columns)")
                         }
                         var map: [String: String] = [:]
+                        let rule = target.rule.prepared(kind: target.kind, key: key)
                         for row in rows {
-                            guard let original = row[0], let masked = target.rule.apply(original, kind: target.kind, key: key) else { continue }
+                            guard let original = row[0], let masked = rule.apply(original) else { continue }
                             map[original] = masked
                         }
                         cache[path] = map
@@ -257,66 +258,91 @@ public struct ExportJob: Job {
 }
 
 /// COPY text in, masked COPY text out, compressed: lines split across chunks are carried
-/// over, and the work runs on a lane of its own, one chunk at a time.
+/// over. The next chunk is read from the server while this one is masked; masking runs on
+/// a lane of its own, a chunk's lines cut into runs masked side by side.
 final class MaskingPipe: @unchecked Sendable {
-    // @unchecked Sendable: the mutable state is touched only on `lane`, one pull at a time.
+    // @unchecked Sendable: `source` is advanced only by the one read in flight (`ahead`),
+    // which the next pull awaits before starting another; the rest of the mutable state
+    // is touched only on `lane`, one pull at a time (a stream is pulled serially).
     let lane = BlockingLane(label: "dbq.export")
     private var source: ByteStream.AsyncIterator
+    private var ahead: Task<[UInt8]?, any Error>?
     private let transformer: RowTransformer
+    /// One transformer and one output buffer per run of lines (see
+    /// `RowTransformer.forAnotherThread`); buffers are reused from chunk to chunk, so no
+    /// chunk costs fresh pages.
+    private let runs: [MaskingRun]
     private let compressor: Compressor
-    private var carry: [UInt8] = []
+    /// Lines not yet complete, then the newest chunk: reused.
+    private var input: [UInt8] = []
     private var ended = false
     private var started = false
     private(set) var rows: Int64 = 0
     private(set) var rawBytes: Int64 = 0
 
-    /// Threads that mask one chunk's lines side by side (1 when nothing is masked, or when
-    /// a k-anonymity count needs the rows one at a time).
-    private let workers: Int
-
     init(source: ByteStream, transformer: RowTransformer, compressor: Compressor) throws {
-        workers = transformer.isIdentity || transformer.groups != nil ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        // One run when nothing is masked, or when a k-anonymity count needs the rows in order.
+        let workers = transformer.isIdentity || transformer.groups != nil ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
         self.source = source.makeAsyncIterator()
         self.transformer = transformer
+        runs = (0..<workers).map { MaskingRun(transformer: $0 == 0 ? transformer : transformer.forAnotherThread()) }
         self.compressor = compressor
     }
+
+    deinit { ahead?.cancel() }
 
     func stream() -> ByteStream {
         ByteStream { [self] in
             if ended { return nil }
-            var iterator = source
-            let chunk = try await iterator.next()
-            source = iterator
+            let chunk = try await (ahead ?? read()).value
+            ahead = chunk == nil ? nil : read()
             return try await lane.run { () throws -> [UInt8]? in try self.process(chunk) }
+        }
+    }
+
+    private func read() -> Task<[UInt8]?, any Error> {
+        Task { [self] in
+            var iterator = source
+            defer { source = iterator }
+            return try await iterator.next()
         }
     }
 
     private func process(_ chunk: [UInt8]?) throws -> [UInt8]? {
         guard let chunk else {
             ended = true
-            guard carry.isEmpty else { throw BackupError.retryable("the COPY stream ended inside a row") }
+            guard input.isEmpty else { throw BackupError.retryable("the COPY stream ended inside a row") }
             // An empty table in CSV still has its header.
             let header = started ? [] : transformer.header
             started = true
             return try (header.isEmpty ? [] : compressor.compress(header)) + compressor.finish()
         }
-        var input = carry
         input += chunk
-        carry = []
+        let end = input.withUnsafeBytes { Self.lastNewline(in: $0) }.map { $0 + 1 } ?? 0
+        let count = try Self.transform(input[0..<end], runs: runs)
         var out: [UInt8] = []
-        out.reserveCapacity(input.count + input.count / 4)
+        out.reserveCapacity(runs.reduce(started ? 0 : transformer.header.count) { $0 + $1.out.count })
         if !started {
             started = true
             out += transformer.header
         }
-        let end = input.withUnsafeBytes { Self.lastNewline(in: $0) }.map { $0 + 1 } ?? 0
-        let (masked, count) = try Self.transform(input[0..<end], transformer: transformer, workers: workers)
-        out += masked
+        for run in runs { out += run.out }
         rows += count
-        carry = Array(input[end...])
+        input.removeSubrange(0..<end)
         rawBytes += Int64(out.count)
         return try compressor.compress(out)
     }
+}
+
+/// One run of lines' transformer and output, used by one thread at a time.
+final class MaskingRun: @unchecked Sendable {
+    // @unchecked Sendable: `out` and `failure` are written only by the one iteration of
+    // `concurrentPerform` that owns this run, and read after it returns.
+    let transformer: RowTransformer
+    var out: [UInt8] = []
+    var rows: Int64 = 0
+    var failure: BackupError?
+    init(transformer: RowTransformer) { self.transformer = transformer }
 }
 
 extension MaskingPipe {
@@ -327,10 +353,10 @@ extension MaskingPipe {
         return i >= 0 ? i : nil
     }
 
-    /// Whole lines in, transformed lines out, in order: cut into `workers` runs at line
-    /// ends, each masked on its own thread, joined back in order.
-    static func transform(_ lines: ArraySlice<UInt8>, transformer: RowTransformer, workers: Int) throws -> ([UInt8], Int64) {
-        let parts = workers > 1 && lines.count >= 64 << 10 ? workers : 1
+    /// Whole lines in, transformed lines out, in order: cut into one run per transformer
+    /// at line ends, each masked on its own thread into its run's buffer.
+    static func transform(_ lines: ArraySlice<UInt8>, runs: [MaskingRun]) throws -> Int64 {
+        let parts = runs.count > 1 && lines.count >= 64 << 10 ? runs.count : 1
         var bounds = [lines.startIndex]
         lines.withUnsafeBytes { raw in
             for w in 1..<parts {
@@ -342,51 +368,40 @@ extension MaskingPipe {
         }
         bounds.append(lines.endIndex)
         let cuts = bounds
-        let results = SegmentResults(count: bounds.count - 1)
-        let run = { @Sendable (i: Int) in
-            var out: [UInt8] = []
+        for run in runs {
+            run.out.removeAll(keepingCapacity: true)
+            run.rows = 0
+            run.failure = nil
+        }
+        let body = { @Sendable (i: Int) in
+            let run = runs[i]
+            let transformer = run.transformer
+            var out = run.out
+            run.out = []
+            defer { run.out = out }
             out.reserveCapacity((cuts[i + 1] - cuts[i]) * 5 / 4)
-            var rows: Int64 = 0
             do {
                 try lines[cuts[i]..<cuts[i + 1]].withUnsafeBytes { raw in
                     guard let base = raw.baseAddress else { return }
                     var start = 0
                     while start < raw.count, let hit = memchr(base + start, 0x0A, raw.count - start) {
                         let newline = UnsafeRawPointer(hit) - base
-                        let line = lines[(cuts[i] + start)..<(cuts[i] + newline)]
-                        try transformer.transform(line, into: &out)
-                        rows += 1
+                        try transformer.transform(lines[(cuts[i] + start)..<(cuts[i] + newline)], into: &out)
+                        run.rows += 1
                         start = newline + 1
                     }
                 }
-                results.set(i, (out, rows, nil))
             } catch {
-                results.set(i, ([], 0, BackupError.permanent("\(error)")))
+                run.failure = BackupError.permanent("\(error)")
             }
         }
-        if results.count == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: results.count, execute: run) }
-        var out: [UInt8] = []
+        if cuts.count == 2 { body(0) } else { DispatchQueue.concurrentPerform(iterations: cuts.count - 1, execute: body) }
         var rows: Int64 = 0
-        for (part, count, error) in results.values {
-            if let error { throw error }
-            out += part
-            rows += count
+        for run in runs.prefix(cuts.count - 1) {
+            if let failure = run.failure { throw failure }
+            rows += run.rows
         }
-        return (out, rows)
-    }
-}
-
-/// One slot per run of lines, each written by the one thread masking that run.
-private final class SegmentResults: @unchecked Sendable {
-    // @unchecked Sendable: slot i is written once, by iteration i, before concurrentPerform returns.
-    private(set) var values: [([UInt8], Int64, BackupError?)]
-    let count: Int
-    init(count: Int) {
-        self.count = count
-        values = Array(repeating: ([], 0, nil), count: count)
-    }
-    func set(_ i: Int, _ value: ([UInt8], Int64, BackupError?)) {
-        values.withUnsafeMutableBufferPointer { $0[i] = value }
+        return rows
     }
 }
 

@@ -71,6 +71,11 @@ struct BenchExport: AsyncParsableCommand {
                 return path
             }()
             defer { if own { try? FileManager.default.removeItem(atPath: work) } }
+            do {
+                try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            } catch {
+                throw ValidationError("--work-directory \(work): cannot create it (\(error.localizedDescription)); give a writable directory")
+            }
             let admin = try await PostgresConnection.connect(adminURL.raw, logger: logger, applicationName: "dbq bench")
             defer { Task { await admin.close() } }
             emit("dbq bench export — \(runs) run(s) each, medians; MB/s = the tables' COPY text / wall time")

@@ -110,6 +110,24 @@ struct RuleTests {
         #expect(rule("generalize", ["width": "10"]).apply("37", kind: .integer, key: key) == "30")
     }
 
+    @Test("noise and generalize at the ends of 64 bits, NaN and infinities: a value, never a crash; a 32-bit value stays 32-bit")
+    func numericEdges() {
+        let noise = rule("noise", ["percent": "100"]), generalize = rule("generalize", ["width": "10"])
+        for v in [Int64.max, Int64.min, Int64.max - 1, Int64.min + 1, 0, -1, Int64(Int32.max), Int64(Int32.min)] {
+            let shifted = noise.apply(String(v), kind: .integer, key: key).flatMap { Int64($0) }
+            #expect(shifted != nil, "noise of \(v)")
+            if Int64(Int32.min)...Int64(Int32.max) ~= v, let shifted { #expect(Int64(Int32.min)...Int64(Int32.max) ~= shifted) }
+            let floor = generalize.apply(String(v), kind: .integer, key: key).flatMap { Int64($0) }
+            #expect(floor.map { $0 <= v && v - $0 < 10 || v < Int64.min + 10 } == true, "generalize of \(v): \(String(describing: floor))")
+        }
+        for value in ["NaN", "Infinity", "-Infinity", "1e300", "-1e300", "12.5"] {
+            #expect(noise.apply(value, kind: .decimal, key: key) != nil)
+            #expect(generalize.apply(value, kind: .decimal, key: key) != nil)
+        }
+        #expect(generalize.apply("NaN", kind: .decimal, key: key) == "NaN")
+        #expect(generalize.apply("12.5", kind: .decimal, key: key) == "10")
+    }
+
     @Test("bad rule entries are named by their path", arguments: [
         ("nosuch", [:], "tables.t.c: 'nosuch' is not a rule"),
         ("fake", [:], "tables.t.c: fake needs kind:"),

@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 packages=(redis-server redis-tools libhiredis-dev libpq-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev
           postgresql postgresql-client postgresql-contrib zstd libxml2 curl ca-certificates python3 python3-pip time
-          libpg-query-dev postgresql-15-hypopg)
+          libpg-query-dev postgresql-15-hypopg libssl-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -22,9 +22,67 @@ public struct Email: MaskingRule {
     public var keepsDistinct: Bool { length == 52 }
 
     public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
-        let at = value.lastIndex(of: "@")
-        let domain = keepDomain ? at.map { String(value[value.index(after: $0)...]).lowercased() } ?? "example.com" : "example.com"
-        // The whole address, lower-cased, is what is hashed: Foo@X.com and foo@x.com agree.
-        return "u" + base32(key.mac(domain: "email:\(length)", value.lowercased()), count: length) + "@" + domain
+        prepared(kind: kind, key: key).apply(value)
+    }
+
+    public func prepared(kind: ValueKind, key: AnonymizationKey) -> any PreparedRule { hashing(key) }
+
+    func hashing(_ key: AnonymizationKey) -> EmailHash {
+        EmailHash(hash: key.keyedHash(domain: "email:\(length)"), length: length, keepDomain: keepDomain)
+    }
+}
+
+/// `email`: "u" + the keyed base32 of the whole address, lower-cased (Foo@X.com and
+/// foo@x.com agree), then "@" and the domain (kept, lower-cased) or example.com.
+final class EmailHash: PreparedRule {
+    var addsNoControl: Bool { true }
+    let hash: KeyedHash
+    let length: Int
+    let keepDomain: Bool
+    /// Per instance, as `FakeValue.lists`.
+    let example = Bytes.fresh(Array("example.com".utf8))
+
+    init(hash: KeyedHash, length: Int, keepDomain: Bool) {
+        self.hash = hash
+        self.length = length
+        self.keepDomain = keepDomain
+    }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        guard Bytes.isASCII(value) else {
+            // Unicode lower-casing and characters are `String`'s.
+            let text = String(decoding: value, as: UTF8.self)
+            out.append(0x75)
+            let lowered = Array(text.lowercased().utf8)
+            lowered.withUnsafeBytes { raw in
+                hash.digest(raw).withUnsafeBytes { Bytes.appendBase32($0, count: length, into: &out) }
+            }
+            out.append(0x40)
+            if keepDomain, let at = text.lastIndex(of: "@") {
+                out += String(text[text.index(after: at)...]).lowercased().utf8
+            } else {
+                out += example
+            }
+            return true
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, value.count)) { buffer in
+            for i in 0..<value.count {
+                let b = value[i]
+                buffer[i] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+            }
+            append(lowered: UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[0..<value.count]), into: &out)
+        }
+        return true
+    }
+
+    private func append(lowered: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        out.append(0x75)
+        hash.digest(lowered).withUnsafeBytes { Bytes.appendBase32($0, count: length, into: &out) }
+        out.append(0x40)
+        if keepDomain, let at = lowered.lastIndex(of: 0x40) {
+            out.append(contentsOf: lowered[(at + 1)...])
+        } else {
+            out += example
+        }
     }
 }

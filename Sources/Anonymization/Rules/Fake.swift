@@ -24,38 +24,125 @@ public struct Fake: MaskingRule {
     public var keepsDistinct: Bool { kind == "uuid" }
 
     public func apply(_ value: String, kind columnKind: ValueKind, key: AnonymizationKey) -> String? {
-        let d = key.mac(domain: identity, value)
-        func pick(_ list: [String], _ i: Int) -> String { list[Int(word(d, at: i) % UInt64(list.count))] }
-        func number(_ i: Int, digits: Int) -> String {
-            var n = word(d, at: i), s = ""
-            for _ in 0..<digits { s.append(Character(Unicode.Scalar(UInt8(48 + n % 10)))); n /= 10 }
-            return s
-        }
-        switch kind {
-        case "first_name": return pick(FakeData.firstNames, 0)
-        case "last_name": return pick(FakeData.lastNames, 0)
-        case "full_name": return pick(FakeData.firstNames, 0) + " " + pick(FakeData.lastNames, 8)
-        case "email":
-            return (pick(FakeData.firstNames, 0) + "." + pick(FakeData.lastNames, 8)).lowercased() + "." + String(base32(d).suffix(8)) + "@example.com"
-        case "phone": return "+1 555 " + number(0, digits: 3) + " " + number(8, digits: 4)
-        case "street_address": return number(0, digits: 3) + " " + pick(FakeData.streets, 8) + " " + pick(["Street", "Road", "Avenue", "Lane"], 16)
-        case "city": return pick(FakeData.cities, 0)
-        case "zip": return number(0, digits: 5)
-        case "company": return pick(FakeData.lastNames, 0) + " " + pick(["Ltd", "Inc", "GmbH", "Group", "& Sons"], 8)
-        case "iban": return Self.iban(bank: number(0, digits: 8), account: number(8, digits: 10))
-        case "ipv4": return "10.\(d[0]).\(d[1]).\(max(1, Int(d[2]) % 255))"
-        default: return Hash.uuid(d)
-        }
+        prepared(kind: columnKind, key: key).apply(value)
+    }
+
+    public func prepared(kind columnKind: ValueKind, key: AnonymizationKey) -> any PreparedRule {
+        FakeValue(hash: key.keyedHash(domain: identity), kind: FakeValue.Kind(rawValue: kind) ?? .uuid)
     }
 
     /// A German-shaped IBAN with valid check digits (mod 97), so validators accept it.
     static func iban(bank: String, account: String) -> String {
-        let bban = bank + account
-        // Check digits: (bban + "DE00" as digits) mod 97, D=13, E=14.
+        var out: [UInt8] = []
+        FakeValue.appendIBAN(bban: Array((bank + account).utf8), into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// `fake`, bound to a key: the keyed digest of the original picks each part.
+final class FakeValue: PreparedRule {
+    var addsNoControl: Bool { true }
+    enum Kind: String {
+        case firstName = "first_name", lastName = "last_name", fullName = "full_name", email, phone
+        case streetAddress = "street_address", city, zip, company, iban, ipv4, uuid
+    }
+    let hash: KeyedHash
+    let kind: Kind
+    /// The lists this kind picks from, copied for this instance: an instance is used by
+    /// one thread at a time, and lists shared by threads would bounce their reference
+    /// counts between cores on every value.
+    let lists: [[[UInt8]]]
+
+    init(hash: KeyedHash, kind: Kind) {
+        self.hash = hash
+        self.kind = kind
+        let used: [[[UInt8]]] = switch kind {
+        case .firstName: [FakeData.first]
+        case .lastName: [FakeData.last]
+        case .fullName: [FakeData.first, FakeData.last]
+        case .email: [FakeData.firstLower, FakeData.lastLower, [FakeData.atExample]]
+        case .phone: [[FakeData.phonePrefix]]
+        case .streetAddress: [FakeData.street, FakeData.streetKinds]
+        case .city: [FakeData.city]
+        case .company: [FakeData.last, FakeData.companyKinds]
+        case .zip, .iban, .ipv4, .uuid: []
+        }
+        lists = used.map { $0.map { Bytes.fresh($0) } }
+    }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        hash.digest(value).withUnsafeBytes { d in
+            func pick(_ list: [[UInt8]], _ i: Int) { out += list[Int(Bytes.word(d, at: i) % UInt64(list.count))] }
+            func number(_ i: Int, digits: Int) {
+                var n = Bytes.word(d, at: i)
+                for _ in 0..<digits {
+                    out.append(UInt8(48 + n % 10))
+                    n /= 10
+                }
+            }
+            switch kind {
+            case .firstName: pick(lists[0], 0)
+            case .lastName: pick(lists[0], 0)
+            case .fullName:
+                pick(lists[0], 0)
+                out.append(0x20)
+                pick(lists[1], 8)
+            case .email:
+                pick(lists[0], 0)
+                out.append(0x2E)
+                pick(lists[1], 8)
+                out.append(0x2E)
+                // The last 8 of the digest's 52 base32 characters.
+                let from = out.count
+                Bytes.appendBase32(d, count: 52, into: &out)
+                out.removeSubrange(from..<(from + 44))
+                out += lists[2][0]
+            case .phone:
+                out += lists[0][0]
+                number(0, digits: 3)
+                out.append(0x20)
+                number(8, digits: 4)
+            case .streetAddress:
+                number(0, digits: 3)
+                out.append(0x20)
+                pick(lists[0], 8)
+                out.append(0x20)
+                pick(lists[1], 16)
+            case .city: pick(lists[0], 0)
+            case .zip: number(0, digits: 5)
+            case .company:
+                pick(lists[0], 0)
+                out.append(0x20)
+                pick(lists[1], 8)
+            case .iban:
+                let from = out.count
+                number(0, digits: 8)
+                number(8, digits: 10)
+                let bban = Array(out[from...])
+                out.removeSubrange(from...)
+                Self.appendIBAN(bban: bban, into: &out)
+            case .ipv4:
+                out += [0x31, 0x30, 0x2E]
+                Bytes.appendDecimal(Int64(d[0]), into: &out)
+                out.append(0x2E)
+                Bytes.appendDecimal(Int64(d[1]), into: &out)
+                out.append(0x2E)
+                Bytes.appendDecimal(Int64(max(1, Int(d[2]) % 255)), into: &out)
+            case .uuid: UUIDHash.appendUUID(d, into: &out)
+            }
+        }
+        return true
+    }
+
+    /// "DE", check digits ((bban ‖ "DE00" as digits) mod 97, D=13, E=14), the BBAN.
+    static func appendIBAN(bban: [UInt8], into out: inout [UInt8]) {
         var remainder = 0
-        for c in bban + "131400" { remainder = (remainder * 10 + Int(String(c))!) % 97 }
+        for c in bban + Array("131400".utf8) { remainder = (remainder * 10 + Int(c - 0x30)) % 97 }
         let check = 98 - remainder
-        return "DE" + (check < 10 ? "0" : "") + String(check) + bban
+        out += [0x44, 0x45]
+        if check < 10 { out.append(0x30) }
+        Bytes.appendDecimal(Int64(check), into: &out)
+        out += bban
     }
 }
 
@@ -69,4 +156,16 @@ enum FakeData {
     static let streets = ["Oak", "Maple", "Cedar", "Elm", "Pine", "Birch", "Willow", "Chestnut", "Walnut", "Spruce", "Hazel", "Linden"]
     static let cities = ["Springfield", "Riverton", "Fairview", "Greenville", "Kingston", "Milton", "Clinton", "Salem", "Georgetown",
                          "Ashland", "Burlington", "Dover", "Franklin", "Hudson", "Lakewood", "Madison", "Newport", "Oxford"]
+
+    // As bytes, for `FakeValue`.
+    static let first = firstNames.map { Array($0.utf8) }
+    static let last = lastNames.map { Array($0.utf8) }
+    static let firstLower = firstNames.map { Array($0.lowercased().utf8) }
+    static let lastLower = lastNames.map { Array($0.lowercased().utf8) }
+    static let street = streets.map { Array($0.utf8) }
+    static let city = cities.map { Array($0.utf8) }
+    static let streetKinds = ["Street", "Road", "Avenue", "Lane"].map { Array($0.utf8) }
+    static let companyKinds = ["Ltd", "Inc", "GmbH", "Group", "& Sons"].map { Array($0.utf8) }
+    static let atExample = Array("@example.com".utf8)
+    static let phonePrefix = Array("+1 555 ".utf8)
 }

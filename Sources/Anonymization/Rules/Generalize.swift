@@ -22,11 +22,17 @@ public struct Generalize: MaskingRule {
         switch kind {
         case .integer:
             guard let v = Int64(value) else { return value }
+            // The bucket's floor, without overflow at the ends of 64 bits.
             let w = Int64(width)
-            return String((v >= 0 ? v / w : (v - w + 1) / w) * w)
+            let floor = v / w * w
+            guard floor > v else { return String(floor) }
+            let (below, overflow) = floor.subtractingReportingOverflow(w)
+            return String(overflow ? floor : below)
         case .decimal:
-            guard let v = Double(value) else { return value }
-            return String(Int64((v / Double(width)).rounded(.down)) * Int64(width))
+            // NaN and infinities (valid numerics) and values past 64 bits keep their value.
+            guard let v = Double(value), v.isFinite, abs(v) < 9e18 else { return value }
+            let bucket = (v / Double(width)).rounded(.down) * Double(width)
+            return String(Int64(max(min(bucket, 9e18), -9e18)))
         case .date, .timestamp:
             guard value.count >= 10 else { return value }
             let day = String(value.prefix(10))

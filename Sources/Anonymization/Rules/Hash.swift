@@ -28,66 +28,162 @@ public struct Hash: MaskingRule {
     public var keepsDistinct: Bool { digits || length == 52 }
 
     public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
+        prepared(kind: kind, key: key).apply(value)
+    }
+
+    public func prepared(kind: ValueKind, key: AnonymizationKey) -> any PreparedRule {
         switch kind {
-        case .integer: return Self.integer(value, key: key, domain: identity)
-        case .uuid: return Self.uuid(key.mac(domain: identity, value))
+        case .integer: return IntegerHash(key: key, domain: identity)
+        case .uuid: return UUIDHash(hash: key.keyedHash(domain: identity))
         default:
-            if digits { return Self.permuteDigits(value, key: key, domain: identity) }
-            return prefix + base32(key.mac(domain: identity, value), count: length)
+            if digits { return DigitPermutation(key: key, domain: identity) }
+            return TextHash(hash: key.keyedHash(domain: identity), prefix: Array(prefix.utf8), length: length)
         }
     }
 
     /// The digits of `value` permuted as one number of the same length (leading zeros
     /// kept), every other character in place: a bijection on strings of that shape.
     static func permuteDigits(_ value: String, key: AnonymizationKey, domain: String) -> String {
-        var bytes = Array(value.utf8)
-        var positions: [Int] = []
-        for (i, b) in bytes.enumerated() where b >= 0x30 && b <= 0x39 { positions.append(i) }
-        guard !positions.isEmpty else { return value }
-        // Up to 18 digits per block (UInt64); longer runs are permuted block by block.
-        var start = 0
-        while start < positions.count {
-            let block = positions[start..<min(positions.count, start + 18)]
-            var number: UInt64 = 0
-            var size: UInt64 = 1
-            for p in block {
-                number = number * 10 + UInt64(bytes[p] - 0x30)
-                size *= 10
-            }
-            var rest = FeistelPermutation(size: size, key: key, domain: "\(domain):\(block.count):\(start)").apply(number)
-            for p in block.reversed() {
-                bytes[p] = UInt8(0x30 + rest % 10)
-                rest /= 10
-            }
-            start += 18
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// A bijection of the integers: 0..<2^31 onto itself, 2^31..<2^62 onto itself, and the
-    /// negative bands likewise; beyond ±2^62 the value is kept (none of those in practice).
-    static func integer(_ value: String, key: AnonymizationKey, domain: String) -> String? {
-        guard let v = Int64(value) else { return nil }
-        let magnitude = v < 0 ? UInt64(-(v + 1)) : UInt64(v)
-        let small: UInt64 = 1 << 31, large: UInt64 = 1 << 62
-        let mapped: UInt64
-        if magnitude < small {
-            mapped = FeistelPermutation(size: small, key: key, domain: domain + ":31").apply(magnitude)
-        } else if magnitude < large {
-            mapped = small + FeistelPermutation(size: large - small, key: key, domain: domain + ":62").apply(magnitude - small)
-        } else {
-            return value
-        }
-        return String(v < 0 ? -Int64(mapped) - 1 : Int64(mapped))
+        DigitPermutation(key: key, domain: domain).apply(value) ?? value
     }
 
     static func uuid(_ digest: [UInt8]) -> String {
-        var b = Array(digest.prefix(16))
-        b[6] = (b[6] & 0x0F) | 0x40
-        b[8] = (b[8] & 0x3F) | 0x80
-        let h = hex(b)
-        let c = Array(h)
-        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-" + String(c[20..<32])
+        var out: [UInt8] = []
+        digest.withUnsafeBytes { UUIDHash.appendUUID($0, into: &out) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// `hash` on text: `prefix` and `length` base32 characters of the keyed digest.
+final class TextHash: PreparedRule {
+    var addsNoControl: Bool { true }
+    let hash: KeyedHash
+    let prefix: [UInt8]
+    let length: Int
+
+    init(hash: KeyedHash, prefix: [UInt8], length: Int) {
+        self.hash = hash
+        self.prefix = prefix
+        self.length = length
+    }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        out += prefix
+        hash.digest(value).withUnsafeBytes { Bytes.appendBase32($0, count: length, into: &out) }
+        return true
+    }
+}
+
+/// `hash` on a uuid column: a version-4-shaped UUID from the keyed digest.
+final class UUIDHash: PreparedRule {
+    var addsNoControl: Bool { true }
+    let hash: KeyedHash
+
+    init(hash: KeyedHash) { self.hash = hash }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        hash.digest(value).withUnsafeBytes { Self.appendUUID($0, into: &out) }
+        return true
+    }
+
+    static func appendUUID(_ digest: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        let hexDigits: StaticString = "0123456789abcdef"
+        hexDigits.withUTF8Buffer { hex in
+            for i in 0..<16 {
+                if i == 4 || i == 6 || i == 8 || i == 10 { out.append(0x2D) }
+                var b = digest[i]
+                if i == 6 { b = (b & 0x0F) | 0x40 }
+                if i == 8 { b = (b & 0x3F) | 0x80 }
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 15)])
+            }
+        }
+    }
+}
+
+/// `hash` on an integer column: a bijection of 0..<2^31 onto itself, of 2^31..<2^62 onto
+/// itself, and of the negative bands likewise; beyond ±2^62 the value is kept (none of
+/// those in practice). Not a number: NULL.
+final class IntegerHash: PreparedRule {
+    var addsNoControl: Bool { true }
+    let small: FeistelPermutation
+    let large: FeistelPermutation
+
+    init(key: AnonymizationKey, domain: String) {
+        small = FeistelPermutation(size: 1 << 31, key: key, domain: domain + ":31")
+        large = FeistelPermutation(size: (1 << 62) - (1 << 31), key: key, domain: domain + ":62")
+    }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        guard let v = Int64(String(decoding: value, as: UTF8.self)) else { return false }
+        let magnitude = v < 0 ? UInt64(-(v + 1)) : UInt64(v)
+        let mapped: UInt64
+        if magnitude < small.size {
+            mapped = small.apply(magnitude)
+        } else if magnitude < small.size + large.size {
+            mapped = small.size + large.apply(magnitude - small.size)
+        } else {
+            out.append(contentsOf: value)
+            return true
+        }
+        Bytes.appendDecimal(v < 0 ? -Int64(mapped) - 1 : Int64(mapped), into: &out)
+        return true
+    }
+}
+
+/// `hash` with `pattern: digits`: the value with its digits permuted as one number per
+/// run of 18 (leading zeros kept), every other byte in place.
+final class DigitPermutation: PreparedRule {
+    var addsNoControl: Bool { true }
+    let key: AnonymizationKey
+    let domain: String
+    /// The permutations of the first 18 digits, by how many digits there are (1…18).
+    let first: [FeistelPermutation]
+
+    init(key: AnonymizationKey, domain: String) {
+        self.key = key
+        self.domain = domain
+        var size: UInt64 = 1
+        first = (0...18).map { count in
+            defer { size *= 10 }
+            return FeistelPermutation(size: size, key: key, domain: "\(domain):\(count):0")
+        }
+    }
+
+    func permutation(count: Int, start: Int) -> FeistelPermutation {
+        if start == 0 { return first[count] }
+        var size: UInt64 = 1
+        for _ in 0..<count { size *= 10 }
+        return FeistelPermutation(size: size, key: key, domain: "\(domain):\(count):\(start)")
+    }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        let base = out.count
+        out.append(contentsOf: value)
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 18) { positions in
+            var count = 0, start = 0
+            var number: UInt64 = 0
+            func flush(_ out: inout [UInt8]) {
+                var rest = permutation(count: count, start: start).apply(number)
+                for k in stride(from: count - 1, through: 0, by: -1) {
+                    out[positions[k]] = UInt8(0x30 + rest % 10)
+                    rest /= 10
+                }
+                start += count
+                count = 0
+                number = 0
+            }
+            for i in 0..<value.count {
+                let b = value[i]
+                guard b >= 0x30 && b <= 0x39 else { continue }
+                positions[count] = base + i
+                number = number * 10 + UInt64(b - 0x30)
+                count += 1
+                if count == 18 { flush(&out) }
+            }
+            if count > 0 { flush(&out) }
+        }
+        return true
     }
 }
 

@@ -27,9 +27,9 @@ public struct Noise: MaskingRule {
         switch kind {
         case .integer:
             guard let v = Int64(value) else { return value }
-            return String(v + Int64((Double(v) * Double(percent) / 100 * u).rounded()))
+            return String(Self.shifted(v, by: (Double(v) * Double(percent) / 100 * u).rounded()))
         case .decimal:
-            guard let v = Double(value) else { return value }
+            guard let v = Double(value), v.isFinite else { return value }
             let scale = value.split(separator: ".").dropFirst().first?.count ?? 0
             return String(format: "%.\(scale)f", v * (1 + Double(percent) / 100 * u))
         case .date, .timestamp:
@@ -40,6 +40,23 @@ public struct Noise: MaskingRule {
         default:
             return value
         }
+    }
+}
+
+extension Noise {
+    /// `v` moved by `offset`, never past the band it started in: a value of a 32-bit
+    /// column stays a 32-bit value (an `integer` column must take it back), and nothing
+    /// overflows at the ends of 64 bits.
+    static func shifted(_ v: Int64, by offset: Double) -> Int64 {
+        let band: ClosedRange<Double> = Int64(Int32.min)...Int64(Int32.max) ~= v
+            ? Double(Int32.min)...Double(Int32.max) : -9_223_372_036_854_774_784...9_223_372_036_854_774_784
+        let target = min(max(Double(v) + offset, band.lowerBound), band.upperBound)
+        // Exact for the small offsets of small values; clamped in Double only near the ends.
+        if abs(offset) < 9e15, case let (sum, overflow) = v.addingReportingOverflow(Int64(offset)), !overflow,
+           Double(sum) >= band.lowerBound, Double(sum) <= band.upperBound {
+            return sum
+        }
+        return Int64(target)
     }
 }
 

@@ -42,21 +42,54 @@ public struct Redact: MaskingRule {
     public var keepsDistinct: Bool { false }
 
     public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
-        let bytes = Array(value.utf8)
-        // Most text quotes nothing: no '@' and no run of seven digits, nothing to build.
-        guard bytes.contains(0x40) || TextScanner.hasDigits(bytes, atLeast: 7) || values != nil else { return value }
-        // The policy's own values first (the most specific); what they replaced is not scanned again.
-        let pieces = values?.split(bytes) ?? [(bytes[...], nil)]
-        var text: [UInt8] = []
-        for (piece, replacement) in pieces {
-            if let replacement { text += replacement.utf8; continue }
-            var part = TextScanner.replaceEmails(Array(piece)) { email.apply($0, kind: .text, key: key) ?? $0 }
-            part = TextScanner.replacePhones(part) { match in
-                match.utf8.lazy.filter { $0 >= 0x30 && $0 <= 0x39 }.count >= 7 ? Hash.permuteDigits(match, key: key, domain: phone.identity) : match
-            }
-            text += part
+        prepared(kind: kind, key: key).apply(value)
+    }
+
+    public func prepared(kind: ValueKind, key: AnonymizationKey) -> any PreparedRule {
+        RedactText(email: email.hashing(key),
+                   phone: DigitPermutation(key: key, domain: phone.identity), values: values)
+    }
+}
+
+/// `redact`, bound to a key: the policy's own values first (the most specific; what they
+/// replaced is not scanned again), then emails, then phone numbers.
+final class RedactText: PreparedRule {
+    var addsNoControl: Bool { true }
+    let email: EmailHash
+    let phone: DigitPermutation
+    let values: RedactValues?
+
+    init(email: EmailHash, phone: DigitPermutation, values: RedactValues?) {
+        self.email = email
+        self.phone = phone
+        self.values = values
+    }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        guard let values else {
+            // Most text quotes nothing: no '@' and no run of seven digits, nothing to build.
+            if value.contains(0x40) || TextScanner.hasDigits(value, atLeast: 7) { scan(value, into: &out) } else { out.append(contentsOf: value) }
+            return true
         }
-        return String(decoding: text, as: UTF8.self)
+        for (piece, replacement) in values.split(Array(value)) {
+            if let replacement { out += replacement.utf8; continue }
+            piece.withUnsafeBytes { scan($0, into: &out) }
+        }
+        return true
+    }
+
+    private func scan(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        guard text.contains(0x40) else { return phones(text, into: &out) }
+        var part: [UInt8] = []
+        part.reserveCapacity(text.count + 64)
+        TextScanner.appendReplacingEmails(text, into: &part) { match, o in _ = email.mask(match, into: &o) }
+        part.withUnsafeBytes { phones($0, into: &out) }
+    }
+
+    private func phones(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        TextScanner.appendReplacingPhones(text, into: &out) { match, o in
+            if TextScanner.hasDigits(match, atLeast: 7) { _ = phone.mask(match, into: &o) } else { o.append(contentsOf: match) }
+        }
     }
 }
 
@@ -133,16 +166,19 @@ public final class RedactValues: Sendable {
 /// `\+?\(?\d[\d\s.()-]{5,}\d` match, leftmost and longest, ASCII digits and spaces),
 /// without a regular expression engine: `redact` runs on every row of free text.
 enum TextScanner {
-    static func isLocal(_ b: UInt8) -> Bool { isAlnum(b) || b == 0x2E || b == 0x5F || b == 0x25 || b == 0x2B || b == 0x2D }
-    static func isDomain(_ b: UInt8) -> Bool { isAlnum(b) || b == 0x2E || b == 0x2D }
-    static func isLetter(_ b: UInt8) -> Bool { (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
-    static func isDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) }
-    static func isAlnum(_ b: UInt8) -> Bool { isLetter(b) || isDigit(b) }
-    static func isPhone(_ b: UInt8) -> Bool {
-        isDigit(b) || b == 0x20 || (0x09...0x0D).contains(b) || b == 0x2E || b == 0x2D || b == 0x28 || b == 0x29
+    // Range tests by wrapping subtraction: one compare each, no table shared by threads.
+    @inline(__always) static func isLetter(_ b: UInt8) -> Bool { (b | 0x20) &- 0x61 < 26 }
+    @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
+    @inline(__always) static func isAlnum(_ b: UInt8) -> Bool { isLetter(b) || isDigit(b) }
+    @inline(__always) static func isLocal(_ b: UInt8) -> Bool { isAlnum(b) || b == 0x2E || b == 0x5F || b == 0x25 || b == 0x2B || b == 0x2D }
+    @inline(__always) static func isDomain(_ b: UInt8) -> Bool { isAlnum(b) || b == 0x2E || b == 0x2D }
+    @inline(__always) static func isPhone(_ b: UInt8) -> Bool {
+        isDigit(b) || b == 0x20 || b &- 0x09 < 5 || b == 0x2E || b == 0x2D || b == 0x28 || b == 0x29
     }
+    /// A byte a phone number can start at: a digit, '+' or '('.
+    @inline(__always) static func isPhoneStart(_ b: UInt8) -> Bool { isDigit(b) || b == 0x2B || b == 0x28 }
 
-    static func hasDigits(_ bytes: [UInt8], atLeast n: Int) -> Bool {
+    static func hasDigits(_ bytes: UnsafeRawBufferPointer, atLeast n: Int) -> Bool {
         var count = 0
         for b in bytes where isDigit(b) {
             count += 1
@@ -153,13 +189,28 @@ enum TextScanner {
 
     static func replaceEmails(_ text: [UInt8], _ transform: (String) -> String) -> [UInt8] {
         var out: [UInt8] = []
+        text.withUnsafeBytes { appendReplacingEmails($0, into: &out) { match, o in o += transform(String(decoding: match, as: UTF8.self)).utf8 } }
+        return out
+    }
+
+    static func replacePhones(_ text: [UInt8], _ transform: (String) -> String) -> [UInt8] {
+        var out: [UInt8] = []
+        text.withUnsafeBytes { appendReplacingPhones($0, into: &out) { match, o in o += transform(String(decoding: match, as: UTF8.self)).utf8 } }
+        return out
+    }
+
+    /// Appends `text` to `out` with every email address replaced by what `replace` appends.
+    static func appendReplacingEmails(_ text: UnsafeRawBufferPointer, into out: inout [UInt8],
+                                      _ replace: (UnsafeRawBufferPointer, inout [UInt8]) -> Void) {
         var copied = 0, floor = 0, i = 0
-        while i < text.count {
-            guard text[i] == 0x40 else { i += 1; continue }
+        let n = text.count
+        while i < n {
+            guard let at = memchr(text.baseAddress! + i, 0x40, n - i) else { break }
+            i = UnsafeRawPointer(at) - text.baseAddress!
             var start = i
             while start > floor && isLocal(text[start - 1]) { start -= 1 }
             var runEnd = i + 1
-            while runEnd < text.count && isDomain(text[runEnd]) { runEnd += 1 }
+            while runEnd < n && isDomain(text[runEnd]) { runEnd += 1 }
             // The longest end: the last '.' (after at least one domain character) followed by
             // two or more letters.
             var end: Int?
@@ -173,37 +224,36 @@ enum TextScanner {
                 d -= 1
             }
             guard start < i, let end else { i += 1; continue }
-            out += text[copied..<start]
-            out += transform(String(decoding: text[start..<end], as: UTF8.self)).utf8
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[copied..<start]))
+            replace(UnsafeRawBufferPointer(rebasing: text[start..<end]), &out)
             copied = end
             floor = end
             i = end
         }
-        if copied == 0 { return text }
-        out += text[copied...]
-        return out
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[copied...]))
     }
 
-    static func replacePhones(_ text: [UInt8], _ transform: (String) -> String) -> [UInt8] {
-        var out: [UInt8] = []
+    /// Appends `text` to `out` with every phone number replaced by what `replace` appends.
+    static func appendReplacingPhones(_ text: UnsafeRawBufferPointer, into out: inout [UInt8],
+                                      _ replace: (UnsafeRawBufferPointer, inout [UInt8]) -> Void) {
         var copied = 0, i = 0
-        while i < text.count {
+        let n = text.count
+        while i < n {
+            guard isPhoneStart(text[i]) else { i += 1; continue }
             var j = i
             if text[j] == 0x2B { j += 1 }
-            if j < text.count && text[j] == 0x28 { j += 1 }
-            guard j < text.count, isDigit(text[j]) else { i += 1; continue }
+            if j < n && text[j] == 0x28 { j += 1 }
+            guard j < n, isDigit(text[j]) else { i += 1; continue }
             var runEnd = j + 1
-            while runEnd < text.count && isPhone(text[runEnd]) { runEnd += 1 }
+            while runEnd < n && isPhone(text[runEnd]) { runEnd += 1 }
             var last = runEnd - 1
             while last >= j + 6 && !isDigit(text[last]) { last -= 1 }
             guard last >= j + 6 else { i = max(i + 1, runEnd); continue }
-            out += text[copied..<i]
-            out += transform(String(decoding: text[i...last], as: UTF8.self)).utf8
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[copied..<i]))
+            replace(UnsafeRawBufferPointer(rebasing: text[i...last]), &out)
             copied = last + 1
             i = last + 1
         }
-        if copied == 0 { return text }
-        out += text[copied...]
-        return out
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[copied...]))
     }
 }
