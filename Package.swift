@@ -147,6 +147,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // dbq.yaml with environment overrides.
+        // The web dashboard: pages rendered from Redis on every request, actions behind the
+        // operator token; and the schedule status `dbq beat status` prints.
+        .target(
+            name: "Dashboard",
+            dependencies: [
+                "RedisQueue", "Queue", "Beat", "DBQSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "DBQConfig",
             dependencies: ["DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", .product(name: "Yams", package: "Yams")],
@@ -156,7 +167,7 @@ let package = Package(
             name: "dbq",
             dependencies: [
                 "CDBQSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "DBQConfig",
-                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations",
+                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations", "Dashboard",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

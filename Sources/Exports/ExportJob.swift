@@ -267,6 +267,8 @@ final class MaskingPipe: @unchecked Sendable {
     let lane = BlockingLane(label: "dbq.export")
     private var source: ByteStream.AsyncIterator
     private var ahead: Task<[UInt8]?, any Error>?
+    /// The next chunk being masked while the caller hashes and writes this one.
+    private var produced: Task<[UInt8]?, any Error>?
     private let transformer: RowTransformer
     /// One transformer and one output buffer per run of lines (see
     /// `RowTransformer.forAnotherThread`); buffers are reused from chunk to chunk, so no
@@ -275,6 +277,8 @@ final class MaskingPipe: @unchecked Sendable {
     private let compressor: Compressor
     /// Lines not yet complete, then the newest chunk: reused.
     private var input: [UInt8] = []
+    /// A chunk passed through whole ended without a newline.
+    private var insideRow = false
     private var ended = false
     private var started = false
     private(set) var rows: Int64 = 0
@@ -289,10 +293,24 @@ final class MaskingPipe: @unchecked Sendable {
         self.compressor = compressor
     }
 
-    deinit { ahead?.cancel() }
+    deinit {
+        ahead?.cancel()
+        produced?.cancel()
+    }
 
+    /// Three stages overlap: the server's next chunk is read, this one is masked, and the
+    /// previous one is hashed and written by the caller. Each stage runs one chunk at a
+    /// time, in order: a production starts only after the one before it has ended.
     func stream() -> ByteStream {
         ByteStream { [self] in
+            let out = try await (produced ?? produce()).value
+            produced = out == nil ? nil : produce()
+            return out
+        }
+    }
+
+    private func produce() -> Task<[UInt8]?, any Error> {
+        Task { [self] in
             if ended { return nil }
             let chunk = try await (ahead ?? read()).value
             ahead = chunk == nil ? nil : read()
@@ -311,11 +329,18 @@ final class MaskingPipe: @unchecked Sendable {
     private func process(_ chunk: [UInt8]?) throws -> [UInt8]? {
         guard let chunk else {
             ended = true
-            guard input.isEmpty else { throw BackupError.retryable("the COPY stream ended inside a row") }
+            guard input.isEmpty && !insideRow else { throw BackupError.retryable("the COPY stream ended inside a row") }
             // An empty table in CSV still has its header.
             let header = started ? [] : transformer.header
             started = true
             return try (header.isEmpty ? [] : compressor.compress(header)) + compressor.finish()
+        }
+        if transformer.isIdentity {
+            // Nothing to mask: the bytes pass as they came; only rows are counted.
+            rows += chunk.withUnsafeBytes { Self.countNewlines($0) }
+            if let last = chunk.last { insideRow = last != 0x0A }
+            rawBytes += Int64(chunk.count)
+            return try compressor.compress(chunk)
         }
         input += chunk
         let end = input.withUnsafeBytes { Self.lastNewline(in: $0) }.map { $0 + 1 } ?? 0
@@ -346,6 +371,17 @@ final class MaskingRun: @unchecked Sendable {
 }
 
 extension MaskingPipe {
+    static func countNewlines(_ bytes: UnsafeRawBufferPointer) -> Int64 {
+        guard let base = bytes.baseAddress else { return 0 }
+        var count: Int64 = 0
+        var start = 0
+        while start < bytes.count, let hit = memchr(base + start, 0x0A, bytes.count - start) {
+            count += 1
+            start = UnsafeRawPointer(hit) - base + 1
+        }
+        return count
+    }
+
     static func lastNewline(in bytes: UnsafeRawBufferPointer) -> Int? {
         // Backwards from the end: a line is short, so this reads a few bytes.
         var i = bytes.count - 1

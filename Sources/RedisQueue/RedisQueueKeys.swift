@@ -29,6 +29,9 @@ public struct RedisQueueKeys: Sendable {
     /// Hash of worker id → JSON describing the worker and when it was last seen.
     public static let workers = "dbq:workers"
 
+    /// The dashboard's log of actions (newest first, capped).
+    public static let audit = "dbq:dashboard:audit"
+
     /// The two keys of a named lock (one hash slot): shared holders and the exclusive one.
     public static func lock(_ name: String) -> (shared: String, exclusive: String) {
         ("dbq:lock:{\(name)}:shared", "dbq:lock:{\(name)}:exclusive")

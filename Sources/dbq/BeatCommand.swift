@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dashboard
 import DBQConfig
 import Beat
 import Foundation
@@ -69,45 +70,19 @@ struct BeatCommand: AsyncParsableCommand {
         var schedule: String { scheduleOption ?? (try? DBQConfiguration.load(path: nil).schedule) ?? "jobs/schedule.yaml" }
         @Flag(help: "Print JSON: {leader, entries: [...]}.") var json = false
 
-        struct Row: Encodable {
-            var name: String, cron: String, timezone: String, queue: String
-            var nextFire: Date?, lastFire: Date?, lastJobID: String?, lastJobState: String?
-            var lastSuccess: Date?, secondsSinceSuccess: Double?, alertAfterSeconds: Double?, alert: Bool, overlapSkipped: Int
-        }
-        struct Report: Encodable { var leader: String?; var entries: [Row] }
-
         func run() async throws {
             var alerting = false
             try await reportingFailures {
                 let logger = makeLogger("dbq.beat")
                 let loaded = try Schedule.load(path: schedule, registry: Kinds.registry)
                 let queue = try redis.queue(logger: logger, connections: 1)
-                let now = Date()
-                var rows: [Row] = []
-                for entry in loaded.entries {
-                    let state = try await queue.beatState(entry: entry.name, queue: entry.queue)
-                    // The job's own record while it exists; once its hash has expired, the
-                    // outcome its last transition wrote on the entry.
-                    var jobState = state.lastOutcomeJobID == state.lastJobID ? state.lastOutcome : nil
-                    var success = state.lastSuccess
-                    if let id = state.lastJobID, let record = try await queue.job(id, queue: entry.queue) {
-                        jobState = record.state
-                        if record.state == "succeeded", let finished = record.finishedAt, finished > (success ?? .distantPast) { success = finished }
-                    }
-                    let reference = success ?? state.since
-                    let alert = entry.alertAfter.map { limit in reference.map { now.timeIntervalSince($0) > limit } ?? false } ?? false
-                    alerting = alerting || alert
-                    rows.append(Row(name: entry.name, cron: entry.cron.source, timezone: entry.zone.identifier, queue: entry.queue,
-                                    nextFire: entry.cron.next(after: now, in: entry.zone), lastFire: state.lastSlot, lastJobID: state.lastJobID,
-                                    lastJobState: jobState, lastSuccess: success, secondsSinceSuccess: success.map { now.timeIntervalSince($0) },
-                                    alertAfterSeconds: entry.alertAfter, alert: alert, overlapSkipped: state.overlapSkipped))
-                }
-                let leader = try await queue.beatLeader(schedule: loaded.identity)
+                let report = try await ScheduleStatus.load(loaded, queue: queue)
+                alerting = report.entries.contains { $0.alert }
                 if json {
-                    try printJSON(Report(leader: leader, entries: rows))
+                    try printJSON(report)
                 } else {
-                    print("leader: \(leader ?? "none (no beat is running)")")
-                    for r in rows {
+                    print("leader: \(report.leader ?? "none (no beat is running)")")
+                    for r in report.entries {
                         let since = r.secondsSinceSuccess.map { relative(Date(timeIntervalSinceNow: -$0)) } ?? "never"
                         print("\(r.alert ? "ALERT " : "")\(r.name)  [\(r.cron) \(r.timezone)]  next \(isoString(r.nextFire))  last \(isoString(r.lastFire)) \(r.lastJobState ?? "-")  last success \(since)")
                     }

@@ -11,12 +11,12 @@ struct DBQ: AsyncParsableCommand {
             64 the command line is wrong.
 
             Environment: DBQ_REDIS_URL, DBQ_DATABASE_URL, DBQ_S3_ENDPOINT, \
-            AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, DBQ_LOG_LEVEL.
+            AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, DBQ_ANONYMIZE_KEY, DBQ_DASHBOARD_TOKEN, DBQ_LOG_LEVEL.
             """,
         version: DBQVersion.current,
         subcommands: [
             PushCommand.self, WorkerCommand.self, JobsCommand.self, DeadCommand.self, QueuesCommand.self, RunCommand.self, BeatCommand.self,
-            BackupsCommand.self, RetentionCommand.self, ExportCommand.self, ExportsCommand.self, SnapshotsCommand.self, MigrationsCommand.self, IndexesCommand.self, MaintenanceCommand.self, HealthCommand.self, StatsCommand.self, AnonymizeCommand.self, ConfigCommand.self, CheckCommand.self, StorageCommand.self, BenchCommand.self,
+            BackupsCommand.self, RetentionCommand.self, ExportCommand.self, ExportsCommand.self, SnapshotsCommand.self, MigrationsCommand.self, IndexesCommand.self, MaintenanceCommand.self, HealthCommand.self, StatsCommand.self, AnonymizeCommand.self, ConfigCommand.self, CheckCommand.self, StorageCommand.self, DashboardCommand.self, BenchCommand.self,
         ]
     )
 }

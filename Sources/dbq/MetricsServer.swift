@@ -21,9 +21,9 @@ enum MetricsServer {
         MetricsSystem.bootstrap(factory)
     }()
 
-    static func address(_ text: String) throws -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
-            throw CheckFailure("--metrics '\(text)' must be HOST:PORT, e.g. 127.0.0.1:9464")
+    static func address(_ text: String, option: String = "--metrics") throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port), colon != text.startIndex else {
+            throw CheckFailure("\(option) '\(text)' must be HOST:PORT, e.g. 127.0.0.1:\(option == "--metrics" ? 9464 : 8080)")
         }
         return (String(text[..<colon]), port)
     }

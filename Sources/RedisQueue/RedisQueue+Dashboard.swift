@@ -1,0 +1,37 @@
+import Foundation
+import RedisClient
+
+extension RedisQueue {
+    /// Jobs finished (succeeded or dead) in each of the last `buckets` windows of
+    /// `bucketSeconds`, oldest first, by Redis' clock: read from the finished sets' scores
+    /// (their finish times), so nothing is recorded for it and nothing is lost on restart.
+    public func finishedCounts(queue: String, buckets: Int, bucketSeconds: Int) async throws -> [Int] {
+        let keys = RedisQueueKeys(queue: queue)
+        let conn = connection
+        guard let time = try await conn.send("TIME").array, let seconds = time.first?.int else { return [] }
+        let now = Int64(seconds) * 1000
+        let width = Int64(bucketSeconds) * 1000
+        var commands: [RedisCommand] = []
+        for b in 0..<buckets {
+            let from = now - Int64(buckets - b) * width, to = from + width
+            for set in [keys.succeeded, keys.dead] {
+                commands.append(RedisCommand("ZCOUNT", RedisArgument(set), RedisArgument(String(from)), RedisArgument("(\(to)")))
+            }
+        }
+        let replies = try await conn.pipeline(commands)
+        return stride(from: 0, to: replies.count, by: 2).map { (replies[$0].int ?? 0) + (replies[$0 + 1].int ?? 0) }
+    }
+
+    /// Adds one line to the dashboard's action log (the newest 1,000 are kept).
+    public func appendAudit(_ line: String) async throws {
+        _ = try await connection.pipeline([
+            RedisCommand("LPUSH", RedisArgument(RedisQueueKeys.audit), RedisArgument(line)),
+            RedisCommand("LTRIM", RedisArgument(RedisQueueKeys.audit), 0, 999),
+        ])
+    }
+
+    /// The newest `limit` lines of the dashboard's action log.
+    public func audit(limit: Int) async throws -> [String] {
+        (try await connection.send("LRANGE", RedisArgument(RedisQueueKeys.audit), 0, RedisArgument(limit - 1)).array ?? []).compactMap(\.string)
+    }
+}
