@@ -50,13 +50,20 @@ public struct RowTransformer: Sendable {
 
     /// Transforms one line (without its newline) and appends the result (with one).
     public func transform(_ line: ArraySlice<UInt8>, into out: inout [UInt8]) throws(AnonymizationError) {
+        let result = line.withUnsafeBytes { raw in Result { () throws(AnonymizationError) in try transform(raw, into: &out) } }
+        try result.get()
+    }
+
+    /// `transform` of a line in memory the caller owns: no reference to count per line
+    /// (threads masking runs of one buffer would contend on its count).
+    public func transform(_ line: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(AnonymizationError) {
         if isIdentity {
-            out += line
+            out.append(contentsOf: line)
             out.append(0x0A)
             return
         }
         if fieldwise { return try transformFields(line, into: &out) }
-        var fields = CopyText.decode(line)
+        var fields = CopyText.decode(ArraySlice(line))
         guard fields.count == columns.count else {
             throw AnonymizationError("a row has \(fields.count) fields, the table \(columns.count) columns")
         }
@@ -71,9 +78,9 @@ public struct RowTransformer: Sendable {
     /// The COPY-to-COPY path: a raw tab always separates fields (a tab in a value is
     /// written `\t`), so kept fields are copied byte for byte and only masked ones are
     /// decoded, masked and encoded again.
-    func transformFields(_ line: ArraySlice<UInt8>, into out: inout [UInt8]) throws(AnonymizationError) {
+    func transformFields(_ raw: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(AnonymizationError) {
         let columnCount = columns.count
-        let counted = line.withUnsafeBytes { raw in Result { () throws(AnonymizationError) -> Int in
+        let counted = Result { () throws(AnonymizationError) -> Int in
             var column = 0
             var start = 0
             while true {
@@ -97,7 +104,7 @@ public struct RowTransformer: Sendable {
                 if end == raw.count { return column }
                 start = end + 1
             }
-        } }
+        }
         let fields = try counted.get()
         guard fields == columnCount else {
             throw AnonymizationError("a row has \(fields) fields, the table \(columnCount) columns")

@@ -416,14 +416,16 @@ extension MaskingPipe {
             run.out = []
             defer { run.out = out }
             out.reserveCapacity((cuts[i + 1] - cuts[i]) * 5 / 4)
+            var rows: Int64 = 0
+            defer { run.rows = rows }
             do {
                 try lines[cuts[i]..<cuts[i + 1]].withUnsafeBytes { raw in
                     guard let base = raw.baseAddress else { return }
                     var start = 0
                     while start < raw.count, let hit = memchr(base + start, 0x0A, raw.count - start) {
                         let newline = UnsafeRawPointer(hit) - base
-                        try transformer.transform(lines[(cuts[i] + start)..<(cuts[i] + newline)], into: &out)
-                        run.rows += 1
+                        try transformer.transform(UnsafeRawBufferPointer(rebasing: raw[start..<newline]), into: &out)
+                        rows += 1
                         start = newline + 1
                     }
                 }
