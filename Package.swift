@@ -239,6 +239,7 @@ let package = Package(
             dependencies: ["RedisQueue", "Queue", "Beat", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "RedisQueue", "Queue"], swiftSettings: swiftSettings),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BackupsTests",
@@ -248,7 +249,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport", "PostgresClient", .product(name: "Logging", package: "swift-log"),
-                                                  .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport", "PostgresClient", "RedisQueue", "RedisClient", "Queue", "Dashboard",
+                                                  .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
+                    exclude: ["Browser"], swiftSettings: swiftSettings),
     ]
 )

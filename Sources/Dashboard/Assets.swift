@@ -20,7 +20,7 @@ enum Assets {
         a { color: var(--accent); }
         .mono, pre, code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12.5px; }
         pre { background: #fff; border: 1px solid var(--line); padding: .7rem; overflow: auto; max-height: 28rem; }
-        pre.error { border-color: var(--bad); }
+        pre.error { border-color: var(--bad); white-space: pre-wrap; }
         .muted { color: var(--muted); }
         .state { display: inline-block; padding: 0 .45rem; border-radius: 9px; font-size: 12px; background: #e8ebef; }
         .state-succeeded { background: #dff1e3; color: var(--ok); }
@@ -47,6 +47,10 @@ enum Assets {
         dl.timeline dt { color: var(--muted); }
         dl.timeline dd { margin: 0; }
         progress { width: 7rem; vertical-align: middle; }
+        """
+
+    static let favicon = """
+        <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2457c5"/><path d="M4 4h3a4 4 0 0 1 0 8H4z" fill="#fff"/></svg>
         """
 
     static let js = """

@@ -54,6 +54,8 @@ struct DashboardRoutes: Sendable {
     func register(on router: Router<DashboardContext>) {
         router.get("/assets/dashboard.css") { _, _ in asset(Assets.css, type: "text/css; charset=utf-8") }
         router.get("/assets/dashboard.js") { _, _ in asset(Assets.js, type: "text/javascript; charset=utf-8") }
+        router.get("/assets/favicon.svg") { _, _ in asset(Assets.favicon, type: "image/svg+xml") }
+        router.get("/favicon.ico") { _, _ in Response.redirect(to: "/assets/favicon.svg", type: .permanent) }
         router.get("/healthz") { _, _ -> Response in
             let ok = (try? await data.queues()) != nil
             return Response(status: ok ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],

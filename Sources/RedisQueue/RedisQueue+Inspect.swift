@@ -27,6 +27,33 @@ public struct JobRecord: Sendable, Codable, Equatable {
     public var enqueuedBy: String?
     public var cancelRequested: Bool
 
+    public init(id: String, queue: String, kind: String?, state: String, attempt: Int = 0, maxAttempts: Int? = nil, priority: Int? = nil,
+                enqueuedAt: Date? = nil, runAt: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil, leaseUntil: Date? = nil,
+                worker: String? = nil, error: String? = nil, result: JSONValue? = nil, progress: JobProgress? = nil, payload: JSONValue? = nil,
+                payloadVersion: Int? = nil, uniqueKey: String? = nil, enqueuedBy: String? = nil, cancelRequested: Bool = false) {
+        self.id = id
+        self.queue = queue
+        self.kind = kind
+        self.state = state
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.priority = priority
+        self.enqueuedAt = enqueuedAt
+        self.runAt = runAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.leaseUntil = leaseUntil
+        self.worker = worker
+        self.error = error
+        self.result = result
+        self.progress = progress
+        self.payload = payload
+        self.payloadVersion = payloadVersion
+        self.uniqueKey = uniqueKey
+        self.enqueuedBy = enqueuedBy
+        self.cancelRequested = cancelRequested
+    }
+
     static let fields = ["state", "attempt", "max", "priority", "enqueued", "run_at", "started", "finished", "lease",
                          "worker", "error", "result", "progress", "envelope", "unique", "cancel"]
 

@@ -46,6 +46,7 @@ enum JobPage {
 
     static func pretty(_ value: JSONValue?) -> String {
         guard let value else { return "–" }
+        if case .object(let fields) = value, fields.isEmpty { return "{}" }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"

@@ -71,7 +71,7 @@ enum LoginPage {
         if let error { body += "<p class=\"flash error\">\(HTML.text(error))</p>" }
         body += """
             <form method="post" action="/login" class="login">
-            <label>your name <input name="name" autocomplete="username" required maxlength="64" pattern="[A-Za-z0-9._@-]+"></label>
+            <label>your name <input name="name" autocomplete="username" required maxlength="64" pattern="[A-Za-z0-9._@\\-]+"></label>
             <label>operator token <input name="token" type="password" autocomplete="current-password" required></label>
             <button type="submit">sign in</button>
             </form>

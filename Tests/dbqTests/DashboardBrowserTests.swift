@@ -1,0 +1,51 @@
+import DBQTestSupport
+import Foundation
+import Logging
+import Queue
+import RedisClient
+import RedisQueue
+import Testing
+
+/// The dashboard in a real browser: Debian's headless Chromium driven by Selenium
+/// (`Browser/dashboard_check.py`), against a real `dbq dashboard` on real Redis.
+@Suite("The web dashboard in a real headless browser (Chromium, Selenium, real Redis)", .serialized)
+struct DashboardBrowserTests {
+    @Test("every page loads without console errors; a pushed job appears live; retry is refused without the token and works with it; actions logged; cross-site and wrong-token requests refused; no secret shown")
+    func browser() async throws {
+        let queue = "dash-\(UUID().uuidString.prefix(8).lowercased())"
+        let logger = Logger(label: "dbq.test.dashboard")
+        let driver = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: logger)
+        // A dead job whose error names a connection URL with a password.
+        let secret = "hunter2-\(UUID().uuidString.prefix(6))"
+        let pushed = try await driver.push(JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: queue, maxAttempts: 1))
+        let fetched = try await driver.fetch(queue: queue, max: 1, worker: "browser-test", lease: .seconds(60))
+        let lease = try #require(fetched.jobs.first?.lease)
+        #expect(try await driver.finish([(lease, .dead(error: "cannot connect to postgresql://app:\(secret)@db.internal/app: refused"))]) == [true])
+
+        let port = Int.random(in: 40_000...49_999)
+        let token = "dashboard-token-\(UUID().uuidString)"
+        let dir = TestServices.temporaryDirectory("dbq-dashboard")
+        try "storages:\n  archive: {url: \"file://\(dir)/store\"}\n".write(toFile: dir + "/dbq.yaml", atomically: true, encoding: .utf8)
+        let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_DASHBOARD_TOKEN": token, "DBQ_CONFIG": dir + "/dbq.yaml"]
+        let dashboard = try ChildProcess(TestServices.dbqBinary, ["dashboard", "--listen", "127.0.0.1:\(port)", "--schedule", TestServices.projectRoot + "/jobs/schedule.yaml"],
+                                         environment: env)
+        defer { dashboard.signal(SIGTERM) }
+        var ready = false
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !ready && ContinuousClock.now < deadline && dashboard.isRunning {
+            try await Task.sleep(for: .milliseconds(200))
+            ready = (try? await runCommand("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/healthz"]))?.status == 0
+        }
+        try #require(ready, "the dashboard never answered /healthz: \(dashboard.stderr.suffix(2000))")
+
+        let script = TestServices.projectRoot + "/Tests/dbqTests/Browser/dashboard_check.py"
+        let result = try await runCommand("/usr/bin/python3", [script, "--url", "http://127.0.0.1:\(port)", "--token", token, "--queue", queue,
+                                                               "--dead-id", pushed.id, "--secret", secret, "--dbq", TestServices.dbqBinary],
+                                          environment: ["DBQ_REDIS_URL": TestServices.redisURL], timeout: 240)
+        #expect(result.status == 0, "browser checks:\n\(result.stdout)\n\(result.stderr.suffix(3000))\ndashboard: \(dashboard.stderr.suffix(2000))")
+        #expect(result.stdout.contains("all checks passed"))
+        // What the browser did, as Redis tells it.
+        #expect(try await driver.job(pushed.id, queue: queue)?.state == "pending")
+        #expect(!dashboard.stderr.contains(secret), "the secret reached the dashboard's log")
+    }
+}
