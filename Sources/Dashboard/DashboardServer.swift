@@ -56,6 +56,9 @@ struct DashboardRoutes: Sendable {
         router.get("/assets/dashboard.js") { _, _ in asset(Assets.js, type: "text/javascript; charset=utf-8") }
         router.get("/assets/favicon.svg") { _, _ in asset(Assets.favicon, type: "image/svg+xml") }
         router.get("/favicon.ico") { _, _ in Response.redirect(to: "/assets/favicon.svg", type: .permanent) }
+        router.get("/livez") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
         router.get("/healthz") { _, _ -> Response in
             let ok = (try? await data.queues()) != nil
             return Response(status: ok ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],

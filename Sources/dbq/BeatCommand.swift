@@ -29,8 +29,9 @@ struct BeatCommand: AsyncParsableCommand {
         @OptionGroup var redis: RedisOptions
         @Option(name: .customLong("schedule"), help: "The schedule file (default: $DBQ_SCHEDULE, else schedule: of dbq.yaml, else jobs/schedule.yaml).") var scheduleOption: String?
         var schedule: String { scheduleOption ?? (try? DBQConfiguration.load(path: nil).schedule) ?? "jobs/schedule.yaml" }
-        @Option(help: "Serve Prometheus metrics on /metrics and readiness on /healthz at HOST:PORT (e.g. 127.0.0.1:9465).")
-        var metrics: String?
+        @Option(name: .customLong("metrics"), help: "Serve Prometheus metrics on /metrics and readiness on /healthz at HOST:PORT (e.g. 127.0.0.1:9465; default: $DBQ_METRICS).")
+        var metricsOption: String?
+        var metrics: String? { metricsOption ?? environment("DBQ_METRICS") }
 
         func run() async throws {
             try await reportingFailures {

@@ -30,8 +30,9 @@ struct DashboardCommand: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
     @OptionGroup var config: ConfigOptions
 
-    @Option(help: "Address to serve on, HOST:PORT.")
-    var listen = "127.0.0.1:8080"
+    @Option(name: .customLong("listen"), help: "Address to serve on, HOST:PORT (default: $DBQ_DASHBOARD_LISTEN, else 127.0.0.1:8080).")
+    var listenOption: String?
+    var listen: String { listenOption ?? environment("DBQ_DASHBOARD_LISTEN") ?? "127.0.0.1:8080" }
 
     @Option(name: .customLong("schedule"), help: "The schedule file for the schedules page (default: $DBQ_SCHEDULE, else schedule: of dbq.yaml, else jobs/schedule.yaml if present).")
     var scheduleOption: String?

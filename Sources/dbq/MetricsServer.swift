@@ -41,6 +41,10 @@ enum MetricsServer {
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+        // Alive while it serves (liveness); /healthz is ready only when Redis answers.
+        router.get("/livez") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
         router.get("/healthz") { _, _ -> Response in
             let ok = (try? await queue.ping()) ?? false
             return Response(status: ok ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain"],

@@ -46,8 +46,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Exit when every queue is empty and nothing runs (benchmarks, batch runs).")
     var exitWhenIdle = false
 
-    @Option(help: "Serve Prometheus metrics on /metrics and readiness on /healthz at HOST:PORT (e.g. 127.0.0.1:9464).")
-    var metrics: String?
+    @Option(name: .customLong("metrics"), help: "Serve Prometheus metrics on /metrics and readiness on /healthz at HOST:PORT (e.g. 127.0.0.1:9464; default: $DBQ_METRICS).")
+    var metricsOption: String?
+    var metrics: String? { metricsOption ?? environment("DBQ_METRICS") }
 
     func run() async throws {
         try await reportingFailures {

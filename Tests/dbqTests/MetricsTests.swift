@@ -56,6 +56,7 @@ struct MetricsTests {
         #expect(text.contains("dbq_worker_slots{state=\"idle\"}"))
         let health = try await scrape(workerPort, "/healthz")
         #expect(health.stdout.hasSuffix("200"), "\(health.stdout)")
+        #expect(try await scrape(workerPort, "/livez").stdout.hasSuffix("200"), "the liveness endpoint answers")
 
         var beatText = ""
         let beatDeadline = ContinuousClock.now + .seconds(20)

@@ -31,4 +31,12 @@ if ! command -v moto_server >/dev/null || ! python3 -c 'import boto3, flask_cors
   hash -r
 fi
 command -v moto_server >/dev/null || die "moto_server is not on PATH after installing moto[server]; add pip's bin directory to PATH"
+
+# The Kubernetes manifests are checked against the API's schemas (kubernetes-validate).
+if ! command -v kubernetes-validate >/dev/null; then
+  say "installing kubernetes-validate from PyPI"
+  python3 -m pip install -q kubernetes-validate 2>/dev/null || python3 -m pip install -q --break-system-packages kubernetes-validate
+  hash -r
+fi
+command -v kubernetes-validate >/dev/null || die "kubernetes-validate is not on PATH after installing it; add pip's bin directory to PATH"
 say "install: everything dbq needs is present"
