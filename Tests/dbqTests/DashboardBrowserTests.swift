@@ -25,8 +25,14 @@ struct DashboardBrowserTests {
         let port = Int.random(in: 40_000...49_999)
         let token = "dashboard-token-\(UUID().uuidString)"
         let dir = TestServices.temporaryDirectory("dbq-dashboard")
-        try "storages:\n  archive: {url: \"file://\(dir)/store\"}\n".write(toFile: dir + "/dbq.yaml", atomically: true, encoding: .utf8)
+        try "databases:\n  main: \"\(TestServices.databaseURL)\"\nstorages:\n  archive: {url: \"file://\(dir)/store\"}\n"
+            .write(toFile: dir + "/dbq.yaml", atomically: true, encoding: .utf8)
         let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_DASHBOARD_TOKEN": token, "DBQ_CONFIG": dir + "/dbq.yaml"]
+        // A verified backup in the storage, for the artefacts page.
+        for kind in ["backup", "verify-backup"] {
+            let r = try await runCommand(TestServices.dbqBinary, ["run", kind, "--database", "main"], environment: env, timeout: 120)
+            #expect(r.status == 0, "dbq run \(kind): \(r.stderr)")
+        }
         let dashboard = try ChildProcess(TestServices.dbqBinary, ["dashboard", "--listen", "127.0.0.1:\(port)", "--schedule", TestServices.projectRoot + "/jobs/schedule.yaml"],
                                          environment: env)
         defer { dashboard.signal(SIGTERM) }

@@ -77,6 +77,10 @@ try:
         check("page %s loads (%s) without console errors" % (path, heading), heading != "" and not errors, json.dumps(errors))
         check("page %s shows no secret" % path, args.secret not in driver.page_source, "the password appears in the page")
 
+    driver.get(args.url + "/artefacts")
+    rows = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+    check("the artefacts page lists the verified backup", any(r.startswith("backup") and "passed" in r for r in rows), json.dumps(rows))
+
     # A job pushed while the jobs page is open appears without a reload.
     driver.get(args.url + "/jobs?queue=" + urllib.parse.quote(args.queue))
     marker = driver.execute_script("window.__dbqMarker = 'same-document'; return window.__dbqMarker;")
