@@ -11,6 +11,20 @@ public enum ProcessStats {
     /// Peak resident set size of another live process, in bytes (`VmHWM` of `/proc/PID/status`).
     public static func peakResidentBytes(pid: Int32) -> Int? { field("VmHWM:", status: "/proc/\(pid)/status") }
 
+    /// Resident and proportional set sizes of a live process, in bytes (`Rss`, `Pss` of
+    /// `/proc/PID/smaps_rollup`): PSS shares each shared page among its users.
+    public static func residentAndProportional(pid: Int32) -> (rss: Int, pss: Int)? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return nil }
+        func value(_ name: String) -> Int? {
+            for line in text.split(separator: "\n") where line.hasPrefix(name) {
+                return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+            }
+            return nil
+        }
+        guard let rss = value("Rss:"), let pss = value("Pss:") else { return nil }
+        return (rss, pss)
+    }
+
     /// CPU time (user + system) a live process has used, in seconds (`/proc/PID/stat`,
     /// at the usual 100 ticks a second).
     public static func cpuSeconds(pid: Int32) -> Double? {

@@ -38,12 +38,6 @@ public enum JSONValue: Sendable, Hashable, Codable {
         self = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
     }
 
-    /// Compact JSON text with sorted keys.
-    public var jsonText: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "null"
-    }
 
     /// Encodes a Codable value as JSON.
     public init<T: Encodable>(encoding value: T) throws {

@@ -37,11 +37,22 @@ public struct JobContext: Sendable {
     /// The lease's fencing token: it grows with every lease of the job, so an artefact
     /// records which attempt wrote it.
     public let fencingToken: Int64
-    public let logger: Logger
+    private let baseLogger: Logger
+    private let metadata: Logger.Metadata
     let reportProgress: @Sendable (JobProgress) async -> Void
     let checkLease: @Sendable () async throws -> Void
 
+    /// The job's logger, its id, queue and kind in its metadata. Made when asked for: a
+    /// log handler may format its metadata on every change, and most jobs never log.
+    public var logger: Logger {
+        guard !metadata.isEmpty else { return baseLogger }
+        var logger = baseLogger
+        logger.handler.metadata.merge(metadata) { $1 }
+        return logger
+    }
+
     public init(id: String, kind: String, queue: String, attempt: Int, fencingToken: Int64 = 0, logger: Logger,
+                metadata: Logger.Metadata = [:],
                 confirmLease: @escaping @Sendable () async throws -> Void = {},
                 reportProgress: @escaping @Sendable (JobProgress) async -> Void) {
         self.id = id
@@ -49,7 +60,8 @@ public struct JobContext: Sendable {
         self.queue = queue
         self.attempt = attempt
         self.fencingToken = fencingToken
-        self.logger = logger
+        baseLogger = logger
+        self.metadata = metadata
         self.checkLease = confirmLease
         self.reportProgress = reportProgress
     }
@@ -77,17 +89,52 @@ public struct LeaseLostError: Error, Sendable, CustomStringConvertible {
 
 /// The job kinds a worker can run, by name.
 public struct JobRegistry: Sendable {
-    typealias Runner = @Sendable (EnvelopeHeader, [UInt8], JobContext) async throws -> JSONValue?
+    typealias Runner = @Sendable (any Sendable, JobContext) async throws -> JSONValue?
+    /// Decodes a kind's payload (of the envelope's version) from the envelope's decoder.
+    /// Throws `JobError` only.
+    typealias PayloadDecoder = @Sendable (_ version: Int, _ decoder: any Decoder) throws -> any Sendable
     private var runners: [String: Runner] = [:]
+    private var payloadDecoders: [String: PayloadDecoder] = [:]
+    /// Decodes a kind's payload (of the envelope's version) from its own bytes.
+    typealias PayloadBytesDecoder = @Sendable (_ version: Int, _ bytes: Data, _ decoder: JSONDecoder) throws -> any Sendable
+    private var payloadBytesDecoders: [String: PayloadBytesDecoder] = [:]
     private var checkers: [String: @Sendable (JobEnvelope) throws -> Void] = [:]
     private var defaults: [String: (maxAttempts: Int, timeout: Duration, version: Int)] = [:]
 
     public init() {}
 
     public mutating func register<J: Job>(_ job: J) {
-        runners[J.kind] = { header, bytes, context in
-            let payload = try Self.decode(J.self, header: header, bytes: bytes)
+        runners[J.kind] = { payload, context in
+            guard let payload = payload as? J.Payload else { throw JobError.permanent("payload of kind '\(J.kind)' was decoded as another type") }
             return try await job.run(payload, context: context)
+        }
+        payloadBytesDecoders[J.kind] = { version, bytes, decoder in
+            if version == J.payloadVersion {
+                do {
+                    return try decoder.decode(J.Payload.self, from: bytes)
+                } catch {
+                    throw JobError.permanent("payload of kind '\(J.kind)' version \(version) does not decode: \(Self.describe(error))")
+                }
+            }
+            let value: JSONValue
+            do { value = try decoder.decode(JSONValue.self, from: bytes) } catch {
+                throw JobError.permanent("envelope of kind '\(J.kind)' does not decode: \(Self.describe(error))")
+            }
+            return try Self.decode(J.self, version: version, payload: value)
+        }
+        payloadDecoders[J.kind] = { version, decoder in
+            if version == J.payloadVersion {
+                do {
+                    return try J.Payload(from: decoder)
+                } catch {
+                    throw JobError.permanent("payload of kind '\(J.kind)' version \(version) does not decode: \(Self.describe(error, dropping: "payload"))")
+                }
+            }
+            let value: JSONValue
+            do { value = try JSONValue(from: decoder) } catch {
+                throw JobError.permanent("envelope of kind '\(J.kind)' does not decode: \(Self.describe(error))")
+            }
+            return try Self.decode(J.self, version: version, payload: value)
         }
         defaults[J.kind] = (J.defaultMaxAttempts, J.defaultTimeout, J.payloadVersion)
         checkers[J.kind] = { envelope in _ = try Self.decode(J.self, envelope) }
@@ -112,44 +159,64 @@ public struct JobRegistry: Sendable {
 
     /// Runs the job the envelope names. Unknown kinds, newer or un-upgradable versions
     /// and payloads of the wrong shape fail as permanent errors that say what was wrong.
-    func run(_ header: EnvelopeHeader, bytes: [UInt8], context: JobContext) async throws -> JSONValue? {
-        guard let runner = runners[header.kind] else {
+    func run(_ job: DecodedJob, context: JobContext) async throws -> JSONValue? {
+        let header = job.header
+        guard let runner = runners[header.kind], let payload = job.payload else {
             throw JobError.permanent("unknown job kind '\(header.kind)' (payload version \(header.version)); this worker runs: \(kinds.joined(separator: ", "))")
         }
-        return try await runner(header, bytes, context)
+        return try await runner(try payload.get(), context)
+    }
+
+    func payloadDecoder(for kind: String) -> PayloadDecoder? { payloadDecoders[kind] }
+
+    /// The envelope's header and its kind's typed payload: read by `EnvelopeScanner` when
+    /// it can, else by `decoder` (which also words the errors).
+    func decodeEnvelope(_ text: String, decoder: JSONDecoder) throws -> DecodedJob {
+        var text = text
+        let fast = text.withUTF8 { utf8 -> DecodedJob? in
+            let raw = UnsafeRawBufferPointer(utf8)
+            guard let f = EnvelopeScanner.scan(raw) else { return nil }
+            let header = EnvelopeHeader(id: f.id, kind: f.kind, version: f.version, queue: f.queue, maxAttempts: f.maxAttempts, timeoutSeconds: f.timeoutSeconds)
+            guard let decode = payloadBytesDecoders[f.kind] else { return DecodedJob(header: header, payload: nil) }
+            do {
+                return DecodedJob(header: header, payload: .success(try decode(f.version, Data(UnsafeRawBufferPointer(rebasing: raw[f.payload])), decoder)))
+            } catch let error as JobError {
+                return DecodedJob(header: header, payload: .failure(error))
+            } catch {
+                return DecodedJob(header: header, payload: .failure(.permanent("\(error)")))
+            }
+        }
+        if let fast { return fast }
+        return try decoder.decode(DecodedJob.self, from: Data(text.utf8))
+    }
+
+    /// A decoder of envelopes for this registry: the header and the kind's typed payload
+    /// in one pass over the JSON.
+    public func envelopeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = JobEnvelope.decoder.dateDecodingStrategy
+        decoder.userInfo[DecodedJob.registryKey] = RegistryBox(self)
+        return decoder
     }
 
     /// The hot path: the payload decoded straight from the envelope's bytes into the
     /// kind's type; only an older version goes through JSONValue to be upcast.
-    static func decode<J: Job>(_ type: J.Type, header: EnvelopeHeader, bytes: [UInt8]) throws(JobError) -> J.Payload {
-        if header.version == J.payloadVersion {
-            do {
-                return try JobEnvelope.decoder.decode(PayloadBox<J.Payload>.self, from: Data(bytes)).payload
-            } catch {
-                throw JobError.permanent("payload of kind '\(J.kind)' version \(header.version) does not decode: \(Self.describe(error, dropping: "payload"))")
-            }
-        }
-        let envelope: JobEnvelope
-        do {
-            envelope = try JobEnvelope.decoder.decode(JobEnvelope.self, from: Data(bytes))
-        } catch {
-            throw JobError.permanent("envelope of kind '\(J.kind)' does not decode: \(Self.describe(error))")
-        }
-        return try decode(J.self, envelope)
+    static func decode<J: Job>(_ type: J.Type, _ envelope: JobEnvelope) throws(JobError) -> J.Payload {
+        try decode(J.self, version: envelope.version, payload: envelope.payload)
     }
 
-    static func decode<J: Job>(_ type: J.Type, _ envelope: JobEnvelope) throws(JobError) -> J.Payload {
-        var payload = envelope.payload
-        if envelope.version > J.payloadVersion {
-            throw JobError.permanent("payload version \(envelope.version) of kind '\(J.kind)' is newer than this worker reads (\(J.payloadVersion)); upgrade the worker")
+    static func decode<J: Job>(_ type: J.Type, version: Int, payload: JSONValue) throws(JobError) -> J.Payload {
+        var payload = payload
+        if version > J.payloadVersion {
+            throw JobError.permanent("payload version \(version) of kind '\(J.kind)' is newer than this worker reads (\(J.payloadVersion)); upgrade the worker")
         }
-        if envelope.version < J.payloadVersion {
-            payload = try J.upcast(payload, from: envelope.version)
+        if version < J.payloadVersion {
+            payload = try J.upcast(payload, from: version)
         }
         do {
             return try payload.decode(J.Payload.self)
         } catch {
-            throw JobError.permanent("payload of kind '\(J.kind)' version \(envelope.version) does not decode: \(Self.describe(error))")
+            throw JobError.permanent("payload of kind '\(J.kind)' version \(version) does not decode: \(Self.describe(error))")
         }
     }
 
@@ -183,8 +250,46 @@ struct EnvelopeHeader: Decodable, Sendable {
     var timeoutSeconds: Double
 }
 
-private struct PayloadBox<P: Decodable>: Decodable {
-    var payload: P
+/// An envelope as a worker reads it: the header, and the payload decoded as its kind's
+/// type in the same pass (nil for a kind the registry does not know).
+struct DecodedJob: Decodable, Sendable {
+    static let registryKey = CodingUserInfoKey(rawValue: "dbq.registry")!
+    var header: EnvelopeHeader
+    var payload: Result<any Sendable, JobError>?
+
+    private enum Key: String, CodingKey { case payload }
+
+    init(header: EnvelopeHeader, payload: Result<any Sendable, JobError>?) {
+        self.header = header
+        self.payload = payload
+    }
+
+    init(from decoder: any Decoder) throws {
+        header = try EnvelopeHeader(from: decoder)
+        guard let registry = (decoder.userInfo[Self.registryKey] as? RegistryBox)?.registry,
+              let decodePayload = registry.payloadDecoder(for: header.kind) else {
+            payload = nil
+            return
+        }
+        let container = try decoder.container(keyedBy: Key.self)
+        let version = header.version
+        do {
+            let nested = try container.superDecoder(forKey: .payload)
+            do {
+                payload = .success(try decodePayload(version, nested))
+            } catch let error as JobError {
+                payload = .failure(error)
+            }
+        } catch {
+            payload = .failure(JobError.permanent("payload of kind '\(header.kind)' version \(version) does not decode: \(JobRegistry.describe(error, dropping: "payload"))"))
+        }
+    }
+}
+
+/// The registry in a decoder's `userInfo` (which holds `any Sendable`).
+final class RegistryBox: Sendable {
+    let registry: JobRegistry
+    init(_ registry: JobRegistry) { self.registry = registry }
 }
 
 import Foundation

@@ -81,9 +81,6 @@ public struct JobEnvelope: Codable, Sendable, Equatable {
         return d
     }()
 
-    public func encoded() -> String {
-        String(decoding: (try? Self.encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
 }
 
 /// Queue names: the part inside `dbq:{…}`.

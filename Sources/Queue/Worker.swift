@@ -17,12 +17,15 @@ public final class Worker: Service {
     let configuration: WorkerConfiguration
     let logger: Logger
     let state = WorkerState()
+    /// Reads an envelope's header and typed payload in one pass.
+    let decoder: JSONDecoder
     /// Jobs fetched at once, at most.
     static let batchSize = 256
 
     public init(driver: any JobQueueDriver, registry: JobRegistry, configuration: WorkerConfiguration, logger: Logger) {
         self.driver = driver
         self.registry = registry
+        decoder = registry.envelopeDecoder()
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "worker.id"] = "\(configuration.workerID)"
@@ -139,24 +142,20 @@ public final class Worker: Service {
     // MARK: - Running one job
 
     private func execute(_ job: LeasedJob, handle: JobHandle, kind: inout String) async -> Outcome? {
-        var logger = self.logger
-        logger[metadataKey: "job.id"] = "\(job.lease.id)"
-        logger[metadataKey: "job.queue"] = "\(job.lease.queue)"
-        let bytes = Array(job.envelopeJSON.utf8)
-        let envelope: EnvelopeHeader
+        let decoded: DecodedJob
         do {
-            envelope = try JobEnvelope.decoder.decode(EnvelopeHeader.self, from: Data(bytes))
+            decoded = try registry.decodeEnvelope(job.envelopeJSON, decoder: decoder)
         } catch {
             let reason = "envelope does not decode: \(JobRegistry.describe(error))"
-            logger.error("job is malformed; moved to dead", metadata: ["error": "\(reason)"])
+            self.logger.error("job is malformed; moved to dead", metadata: ["error": "\(reason)", "job.id": "\(job.lease.id)", "job.queue": "\(job.lease.queue)"])
             return .dead(error: reason)
         }
-        logger[metadataKey: "job.kind"] = "\(envelope.kind)"
+        let envelope = decoded.header
         kind = envelope.kind
         let leaseDuration = configuration.lease
         let context = JobContext(
             id: envelope.id, kind: envelope.kind, queue: envelope.queue, attempt: job.attempt, fencingToken: job.lease.token,
-            logger: logger,
+            logger: self.logger, metadata: ["job.id": "\(job.lease.id)", "job.queue": "\(job.lease.queue)", "job.kind": "\(envelope.kind)"],
             confirmLease: { [driver] in
                 if handle.cancelReason == .leaseLost { throw LeaseLostError(jobID: job.lease.id) }
                 let status = try await driver.heartbeat([job.lease], lease: leaseDuration).first
@@ -176,10 +175,10 @@ public final class Worker: Service {
         }
         handle.setDeadline(ContinuousClock.now + .milliseconds(Int64(envelope.timeoutSeconds * 1000)))
         do {
-            let result = try await registry.run(envelope, bytes: bytes, context: context)
+            let result = try await registry.run(decoded, context: context)
             switch handle.cancelReason {
             case .leaseLost?:
-                logger.warning("lease lost; the job's outcome is discarded (another worker owns it now)")
+                context.logger.warning("lease lost; the job's outcome is discarded (another worker owns it now)")
                 return nil
             case .timedOut?: throw CancellationError()
             default: return .succeeded(result: result)
@@ -188,7 +187,7 @@ public final class Worker: Service {
             var timedOut = false
             switch handle.cancelReason {
             case .leaseLost?:
-                logger.warning("lease lost; the job's outcome is discarded (another worker owns it now)")
+                context.logger.warning("lease lost; the job's outcome is discarded (another worker owns it now)")
                 return nil
             case .shutdown?:
                 return .released
@@ -205,10 +204,10 @@ public final class Worker: Service {
             var generator = SystemRandomNumberGenerator()
             switch configuration.retryPolicy.decide(attempt: job.attempt, maxAttempts: envelope.maxAttempts, error: failure, using: &generator) {
             case .retry(let delay):
-                logger.info("job failed; will retry", metadata: ["error": "\(failure)", "job.attempt": "\(job.attempt)", "retry.delay_ms": "\(delay.milliseconds)"])
+                context.logger.info("job failed; will retry", metadata: ["error": "\(failure)", "job.attempt": "\(job.attempt)", "retry.delay_ms": "\(delay.milliseconds)"])
                 return .retry(afterMilliseconds: delay.milliseconds, error: failure.message)
             case .dead(let reason):
-                logger.error("job failed; moved to dead", metadata: ["error": "\(reason)", "job.attempt": "\(job.attempt)"])
+                context.logger.error("job failed; moved to dead", metadata: ["error": "\(reason)", "job.attempt": "\(job.attempt)"])
                 return .dead(error: reason)
             }
         }
@@ -294,7 +293,11 @@ public final class Worker: Service {
         }
     }
 
-    /// Tells the registry (if the driver keeps one) that this worker is alive, every 5 s.
+    /// How often a worker tells the registry it is alive; listings count a worker alive
+    /// for three times as long.
+    public static let presenceInterval: Duration = .seconds(10)
+
+    /// Tells the registry (if the driver keeps one) that this worker is alive.
     private func presenceLoop() async {
         guard let registry = driver as? any WorkerRegistry else { return }
         let started = Date()
@@ -304,7 +307,7 @@ public final class Worker: Service {
                 queues: configuration.queues.map(\.name), concurrency: configuration.concurrency,
                 running: state.inFlightCount, startedAt: started, seenAt: Date())
             try? await registry.announce(presence)
-            try? await Task.sleep(for: .seconds(5))
+            try? await Task.sleep(for: Self.presenceInterval)
         }
     }
 

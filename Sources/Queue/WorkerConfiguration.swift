@@ -22,7 +22,7 @@ public struct WorkerConfiguration: Sendable {
 
     public init(
         queues: [(name: String, weight: Int)] = [("default", 1)], concurrency: Int = 8, lease: Duration = .seconds(30),
-        idleWait: Duration = .seconds(2), shutdownGrace: Duration = .seconds(25), rescueInterval: Duration = .seconds(5),
+        idleWait: Duration = .seconds(30), shutdownGrace: Duration = .seconds(25), rescueInterval: Duration = .seconds(10),
         retryPolicy: RetryPolicy = RetryPolicy(), workerID: String, exitWhenIdle: Bool = false
     ) {
         self.queues = queues

@@ -1,7 +1,12 @@
-/// Where and how to connect to Redis, parsed from `redis://[user:password@]host:port[/db]`.
+/// Where and how to connect to Redis, parsed from `redis://[user:password@]host:port[/db]`,
+/// or for a Redis Cluster from `redis+cluster://[user:password@]host:port[,host:port…]`
+/// (seed nodes: any reachable one gives the slot map).
 public struct RedisConfiguration: Sendable, Equatable {
     public var host: String
     public var port: Int
+    /// A cluster's seed nodes (`host`/`port` is the first); empty for a single Redis.
+    public var seeds: [String] = []
+    public var isCluster: Bool { !seeds.isEmpty }
     public var username: String?
     public var password: String?
     public var database: Int
@@ -23,7 +28,23 @@ public struct RedisConfiguration: Sendable, Equatable {
     }
 
     /// `host:port`, for messages.
-    public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var endpoint: String { Self.endpoint(host: host, port: port) }
+
+    public static func endpoint(host: String, port: Int) -> String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// This configuration aimed at one node of a cluster (`host:port`, as a slot map names it).
+    public func node(_ endpoint: String) -> RedisConfiguration {
+        var c = self
+        c.seeds = []
+        if endpoint.hasPrefix("["), let close = endpoint.firstIndex(of: "]") {
+            c.host = String(endpoint[endpoint.index(after: endpoint.startIndex)..<close])
+            c.port = Int(endpoint[endpoint.index(after: close)...].dropFirst()) ?? port
+        } else if let colon = endpoint.lastIndex(of: ":") {
+            c.host = String(endpoint[..<colon])
+            c.port = Int(endpoint[endpoint.index(after: colon)...]) ?? port
+        }
+        return c
+    }
 
     /// The URL this configuration parses from, password included (for a child process's
     /// environment; never for output: see `redactedURL`).
@@ -37,6 +58,7 @@ public struct RedisConfiguration: Sendable, Equatable {
         if username != nil || password != nil {
             auth = (username.map(encoded) ?? "") + (password.map { ":" + encoded($0) } ?? "") + "@"
         }
+        if isCluster { return "redis+cluster://\(auth)\(seeds.joined(separator: ","))" }
         return "redis://\(auth)\(endpoint)/\(database)"
     }
 
@@ -46,13 +68,14 @@ public struct RedisConfiguration: Sendable, Equatable {
         if username != nil || password != nil {
             auth = (username ?? "") + (password != nil ? ":***" : "") + "@"
         }
+        if isCluster { return "redis+cluster://\(auth)\(seeds.joined(separator: ","))" }
         return "redis://\(auth)\(endpoint)/\(database)"
     }
 
     /// Parses a Redis URL. Every rejection names what is wrong and what was expected.
     public init(url: String) throws(RedisError) {
         func bad(_ why: String) -> RedisError {
-            RedisError(code: .invalidURL, message: "\(why) (expected redis://[user:password@]host:port[/db])")
+            RedisError(code: .invalidURL, message: "\(why) (expected redis://[user:password@]host:port[/db], or redis+cluster://[user:password@]host:port[,host:port…] for a Redis Cluster)")
         }
         self.init()
         let trimmed = url.trimmingCharacters(in: .whitespaces)
@@ -65,7 +88,8 @@ public struct RedisConfiguration: Sendable, Equatable {
                 code: .invalidURL,
                 message: "rediss:// (TLS) is not supported by the hiredis library on this system; reach TLS Redis through a local tunnel (stunnel) and use redis://")
         }
-        guard scheme == "redis" else { throw bad("scheme '\(scheme)' is not redis") }
+        guard scheme == "redis" || scheme == "redis+cluster" else { throw bad("scheme '\(scheme)' is not redis or redis+cluster") }
+        let cluster = scheme == "redis+cluster"
         var rest = trimmed[schemeEnd.upperBound...]
         if let q = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
             throw bad("query and fragment ('\(rest[q...])') are not supported")
@@ -86,6 +110,19 @@ public struct RedisConfiguration: Sendable, Equatable {
                 // redis://secret@host is the common form for a password alone.
                 password = try Self.percentDecoded(String(userInfo), what: "password")
             }
+        }
+        if cluster {
+            if !path.isEmpty && path != "0" { throw bad("a Redis Cluster has only database 0, not '\(path)'") }
+            let nodes = rest.split(separator: ",", omittingEmptySubsequences: false)
+            guard !nodes.isEmpty, nodes.allSatisfy({ !$0.isEmpty }) else { throw bad("give the cluster's seed nodes as host:port,host:port") }
+            var parsed: [String] = []
+            for node in nodes {
+                let one = try RedisConfiguration(url: "redis://" + node)
+                parsed.append(one.endpoint)
+                if parsed.count == 1 { host = one.host; port = one.port }
+            }
+            seeds = parsed
+            return
         }
         var hostPart = rest
         var portPart: Substring? = nil

@@ -68,7 +68,17 @@ public final class RedisConnection: @unchecked Sendable {
     /// mistaken for a dead server.
     @discardableResult
     public func blocking(_ command: RedisCommand, timeout: Duration) async throws -> RedisValue {
-        let reply = try await lane.run { () throws -> RedisValue in
+        let reply = try await blockingReply(command, timeout: timeout)
+        if case .error(let message) = reply {
+            throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: command.name)
+        }
+        return reply
+    }
+
+    /// `blocking`, with an error reply returned rather than thrown (for routers that read
+    /// redirects).
+    public func blockingReply(_ command: RedisCommand, timeout: Duration) async throws -> RedisValue {
+        try await lane.run { () throws -> RedisValue in
             let context = try self.connected()
             let widened = (timeout + self.configuration.commandTimeout).milliseconds
             redisSetTimeout(context, CHiredis_timeval(widened))
@@ -79,10 +89,6 @@ public final class RedisConnection: @unchecked Sendable {
             }
             return try self.execute(command)
         }
-        if case .error(let message) = reply {
-            throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: command.name)
-        }
-        return reply
     }
 
     /// Closes the connection; later calls fail with `.closed`.
@@ -115,7 +121,7 @@ public final class RedisConnection: @unchecked Sendable {
         }
         let timeout = CHiredis_timeval(configuration.connectTimeout.milliseconds)
         guard let context = redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeout) else {
-            throw RedisError(code: .connection, message: "cannot allocate a connection", endpoint: configuration.endpoint)
+            throw RedisError(code: .connection, message: "cannot allocate a connection", endpoint: configuration.endpoint, mayHaveRun: false)
         }
         if CHiredis_err(context) != 0 {
             let reason = String(cString: CHiredis_errstr(context))
@@ -123,7 +129,7 @@ public final class RedisConnection: @unchecked Sendable {
             throw RedisError(
                 code: .connection,
                 message: "cannot connect: \(reason) (is Redis running and reachable at \(configuration.endpoint)?)",
-                endpoint: configuration.endpoint)
+                endpoint: configuration.endpoint, mayHaveRun: false)
         }
         redisSetTimeout(context, CHiredis_timeval(configuration.commandTimeout.milliseconds))
         self.context = context
@@ -132,7 +138,10 @@ public final class RedisConnection: @unchecked Sendable {
         } catch {
             redisFree(context)
             self.context = nil
-            throw error
+            // The caller's command was never sent.
+            var refused = error
+            refused.mayHaveRun = false
+            throw refused
         }
         connectCount += 1
         logger.debug("connected to Redis", metadata: ["redis.endpoint": "\(configuration.endpoint)"])

@@ -24,12 +24,16 @@ public struct RedisError: Error, Sendable, CustomStringConvertible, CustomDebugS
     public var endpoint: String?
     /// The command's name (never its arguments, which may be secrets or payloads).
     public var command: String?
+    /// False when the command certainly never reached the server (the connection could
+    /// not be made): it may be sent again elsewhere without running twice.
+    public var mayHaveRun: Bool
 
-    public init(code: Code, message: String, endpoint: String? = nil, command: String? = nil) {
+    public init(code: Code, message: String, endpoint: String? = nil, command: String? = nil, mayHaveRun: Bool = true) {
         self.code = code
         self.message = message
         self.endpoint = endpoint
         self.command = command
+        self.mayHaveRun = mayHaveRun
     }
 
     /// True for failures a retry on a fresh connection may cure.

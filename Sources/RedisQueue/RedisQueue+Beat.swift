@@ -31,24 +31,25 @@ extension RedisQueueKeys {
 extension RedisQueue {
     /// Takes or renews the leader lock for `token`. True while leading.
     public func beatLead(schedule: String, token: String, ttl: Duration) async throws -> Bool {
-        try await connection.run(QueueScripts.lead, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))],
-                                 arguments: [RedisArgument(token), RedisArgument(Int(ttl.milliseconds))]).int == 1
+        try await nodes.run(QueueScripts.lead, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))],
+                            arguments: [RedisArgument(token), RedisArgument(Int(ttl.milliseconds))]).int == 1
     }
 
     /// The token of the current leader, if any.
     public func beatLeader(schedule: String) async throws -> String? {
-        try await connection.send("GET", RedisArgument(RedisQueueKeys.beatLeader(schedule))).string
+        try await nodes.send(key: RedisQueueKeys.beatLeader(schedule), "GET", RedisArgument(RedisQueueKeys.beatLeader(schedule))).string
     }
 
     /// Gives up the lock if `token` holds it (on shutdown, so another beat takes over at once).
     public func beatResign(schedule: String, token: String) async throws {
-        try await connection.run(QueueScripts.resign, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))], arguments: [RedisArgument(token)])
+        try await nodes.run(QueueScripts.resign, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))], arguments: [RedisArgument(token)])
     }
 
     public func beatState(entry: String, queue: String) async throws -> BeatEntryState {
-        let reply = try await connection.send("HMGET", RedisArgument(RedisQueueKeys(queue: queue).beatEntry(entry)),
-                                              "cursor", "slot", "job", "success", "since", "overlap_skipped",
-                                              "outcome", "outcome_job", "outcome_at")
+        let keys = RedisQueueKeys(queue: queue)
+        let reply = try await nodes.send(key: keys.routing, "HMGET", RedisArgument(keys.beatEntry(entry)),
+                                         "cursor", "slot", "job", "success", "since", "overlap_skipped",
+                                         "outcome", "outcome_job", "outcome_at")
         let v = reply.array ?? []
         func date(_ i: Int) -> Date? { v.count > i ? v[i].string.flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) } : nil }
         func string(_ i: Int) -> String? { v.count > i ? v[i].string : nil }
@@ -66,11 +67,9 @@ extension RedisQueue {
     /// Fires one slot of an entry at most once (see `QueueScripts.fireSlot`).
     public func beatFire(entry: String, slot: Date, skipIfRunning: Bool, envelope: JobEnvelope) async throws -> FireResult {
         try envelope.validate()
-        let conn = connection
-        try await conn.send("SADD", RedisArgument(RedisQueueKeys.queues), RedisArgument(envelope.queue))
-        let reply = try await conn.run(QueueScripts.fireSlot, arguments: [
-            RedisArgument(RedisQueueKeys(queue: envelope.queue).prefix), RedisArgument(entry),
-            RedisArgument(Int(slot.timeIntervalSince1970 * 1000)), RedisArgument(skipIfRunning ? 1 : 0),
+        try await nodes.send(key: RedisQueueKeys.queues, "SADD", RedisArgument(RedisQueueKeys.queues), RedisArgument(envelope.queue))
+        let reply = try await runQueueScript(QueueScripts.fireSlot, queue: envelope.queue, [
+            RedisArgument(entry), RedisArgument(Int(slot.timeIntervalSince1970 * 1000)), RedisArgument(skipIfRunning ? 1 : 0),
             RedisArgument(envelope.id), RedisArgument(envelope.encoded()), RedisArgument(envelope.priority), RedisArgument(envelope.maxAttempts),
         ])
         let parts = reply.array ?? []
@@ -83,8 +82,6 @@ extension RedisQueue {
 
     /// Moves an entry's cursor forward (never back).
     public func beatAdvance(entry: String, queue: String, cursor: Date) async throws {
-        try await connection.run(QueueScripts.advanceCursor, arguments: [
-            RedisArgument(RedisQueueKeys(queue: queue).prefix), RedisArgument(entry), RedisArgument(Int(cursor.timeIntervalSince1970 * 1000)),
-        ])
+        try await runQueueScript(QueueScripts.advanceCursor, queue: queue, [RedisArgument(entry), RedisArgument(Int(cursor.timeIntervalSince1970 * 1000))])
     }
 }

@@ -103,23 +103,23 @@ public struct QueueStats: Sendable, Codable, Equatable {
     public var cancelled: Int
     /// Seconds the oldest pending job has waited.
     public var oldestPendingSeconds: Double?
-    /// Workers seen in the last 15 s that take this queue.
+    /// Workers seen in the last 30 s that take this queue.
     public var workers: Int
 }
 
 extension RedisQueue: WorkerRegistry {
     public func announce(_ presence: WorkerPresence) async throws {
         let json = String(decoding: try JobEnvelope.encoder.encode(presence), as: UTF8.self)
-        try await connection.send("HSET", RedisArgument(RedisQueueKeys.workers), RedisArgument(presence.id), RedisArgument(json))
+        try await nodes.send(key: RedisQueueKeys.workers, "HSET", RedisArgument(RedisQueueKeys.workers), RedisArgument(presence.id), RedisArgument(json))
     }
 
     public func withdraw(_ workerID: String) async throws {
-        try await connection.send("HDEL", RedisArgument(RedisQueueKeys.workers), RedisArgument(workerID))
+        try await nodes.send(key: RedisQueueKeys.workers, "HDEL", RedisArgument(RedisQueueKeys.workers), RedisArgument(workerID))
     }
 
     /// Workers seen within `window`; older entries are removed.
-    public func workers(window: Duration = .seconds(15)) async throws -> [WorkerPresence] {
-        let reply = try await connection.send("HGETALL", RedisArgument(RedisQueueKeys.workers))
+    public func workers(window: Duration = Worker.presenceInterval * 3) async throws -> [WorkerPresence] {
+        let reply = try await nodes.send(key: RedisQueueKeys.workers, "HGETALL", RedisArgument(RedisQueueKeys.workers))
         let items = reply.array ?? []
         var alive: [WorkerPresence] = []
         var stale: [RedisArgument] = []
@@ -128,13 +128,13 @@ extension RedisQueue: WorkerRegistry {
             if Date().timeIntervalSince(presence.seenAt) <= window.seconds { alive.append(presence) }
             else if Date().timeIntervalSince(presence.seenAt) > 3600 { stale.append(RedisArgument(presence.id)) }
         }
-        if !stale.isEmpty { try await connection.send(RedisCommand(["HDEL", RedisArgument(RedisQueueKeys.workers)] + stale)) }
+        if !stale.isEmpty { try await nodes.send(RedisCommand(["HDEL", RedisArgument(RedisQueueKeys.workers)] + stale), key: RedisQueueKeys.workers) }
         return alive.sorted { $0.id < $1.id }
     }
 
     /// Every queue ever pushed to.
     public func queueNames() async throws -> [String] {
-        let reply = try await connection.send("SMEMBERS", RedisArgument(RedisQueueKeys.queues))
+        let reply = try await nodes.send(key: RedisQueueKeys.queues, "SMEMBERS", RedisArgument(RedisQueueKeys.queues))
         return (reply.array ?? []).compactMap(\.string).sorted()
     }
 
@@ -144,7 +144,7 @@ extension RedisQueue: WorkerRegistry {
         if let queue { candidates = [queue] } else { candidates = try await queueNames() }
         for name in candidates {
             let keys = RedisQueueKeys(queue: name)
-            let reply = try await connection.send(RedisCommand(["HMGET", RedisArgument(keys.job(id))] + JobRecord.fields.map { RedisArgument($0) }))
+            let reply = try await nodes.send(RedisCommand(["HMGET", RedisArgument(keys.job(id))] + JobRecord.fields.map { RedisArgument($0) }), key: keys.routing)
             if let values = reply.array, let record = JobRecord(id: id, queue: name, values: values) { return record }
         }
         return nil
@@ -157,11 +157,11 @@ extension RedisQueue: WorkerRegistry {
         let range = state.isFinished
             ? RedisCommand("ZREVRANGE", set, 0, RedisArgument(limit - 1))
             : RedisCommand("ZRANGE", set, 0, RedisArgument(limit - 1))
-        let ids = (try await connection.send(range).array ?? []).compactMap(\.string)
+        let ids = (try await nodes.send(range, key: keys.routing).array ?? []).compactMap(\.string)
         guard !ids.isEmpty else { return [] }
-        let replies = try await connection.pipeline(ids.map { id in
+        let replies = try await nodes.pipeline(ids.map { id in
             RedisCommand(["HMGET", RedisArgument(keys.job(id))] + JobRecord.fields.map { RedisArgument($0) })
-        })
+        }, key: keys.routing)
         return zip(ids, replies).compactMap { id, reply in reply.array.flatMap { JobRecord(id: id, queue: queue, values: $0) } }
     }
 
@@ -169,16 +169,14 @@ extension RedisQueue: WorkerRegistry {
     /// state after, or nil if there is no such job.
     public func cancel(_ id: String, queue: String? = nil) async throws -> String? {
         guard let record = try await job(id, queue: queue) else { return nil }
-        let reply = try await connection.run(QueueScripts.cancel, arguments: [
-            RedisArgument(RedisQueueKeys(queue: record.queue).prefix), RedisArgument(id), RedisArgument(Int(keepFailed.milliseconds)),
-        ])
+        let reply = try await runQueueScript(QueueScripts.cancel, queue: record.queue, [RedisArgument(id), RedisArgument(Int(keepFailed.milliseconds))])
         return reply.string
     }
 
     /// Puts a dead, cancelled or succeeded job back to pending with fresh attempts.
     public func retry(_ id: String, queue: String? = nil) async throws -> String? {
         guard let record = try await job(id, queue: queue) else { return nil }
-        let reply = try await connection.run(QueueScripts.retry, arguments: [RedisArgument(RedisQueueKeys(queue: record.queue).prefix), RedisArgument(id)])
+        let reply = try await runQueueScript(QueueScripts.retry, queue: record.queue, [RedisArgument(id)])
         return reply.string
     }
 
@@ -186,9 +184,7 @@ extension RedisQueue: WorkerRegistry {
     public func purge(queue: String, state: JobState, olderThan: Duration = .zero) async throws -> Int {
         var total = 0
         while true {
-            let reply = try await connection.run(QueueScripts.purge, arguments: [
-                RedisArgument(RedisQueueKeys(queue: queue).prefix), RedisArgument(state.rawValue), RedisArgument(Int(olderThan.milliseconds)),
-            ])
+            let reply = try await runQueueScript(QueueScripts.purge, queue: queue, [RedisArgument(state.rawValue), RedisArgument(Int(olderThan.milliseconds))])
             let n = reply.int ?? 0
             total += n
             if n < 10_000 { return total }
@@ -197,12 +193,12 @@ extension RedisQueue: WorkerRegistry {
 
     public func stats(queue: String, workers alive: [WorkerPresence]) async throws -> QueueStats {
         let keys = RedisQueueKeys(queue: queue)
-        let replies = try await connection.pipeline([
+        let replies = try await nodes.pipeline([
             RedisCommand("ZCARD", RedisArgument(keys.pending)), RedisCommand("ZCARD", RedisArgument(keys.scheduled)),
             RedisCommand("ZCARD", RedisArgument(keys.running)), RedisCommand("ZCARD", RedisArgument(keys.succeeded)),
             RedisCommand("ZCARD", RedisArgument(keys.dead)), RedisCommand("ZCARD", RedisArgument(keys.cancelled)),
             RedisCommand("TIME"),
-        ])
+        ], key: keys.routing)
         // The pending score is priority band + enqueue ms: the oldest is the smallest
         // time part over the bands.
         var oldest: Double?
@@ -215,7 +211,7 @@ extension RedisQueue: WorkerRegistry {
                 commands.append(RedisCommand("ZRANGEBYSCORE", RedisArgument(keys.pending), RedisArgument(Double(b) * band),
                                              RedisArgument("(\(Double(b + 1) * band)"), "WITHSCORES", "LIMIT", 0, 1))
             }
-            let firsts = try await connection.pipeline(commands)
+            let firsts = try await nodes.pipeline(commands, key: keys.routing)
             for (b, reply) in firsts.enumerated() {
                 guard let pair = reply.array, pair.count == 2, let score = pair[1].string.flatMap(Double.init) else { continue }
                 let enqueued = score - Double(b) * band + epoch

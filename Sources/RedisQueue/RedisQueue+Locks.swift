@@ -8,7 +8,7 @@ import RedisClient
 extension RedisQueue: ResourceLocks {
     public func tryAcquire(_ name: String, mode: LockMode, owner: String, ttl: Duration) async throws -> Bool {
         let keys = RedisQueueKeys.lock(name)
-        let reply = try await connection.run(
+        let reply = try await nodes.run(
             QueueScripts.lockAcquire, keys: [RedisArgument(keys.shared), RedisArgument(keys.exclusive)],
             arguments: [RedisArgument(mode.rawValue), RedisArgument(owner), RedisArgument(String(ttl.milliseconds))])
         return reply.int == 1
@@ -16,7 +16,7 @@ extension RedisQueue: ResourceLocks {
 
     public func renew(_ name: String, mode: LockMode, owner: String, ttl: Duration) async throws -> Bool {
         let keys = RedisQueueKeys.lock(name)
-        let reply = try await connection.run(
+        let reply = try await nodes.run(
             QueueScripts.lockRenew, keys: [RedisArgument(keys.shared), RedisArgument(keys.exclusive)],
             arguments: [RedisArgument(mode.rawValue), RedisArgument(owner), RedisArgument(String(ttl.milliseconds))])
         return reply.int == 1
@@ -24,7 +24,7 @@ extension RedisQueue: ResourceLocks {
 
     public func release(_ name: String, mode: LockMode, owner: String) async throws {
         let keys = RedisQueueKeys.lock(name)
-        _ = try await connection.run(
+        _ = try await nodes.run(
             QueueScripts.lockRelease, keys: [RedisArgument(keys.shared), RedisArgument(keys.exclusive)],
             arguments: [RedisArgument(mode.rawValue), RedisArgument(owner)])
     }

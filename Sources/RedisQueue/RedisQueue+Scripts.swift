@@ -4,23 +4,47 @@ import RedisClient
 /// in Redis, takes the time from Redis (`TIME`, one clock for every worker), and checks
 /// the fencing token wherever a lease is involved. Versioned by name: a change of
 /// semantics gets a new script, so old and new workers never mix meanings.
+///
+/// Keys: every queue script declares the queue's fixed keys (`RedisQueueKeys.scriptKeys`,
+/// all under the hash tag `{queue}`), and derives job, unique and beat-entry keys from the
+/// prefix in ARGV[1], which carries the same tag: on a Redis Cluster a queue's script runs
+/// on the one node that holds the queue's slot, and every key it touches is in that slot.
+/// Times are whole milliseconds (formatting fractional numbers cost Redis more than the
+/// commands themselves).
 enum QueueScripts {
-    /// Shared helpers, prepended to every script.
+    /// Shared helpers, prepended to every script. KEYS: pending, scheduled, running,
+    /// succeeded, dead, cancelled, fence, wake.
     static let prelude = """
-        -- Milliseconds with a microsecond fraction, from Redis' clock.
+        local K_PENDING, K_SCHEDULED, K_RUNNING, K_SUCCEEDED, K_DEAD, K_CANCELLED, K_FENCE, K_WAKE =
+          KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+        local SET_OF = {pending = KEYS[1], scheduled = KEYS[2], running = KEYS[3], succeeded = KEYS[4], dead = KEYS[5], cancelled = KEYS[6]}
+        -- Redis' clock: whole milliseconds (for scores and arithmetic), and the same time
+        -- with its microseconds as text (for the stored times: made once per call, so no
+        -- job pays for formatting a fraction).
         local function now_ms()
           local t = redis.call('TIME')
-          return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+          local us = tonumber(t[2])
+          local ms = tonumber(t[1]) * 1000 + math.floor(us / 1000)
+          return ms, string.format('%d.%03d', ms, us % 1000)
         end
         -- Higher priority first; FIFO inside a priority (ms since 2025-01-01).
         local function pending_score(priority, at)
           return (9 - tonumber(priority)) * 2199023255552 + (at - 1735689600000)
         end
-        local function wake(p)
-          if redis.call('LLEN', p .. 'wake') < 64 then redis.call('RPUSH', p .. 'wake', '1') end
+        -- The score as text, formatted once per priority and call.
+        local score_texts = {}
+        local function pending_score_text(priority, at)
+          local text = score_texts[priority]
+          if not text then
+            text = tostring(pending_score(priority, at))
+            score_texts[priority] = text
+          end
+          return text
         end
-        local function release_unique(p, jk, id)
-          local u = redis.call('HGET', jk, 'unique')
+        local function wake()
+          if redis.call('LLEN', K_WAKE) < 64 then redis.call('RPUSH', K_WAKE, '1') end
+        end
+        local function release_unique(p, u, id)
           if u and u ~= '' then
             local uk = p .. 'unique:' .. u
             if redis.call('GET', uk) == id then redis.call('DEL', uk) end
@@ -38,45 +62,72 @@ enum QueueScripts {
         end
         -- A job fired by beat records how it ended on its schedule entry, so the entry's
         -- last success outlives the job's hash (which expires).
-        local function record_beat_outcome(p, jk, outcome, now)
-          local entry = redis.call('HGET', jk, 'beat_entry')
+        local function record_beat_outcome(p, entry, id, outcome, now)
           if not entry or entry == '' then return end
           local bk = p .. 'beat:' .. entry
-          redis.call('HSET', bk, 'outcome', outcome, 'outcome_at', now, 'outcome_job', string.sub(jk, #p + 5))
+          redis.call('HSET', bk, 'outcome', outcome, 'outcome_at', now, 'outcome_job', id)
           if outcome == 'succeeded' then redis.call('HSET', bk, 'success', now) end
         end
         -- Queues a job unless its id or unique key is taken: {1, id} or {0, holder}.
-        local function push_job(p, id, envelope, priority, run_at, unique, unique_ttl, max_attempts)
+        -- Pending jobs' scores are collected in `pending` (ZADD once per batch).
+        local function push_job(p, id, envelope, priority, run_at, unique, unique_ttl, max_attempts, now, now_str, pending)
           local jk = p .. 'job:' .. id
-          if redis.call('EXISTS', jk) == 1 then return {0, id} end
+          if redis.call('EXISTS', jk) == 1 then return 0, id end
           if unique ~= '' then
             local holder = redis.call('GET', p .. 'unique:' .. unique)
-            if holder then return {0, holder} end
+            if holder then return 0, holder end
             redis.call('SET', p .. 'unique:' .. unique, id, 'PX', unique_ttl)
           end
-          local now = now_ms()
           run_at = tonumber(run_at)
-          redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', 0,
-            'token', 0, 'unique', unique, 'enqueued', now)
-          if run_at > 0 then redis.call('HSET', jk, 'run_at', run_at) end
           if run_at > now then
-            redis.call('HSET', jk, 'state', 'scheduled')
-            redis.call('ZADD', p .. 'scheduled', run_at, id)
+            redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', '0',
+              'token', '0', 'unique', unique, 'enqueued', now_str, 'run_at', run_at, 'state', 'scheduled')
+            redis.call('ZADD', K_SCHEDULED, run_at, id)
           else
-            redis.call('HSET', jk, 'state', 'pending')
-            redis.call('ZADD', p .. 'pending', pending_score(priority, now), id)
-            wake(p)
+            if run_at > 0 then
+              redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', '0',
+                'token', '0', 'unique', unique, 'enqueued', now_str, 'run_at', run_at, 'state', 'pending')
+            else
+              redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', '0',
+                'token', '0', 'unique', unique, 'enqueued', now_str, 'state', 'pending')
+            end
+            pending[#pending + 1] = pending_score_text(priority, now)
+            pending[#pending + 1] = id
           end
-          return {1, id}
+          return 1, id
         end
 
         """
 
     /// ARGV: prefix, id, envelope, priority, runAtMs (0 = now), uniqueKey ('' = none),
-    /// uniqueTTLms, maxAttempts. → {1, id} queued, {0, existingID} merged.
+    /// uniqueTTLms, maxAttempts. → {1, id} queued, {0, existingID} merged. (For other
+    /// programs that push one job; dbq itself pushes with `pushMany`.)
     static let push = RedisScript(prelude + """
-        -- dbq push v3
-        return push_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+        -- dbq push v4
+        local pending = {}
+        local now, now_str = now_ms()
+        local ok, id = push_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], now, now_str, pending)
+        if #pending > 0 then redis.call('ZADD', K_PENDING, unpack(pending)) end
+        wake()
+        return {ok, id}
+        """)
+
+    /// ARGV: prefix, uniqueTTLms, then groups of 6: id, envelope, priority, runAtMs,
+    /// uniqueKey, maxAttempts. → per job: 1 or 0 (merged), then the id (or the holder's).
+    static let pushMany = RedisScript(prelude + """
+        -- dbq push many v1
+        local p, unique_ttl = ARGV[1], ARGV[2]
+        local now, now_str = now_ms()
+        local out, pending = {}, {}
+        for i = 3, #ARGV, 6 do
+          local ok, id = push_job(p, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], unique_ttl, ARGV[i + 5], now, now_str, pending)
+          out[#out + 1] = ok
+          out[#out + 1] = id
+        end
+        call_chunked('ZADD', K_PENDING, pending, 2000)
+        -- Scheduled jobs wake idle workers too: they learn the new due time from a fetch.
+        wake()
+        return out
         """)
 
     /// ARGV: prefix, entry, slotMs, skipIfRunning (1/0), id, envelope, priority, maxAttempts.
@@ -85,7 +136,7 @@ enum QueueScripts {
     /// queued) while the entry's previous job is queued or running.
     /// → {1, id} fired, {0, 'done'} already handled, {2, previousID} skipped for overlap.
     static let fireSlot = RedisScript(prelude + """
-        -- dbq beat fire v2
+        -- dbq beat fire v3
         local p, entry, slot = ARGV[1], ARGV[2], tonumber(ARGV[3])
         local bk = p .. 'beat:' .. entry
         local last = tonumber(redis.call('HGET', bk, 'cursor') or '-1')
@@ -94,25 +145,26 @@ enum QueueScripts {
         if previous then
           local f = redis.call('HMGET', p .. 'job:' .. previous, 'state', 'finished')
           if f[1] == 'succeeded' then redis.call('HSET', bk, 'success', f[2]) end
-        end
-        if ARGV[4] == '1' and previous then
-          local state = redis.call('HGET', p .. 'job:' .. previous, 'state')
-          if state == 'pending' or state == 'scheduled' or state == 'running' then
+          if ARGV[4] == '1' and (f[1] == 'pending' or f[1] == 'scheduled' or f[1] == 'running') then
             redis.call('HSET', bk, 'cursor', slot)
             redis.call('HINCRBY', bk, 'overlap_skipped', 1)
             return {2, previous}
           end
         end
-        local pushed = push_job(p, ARGV[5], ARGV[6], ARGV[7], 0, '', 0, ARGV[8])
+        local now, now_str = now_ms()
+        local pending = {}
+        push_job(p, ARGV[5], ARGV[6], ARGV[7], 0, '', 0, ARGV[8], now, now_str, pending)
+        if #pending > 0 then redis.call('ZADD', K_PENDING, unpack(pending)) end
+        wake()
         redis.call('HSET', p .. 'job:' .. ARGV[5], 'beat_slot', slot, 'beat_entry', entry)
-        redis.call('HSET', bk, 'cursor', slot, 'job', ARGV[5], 'slot', slot, 'fired_at', now_ms())
+        redis.call('HSET', bk, 'cursor', slot, 'job', ARGV[5], 'slot', slot, 'fired_at', now_str)
         return {1, ARGV[5]}
         """)
 
     /// ARGV: prefix, entry, cursorMs. Moves an entry's cursor forward (slots dropped by
     /// the catch-up policy, or the start of a new entry); never backwards.
     static let advanceCursor = RedisScript(prelude + """
-        -- dbq beat advance v1
+        -- dbq beat advance v2
         local bk = ARGV[1] .. 'beat:' .. ARGV[2]
         local last = tonumber(redis.call('HGET', bk, 'cursor') or '-1')
         redis.call('HSETNX', bk, 'since', ARGV[3])
@@ -140,26 +192,33 @@ enum QueueScripts {
     /// ARGV: prefix, max, worker, leaseMs. Promotes due scheduled jobs, then leases up
     /// to max pending jobs. → {{id, token, attempt, envelope}…, msUntilNextScheduled or -1}
     static let fetch = RedisScript(prelude + """
-        -- dbq fetch v3
+        -- dbq fetch v4
         local p, max, worker, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-        local now = now_ms()
-        local due = redis.call('ZRANGEBYSCORE', p .. 'scheduled', '-inf', now, 'LIMIT', 0, 1000)
-        for _, id in ipairs(due) do
-          local jk = p .. 'job:' .. id
-          redis.call('ZREM', p .. 'scheduled', id)
-          local priority = redis.call('HGET', jk, 'priority')
-          if priority then
-            redis.call('HSET', jk, 'state', 'pending')
-            redis.call('ZADD', p .. 'pending', pending_score(priority, now), id)
+        local now, now_str = now_ms()
+        local first = redis.call('ZRANGE', K_SCHEDULED, 0, 0, 'WITHSCORES')
+        if first[2] and tonumber(first[2]) <= now then
+          local due = redis.call('ZRANGEBYSCORE', K_SCHEDULED, '-inf', now, 'LIMIT', 0, 1000)
+          local promoted = {}
+          for _, id in ipairs(due) do
+            local jk = p .. 'job:' .. id
+            local priority = redis.call('HGET', jk, 'priority')
+            if priority then
+              redis.call('HSET', jk, 'state', 'pending')
+              promoted[#promoted + 1] = pending_score_text(priority, now)
+              promoted[#promoted + 1] = id
+            end
           end
+          call_chunked('ZREM', K_SCHEDULED, due, 2000)
+          call_chunked('ZADD', K_PENDING, promoted, 2000)
         end
         local out = {}
-        local popped = redis.call('ZPOPMIN', p .. 'pending', max)
+        local popped = redis.call('ZPOPMIN', K_PENDING, max)
         local n = #popped / 2
         if n > 0 then
           -- One fence increment and one ZADD for the batch: tokens are base+1 … base+n.
-          local base = redis.call('INCRBY', p .. 'fence', n) - n
-          local deadline = now + lease
+          local base = redis.call('INCRBY', K_FENCE, n) - n
+          -- Numbers become text once per call, not once per job (Lua formats each number it passes).
+          local deadline = tostring(now + lease)
           local running = {}
           for i = 1, n do
             local id = popped[2 * i - 1]
@@ -169,15 +228,15 @@ enum QueueScripts {
               local attempt = tonumber(f[2] or 0) + 1
               local token = base + i
               redis.call('HSET', jk, 'state', 'running', 'attempt', attempt, 'token', token, 'worker', worker,
-                'lease', deadline, 'started', now)
+                'lease', deadline, 'started', now_str)
               running[#running + 1] = deadline
               running[#running + 1] = id
               out[#out + 1] = {id, token, attempt, f[1]}
             end
           end
-          call_chunked('ZADD', p .. 'running', running, 2000)
+          call_chunked('ZADD', K_RUNNING, running, 2000)
         end
-        local nxt = redis.call('ZRANGE', p .. 'scheduled', 0, 0, 'WITHSCORES')
+        local nxt = redis.call('ZRANGE', K_SCHEDULED, 0, 0, 'WITHSCORES')
         local wait = -1
         if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end
         return {out, wait}
@@ -185,22 +244,24 @@ enum QueueScripts {
 
     /// ARGV: prefix, leaseMs, then id, token pairs. → per job 1 held, 0 lost, 2 cancel requested.
     static let heartbeat = RedisScript(prelude + """
-        -- dbq heartbeat v1
+        -- dbq heartbeat v2
         local p, lease = ARGV[1], tonumber(ARGV[2])
-        local now = now_ms()
-        local out = {}
+        local deadline = now_ms() + lease
+        local out, renewed = {}, {}
         for i = 3, #ARGV, 2 do
           local id, token = ARGV[i], ARGV[i + 1]
           local jk = p .. 'job:' .. id
           local fields = redis.call('HMGET', jk, 'state', 'token', 'cancel')
           if fields[1] == 'running' and fields[2] == token then
-            redis.call('HSET', jk, 'lease', now + lease)
-            redis.call('ZADD', p .. 'running', now + lease, id)
+            redis.call('HSET', jk, 'lease', deadline)
+            renewed[#renewed + 1] = deadline
+            renewed[#renewed + 1] = id
             if fields[3] == '1' then out[#out + 1] = 2 else out[#out + 1] = 1 end
           else
             out[#out + 1] = 0
           end
         end
+        call_chunked('ZADD', K_RUNNING, renewed, 2000)
         return out
         """)
 
@@ -208,63 +269,64 @@ enum QueueScripts {
     /// (ok, retry, dead, release, cancelled), data (result or error), retryAfterMs.
     /// → per job 1 accepted, 0 refused (stale token or no longer running).
     static let finish = RedisScript(prelude + """
-        -- dbq finish v4
+        -- dbq finish v5
         local p, keep_ok, keep_failed = ARGV[1], ARGV[2], ARGV[3]
-        local now = now_ms()
+        local now, now_str = now_ms()
+        local now_s = tostring(now)
         local out = {}
         -- Succeeded jobs leave `running` and join `succeeded` in one call each per batch.
         local finished, succeeded = {}, {}
+        local woken = false
         for i = 4, #ARGV, 5 do
-          local id, token, outcome, data, after = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+          local id, token, outcome, data = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local jk = p .. 'job:' .. id
-          local fields = redis.call('HMGET', jk, 'state', 'token', 'priority', 'unique')
+          local fields = redis.call('HMGET', jk, 'state', 'token', 'unique', 'beat_entry', 'priority')
           if fields[1] == 'running' and fields[2] == token then
             finished[#finished + 1] = id
-            local u = fields[4]
-            local function free_unique()
-              if u and u ~= '' and redis.call('GET', p .. 'unique:' .. u) == id then redis.call('DEL', p .. 'unique:' .. u) end
-            end
             if outcome == 'ok' then
-              redis.call('HSET', jk, 'state', 'succeeded', 'result', data, 'finished', now, 'token', 0, 'lease', 0, 'error', '')
-              succeeded[#succeeded + 1] = now
+              redis.call('HSET', jk, 'state', 'succeeded', 'result', data, 'finished', now_str, 'token', '0', 'lease', '0', 'error', '')
+              succeeded[#succeeded + 1] = now_s
               succeeded[#succeeded + 1] = id
-              free_unique()
+              release_unique(p, fields[3], id)
               finish_ttl(jk, keep_ok)
-              record_beat_outcome(p, jk, 'succeeded', now)
+              record_beat_outcome(p, fields[4], id, 'succeeded', now_s)
             elseif outcome == 'retry' then
-              redis.call('HSET', jk, 'state', 'scheduled', 'error', data, 'run_at', now + after, 'token', 0, 'lease', 0)
-              redis.call('ZADD', p .. 'scheduled', now + after, id)
+              local at = now + tonumber(ARGV[i + 4])
+              redis.call('HSET', jk, 'state', 'scheduled', 'error', data, 'run_at', at, 'token', 0, 'lease', 0)
+              redis.call('ZADD', K_SCHEDULED, at, id)
+              -- Idle workers learn the due time from their next fetch.
+              if not woken then wake() woken = true end
             elseif outcome == 'dead' then
-              redis.call('HSET', jk, 'state', 'dead', 'error', data, 'finished', now, 'token', 0, 'lease', 0)
-              redis.call('ZADD', p .. 'dead', now, id)
-              free_unique()
+              redis.call('HSET', jk, 'state', 'dead', 'error', data, 'finished', now_str, 'token', '0', 'lease', '0')
+              redis.call('ZADD', K_DEAD, now_s, id)
+              release_unique(p, fields[3], id)
               finish_ttl(jk, keep_failed)
-              record_beat_outcome(p, jk, 'dead', now)
+              record_beat_outcome(p, fields[4], id, 'dead', now)
             elseif outcome == 'release' then
               redis.call('HINCRBY', jk, 'attempt', -1)
               redis.call('HSET', jk, 'state', 'pending', 'token', 0, 'lease', 0)
-              redis.call('ZADD', p .. 'pending', pending_score(fields[3], now), id)
-              wake(p)
+              redis.call('ZADD', K_PENDING, pending_score(fields[5], now), id)
+              wake()
             else
-              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now, 'token', 0, 'lease', 0)
-              redis.call('ZADD', p .. 'cancelled', now, id)
-              free_unique()
+              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now_str, 'token', '0', 'lease', '0')
+              redis.call('ZADD', K_CANCELLED, now_s, id)
+              release_unique(p, fields[3], id)
               finish_ttl(jk, keep_failed)
-              record_beat_outcome(p, jk, 'cancelled', now)
+              record_beat_outcome(p, fields[4], id, 'cancelled', now)
             end
             out[#out + 1] = 1
           else
             out[#out + 1] = 0
           end
         end
-        call_chunked('ZREM', p .. 'running', finished, 2000)
-        call_chunked('ZADD', p .. 'succeeded', succeeded, 2000)
+        call_chunked('ZREM', K_RUNNING, finished, 2000)
+        call_chunked('ZADD', K_SUCCEEDED, succeeded, 2000)
         return out
         """)
 
     /// ARGV: prefix, id, token, progress JSON. Stored only under a held lease.
     static let progress = RedisScript(prelude + """
-        -- dbq progress v1
+        -- dbq progress v2
         local jk = ARGV[1] .. 'job:' .. ARGV[2]
         local fields = redis.call('HMGET', jk, 'state', 'token')
         if fields[1] == 'running' and fields[2] == ARGV[3] then
@@ -274,47 +336,52 @@ enum QueueScripts {
         return 0
         """)
 
-    /// ARGV: prefix, limit, keepFailedMs, keepSucceededMs. Jobs whose lease lapsed go back to pending
-    /// (their token is voided, so the lost worker can no longer finish them), to dead past
-    /// max attempts, or to cancelled when a cancel was requested. → {requeued, dead, cancelled}
+    /// ARGV: prefix, limit, keepFailedMs, keepSucceededMs, intervalMs. Jobs whose lease
+    /// lapsed go back to pending (their token is voided, so the lost worker can no longer
+    /// finish them), to dead past max attempts, or to cancelled when a cancel was
+    /// requested. One worker of a fleet does it per interval (a lock with that time to
+    /// live): the fleet's cost does not grow with its size. → {requeued, dead, cancelled}
     static let rescue = RedisScript(prelude + """
-        -- dbq rescue v2
+        -- dbq rescue v4
         local p, limit, keep_failed, keep_ok = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+        if tonumber(ARGV[5]) > 0 and not redis.call('SET', p .. 'rescuer', '1', 'NX', 'PX', ARGV[5]) then return {0, 0, 0} end
         local now = now_ms()
-        -- Finished jobs' hashes expire; forget their ids with them.
-        if keep_ok > 0 then redis.call('ZREMRANGEBYSCORE', p .. 'succeeded', '-inf', now - keep_ok) end
-        if tonumber(keep_failed) > 0 then
-          redis.call('ZREMRANGEBYSCORE', p .. 'dead', '-inf', now - tonumber(keep_failed))
-          redis.call('ZREMRANGEBYSCORE', p .. 'cancelled', '-inf', now - tonumber(keep_failed))
+        -- Finished jobs' hashes expire; forget their ids with them (once a minute is enough).
+        if redis.call('SET', p .. 'trimmed', '1', 'NX', 'PX', 60000) then
+          if keep_ok > 0 then redis.call('ZREMRANGEBYSCORE', K_SUCCEEDED, '-inf', now - keep_ok) end
+          if tonumber(keep_failed) > 0 then
+            redis.call('ZREMRANGEBYSCORE', K_DEAD, '-inf', now - tonumber(keep_failed))
+            redis.call('ZREMRANGEBYSCORE', K_CANCELLED, '-inf', now - tonumber(keep_failed))
+          end
         end
-        local lapsed = redis.call('ZRANGEBYSCORE', p .. 'running', '-inf', now, 'LIMIT', 0, limit)
+        local lapsed = redis.call('ZRANGEBYSCORE', K_RUNNING, '-inf', now, 'LIMIT', 0, limit)
         -- Ends a lapsed job for good: its state, its set, its unique key, its expiry, its beat entry.
-        local function settle(p, jk, id, state, now, keep)
+        local function settle(jk, id, state, f, keep)
           redis.call('HSET', jk, 'state', state, 'finished', now)
-          redis.call('ZADD', p .. state, now, id)
-          release_unique(p, jk, id)
+          redis.call('ZADD', SET_OF[state], now, id)
+          release_unique(p, f[7], id)
           finish_ttl(jk, keep)
-          record_beat_outcome(p, jk, state, now)
+          record_beat_outcome(p, f[8], id, state, now)
         end
         local requeued, dead, cancelled = 0, 0, 0
         for _, id in ipairs(lapsed) do
           local jk = p .. 'job:' .. id
-          redis.call('ZREM', p .. 'running', id)
-          local f = redis.call('HMGET', jk, 'state', 'attempt', 'max', 'worker', 'priority', 'cancel')
+          redis.call('ZREM', K_RUNNING, id)
+          local f = redis.call('HMGET', jk, 'state', 'attempt', 'max', 'worker', 'priority', 'cancel', 'unique', 'beat_entry')
           if f[1] == 'running' then
             local reason = 'lease lapsed on attempt ' .. f[2] .. ' (worker ' .. (f[4] or '?') .. ' stopped renewing it)'
             redis.call('HSET', jk, 'token', 0, 'lease', 0, 'error', reason)
             if f[6] == '1' then
               -- Its cancellation was asked for: a job someone cancelled never runs again.
-              settle(p, jk, id, 'cancelled', now, keep_failed)
+              settle(jk, id, 'cancelled', f, keep_failed)
               cancelled = cancelled + 1
             elseif tonumber(f[2]) >= tonumber(f[3]) then
-              settle(p, jk, id, 'dead', now, keep_failed)
+              settle(jk, id, 'dead', f, keep_failed)
               dead = dead + 1
             else
               redis.call('HSET', jk, 'state', 'pending')
-              redis.call('ZADD', p .. 'pending', pending_score(f[5] or 5, now), id)
-              wake(p)
+              redis.call('ZADD', K_PENDING, pending_score(f[5] or 5, now), id)
+              wake()
               requeued = requeued + 1
             end
           end
@@ -325,16 +392,18 @@ enum QueueScripts {
     /// ARGV: prefix, id, keepFailedMs. → the state after: cancelled at once if waiting;
     /// 'running' with a cancel request (honoured at the next heartbeat); else unchanged.
     static let cancel = RedisScript(prelude + """
-        -- dbq cancel v1
+        -- dbq cancel v2
         local p, id = ARGV[1], ARGV[2]
         local jk = p .. 'job:' .. id
-        local state = redis.call('HGET', jk, 'state')
+        local f = redis.call('HMGET', jk, 'state', 'unique')
+        local state = f[1]
         if not state then return '' end
         if state == 'pending' or state == 'scheduled' then
-          redis.call('ZREM', p .. state, id)
-          redis.call('HSET', jk, 'state', 'cancelled', 'finished', now_ms())
-          redis.call('ZADD', p .. 'cancelled', now_ms(), id)
-          release_unique(p, jk, id)
+          local now = now_ms()
+          redis.call('ZREM', SET_OF[state], id)
+          redis.call('HSET', jk, 'state', 'cancelled', 'finished', now)
+          redis.call('ZADD', K_CANCELLED, now, id)
+          release_unique(p, f[2], id)
           finish_ttl(jk, ARGV[3])
           return 'cancelled'
         elseif state == 'running' then
@@ -345,32 +414,30 @@ enum QueueScripts {
 
     /// ARGV: prefix, id. Dead or cancelled (or succeeded) → pending again with fresh attempts.
     static let retry = RedisScript(prelude + """
-        -- dbq retry v1
+        -- dbq retry v2
         local p, id = ARGV[1], ARGV[2]
         local jk = p .. 'job:' .. id
         local f = redis.call('HMGET', jk, 'state', 'priority')
         if not f[1] then return '' end
         if f[1] ~= 'dead' and f[1] ~= 'cancelled' and f[1] ~= 'succeeded' then return f[1] end
-        redis.call('ZREM', p .. f[1], id)
+        redis.call('ZREM', SET_OF[f[1]], id)
         redis.call('PERSIST', jk)
         redis.call('HSET', jk, 'state', 'pending', 'attempt', 0, 'token', 0)
         redis.call('HDEL', jk, 'error', 'result', 'finished', 'cancel', 'progress')
-        redis.call('ZADD', p .. 'pending', pending_score(f[2], now_ms()), id)
-        wake(p)
+        redis.call('ZADD', K_PENDING, pending_score(f[2], now_ms()), id)
+        wake()
         return 'pending'
         """)
 
     /// ARGV: prefix, state, olderThanMs (0 = all). Removes finished jobs of one state.
     static let purge = RedisScript(prelude + """
-        -- dbq purge v1
-        local p, state = ARGV[1], ARGV[2]
+        -- dbq purge v2
+        local p, set = ARGV[1], SET_OF[ARGV[2]]
         local cutoff = now_ms() - tonumber(ARGV[3])
         if tonumber(ARGV[3]) == 0 then cutoff = '+inf' end
-        local ids = redis.call('ZRANGEBYSCORE', p .. state, '-inf', cutoff, 'LIMIT', 0, 10000)
-        for _, id in ipairs(ids) do
-          redis.call('DEL', p .. 'job:' .. id)
-          redis.call('ZREM', p .. state, id)
-        end
+        local ids = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff, 'LIMIT', 0, 10000)
+        for _, id in ipairs(ids) do redis.call('DEL', p .. 'job:' .. id) end
+        call_chunked('ZREM', set, ids, 2000)
         return #ids
         """)
 }

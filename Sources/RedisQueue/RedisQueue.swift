@@ -14,47 +14,60 @@ import Synchronization
 public final class RedisQueue: JobQueueDriver {
     public let configuration: RedisConfiguration
     let logger: Logger
-    private let connections: [RedisConnection]
-    private let waiter: RedisConnection
-    private let next = Atomic<Int>(0)
+    /// The node (or, on a cluster, the nodes) every command goes to.
+    public let nodes: RedisNodes
     /// How long finished jobs are kept (their hashes expire, their ids are trimmed).
     public let keepSucceeded: Duration
     public let keepFailed: Duration
     /// How long a unique key holds at most if its job never ends.
     public let uniqueTTL: Duration
+    /// On a cluster, one blocking wait per queue (a wait may not span slots).
+    private let waits = Mutex<[String: Task<Bool, Never>]>([:])
+    /// When set, one worker of the fleet rescues a queue per this interval (the others'
+    /// calls in it return at once): the fleet's cost does not grow with its size.
+    public let rescueEvery: Duration
 
     public init(configuration: RedisConfiguration, logger: Logger, connections: Int = 3,
                 keepSucceeded: Duration = .seconds(24 * 3600), keepFailed: Duration = .seconds(7 * 24 * 3600),
-                uniqueTTL: Duration = .seconds(24 * 3600)) {
+                uniqueTTL: Duration = .seconds(24 * 3600), rescueEvery: Duration = .zero) {
         self.configuration = configuration
+        self.rescueEvery = rescueEvery
         self.logger = logger
         self.keepSucceeded = keepSucceeded
         self.keepFailed = keepFailed
         self.uniqueTTL = uniqueTTL
-        self.connections = (0..<max(1, connections)).map { _ in RedisConnection(configuration: configuration, logger: logger) }
-        waiter = RedisConnection(configuration: configuration, logger: logger)
+        nodes = RedisNodes(configuration: configuration, logger: logger, connectionsPerNode: max(1, connections))
     }
 
-    /// A connection for one call: round robin, so concurrent calls use different ones.
-    var connection: RedisConnection {
-        connections[next.wrappingAdd(1, ordering: .relaxed).oldValue % connections.count]
-    }
-
-    /// Connects, and refuses a Redis that could evict queue keys under memory pressure.
+    /// Connects, and refuses a Redis (every master of a cluster) that could evict queue
+    /// keys under memory pressure.
     public func checkServer() async throws {
-        let reply = try await connection.send("CONFIG", "GET", "maxmemory-policy")
-        guard let policy = reply.array?.last?.string else { return }
-        if policy != "noeviction" {
+        let policies = try await nodes.eachMaster { connection in
+            (connection.configuration.endpoint, try await connection.send("CONFIG", "GET", "maxmemory-policy").array?.last?.string)
+        }
+        for (endpoint, policy) in policies {
+            guard let policy, policy != "noeviction" else { continue }
             throw RedisError(
                 code: .server,
-                message: "maxmemory-policy is '\(policy)': under memory pressure Redis would evict queue keys and lose jobs. Set 'maxmemory-policy noeviction' (CONFIG SET maxmemory-policy noeviction, and in redis.conf)",
-                endpoint: configuration.endpoint, command: "CONFIG")
+                message: "maxmemory-policy is '\(policy)'\(nodes.isCluster ? " on \(endpoint)" : ""): under memory pressure Redis would evict queue keys and lose jobs. Set 'maxmemory-policy noeviction' (CONFIG SET maxmemory-policy noeviction, and in redis.conf)",
+                endpoint: endpoint, command: "CONFIG")
         }
     }
 
-    /// Whether Redis answers PING (for readiness probes).
+    /// Whether Redis answers PING (for readiness probes): every master of a cluster.
     public func ping() async throws -> Bool {
-        try await connection.send("PING").string == "PONG"
+        try await nodes.eachMaster { try await $0.send("PING").string == "PONG" }.allSatisfy { $0 }
+    }
+
+    /// A script of a queue: its fixed keys declared, its prefix first.
+    func runQueueScript(_ script: RedisScript, queue: String, _ arguments: [RedisArgument]) async throws -> RedisValue {
+        let keys = RedisQueueKeys(queue: queue)
+        return try await nodes.run(script, keys: keys.scriptKeys.map { RedisArgument($0) }, arguments: [RedisArgument(keys.prefix)] + arguments)
+    }
+
+    func queueCall(_ queue: String, _ arguments: [RedisArgument]) -> (keys: [RedisArgument], arguments: [RedisArgument]) {
+        let keys = RedisQueueKeys(queue: queue)
+        return (keys.scriptKeys.map { RedisArgument($0) }, [RedisArgument(keys.prefix)] + arguments)
     }
 
     // MARK: - JobQueueDriver
@@ -63,36 +76,56 @@ public final class RedisQueue: JobQueueDriver {
         try await pushMany([envelope])[0]
     }
 
-    /// Pushes many jobs in one round trip (pipelined scripts).
+    /// Jobs one push script call carries at most.
+    static let pushBatch = 500
+
+    /// Pushes many jobs: one script call per queue and batch, pipelined per node.
     public func pushMany(_ envelopes: [JobEnvelope]) async throws -> [PushResult] {
-        var commands: [RedisCommand] = []
-        var queues = Set<String>()
-        for envelope in envelopes {
+        var byQueue: [String: [Int]] = [:]
+        for (i, envelope) in envelopes.enumerated() {
             try envelope.validate()
-            queues.insert(envelope.queue)
-            let keys = RedisQueueKeys(queue: envelope.queue)
-            let runAt = envelope.runAt.map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0
-            commands.append(evalsha(QueueScripts.push, [
-                RedisArgument(keys.prefix), RedisArgument(envelope.id), RedisArgument(envelope.encoded()),
-                RedisArgument(envelope.priority), RedisArgument(Int(runAt)), RedisArgument(envelope.uniqueKey ?? ""),
-                RedisArgument(Int(uniqueTTL.milliseconds)), RedisArgument(envelope.maxAttempts),
-            ]))
+            byQueue[envelope.queue, default: []].append(i)
         }
-        let conn = connection
-        try await conn.send(RedisCommand(["SADD", RedisArgument(RedisQueueKeys.queues)] + queues.sorted().map { RedisArgument($0) }))
-        let replies = try await pipelineScripts(conn, [QueueScripts.push], commands)
-        return try replies.map { reply in
-            guard let parts = reply.array, parts.count == 2, let id = parts[1].string else {
+        var calls: [(keys: [RedisArgument], arguments: [RedisArgument])] = []
+        var members: [[Int]] = []
+        for (queue, indices) in byQueue.sorted(by: { $0.key < $1.key }) {
+            for start in stride(from: 0, to: indices.count, by: Self.pushBatch) {
+                let batch = Array(indices[start..<min(start + Self.pushBatch, indices.count)])
+                var arguments = [RedisArgument(Int(uniqueTTL.milliseconds))]
+                arguments.reserveCapacity(1 + 6 * batch.count)
+                for i in batch {
+                    let e = envelopes[i]
+                    let runAt = e.runAt.map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0
+                    arguments += [RedisArgument(e.id), RedisArgument(e.encoded()), RedisArgument(e.priority), RedisArgument(Int(runAt)),
+                                  RedisArgument(e.uniqueKey ?? ""), RedisArgument(e.maxAttempts)]
+                }
+                calls.append(queueCall(queue, arguments))
+                members.append(batch)
+            }
+        }
+        // The queue set is one global key: one command, on its own node.
+        try await nodes.send(RedisCommand(["SADD", RedisArgument(RedisQueueKeys.queues)] + byQueue.keys.sorted().map { RedisArgument($0) }),
+                             key: RedisQueueKeys.queues)
+        let replies = try await nodes.runMany(QueueScripts.pushMany, calls: calls)
+        var results = [PushResult?](repeating: nil, count: envelopes.count)
+        for (reply, batch) in zip(replies, members) {
+            if case .error(let message) = reply {
+                throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: "EVALSHA")
+            }
+            guard let values = reply.array, values.count == 2 * batch.count else {
                 throw RedisError(code: .protocolViolation, message: "push script returned \(reply)", endpoint: configuration.endpoint)
             }
-            return parts[0].int == 1 ? .queued(id: id) : .merged(existingID: id)
+            for (k, i) in batch.enumerated() {
+                let id = values[2 * k + 1].string ?? envelopes[i].id
+                results[i] = values[2 * k].int == 1 ? .queued(id: id) : .merged(existingID: id)
+            }
         }
+        return results.map { $0! }
     }
 
     public func fetch(queue: String, max: Int, worker: String, lease: Duration) async throws -> FetchResult {
-        let keys = RedisQueueKeys(queue: queue)
-        let reply = try await connection.run(QueueScripts.fetch, arguments: [
-            RedisArgument(keys.prefix), RedisArgument(max), RedisArgument(worker), RedisArgument(Int(lease.milliseconds)),
+        let reply = try await runQueueScript(QueueScripts.fetch, queue: queue, [
+            RedisArgument(max), RedisArgument(worker), RedisArgument(Int(lease.milliseconds)),
         ])
         guard let parts = reply.array, parts.count == 2, let rows = parts[0].array else {
             throw RedisError(code: .protocolViolation, message: "fetch script returned \(reply)", endpoint: configuration.endpoint)
@@ -109,8 +142,36 @@ public final class RedisQueue: JobQueueDriver {
     public func waitForWork(queues: [String], timeout: Duration) async throws {
         // BLPOP takes seconds with decimals; a token means "look again".
         let seconds = String(format: "%.3f", max(0.001, timeout.seconds))
-        let keys = queues.map { RedisArgument(RedisQueueKeys(queue: $0).wake) }
-        try await waiter.blocking(RedisCommand(["BLPOP"] + keys + [RedisArgument(seconds)]), timeout: timeout)
+        guard nodes.isCluster, queues.count > 1 else {
+            let keys = queues.map { RedisArgument(RedisQueueKeys(queue: $0).wake) }
+            try await nodes.blocking(RedisCommand(["BLPOP"] + keys + [RedisArgument(seconds)]), key: queues.first.map { RedisQueueKeys(queue: $0).routing },
+                                     waiter: "wake", timeout: timeout)
+            return
+        }
+        // A cluster refuses a wait across slots: one wait per queue, each on its own
+        // connection, kept across calls (a wait still in flight is joined, not doubled).
+        let tasks = queues.map { queue in
+            waits.withLock { waits -> Task<Bool, Never> in
+                if let running = waits[queue] { return running }
+                let keys = RedisQueueKeys(queue: queue)
+                let task = Task { [nodes] () -> Bool in
+                    let reply = try? await nodes.blocking(RedisCommand("BLPOP", RedisArgument(keys.wake), RedisArgument(seconds)),
+                                                          key: keys.routing, waiter: "wake:" + queue, timeout: timeout)
+                    return reply.map { $0 != .null } ?? false
+                }
+                waits[queue] = task
+                return task
+            }
+        }
+        let first = FirstOf()
+        for (queue, task) in zip(queues, tasks) {
+            Task {
+                let woken = await task.value
+                self.waits.withLock { if $0[queue] == task { $0[queue] = nil } }
+                first.finish(woken)
+            }
+        }
+        await first.wait(count: tasks.count)
     }
 
     /// Jobs one heartbeat or finish script carries at most: a worker may hold 10,000, and
@@ -126,10 +187,14 @@ public final class RedisQueue: JobQueueDriver {
 
     public func heartbeat(_ leases: [Lease], lease: Duration) async throws -> [LeaseStatus] {
         var statuses: [Lease: LeaseStatus] = [:]
-        for (queue, group) in Self.scriptBatches(leases, queue: \.queue) {
-            var arguments = [RedisArgument(RedisQueueKeys(queue: queue).prefix), RedisArgument(Int(lease.milliseconds))]
+        let batches = Self.scriptBatches(leases, queue: \.queue)
+        let calls = batches.map { queue, group in
+            var arguments = [RedisArgument(Int(lease.milliseconds))]
             for l in group { arguments += [RedisArgument(l.id), RedisArgument(Int(l.token))] }
-            let reply = try await connection.run(QueueScripts.heartbeat, arguments: arguments)
+            return queueCall(queue, arguments)
+        }
+        for ((_, group), reply) in zip(batches, try await nodes.runMany(QueueScripts.heartbeat, calls: calls)) {
+            if case .error(let message) = reply { throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: "EVALSHA") }
             for (l, value) in zip(group, reply.array ?? []) {
                 statuses[l] = value.int == 1 ? .held : value.int == 2 ? .cancelRequested : .lost
             }
@@ -139,9 +204,10 @@ public final class RedisQueue: JobQueueDriver {
 
     public func finish(_ completions: [(Lease, Outcome)]) async throws -> [Bool] {
         var accepted: [Lease: Bool] = [:]
-        for (queue, group) in Self.scriptBatches(completions, queue: { $0.0.queue }) {
-            var arguments = [RedisArgument(RedisQueueKeys(queue: queue).prefix), RedisArgument(Int(keepSucceeded.milliseconds)),
-                             RedisArgument(Int(keepFailed.milliseconds))]
+        let batches = Self.scriptBatches(completions, queue: { $0.0.queue })
+        let calls = batches.map { queue, group in
+            var arguments = [RedisArgument(Int(keepSucceeded.milliseconds)), RedisArgument(Int(keepFailed.milliseconds))]
+            arguments.reserveCapacity(2 + 5 * group.count)
             for (lease, outcome) in group {
                 let (name, data, after): (String, String, Int64) = switch outcome {
                 case .succeeded(let result): ("ok", result?.jsonText ?? "", 0)
@@ -153,7 +219,10 @@ public final class RedisQueue: JobQueueDriver {
                 arguments += [RedisArgument(lease.id), RedisArgument(Int(lease.token)), RedisArgument(name), RedisArgument(data),
                               RedisArgument(Int(after))]
             }
-            let reply = try await connection.run(QueueScripts.finish, arguments: arguments)
+            return queueCall(queue, arguments)
+        }
+        for ((_, group), reply) in zip(batches, try await nodes.runMany(QueueScripts.finish, calls: calls)) {
+            if case .error(let message) = reply { throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: "EVALSHA") }
             for ((lease, _), value) in zip(group, reply.array ?? []) { accepted[lease] = value.int == 1 }
         }
         return completions.map { accepted[$0.0] ?? false }
@@ -161,44 +230,50 @@ public final class RedisQueue: JobQueueDriver {
 
     public func progress(_ lease: Lease, _ progress: JobProgress) async throws {
         let json = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
-        try await connection.run(QueueScripts.progress, arguments: [
-            RedisArgument(RedisQueueKeys(queue: lease.queue).prefix), RedisArgument(lease.id), RedisArgument(Int(lease.token)), RedisArgument(json),
-        ])
+        try await runQueueScript(QueueScripts.progress, queue: lease.queue, [RedisArgument(lease.id), RedisArgument(Int(lease.token)), RedisArgument(json)])
     }
 
+
     public func rescue(queue: String) async throws -> (requeued: Int, dead: Int) {
-        let reply = try await connection.run(QueueScripts.rescue, arguments: [
-            RedisArgument(RedisQueueKeys(queue: queue).prefix), 1000, RedisArgument(Int(keepFailed.milliseconds)),
-            RedisArgument(Int(keepSucceeded.milliseconds)),
+        let reply = try await runQueueScript(QueueScripts.rescue, queue: queue, [
+            1000, RedisArgument(Int(keepFailed.milliseconds)), RedisArgument(Int(keepSucceeded.milliseconds)),
+            RedisArgument(Int(rescueEvery.milliseconds)),
         ])
         let values = reply.array ?? []
         return (values.first?.int ?? 0, values.dropFirst().first?.int ?? 0)
     }
-
-    // MARK: - Scripts in pipelines
-
-    func evalsha(_ script: RedisScript, _ arguments: [RedisArgument]) -> RedisCommand {
-        RedisCommand(["EVALSHA", RedisArgument(script.sha1), 0] + arguments)
-    }
-
-    /// Sends pipelined EVALSHAs; if the server lacks a script, loads the scripts and sends
-    /// the ones that failed again.
-    func pipelineScripts(_ conn: RedisConnection, _ scripts: [RedisScript], _ commands: [RedisCommand]) async throws -> [RedisValue] {
-        var replies = try await conn.pipeline(commands)
-        // Bounded: the cache may be flushed again between the load and the resend.
-        for _ in 0..<3 {
-            let retry = replies.indices.filter { if case .error(let m) = replies[$0] { return m.hasPrefix("NOSCRIPT") }; return false }
-            if retry.isEmpty { break }
-            for script in scripts { try await conn.send("SCRIPT", "LOAD", RedisArgument(script.source)) }
-            let again = try await conn.pipeline(retry.map { commands[$0] })
-            for (i, reply) in zip(retry, again) { replies[i] = reply }
-        }
-        for reply in replies {
-            if case .error(let message) = reply {
-                throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: "EVALSHA")
-            }
-        }
-        return replies
-    }
 }
 
+/// Resumes one waiter when the first of `count` finishes with `true`, or when all have.
+final class FirstOf: Sendable {
+    private struct State {
+        var finished = 0
+        var woken = false
+        var expected: Int?
+        var continuation: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func finish(_ woken: Bool) {
+        let resume = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.finished += 1
+            if woken { s.woken = true }
+            guard s.woken || s.finished == s.expected, let c = s.continuation else { return nil }
+            s.continuation = nil
+            return c
+        }
+        resume?.resume()
+    }
+
+    func wait(count: Int) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                s.expected = count
+                if s.woken || s.finished >= count { return true }
+                s.continuation = c
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+}

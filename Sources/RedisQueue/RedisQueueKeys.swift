@@ -24,6 +24,13 @@ public struct RedisQueueKeys: Sendable {
     /// The sorted set that lists jobs in a state.
     public func set(for state: String) -> String { prefix + state }
 
+    /// The fixed keys every queue script declares, in the order the scripts' prelude
+    /// names them (KEYS[1] also routes the script to the queue's node on a cluster).
+    public var scriptKeys: [String] { [pending, scheduled, running, succeeded, dead, cancelled, fence, wake] }
+
+    /// The slot-routing key for commands on this queue's keys.
+    public var routing: String { pending }
+
     /// The set of every queue name ever pushed to (outside any queue's slot).
     public static let queues = "dbq:queues"
     /// Hash of worker id → JSON describing the worker and when it was last seen.

@@ -264,7 +264,7 @@ struct BenchBackup: AsyncParsableCommand {
         let redis = try await RedisConnection.connect(try RedisConfiguration(url: redisURL), logger: Logger(label: "dbq.bench"))
         for worker in workers.values {
             worker.stop()
-            try await removeBenchQueue(worker.queueName, driver: queue, admin: redis)
+            try await removeBenchQueue(worker.queueName, driver: queue)
         }
         workers = [:]
 

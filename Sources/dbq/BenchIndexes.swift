@@ -150,7 +150,7 @@ struct BenchIndexes: AsyncParsableCommand {
             }
             _ = try await tools.timed("psql drop", work: work, environment: psqlEnv, [tools.psql, "-X", "-q", "--dbname=\(conninfo)", "-c", dropSQL])
             let admin2 = try await RedisConnection.connect(try RedisConfiguration(url: redisURL), logger: logger)
-            try await removeBenchQueue(queueName, driver: queue, admin: admin2)
+            try await removeBenchQueue(queueName, driver: queue)
             let psql = median(samples["psql"]!), dbqTime = median(samples["dbq"]!)
             emit(String(format: "build on dbq_bench_s%d_r0 (pgbench_accounts.abalance): psql CREATE INDEX CONCURRENTLY %.2f s, dbq create-index through the queue %.2f s", scale, psql, dbqTime))
             emit("")

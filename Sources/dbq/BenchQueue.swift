@@ -6,128 +6,238 @@ import Queue
 import RedisClient
 import RedisQueue
 
-/// Queue throughput and costs, with real worker processes.
+/// Queue throughput and costs, with real worker processes, on one Redis or a cluster.
 struct BenchQueue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
-        abstract: "Push N noop jobs, drain them with W worker processes, and print rates, latency and costs.",
+        abstract: "Push N noop jobs, drain them with 1, 2, 4… worker processes, and print rates, latency, costs and the bound.",
         discussion: """
-            Prints: push rate (pipelined); drain rate (from starting the workers to the last \
-            job succeeded); pickup latency p50/p99 on an idle queue (enqueue to start, by \
-            Redis' clock); Redis commands per job while draining; Redis commands per second \
-            per idle worker; worker peak RSS. Uses a fresh queue and deletes it afterwards.
+            Medians of --runs runs. Push: jobs/s, --push-streams batches of 1,000 in flight. \
+            Drain: first job started to last job finished, by Redis' clock, for each worker \
+            count of --scaling, with the CPU seconds per job of the workers and of Redis \
+            (every master of a cluster, from INFO cpu), Redis commands per job, and the bound \
+            named from those figures. Pickup latency p50/p99 on an idle queue (enqueue to \
+            start by Redis' clock); an idle worker's Redis commands per second; an idle \
+            worker's RSS and PSS. With --celery PYTHON (a Python with celery[redis]; \
+            deploy/local/bench-queue.sh makes one), Celery's solo worker drains --celery-jobs \
+            no-op tasks on the same Redis in the same run, measured the same way, and the \
+            ratio is printed. Uses fresh queues and deletes them afterwards.
             """)
 
     @OptionGroup var redis: RedisOptions
-    @Option(help: "Jobs to push and drain.") var jobs = 100_000
-    @Option(help: "Worker processes.") var workers = 1
-    @Option(help: "Jobs in flight per worker.") var concurrency = 256
+    @Option(help: "Jobs to push and drain per run.") var jobs = 100_000
+    @Option(help: "Worker process counts to drain with, comma-separated.") var scaling = "1,2,4"
+    @Option(help: "Jobs in flight per worker.") var concurrency = 1024
+    @Option(help: "Runs per figure (medians).") var runs = 3
+    @Option(help: "Push batches in flight at once.") var pushStreams = 4
     @Option(help: "Jobs for the pickup-latency figure.") var latencySamples = 200
     @Option(help: "Seconds to count an idle worker's Redis commands.") var idleSeconds = 10
+    @Option(help: "A Python interpreter with celery[redis], to drain the same jobs with Celery beside dbq.") var celery: String?
+    @Option(help: "Tasks for Celery's drain (it is ~30x slower).") var celeryJobs = 20_000
+
+    func validate() throws {
+        if jobs < 1000 || jobs > 10_000_000 { throw ValidationError("--jobs must be from 1000 to 10000000") }
+        if runs < 1 || runs > 20 { throw ValidationError("--runs must be from 1 to 20") }
+        if counts.isEmpty || counts.contains(where: { $0 < 1 || $0 > 64 }) { throw ValidationError("--scaling must list worker counts from 1 to 64, e.g. 1,2,4") }
+        if let celery, !FileManager.default.isExecutableFile(atPath: celery) {
+            throw ValidationError("--celery \(celery) is not an executable Python; make one with deploy/local/bench-queue.sh")
+        }
+    }
+
+    var counts: [Int] { scaling.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+    struct Drain { var seconds: Double; var workerCPU: Double; var redisCPU: Double; var commands: Int; var peakRSS: Int }
 
     func run() async throws {
         try await reportingFailures {
             let logger = makeLogger("dbq.bench")
             let configuration = try redis.configuration()
-            let driver = RedisQueue(configuration: configuration, logger: logger, connections: 4)
+            let driver = RedisQueue(configuration: configuration, logger: logger, connections: max(4, pushStreams))
             try await driver.checkServer()
-            let admin = try await RedisConnection.connect(configuration, logger: logger)
-            let name = "bench-\(UUID().uuidString.prefix(8).lowercased())"
-            print("dbq bench queue — \(jobs) noop jobs, \(workers) worker process(es) × \(concurrency) in flight")
+            let masters = try await driver.nodes.masters()
+            print("dbq bench queue — \(jobs) noop jobs, \(runs) run(s), medians; \(concurrency) in flight per worker; "
+                  + (configuration.isCluster ? "Redis Cluster of \(masters.count) masters" : "one Redis at \(configuration.endpoint)"))
 
             // Push.
-            let envelopes = (0..<jobs).map { _ in JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: name) }
-            var started = ContinuousClock.now
-            for start in stride(from: 0, to: jobs, by: 1000) {
-                _ = try await driver.pushMany(Array(envelopes[start..<min(jobs, start + 1000)]))
+            var pushRates: [Double] = []
+            for _ in 0..<runs {
+                let name = freshName("push")
+                let seconds = try await push(jobs, to: name, driver: driver)
+                pushRates.append(Double(jobs) / seconds)
+                try await removeBenchQueue(name, driver: driver)
             }
-            let pushSeconds = (ContinuousClock.now - started).seconds
-            print(String(format: "push        %9.0f jobs/s   (pipelined, 1000 per round trip)", Double(jobs) / pushSeconds))
+            print(String(format: "push        %9.0f jobs/s   (%d batches of 1,000 in flight; runs %@)", median(pushRates), pushStreams, range(pushRates)))
 
-            // Drain.
-            let before = try await commandsProcessed(admin)
-            let callsBefore = try await clientCalls(admin)
-            started = ContinuousClock.now
-            let fleet = try (0..<workers).map { i in
-                try spawnWorker(queue: name, extra: ["--concurrency", String(concurrency), "--exit-when-idle", "--id", "bench-\(i)"])
+            // Drain, for each worker count.
+            var singleRate = 0.0
+            for count in counts {
+                var drains: [Drain] = []
+                for _ in 0..<runs { drains.append(try await drain(workers: count, driver: driver)) }
+                let rates = drains.map { Double(jobs) / $0.seconds }
+                let rate = median(rates)
+                if count == counts.first { singleRate = rate }
+                let perJobWorker = median(drains.map { $0.workerCPU / Double(jobs) * 1e6 })
+                let perJobRedis = median(drains.map { $0.redisCPU / Double(jobs) * 1e6 })
+                let wall = median(drains.map(\.seconds))
+                let redisBusy = median(drains.map { $0.redisCPU / $0.seconds })
+                let workersBusy = median(drains.map { $0.workerCPU / $0.seconds })
+                let cores = ProcessInfo.processInfo.activeProcessorCount
+                let bound = redisBusy >= 0.85 * Double(masters.count) ? "Redis CPU (\(Int(redisBusy * 100)) % of \(masters.count) core(s))"
+                    : redisBusy + workersBusy >= 0.85 * Double(cores) ? "this machine's \(cores) cores (workers \(Int(workersBusy * 100)) %, Redis \(Int(redisBusy * 100)) %)"
+                    : workersBusy >= 0.85 * Double(count) ? "worker CPU (\(Int(workersBusy * 100)) % of \(count) process(es))"
+                    : "round trips (workers \(Int(workersBusy * 100)) %, Redis \(Int(redisBusy * 100)) % busy)"
+                print(String(format: "drain  %2dw  %9.0f jobs/s   (first job started to last finished, %.2f s; runs %@); CPU per job: workers %.1f µs, Redis %.1f µs; %.2f Redis commands/job; bound: %@",
+                             count, rate, wall, range(rates), perJobWorker, perJobRedis,
+                             median(drains.map { Double($0.commands) / Double(jobs) }), bound))
+                print("            worker peak RSS \(formatBytes(Int64(drains.map(\.peakRSS).max() ?? 0)))")
             }
-            var polls = 0
-            var peakRSS = 0
-            let keys = RedisQueueKeys(queue: name)
-            while true {
-                polls += 1
-                let done = try await admin.send("ZCARD", RedisArgument(keys.succeeded)).int ?? 0
-                for worker in fleet { peakRSS = max(peakRSS, ProcessStats.peakResidentBytes(pid: worker.processIdentifier) ?? 0) }
-                if done >= jobs { break }
-                if fleet.allSatisfy({ !$0.isRunning }) {
-                    throw CheckFailure("the workers exited with \(done) of \(jobs) jobs done")
-                }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            let drainSeconds = (ContinuousClock.now - started).seconds
-            let after = try await commandsProcessed(admin)
-            let callsAfter = try await clientCalls(admin)
-            for worker in fleet { worker.waitUntilExit() }
-            let perJob = Double(after - before - polls - 1) / Double(jobs)
-            print(String(format: "drain       %9.0f jobs/s   (%d worker process(es), start to last job succeeded)", Double(jobs) / drainSeconds, workers))
-            print(String(format: "redis       %9.3f commands/job while draining (server side, Lua included); %.4f round trips/job (EVALSHA, BLPOP)",
-                         perJob, Double(callsAfter - callsBefore) / Double(jobs)))
-            print("worker RSS  \(formatBytes(Int64(peakRSS))) peak")
 
-            // Pickup latency and idle cost with one idle worker.
-            let latencyQueue = name + "-idle"
-            let idleWorker = try spawnWorker(queue: latencyQueue, extra: ["--concurrency", "4", "--id", "bench-idle"])
-            defer { idleWorker.terminate() }
-            try await Task.sleep(for: .seconds(2))
-            let idleBefore = try await commandsProcessed(admin)
-            let idleCallsBefore = try await clientCalls(admin)
-            try await Task.sleep(for: .seconds(idleSeconds))
-            let idleAfter = try await commandsProcessed(admin)
-            let idleCallsAfter = try await clientCalls(admin)
-            let idleRate = Double(idleAfter - idleBefore - 2) / Double(idleSeconds)
-            let idleCalls = Double(idleCallsAfter - idleCallsBefore) / Double(idleSeconds)
-            var latencies: [Double] = []
-            for _ in 0..<latencySamples {
-                let id = try await driver.push(JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: latencyQueue)).id
-                var record: JobRecord?
-                for _ in 0..<2000 {
-                    record = try await driver.job(id, queue: latencyQueue)
-                    if record?.startedAt != nil { break }
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-                if let s = record?.startedAt, let e = record?.enqueuedAt { latencies.append(s.timeIntervalSince(e) * 1000) }
-                try await Task.sleep(for: .milliseconds(20))  // let the worker go idle again
+            if let celery {
+                var rates: [Double] = []
+                for _ in 0..<runs { rates.append(try await celeryDrain(python: celery)) }
+                let rate = median(rates)
+                print(String(format: "celery      %9.0f jobs/s   (solo worker, %d tasks, first started to last finished; runs %@) → dbq 1 worker is %.1f× Celery",
+                             rate, celeryJobs, range(rates), singleRate / rate))
             }
-            latencies.sort()
-            func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-            print(String(format: "pickup      p50 %.2f ms, p99 %.2f ms   (idle queue, %d jobs, enqueue to start by Redis' clock)",
-                         percentile(0.5), percentile(0.99), latencies.count))
-            print(String(format: "idle        %9.2f Redis commands/s per idle worker, server side (%.2f round trips/s), over %d s",
-                         idleRate, idleCalls, idleSeconds))
-            idleWorker.terminate()
-            idleWorker.waitUntilExit()
 
-            for queue in [name, latencyQueue] { try await removeBenchQueue(queue, driver: driver, admin: admin) }
+            try await idleFigures(driver: driver)
         }
     }
 
-    private func commandsProcessed(_ redis: RedisConnection) async throws -> Int {
-        let info = try await redis.send("INFO", "stats").string ?? ""
-        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("total_commands_processed:") {
-            return Int(line.split(separator: ":")[1]) ?? 0
+    // MARK: - Steps
+
+    func freshName(_ what: String) -> String { "bench-\(what)-\(UUID().uuidString.prefix(8).lowercased())" }
+
+    /// Pushes `count` noop jobs in batches of 1,000, `pushStreams` batches in flight.
+    func push(_ count: Int, to queue: String, driver: RedisQueue) async throws -> Double {
+        let envelopes = (0..<count).map { _ in JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: queue) }
+        let batches = stride(from: 0, to: count, by: 1000).map { Array(envelopes[$0..<min(count, $0 + 1000)]) }
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            for _ in 0..<min(pushStreams, batches.count) {
+                let batch = batches[next]; next += 1
+                group.addTask { _ = try await driver.pushMany(batch) }
+            }
+            while try await group.next() != nil, next < batches.count {
+                let batch = batches[next]; next += 1
+                group.addTask { _ = try await driver.pushMany(batch) }
+            }
         }
-        return 0
+        return (ContinuousClock.now - started).seconds
     }
 
-    /// Calls clients made of EVALSHA and BLPOP (the worker's round trips), from commandstats.
-    private func clientCalls(_ redis: RedisConnection) async throws -> Int {
-        let info = try await redis.send("INFO", "commandstats").string ?? ""
-        var total = 0
-        for line in info.split(whereSeparator: \.isNewline)
-        where line.hasPrefix("cmdstat_evalsha:") || line.hasPrefix("cmdstat_blpop:") {
-            if let calls = line.split(separator: "=").dropFirst().first?.split(separator: ",").first, let n = Int(calls) { total += n }
+    func drain(workers count: Int, driver: RedisQueue) async throws -> Drain {
+        let name = freshName("drain")
+        let first = JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: name)
+        _ = try await driver.push(first)
+        _ = try await push(jobs - 1, to: name, driver: driver)
+        let keys = RedisQueueKeys(queue: name)
+        let (cpuBefore, commandsBefore) = try await redisCounters(driver)
+        let fleet = try (0..<count).map { i in try spawnWorker(queue: name, extra: ["--concurrency", String(concurrency), "--id", "bench-\(i)"]) }
+        defer { for w in fleet where w.isRunning { w.terminate() } }
+        var peakRSS = 0
+        var workerCPU: [Int32: Double] = [:]
+        while true {
+            let done = try await driver.nodes.send(key: keys.routing, "ZCARD", RedisArgument(keys.succeeded)).int ?? 0
+            for w in fleet {
+                peakRSS = max(peakRSS, ProcessStats.peakResidentBytes(pid: w.processIdentifier) ?? 0)
+                if let cpu = ProcessStats.cpuSeconds(pid: w.processIdentifier) { workerCPU[w.processIdentifier] = cpu }
+            }
+            if done >= jobs { break }
+            if fleet.allSatisfy({ !$0.isRunning }) { throw CheckFailure("the workers exited with \(done) of \(jobs) jobs done") }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        return total
+        let (cpuAfter, commandsAfter) = try await redisCounters(driver)
+        for w in fleet { if let cpu = ProcessStats.cpuSeconds(pid: w.processIdentifier) { workerCPU[w.processIdentifier] = cpu } }
+        // Startup CPU is the worker's too, but small beside 100,000 jobs.
+        let started = try await driver.job(first.id, queue: name)?.startedAt
+        let last = try await driver.nodes.send(key: keys.routing, "ZRANGE", RedisArgument(keys.succeeded), -1, -1, "WITHSCORES").array?.last?.string.flatMap(Double.init)
+        guard let started, let last else { throw CheckFailure("cannot read the drain's first start and last finish from Redis") }
+        for w in fleet { w.terminate() }
+        for w in fleet { w.waitUntilExit() }
+        try await removeBenchQueue(name, driver: driver)
+        return Drain(seconds: max(0.001, last / 1000 - started.timeIntervalSince1970), workerCPU: workerCPU.values.reduce(0, +),
+                     redisCPU: cpuAfter - cpuBefore, commands: commandsAfter - commandsBefore, peakRSS: peakRSS)
+    }
+
+    /// Celery's solo worker draining `celeryJobs` no-op tasks on the same Redis.
+    func celeryDrain(python: String) async throws -> Double {
+        let script = (try? TestLocation.projectRoot()) ?? "."
+        let path = script + "/deploy/local/celery-drain.py"
+        guard FileManager.default.fileExists(atPath: path) else { throw CheckFailure("\(path) is missing (run from the repository)") }
+        let queue = freshName("celery")
+        let url = try redis.configuration().url
+        let out = NSTemporaryDirectory() + "\(queue).json"
+        for (mode, extra) in [("push", [String]()), ("work", [out])] {
+            let process = try Subprocess(python, arguments: [path, mode, url, queue, String(celeryJobs)] + extra, environment: ProcessInfo.processInfo.environment)
+            let status = await process.wait()
+            guard status == 0 else { throw CheckFailure("celery \(mode) failed (\(status)): \(process.standardError.suffix(800))") }
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: out))
+        try? FileManager.default.removeItem(atPath: out)
+        guard let times = try JSONSerialization.jsonObject(with: data) as? [String: Double], let a = times["first_start"], let b = times["last_finish"] else {
+            throw CheckFailure("celery wrote no times")
+        }
+        return Double(celeryJobs) / max(0.001, b - a)
+    }
+
+    func idleFigures(driver: RedisQueue) async throws {
+        let latencyQueue = freshName("idle")
+        let idleWorker = try spawnWorker(queue: latencyQueue, extra: ["--concurrency", "4", "--id", "bench-idle"])
+        defer { idleWorker.terminate() }
+        try await Task.sleep(for: .seconds(3))
+        let (_, before) = try await redisCounters(driver)
+        try await Task.sleep(for: .seconds(idleSeconds))
+        let (_, after) = try await redisCounters(driver)
+        // Minus the counters' own INFO calls (one per master, each time).
+        let masters = try await driver.nodes.masters().count
+        let idleRate = Double(after - before - 2 * masters) / Double(idleSeconds)
+        let memory = ProcessStats.residentAndProportional(pid: idleWorker.processIdentifier)
+        var latencies: [Double] = []
+        for _ in 0..<latencySamples {
+            let id = try await driver.push(JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: latencyQueue)).id
+            var record: JobRecord?
+            for _ in 0..<2000 {
+                record = try await driver.job(id, queue: latencyQueue)
+                if record?.startedAt != nil { break }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            if let s = record?.startedAt, let e = record?.enqueuedAt { latencies.append(s.timeIntervalSince(e) * 1000) }
+            try await Task.sleep(for: .milliseconds(20))  // let the worker go idle again
+        }
+        latencies.sort()
+        func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        print(String(format: "pickup      p50 %.2f ms, p99 %.2f ms   (idle queue, %d jobs, enqueue to start by Redis' clock)",
+                     percentile(0.5), percentile(0.99), latencies.count))
+        print(String(format: "idle        %9.2f Redis commands/s per idle worker, server side (Lua's commands included), over %d s", idleRate, idleSeconds))
+        if let memory { print("idle worker RSS \(formatBytes(Int64(memory.rss))), PSS \(formatBytes(Int64(memory.pss)))") }
+        idleWorker.terminate()
+        idleWorker.waitUntilExit()
+        try await removeBenchQueue(latencyQueue, driver: driver)
+    }
+
+    /// Redis' CPU seconds and commands processed, summed over every master.
+    func redisCounters(_ driver: RedisQueue) async throws -> (cpu: Double, commands: Int) {
+        let infos = try await driver.nodes.eachMaster { try await $0.send("INFO", "all").string ?? "" }
+        var cpu = 0.0, commands = 0
+        for info in infos {
+            for line in info.split(whereSeparator: \.isNewline) {
+                let parts = line.split(separator: ":")
+                guard parts.count == 2 else { continue }
+                switch parts[0] {
+                case "used_cpu_user", "used_cpu_sys": cpu += Double(parts[1]) ?? 0
+                case "total_commands_processed": commands += Int(parts[1]) ?? 0
+                default: break
+                }
+            }
+        }
+        return (cpu, commands)
+    }
+
+    func range(_ values: [Double]) -> String {
+        guard let low = values.min(), let high = values.max() else { return "-" }
+        return String(format: "%.0f–%.0f", low, high)
     }
 
     private func spawnWorker(queue: String, extra: [String]) throws -> Process {
@@ -145,11 +255,26 @@ struct BenchQueue: AsyncParsableCommand {
     }
 }
 
-/// Removes a bench's own queue (its succeeded jobs and bookkeeping keys) from Redis, so
+/// Where the repository is, for scripts a bench runs: the current directory when it has
+/// deploy/local, else the directory above the binary's .build.
+enum TestLocation {
+    static func projectRoot() throws -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        if FileManager.default.fileExists(atPath: cwd + "/deploy/local") { return cwd }
+        var url = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.path + "/deploy/local") { return url.path }
+        }
+        throw CheckFailure("cannot find the repository (deploy/local): run from its directory")
+    }
+}
+
+/// Removes a bench's own queue (its finished jobs and bookkeeping keys) from Redis, so
 /// that `dbq queues` does not list it afterwards.
-func removeBenchQueue(_ queue: String, driver: RedisQueue, admin: RedisConnection) async throws {
-    _ = try await driver.purge(queue: queue, state: .succeeded)
+func removeBenchQueue(_ queue: String, driver: RedisQueue) async throws {
+    for state in [JobState.succeeded, .dead, .cancelled] { _ = try await driver.purge(queue: queue, state: state) }
     let k = RedisQueueKeys(queue: queue)
-    try await admin.send("DEL", RedisArgument(k.fence), RedisArgument(k.wake), RedisArgument(k.pending))
-    try await admin.send("SREM", RedisArgument(RedisQueueKeys.queues), RedisArgument(queue))
+    try await driver.nodes.send(RedisCommand("DEL", RedisArgument(k.fence), RedisArgument(k.wake), RedisArgument(k.pending), RedisArgument(k.prefix + "rescuer")), key: k.routing)
+    try await driver.nodes.send(key: RedisQueueKeys.queues, "SREM", RedisArgument(RedisQueueKeys.queues), RedisArgument(queue))
 }

@@ -34,11 +34,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "How long running jobs may finish after SIGTERM before they are handed back.")
     var shutdownGrace = "25s"
 
-    @Option(help: "How long an idle worker blocks on Redis before looking again.")
-    var idleWait = "2s"
+    @Option(help: "How long an idle worker blocks on Redis before looking again (a push, a retry or a rescue wakes it at once; a delayed job's due time shortens the wait).")
+    var idleWait = "30s"
 
-    @Option(help: "How often this worker looks for jobs whose lease lapsed (a killed worker's jobs).")
-    var rescueInterval = "5s"
+    @Option(help: "How often the fleet looks for jobs whose lease lapsed (a killed worker's jobs): one worker per interval does it.")
+    var rescueInterval = "10s"
 
     @Option(help: "A name for this worker (default: host:pid).")
     var id: String?
@@ -57,13 +57,14 @@ struct WorkerCommand: AsyncParsableCommand {
             guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be from 1 to 10000") }
             let parsedQueues = try WorkerConfiguration.parseQueues(queues ?? loaded.workerQueues)
             let logger = makeWorkerLogger()
-            let driver = RedisQueue(configuration: try redis.configuration(fallback: loaded), logger: logger, connections: 3)
+            let rescueEvery = try parseDuration(rescueInterval, option: "--rescue-interval")
+            let driver = RedisQueue(configuration: try redis.configuration(fallback: loaded), logger: logger, connections: 3, rescueEvery: rescueEvery)
             try await driver.checkServer()
             let configuration = WorkerConfiguration(
                 queues: parsedQueues, concurrency: concurrency, lease: try parseDuration(lease, option: "--lease"),
                 idleWait: try parseDuration(idleWait, option: "--idle-wait"),
                 shutdownGrace: try parseDuration(shutdownGrace, option: "--shutdown-grace"),
-                rescueInterval: try parseDuration(rescueInterval, option: "--rescue-interval"),
+                rescueInterval: rescueEvery,
                 workerID: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", exitWhenIdle: exitWhenIdle)
             guard configuration.lease >= .seconds(1) else { throw ValidationError("--lease must be at least 1s") }
             if let metrics { _ = try MetricsServer.address(metrics); _ = MetricsServer.bootstrapped }

@@ -154,7 +154,7 @@ struct FleetTests {
         let shape = try await q.push(JobEnvelope(kind: "sleep", version: 1, payload: .object(["seconds": .string("soon")]), queue: name)).id
         // An envelope that is not JSON at all, as a foreign producer might write.
         let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
-        try await redis.run(RedisScript(QueueScripts.push.source), arguments: [
+        try await redis.run(RedisScript(QueueScripts.push.source), keys: RedisQueueKeys(queue: name).scriptKeys.map { RedisArgument($0) }, arguments: [
             RedisArgument(RedisQueueKeys(queue: name).prefix), "garbage-1", "{not json", "5", "0", "", "60000", "3",
         ])
         let good = try await q.push(noop(name)).id

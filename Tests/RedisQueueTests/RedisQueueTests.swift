@@ -221,10 +221,11 @@ struct RedisQueueEdgeTests {
         let name = "kill-\(UUID().uuidString.prefix(8))"
         // A hold of 120 s renewed every 300 ms: the kill costs one failed renewal, whatever the load.
         let result = try await q.withLock(name, mode: .shared, owner: "job", ttl: .seconds(120), renewEvery: .milliseconds(300)) {
-            let id = try #require(try await q.connection.send("CLIENT", "ID").int)
+            let connection = q.nodes.connection(for: nil)
+            let id = try #require(try await connection.send("CLIENT", "ID").int)
             try await admin.send("CLIENT", "KILL", "ID", RedisArgument(id))
             // Several renewals: the first meets the killed connection and fails; the next reconnects.
-            while await q.connection.connections < 2 { try await Task.sleep(for: .milliseconds(50)) }
+            while await connection.connections < 2 { try await Task.sleep(for: .milliseconds(50)) }
             try await Task.sleep(for: .seconds(1))
             return "done"
         }

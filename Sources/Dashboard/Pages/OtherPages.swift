@@ -20,7 +20,7 @@ enum SchedulesPage {
     }
 }
 
-/// Workers seen in the last 15 s.
+/// Workers seen in the last 30 s.
 enum WorkersPage {
     static func render(_ workers: [WorkerPresence], _ context: ViewContext) -> Page {
         let rows = workers.map { w -> [String] in
@@ -28,7 +28,7 @@ enum WorkersPage {
              "\(w.running) / \(w.concurrency)", HTML.time(w.startedAt), HTML.age(max(0, context.now.timeIntervalSince(w.seenAt))) + " ago"]
         }
         let body = "<h1>Workers</h1>" + Layout.table(["worker", "host", "pid", "queues", "running / slots", "started", "seen"], rows,
-                                                     empty: "No worker has been seen in the last 15 s.")
+                                                     empty: "No worker has been seen in the last 30 s.")
         return Page(title: "Workers", body: body, section: "workers")
     }
 }
