@@ -65,7 +65,7 @@ public final class Worker: Service {
             group.cancelAll()
         }
         try? await (driver as? any WorkerRegistry)?.withdraw(configuration.workerID)
-        logger.info("worker stopped", metadata: ["worker.finished": "\(state.finishedCount)"])
+        logger.info("worker stopped", metadata: ["worker.finished": "\(state.finishedCount)", "worker.refused": "\(state.refusedCount)"])
     }
 
     // MARK: - Fetching
@@ -108,6 +108,8 @@ public final class Worker: Service {
                 }
                 var wait = configuration.idleWait
                 if let nextScheduled { wait = max(.milliseconds(1), min(wait, nextScheduled)) }
+                // A worker that exits when idle looks again soon: its last reports may still be in flight.
+                if configuration.exitWhenIdle { wait = min(wait, .milliseconds(200)) }
                 do {
                     try await driver.waitForWork(queues: names, timeout: wait)
                 } catch {
@@ -250,6 +252,7 @@ public final class Worker: Service {
                 for ((lease, _), ok) in zip(batch, accepted) where !ok {
                     logger.warning("completion refused: the lease was lost (stale fencing token)", metadata: ["job.id": "\(lease.id)"])
                 }
+                state.recordRefused(accepted.filter { !$0 }.count)
                 state.recordFinished(batch.map(\.0))
                 WorkerMetrics.slots(busy: state.inFlightCount, capacity: configuration.concurrency)
                 failures = 0
@@ -394,6 +397,8 @@ final class WorkerState: Sendable {
         /// Completions handed to the reporter and not yet acknowledged by the driver.
         var unreported = 0
         var finishedCount = 0
+        /// Outcomes the driver refused (a stale fencing token).
+        var refusedCount = 0
     }
     private let state = Mutex(State())
     let capacity = AsyncSignal()
@@ -405,6 +410,9 @@ final class WorkerState: Sendable {
     var inFlightCount: Int { state.withLock { $0.inFlight.count } }
     var handles: [JobHandle] { state.withLock { Array($0.inFlight.values) } }
     var finishedCount: Int { state.withLock { $0.finishedCount } }
+    var refusedCount: Int { state.withLock { $0.refusedCount } }
+
+    func recordRefused(_ n: Int) { if n > 0 { state.withLock { $0.refusedCount += n } } }
     var unreportedCount: Int { state.withLock { $0.unreported } }
 
     func beginShutdown() {

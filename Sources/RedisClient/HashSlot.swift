@@ -32,6 +32,8 @@ public struct SlotMap: Sendable, Equatable {
     var owners: [String?]
     /// Masters' endpoints, in the order `CLUSTER SLOTS` named them.
     public private(set) var masters: [String]
+    /// How many replicas each master had when the map was read.
+    public private(set) var replicas: [String: Int] = [:]
 
     public init() {
         owners = Array(repeating: nil, count: HashSlot.count)
@@ -64,6 +66,7 @@ public struct SlotMap: Sendable, Equatable {
             let endpoint = RedisConfiguration.endpoint(host: host, port: port)
             for slot in start...end { map.owners[slot] = endpoint }
             if !map.masters.contains(endpoint) { map.masters.append(endpoint) }
+            map.replicas[endpoint] = max(map.replicas[endpoint] ?? 0, r.count - 3)
         }
         return map
     }

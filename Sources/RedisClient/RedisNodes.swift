@@ -27,6 +27,8 @@ public final class RedisNodes: Sendable {
         var map = SlotMap()
         var pools: [String: Pool] = [:]
         var refreshedAt: ContinuousClock.Instant?
+        var singleReplicas: (ContinuousClock.Instant, Int)?
+        var unreplicated = 0
     }
     private let state = Mutex(State())
 
@@ -47,8 +49,8 @@ public final class RedisNodes: Sendable {
     /// One command; `key` chooses the node (ignored on a single Redis). Error replies are
     /// thrown as `.server`.
     @discardableResult
-    public func send(_ command: RedisCommand, key: String?) async throws -> RedisValue {
-        let reply = try await route(key: key) { connection, asking in
+    public func send(_ command: RedisCommand, key: String?, idempotent: Bool = false) async throws -> RedisValue {
+        let reply = try await route(key: key, idempotent: idempotent) { connection, asking in
             let replies = try await connection.pipeline(asking ? [RedisCommand("ASKING"), command] : [command])
             return replies[replies.count - 1]
         }
@@ -59,14 +61,14 @@ public final class RedisNodes: Sendable {
     }
 
     @discardableResult
-    public func send(key: String?, _ name: RedisArgument, _ arguments: RedisArgument...) async throws -> RedisValue {
-        try await send(RedisCommand([name] + arguments), key: key)
+    public func send(key: String?, idempotent: Bool = false, _ name: RedisArgument, _ arguments: RedisArgument...) async throws -> RedisValue {
+        try await send(RedisCommand([name] + arguments), key: key, idempotent: idempotent)
     }
 
     /// Commands whose keys share one slot, in one round trip; error replies in place.
-    public func pipeline(_ commands: [RedisCommand], key: String?) async throws -> [RedisValue] {
+    public func pipeline(_ commands: [RedisCommand], key: String?, idempotent: Bool = false) async throws -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
-        return try await route(key: key, redirectable: commands.count == 1) { connection, asking in
+        return try await route(key: key, redirectable: commands.count == 1, idempotent: idempotent) { connection, asking in
             let replies = try await connection.pipeline(asking ? [RedisCommand("ASKING")] + commands : commands)
             return asking ? Array(replies.dropFirst()) : replies
         }
@@ -74,8 +76,9 @@ public final class RedisNodes: Sendable {
 
     /// A script by `EVALSHA`, loaded on `NOSCRIPT`; routed by its first key.
     @discardableResult
-    public func run(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument] = []) async throws -> RedisValue {
-        let replies = try await runMany(script, calls: [(keys, arguments)])
+    public func run(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument] = [], durable: Bool = false,
+                    idempotent: Bool = false) async throws -> RedisValue {
+        let replies = try await runMany(script, calls: [(keys, arguments)], durable: durable, idempotent: idempotent)
         if case .error(let message) = replies[0] {
             throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: "EVALSHA")
         }
@@ -84,26 +87,43 @@ public final class RedisNodes: Sendable {
 
     /// Many calls of one script, pipelined per node; replies in order (error replies in
     /// place). Calls whose node lacks the script are sent again after `SCRIPT LOAD`.
-    public func runMany(_ script: RedisScript, calls: [(keys: [RedisArgument], arguments: [RedisArgument])]) async throws -> [RedisValue] {
+    ///
+    /// `durable`: each pipeline ends with `WAIT` for the node's replicas (up to
+    /// `durableWait`), so the writes survive a failover once the call returns; on a node
+    /// without replicas, or when they do not answer in time, the call returns anyway and
+    /// the writes are the master's alone (counted in `unreplicated`).
+    ///
+    /// `idempotent`: running a call twice does what running it once does, so a call whose
+    /// connection broke (it may have run) is sent again, on the node that serves its slot
+    /// by then, until the failover patience runs out.
+    public func runMany(_ script: RedisScript, calls: [(keys: [RedisArgument], arguments: [RedisArgument])], durable: Bool = false,
+                        idempotent: Bool = false) async throws -> [RedisValue] {
         let commands = calls.map { RedisCommand(["EVALSHA", RedisArgument(script.sha1), RedisArgument($0.keys.count)] + $0.keys + $0.arguments) }
         let keys = calls.map { $0.keys.first.map { String(decoding: $0.bytes, as: UTF8.self) } }
-        return try await pipelined(commands, keys: keys, script: script)
+        return try await pipelined(commands, keys: keys, script: script, durable: durable, idempotent: idempotent)
     }
 
+    /// How long a durable call waits for replicas.
+    public static let durableWait: Duration = .milliseconds(500)
+
+    /// Durable calls whose writes no replica confirmed in time (since start).
+    public var unreplicated: Int { state.withLock { $0.unreplicated } }
+
     /// Commands for any slots, one pipeline per node sent side by side; replies in order.
-    public func pipelined(_ commands: [RedisCommand], keys: [String?], script: RedisScript? = nil) async throws -> [RedisValue] {
+    public func pipelined(_ commands: [RedisCommand], keys: [String?], script: RedisScript? = nil, durable: Bool = false,
+                          idempotent: Bool = false) async throws -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
         var groups: [Int?: [Int]] = [:]
         for (i, key) in keys.enumerated() { groups[isCluster ? key.map(HashSlot.of) : nil, default: []].append(i) }
         if groups.count == 1 {
-            return try await pipelineSlot(commands, key: keys[0], script: script)
+            return try await pipelineSlot(commands, key: keys[0], script: script, durable: durable, idempotent: idempotent)
         }
         var replies = [RedisValue](repeating: .null, count: commands.count)
         try await withThrowingTaskGroup(of: ([Int], [RedisValue]).self) { group in
             for (_, indices) in groups {
                 let part = indices.map { commands[$0] }
                 let key = keys[indices[0]]
-                group.addTask { (indices, try await self.pipelineSlot(part, key: key, script: script)) }
+                group.addTask { (indices, try await self.pipelineSlot(part, key: key, script: script, durable: durable, idempotent: idempotent)) }
             }
             for try await (indices, part) in group {
                 for (i, reply) in zip(indices, part) { replies[i] = reply }
@@ -112,8 +132,32 @@ public final class RedisNodes: Sendable {
         return replies
     }
 
-    private func pipelineSlot(_ commands: [RedisCommand], key: String?, script: RedisScript?) async throws -> [RedisValue] {
-        var replies = try await pipeline(commands, key: key)
+    /// The replicas of the node serving `key` (a cluster's map; for a single Redis, its
+    /// connected replicas, read at most every 30 s).
+    private func replicaCount(for key: String?) async -> Int {
+        if isCluster { return state.withLock { s in key.flatMap { s.map.node(for: HashSlot.of($0)) }.flatMap { s.map.replicas[$0] } ?? 0 } }
+        if let (at, count) = state.withLock({ $0.singleReplicas }), ContinuousClock.now - at < .seconds(30) { return count }
+        let info = (try? await connection(configuration.endpoint).send("INFO", "replication").string) ?? ""
+        let count = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("connected_slaves:") }
+            .flatMap { Int($0.split(separator: ":")[1]) } ?? 0
+        state.withLock { $0.singleReplicas = (ContinuousClock.now, count) }
+        return count
+    }
+
+    /// A pipeline, ended by `WAIT` for the node's replicas when `durable` (see `runMany`).
+    private func pipelineDurable(_ commands: [RedisCommand], key: String?, durable: Bool, idempotent: Bool = false) async throws -> [RedisValue] {
+        let replicas = durable ? await replicaCount(for: key) : 0
+        guard replicas > 0 else { return try await pipeline(commands, key: key, idempotent: idempotent) }
+        let wait = RedisCommand("WAIT", RedisArgument(replicas), RedisArgument(Int(Self.durableWait.milliseconds)))
+        var replies = try await pipeline(commands + [wait], key: key, idempotent: idempotent)
+        let acknowledged = replies.removeLast().int ?? 0
+        if acknowledged < 1 { state.withLock { $0.unreplicated += 1 } }
+        return replies
+    }
+
+    private func pipelineSlot(_ commands: [RedisCommand], key: String?, script: RedisScript?, durable: Bool = false,
+                              idempotent: Bool = false) async throws -> [RedisValue] {
+        var replies = try await pipelineDurable(commands, key: key, durable: durable, idempotent: idempotent)
         // The script cache can be flushed between the load and the resend (SCRIPT FLUSH,
         // a restart, a failover): bounded.
         for _ in 0..<3 {
@@ -124,14 +168,14 @@ public final class RedisNodes: Sendable {
             guard loaded.string == script.sha1 else {
                 throw RedisError(code: .protocolViolation, message: "SCRIPT LOAD returned \(loaded), expected \(script.sha1)", command: "SCRIPT")
             }
-            let again = try await pipeline(missing.map { commands[$0] }, key: key)
+            let again = try await pipelineDurable(missing.map { commands[$0] }, key: key, durable: durable, idempotent: idempotent)
             for (i, reply) in zip(missing, again) { replies[i] = reply }
         }
         // A slot that moved under part of a pipeline: those commands one by one.
         if isCluster {
             for i in replies.indices {
                 if case .error(let m) = replies[i], ClusterRedirect(m) != nil || m.hasPrefix("TRYAGAIN") || m.hasPrefix("CLUSTERDOWN") {
-                    replies[i] = try await pipeline([commands[i]], key: key).first ?? .null
+                    replies[i] = try await pipelineDurable([commands[i]], key: key, durable: durable, idempotent: idempotent).first ?? .null
                 }
             }
         }
@@ -172,9 +216,11 @@ public final class RedisNodes: Sendable {
 
     /// A pooled connection to the node that serves `key`'s slot as the map knows it (the
     /// one node of a single Redis): for inspection and tests, not for routing commands.
-    public func connection(for key: String?) -> RedisConnection {
-        let endpoint = isCluster ? (state.withLock { s in key.flatMap { s.map.node(for: HashSlot.of($0)) } } ?? configuration.endpoint) : configuration.endpoint
-        return connection(endpoint)
+    public func connection(for key: String?) -> RedisConnection { connection(endpoint(for: key)) }
+
+    /// The node that serves `key`'s slot as the map knows it (the one node of a single Redis).
+    public func endpoint(for key: String?) -> String {
+        isCluster ? (state.withLock { s in key.flatMap { s.map.node(for: HashSlot.of($0)) } } ?? configuration.endpoint) : configuration.endpoint
     }
 
     /// Closes every connection.
@@ -190,7 +236,7 @@ public final class RedisNodes: Sendable {
 
     /// Runs `body` on a connection of the node serving `key`'s slot, following redirects
     /// and waiting out failovers (see the type's comment).
-    private func route<T>(key: String?, redirectable: Bool = true, blockingWaiter: String? = nil,
+    private func route<T>(key: String?, redirectable: Bool = true, blockingWaiter: String? = nil, idempotent: Bool = false,
                           _ body: (RedisConnection, _ asking: Bool) async throws -> T) async throws -> T {
         guard isCluster else {
             return try await body(blockingWaiter.map { blockingConnection(configuration.endpoint, $0) } ?? connection(configuration.endpoint), false)
@@ -209,7 +255,7 @@ public final class RedisNodes: Sendable {
             let result: T
             do {
                 result = try await body(connection, ask != nil)
-            } catch let error as RedisError where !error.mayHaveRun && ContinuousClock.now < deadline {
+            } catch let error as RedisError where (!error.mayHaveRun || (idempotent && error.isTransient)) && ContinuousClock.now < deadline {
                 // The node is gone (a failover under way): ask the others for the new map.
                 logger.debug("Redis node unreachable; refreshing the slot map", metadata: ["redis.endpoint": "\(endpoint)"])
                 try? await Task.sleep(for: Backoff(base: .milliseconds(50), cap: .seconds(1)).delay(attempt: attempt - 1))

@@ -32,22 +32,22 @@ extension RedisQueue {
     /// Takes or renews the leader lock for `token`. True while leading.
     public func beatLead(schedule: String, token: String, ttl: Duration) async throws -> Bool {
         try await nodes.run(QueueScripts.lead, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))],
-                            arguments: [RedisArgument(token), RedisArgument(Int(ttl.milliseconds))]).int == 1
+                            arguments: [RedisArgument(token), RedisArgument(Int(ttl.milliseconds))], idempotent: true).int == 1
     }
 
     /// The token of the current leader, if any.
     public func beatLeader(schedule: String) async throws -> String? {
-        try await nodes.send(key: RedisQueueKeys.beatLeader(schedule), "GET", RedisArgument(RedisQueueKeys.beatLeader(schedule))).string
+        try await nodes.send(key: RedisQueueKeys.beatLeader(schedule), idempotent: true, "GET", RedisArgument(RedisQueueKeys.beatLeader(schedule))).string
     }
 
     /// Gives up the lock if `token` holds it (on shutdown, so another beat takes over at once).
     public func beatResign(schedule: String, token: String) async throws {
-        try await nodes.run(QueueScripts.resign, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))], arguments: [RedisArgument(token)])
+        try await nodes.run(QueueScripts.resign, keys: [RedisArgument(RedisQueueKeys.beatLeader(schedule))], arguments: [RedisArgument(token)], idempotent: true)
     }
 
     public func beatState(entry: String, queue: String) async throws -> BeatEntryState {
         let keys = RedisQueueKeys(queue: queue)
-        let reply = try await nodes.send(key: keys.routing, "HMGET", RedisArgument(keys.beatEntry(entry)),
+        let reply = try await nodes.send(key: keys.routing, idempotent: true, "HMGET", RedisArgument(keys.beatEntry(entry)),
                                          "cursor", "slot", "job", "success", "since", "overlap_skipped",
                                          "outcome", "outcome_job", "outcome_at")
         let v = reply.array ?? []
@@ -67,7 +67,7 @@ extension RedisQueue {
     /// Fires one slot of an entry at most once (see `QueueScripts.fireSlot`).
     public func beatFire(entry: String, slot: Date, skipIfRunning: Bool, envelope: JobEnvelope) async throws -> FireResult {
         try envelope.validate()
-        try await nodes.send(key: RedisQueueKeys.queues, "SADD", RedisArgument(RedisQueueKeys.queues), RedisArgument(envelope.queue))
+        try await nodes.send(key: RedisQueueKeys.queues, idempotent: true, "SADD", RedisArgument(RedisQueueKeys.queues), RedisArgument(envelope.queue))
         let reply = try await runQueueScript(QueueScripts.fireSlot, queue: envelope.queue, [
             RedisArgument(entry), RedisArgument(Int(slot.timeIntervalSince1970 * 1000)), RedisArgument(skipIfRunning ? 1 : 0),
             RedisArgument(envelope.id), RedisArgument(envelope.encoded()), RedisArgument(envelope.priority), RedisArgument(envelope.maxAttempts),

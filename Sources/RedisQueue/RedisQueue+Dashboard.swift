@@ -7,7 +7,7 @@ extension RedisQueue {
     /// (their finish times), so nothing is recorded for it and nothing is lost on restart.
     public func finishedCounts(queue: String, buckets: Int, bucketSeconds: Int) async throws -> [Int] {
         let keys = RedisQueueKeys(queue: queue)
-        guard let time = try await nodes.send(key: keys.routing, "TIME").array, let seconds = time.first?.int else { return [] }
+        guard let time = try await nodes.send(key: keys.routing, idempotent: true, "TIME").array, let seconds = time.first?.int else { return [] }
         let now = Int64(seconds) * 1000
         let width = Int64(bucketSeconds) * 1000
         var commands: [RedisCommand] = []
@@ -17,7 +17,7 @@ extension RedisQueue {
                 commands.append(RedisCommand("ZCOUNT", RedisArgument(set), RedisArgument(String(from)), RedisArgument("(\(to)")))
             }
         }
-        let replies = try await nodes.pipeline(commands, key: keys.routing)
+        let replies = try await nodes.pipeline(commands, key: keys.routing, idempotent: true)
         return stride(from: 0, to: replies.count, by: 2).map { (replies[$0].int ?? 0) + (replies[$0 + 1].int ?? 0) }
     }
 
@@ -26,11 +26,11 @@ extension RedisQueue {
         _ = try await nodes.pipeline([
             RedisCommand("LPUSH", RedisArgument(RedisQueueKeys.audit), RedisArgument(line)),
             RedisCommand("LTRIM", RedisArgument(RedisQueueKeys.audit), 0, 999),
-        ], key: RedisQueueKeys.audit)
+        ], key: RedisQueueKeys.audit, idempotent: true)
     }
 
     /// The newest `limit` lines of the dashboard's action log.
     public func audit(limit: Int) async throws -> [String] {
-        (try await nodes.send(key: RedisQueueKeys.audit, "LRANGE", RedisArgument(RedisQueueKeys.audit), 0, RedisArgument(limit - 1)).array ?? []).compactMap(\.string)
+        (try await nodes.send(key: RedisQueueKeys.audit, idempotent: true, "LRANGE", RedisArgument(RedisQueueKeys.audit), 0, RedisArgument(limit - 1)).array ?? []).compactMap(\.string)
     }
 }

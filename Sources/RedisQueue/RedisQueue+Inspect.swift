@@ -110,16 +110,16 @@ public struct QueueStats: Sendable, Codable, Equatable {
 extension RedisQueue: WorkerRegistry {
     public func announce(_ presence: WorkerPresence) async throws {
         let json = String(decoding: try JobEnvelope.encoder.encode(presence), as: UTF8.self)
-        try await nodes.send(key: RedisQueueKeys.workers, "HSET", RedisArgument(RedisQueueKeys.workers), RedisArgument(presence.id), RedisArgument(json))
+        try await nodes.send(key: RedisQueueKeys.workers, idempotent: true, "HSET", RedisArgument(RedisQueueKeys.workers), RedisArgument(presence.id), RedisArgument(json))
     }
 
     public func withdraw(_ workerID: String) async throws {
-        try await nodes.send(key: RedisQueueKeys.workers, "HDEL", RedisArgument(RedisQueueKeys.workers), RedisArgument(workerID))
+        try await nodes.send(key: RedisQueueKeys.workers, idempotent: true, "HDEL", RedisArgument(RedisQueueKeys.workers), RedisArgument(workerID))
     }
 
     /// Workers seen within `window`; older entries are removed.
     public func workers(window: Duration = Worker.presenceInterval * 3) async throws -> [WorkerPresence] {
-        let reply = try await nodes.send(key: RedisQueueKeys.workers, "HGETALL", RedisArgument(RedisQueueKeys.workers))
+        let reply = try await nodes.send(key: RedisQueueKeys.workers, idempotent: true, "HGETALL", RedisArgument(RedisQueueKeys.workers))
         let items = reply.array ?? []
         var alive: [WorkerPresence] = []
         var stale: [RedisArgument] = []
@@ -128,13 +128,13 @@ extension RedisQueue: WorkerRegistry {
             if Date().timeIntervalSince(presence.seenAt) <= window.seconds { alive.append(presence) }
             else if Date().timeIntervalSince(presence.seenAt) > 3600 { stale.append(RedisArgument(presence.id)) }
         }
-        if !stale.isEmpty { try await nodes.send(RedisCommand(["HDEL", RedisArgument(RedisQueueKeys.workers)] + stale), key: RedisQueueKeys.workers) }
+        if !stale.isEmpty { try await nodes.send(RedisCommand(["HDEL", RedisArgument(RedisQueueKeys.workers)] + stale), key: RedisQueueKeys.workers, idempotent: true) }
         return alive.sorted { $0.id < $1.id }
     }
 
     /// Every queue ever pushed to.
     public func queueNames() async throws -> [String] {
-        let reply = try await nodes.send(key: RedisQueueKeys.queues, "SMEMBERS", RedisArgument(RedisQueueKeys.queues))
+        let reply = try await nodes.send(key: RedisQueueKeys.queues, idempotent: true, "SMEMBERS", RedisArgument(RedisQueueKeys.queues))
         return (reply.array ?? []).compactMap(\.string).sorted()
     }
 
@@ -144,7 +144,7 @@ extension RedisQueue: WorkerRegistry {
         if let queue { candidates = [queue] } else { candidates = try await queueNames() }
         for name in candidates {
             let keys = RedisQueueKeys(queue: name)
-            let reply = try await nodes.send(RedisCommand(["HMGET", RedisArgument(keys.job(id))] + JobRecord.fields.map { RedisArgument($0) }), key: keys.routing)
+            let reply = try await nodes.send(RedisCommand(["HMGET", RedisArgument(keys.job(id))] + JobRecord.fields.map { RedisArgument($0) }), key: keys.routing, idempotent: true)
             if let values = reply.array, let record = JobRecord(id: id, queue: name, values: values) { return record }
         }
         return nil
@@ -157,11 +157,11 @@ extension RedisQueue: WorkerRegistry {
         let range = state.isFinished
             ? RedisCommand("ZREVRANGE", set, 0, RedisArgument(limit - 1))
             : RedisCommand("ZRANGE", set, 0, RedisArgument(limit - 1))
-        let ids = (try await nodes.send(range, key: keys.routing).array ?? []).compactMap(\.string)
+        let ids = (try await nodes.send(range, key: keys.routing, idempotent: true).array ?? []).compactMap(\.string)
         guard !ids.isEmpty else { return [] }
         let replies = try await nodes.pipeline(ids.map { id in
             RedisCommand(["HMGET", RedisArgument(keys.job(id))] + JobRecord.fields.map { RedisArgument($0) })
-        }, key: keys.routing)
+        }, key: keys.routing, idempotent: true)
         return zip(ids, replies).compactMap { id, reply in reply.array.flatMap { JobRecord(id: id, queue: queue, values: $0) } }
     }
 
@@ -198,7 +198,7 @@ extension RedisQueue: WorkerRegistry {
             RedisCommand("ZCARD", RedisArgument(keys.running)), RedisCommand("ZCARD", RedisArgument(keys.succeeded)),
             RedisCommand("ZCARD", RedisArgument(keys.dead)), RedisCommand("ZCARD", RedisArgument(keys.cancelled)),
             RedisCommand("TIME"),
-        ], key: keys.routing)
+        ], key: keys.routing, idempotent: true)
         // The pending score is priority band + enqueue ms: the oldest is the smallest
         // time part over the bands.
         var oldest: Double?
@@ -211,7 +211,7 @@ extension RedisQueue: WorkerRegistry {
                 commands.append(RedisCommand("ZRANGEBYSCORE", RedisArgument(keys.pending), RedisArgument(Double(b) * band),
                                              RedisArgument("(\(Double(b + 1) * band)"), "WITHSCORES", "LIMIT", 0, 1))
             }
-            let firsts = try await nodes.pipeline(commands, key: keys.routing)
+            let firsts = try await nodes.pipeline(commands, key: keys.routing, idempotent: true)
             for (b, reply) in firsts.enumerated() {
                 guard let pair = reply.array, pair.count == 2, let score = pair[1].string.flatMap(Double.init) else { continue }
                 let enqueued = score - Double(b) * band + epoch

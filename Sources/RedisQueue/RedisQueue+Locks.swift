@@ -10,7 +10,7 @@ extension RedisQueue: ResourceLocks {
         let keys = RedisQueueKeys.lock(name)
         let reply = try await nodes.run(
             QueueScripts.lockAcquire, keys: [RedisArgument(keys.shared), RedisArgument(keys.exclusive)],
-            arguments: [RedisArgument(mode.rawValue), RedisArgument(owner), RedisArgument(String(ttl.milliseconds))])
+            arguments: [RedisArgument(mode.rawValue), RedisArgument(owner), RedisArgument(String(ttl.milliseconds))], idempotent: true)
         return reply.int == 1
     }
 
@@ -18,7 +18,7 @@ extension RedisQueue: ResourceLocks {
         let keys = RedisQueueKeys.lock(name)
         let reply = try await nodes.run(
             QueueScripts.lockRenew, keys: [RedisArgument(keys.shared), RedisArgument(keys.exclusive)],
-            arguments: [RedisArgument(mode.rawValue), RedisArgument(owner), RedisArgument(String(ttl.milliseconds))])
+            arguments: [RedisArgument(mode.rawValue), RedisArgument(owner), RedisArgument(String(ttl.milliseconds))], idempotent: true)
         return reply.int == 1
     }
 
@@ -26,7 +26,7 @@ extension RedisQueue: ResourceLocks {
         let keys = RedisQueueKeys.lock(name)
         _ = try await nodes.run(
             QueueScripts.lockRelease, keys: [RedisArgument(keys.shared), RedisArgument(keys.exclusive)],
-            arguments: [RedisArgument(mode.rawValue), RedisArgument(owner)])
+            arguments: [RedisArgument(mode.rawValue), RedisArgument(owner)], idempotent: true)
     }
 }
 

@@ -269,7 +269,7 @@ enum QueueScripts {
     /// (ok, retry, dead, release, cancelled), data (result or error), retryAfterMs.
     /// → per job 1 accepted, 0 refused (stale token or no longer running).
     static let finish = RedisScript(prelude + """
-        -- dbq finish v5
+        -- dbq finish v6
         local p, keep_ok, keep_failed = ARGV[1], ARGV[2], ARGV[3]
         local now, now_str = now_ms()
         local now_s = tostring(now)
@@ -280,11 +280,14 @@ enum QueueScripts {
         for i = 4, #ARGV, 5 do
           local id, token, outcome, data = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local jk = p .. 'job:' .. id
-          local fields = redis.call('HMGET', jk, 'state', 'token', 'unique', 'beat_entry', 'priority')
-          if fields[1] == 'running' and fields[2] == token then
+          local fields = redis.call('HMGET', jk, 'state', 'token', 'unique', 'beat_entry', 'priority', 'done_token')
+          if fields[1] ~= 'running' and fields[6] == token then
+            -- This very completion, sent again (its first reply was lost): accepted once.
+            out[#out + 1] = 1
+          elseif fields[1] == 'running' and fields[2] == token then
             finished[#finished + 1] = id
             if outcome == 'ok' then
-              redis.call('HSET', jk, 'state', 'succeeded', 'result', data, 'finished', now_str, 'token', '0', 'lease', '0', 'error', '')
+              redis.call('HSET', jk, 'state', 'succeeded', 'result', data, 'finished', now_str, 'token', '0', 'lease', '0', 'error', '', 'done_token', token)
               succeeded[#succeeded + 1] = now_s
               succeeded[#succeeded + 1] = id
               release_unique(p, fields[3], id)
@@ -297,7 +300,7 @@ enum QueueScripts {
               -- Idle workers learn the due time from their next fetch.
               if not woken then wake() woken = true end
             elseif outcome == 'dead' then
-              redis.call('HSET', jk, 'state', 'dead', 'error', data, 'finished', now_str, 'token', '0', 'lease', '0')
+              redis.call('HSET', jk, 'state', 'dead', 'error', data, 'finished', now_str, 'token', '0', 'lease', '0', 'done_token', token)
               redis.call('ZADD', K_DEAD, now_s, id)
               release_unique(p, fields[3], id)
               finish_ttl(jk, keep_failed)
@@ -308,7 +311,7 @@ enum QueueScripts {
               redis.call('ZADD', K_PENDING, pending_score(fields[5], now), id)
               wake()
             else
-              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now_str, 'token', '0', 'lease', '0')
+              redis.call('HSET', jk, 'state', 'cancelled', 'finished', now_str, 'token', '0', 'lease', '0', 'done_token', token)
               redis.call('ZADD', K_CANCELLED, now_s, id)
               release_unique(p, fields[3], id)
               finish_ttl(jk, keep_failed)
@@ -423,7 +426,7 @@ enum QueueScripts {
         redis.call('ZREM', SET_OF[f[1]], id)
         redis.call('PERSIST', jk)
         redis.call('HSET', jk, 'state', 'pending', 'attempt', 0, 'token', 0)
-        redis.call('HDEL', jk, 'error', 'result', 'finished', 'cancel', 'progress')
+        redis.call('HDEL', jk, 'error', 'result', 'finished', 'cancel', 'progress', 'done_token')
         redis.call('ZADD', K_PENDING, pending_score(f[2], now_ms()), id)
         wake()
         return 'pending'

@@ -60,9 +60,12 @@ public final class RedisQueue: JobQueueDriver {
     }
 
     /// A script of a queue: its fixed keys declared, its prefix first.
-    func runQueueScript(_ script: RedisScript, queue: String, _ arguments: [RedisArgument]) async throws -> RedisValue {
+    /// Every script but fetch does what it did when it runs twice (tokens, cursors and
+    /// ids make them so): they are `idempotent`, sent again across a failover.
+    func runQueueScript(_ script: RedisScript, queue: String, _ arguments: [RedisArgument], durable: Bool = false, idempotent: Bool = true) async throws -> RedisValue {
         let keys = RedisQueueKeys(queue: queue)
-        return try await nodes.run(script, keys: keys.scriptKeys.map { RedisArgument($0) }, arguments: [RedisArgument(keys.prefix)] + arguments)
+        return try await nodes.run(script, keys: keys.scriptKeys.map { RedisArgument($0) }, arguments: [RedisArgument(keys.prefix)] + arguments,
+                                   durable: durable, idempotent: idempotent)
     }
 
     func queueCall(_ queue: String, _ arguments: [RedisArgument]) -> (keys: [RedisArgument], arguments: [RedisArgument]) {
@@ -105,8 +108,10 @@ public final class RedisQueue: JobQueueDriver {
         }
         // The queue set is one global key: one command, on its own node.
         try await nodes.send(RedisCommand(["SADD", RedisArgument(RedisQueueKeys.queues)] + byQueue.keys.sorted().map { RedisArgument($0) }),
-                             key: RedisQueueKeys.queues)
-        let replies = try await nodes.runMany(QueueScripts.pushMany, calls: calls)
+                             key: RedisQueueKeys.queues, idempotent: true)
+        // Durable: acknowledged once a replica has the jobs (see RedisNodes.runMany).
+        // Idempotent (a job id pushed twice is merged): sent again across a failover.
+        let replies = try await nodes.runMany(QueueScripts.pushMany, calls: calls, durable: true, idempotent: true)
         var results = [PushResult?](repeating: nil, count: envelopes.count)
         for (reply, batch) in zip(replies, members) {
             if case .error(let message) = reply {
@@ -124,9 +129,10 @@ public final class RedisQueue: JobQueueDriver {
     }
 
     public func fetch(queue: String, max: Int, worker: String, lease: Duration) async throws -> FetchResult {
+        // Durable: a lease a failover could forget would let a job run twice.
         let reply = try await runQueueScript(QueueScripts.fetch, queue: queue, [
             RedisArgument(max), RedisArgument(worker), RedisArgument(Int(lease.milliseconds)),
-        ])
+        ], durable: true, idempotent: false)
         guard let parts = reply.array, parts.count == 2, let rows = parts[0].array else {
             throw RedisError(code: .protocolViolation, message: "fetch script returned \(reply)", endpoint: configuration.endpoint)
         }
@@ -193,7 +199,7 @@ public final class RedisQueue: JobQueueDriver {
             for l in group { arguments += [RedisArgument(l.id), RedisArgument(Int(l.token))] }
             return queueCall(queue, arguments)
         }
-        for ((_, group), reply) in zip(batches, try await nodes.runMany(QueueScripts.heartbeat, calls: calls)) {
+        for ((_, group), reply) in zip(batches, try await nodes.runMany(QueueScripts.heartbeat, calls: calls, idempotent: true)) {
             if case .error(let message) = reply { throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: "EVALSHA") }
             for (l, value) in zip(group, reply.array ?? []) {
                 statuses[l] = value.int == 1 ? .held : value.int == 2 ? .cancelRequested : .lost
@@ -221,7 +227,8 @@ public final class RedisQueue: JobQueueDriver {
             }
             return queueCall(queue, arguments)
         }
-        for ((_, group), reply) in zip(batches, try await nodes.runMany(QueueScripts.finish, calls: calls)) {
+        // Idempotent: a completion sent again is acknowledged once (the finish script keeps its token).
+        for ((_, group), reply) in zip(batches, try await nodes.runMany(QueueScripts.finish, calls: calls, durable: true, idempotent: true)) {
             if case .error(let message) = reply { throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: "EVALSHA") }
             for ((lease, _), value) in zip(group, reply.array ?? []) { accepted[lease] = value.int == 1 }
         }

@@ -9,6 +9,16 @@ public enum TestServices {
         value("DBQ_TEST_REDIS_URL") ?? "redis://:dbq-local@127.0.0.1:56379/0"
     }
 
+    /// The local Redis Cluster `deploy/local/cluster.sh` starts (for the failover tests).
+    public static var clusterURL: String {
+        value("DBQ_TEST_CLUSTER_URL") ?? devFile("cluster.env")["DBQ_CLUSTER_URL"] ?? "redis+cluster://:dbq-local@127.0.0.1:51001,127.0.0.1:51002,127.0.0.1:51003"
+    }
+
+    /// Where the cluster's nodes keep their pid files (`PORT/redis.pid`).
+    public static var clusterDirectory: String {
+        value("DBQ_TEST_CLUSTER_DIR") ?? devFile("cluster.env")["DBQ_CLUSTER_DIR"] ?? projectRoot + "/.dev/cluster"
+    }
+
     public static var databaseURL: String {
         value("DBQ_TEST_DATABASE_URL") ?? "postgresql://postgres:dbq-local@127.0.0.1:55432/postgres"
     }
@@ -60,8 +70,11 @@ public enum TestServices {
         return devEnv[name]
     }
 
-    private static let devEnv: [String: String] = {
-        guard let text = try? String(contentsOfFile: projectRoot + "/.dev/env", encoding: .utf8) else { return [:] }
+    private static let devEnv: [String: String] = devFile("env")
+
+    /// The `export NAME='value'` lines of a file under `.dev/`.
+    static func devFile(_ name: String) -> [String: String] {
+        guard let text = try? String(contentsOfFile: projectRoot + "/.dev/" + name, encoding: .utf8) else { return [:] }
         var values: [String: String] = [:]
         for line in text.split(separator: "\n") where line.hasPrefix("export ") {
             let assignment = line.dropFirst("export ".count)
@@ -71,5 +84,5 @@ public enum TestServices {
             values[String(assignment[..<eq])] = v
         }
         return values
-    }()
+    }
 }

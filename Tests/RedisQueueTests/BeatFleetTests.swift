@@ -27,13 +27,13 @@ struct BeatFleetTests {
 
     /// The slots (Unix seconds) of every job the beat queued on `queue`.
     func firedSlots(_ queue: String) async throws -> [Int] {
-        let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
+        let redis = try makeDriver().nodes
         let keys = RedisQueueKeys(queue: queue)
         var ids: [String] = []
         for state in ["pending", "running", "succeeded", "scheduled"] {
-            ids += (try await redis.send("ZRANGE", RedisArgument(keys.set(for: state)), 0, -1).array ?? []).compactMap(\.string)
+            ids += (try await redis.send(key: keys.routing, "ZRANGE", RedisArgument(keys.set(for: state)), 0, -1).array ?? []).compactMap(\.string)
         }
-        let replies = try await redis.pipeline(ids.map { RedisCommand("HGET", RedisArgument(keys.job($0)), "beat_slot") })
+        let replies = try await redis.pipeline(ids.map { RedisCommand("HGET", RedisArgument(keys.job($0)), "beat_slot") }, key: keys.routing)
         return replies.compactMap { $0.string.flatMap(Double.init).map { Int($0 / 1000) } }.sorted()
     }
 
@@ -184,11 +184,10 @@ struct BeatFleetTests {
         #expect(await worker.wait(timeout: .seconds(60)) == 0)
         #expect(try await q.job(envelope.id, queue: queue)?.state == "succeeded")
         // As if the beat had watched the entry for nine days, and the job's hash had expired since.
-        let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
         let keys = RedisQueueKeys(queue: queue)
         let nineDaysAgo = Int((Date().timeIntervalSince1970 - 9 * 86_400) * 1000)
-        try await redis.send("HSET", RedisArgument(keys.beatEntry("weekly-verify")), "since", RedisArgument(nineDaysAgo))
-        try await redis.send("DEL", RedisArgument(keys.job(envelope.id)))
+        try await q.nodes.send(key: keys.routing, "HSET", RedisArgument(keys.beatEntry("weekly-verify")), "since", RedisArgument(nineDaysAgo))
+        try await q.nodes.send(key: keys.routing, "DEL", RedisArgument(keys.job(envelope.id)))
         let result = try await runCommand(dbq, ["beat", "status", "--schedule", path, "--json"], environment: env)
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
         #expect(result.stdout.contains(#""alert" : false"#))

@@ -48,9 +48,8 @@ struct FleetTests {
         let stats = try await q.stats(queue: name, workers: [])
         #expect(stats.succeeded == 10_000)
         #expect(stats.pending + stats.running + stats.scheduled + stats.dead == 0)
-        let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
         let keys = RedisQueueKeys(queue: name)
-        let replies = try await redis.pipeline(ids.map { RedisCommand("HMGET", RedisArgument(keys.job($0)), "attempt", "worker", "state") })
+        let replies = try await q.nodes.pipeline(ids.map { RedisCommand("HMGET", RedisArgument(keys.job($0)), "attempt", "worker", "state") }, key: keys.routing)
         var perWorker: [String: Int] = [:]
         for reply in replies {
             let f = reply.array ?? []
@@ -153,8 +152,7 @@ struct FleetTests {
         let newer = try await q.push(JobEnvelope(kind: "sleep", version: 7, payload: .object(["seconds": .number(0)]), queue: name)).id
         let shape = try await q.push(JobEnvelope(kind: "sleep", version: 1, payload: .object(["seconds": .string("soon")]), queue: name)).id
         // An envelope that is not JSON at all, as a foreign producer might write.
-        let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
-        try await redis.run(RedisScript(QueueScripts.push.source), keys: RedisQueueKeys(queue: name).scriptKeys.map { RedisArgument($0) }, arguments: [
+        try await q.nodes.run(RedisScript(QueueScripts.push.source), keys: RedisQueueKeys(queue: name).scriptKeys.map { RedisArgument($0) }, arguments: [
             RedisArgument(RedisQueueKeys(queue: name).prefix), "garbage-1", "{not json", "5", "0", "", "60000", "3",
         ])
         let good = try await q.push(noop(name)).id

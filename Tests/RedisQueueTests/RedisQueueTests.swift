@@ -53,7 +53,11 @@ struct RedisQueueScriptTests {
         let record = try #require(try await q.job(id, queue: name))
         #expect(record.state == "succeeded")
         #expect(record.result == .string("done"))
-        #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [false])
+        // The same completion sent again (its reply lost to a failover) is acknowledged and
+        // changes nothing; a stale token is still refused.
+        #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [true])
+        #expect(try await q.job(id, queue: name)?.result == .string("done"))
+        #expect(try await q.finish([(stale, .succeeded(result: nil))]) == [false])
     }
 
     @Test("a lapsed lease is rescued; the old token is void; the next lease is attempt 2 with a larger token")
@@ -206,8 +210,7 @@ struct RedisQueueEdgeTests {
         #expect(try await q.beatFire(entry: "weekly-verify", slot: slot, skipIfRunning: true, envelope: envelope) == .fired(id: envelope.id))
         let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs[0].lease
         #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [true])
-        let redis = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
-        try await redis.send("DEL", RedisArgument(RedisQueueKeys(queue: name).job(envelope.id)))
+        try await q.nodes.send(key: RedisQueueKeys(queue: name).routing, "DEL", RedisArgument(RedisQueueKeys(queue: name).job(envelope.id)))
         let state = try await q.beatState(entry: "weekly-verify", queue: name)
         let success = try #require(state.lastSuccess)
         #expect(abs(success.timeIntervalSinceNow) < 60)
@@ -217,11 +220,13 @@ struct RedisQueueEdgeTests {
     @Test("a resource lock held across a killed Redis connection (CLIENT KILL): the holder reconnects and keeps it")
     func lockSurvivesClientKill() async throws {
         let q = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"), connections: 1)
-        let admin = try await RedisConnection.connect(try RedisConfiguration(url: TestServices.redisURL), logger: Logger(label: "t"))
         let name = "kill-\(UUID().uuidString.prefix(8))"
         // A hold of 120 s renewed every 300 ms: the kill costs one failed renewal, whatever the load.
         let result = try await q.withLock(name, mode: .shared, owner: "job", ttl: .seconds(120), renewEvery: .milliseconds(300)) {
-            let connection = q.nodes.connection(for: nil)
+            let lockKey = RedisQueueKeys.lock(name).shared
+            let connection = q.nodes.connection(for: lockKey)
+            // An admin connection to the node that holds the lock (the one node of a single Redis).
+            let admin = try await RedisConnection.connect(q.configuration.node(q.nodes.endpoint(for: lockKey)), logger: Logger(label: "t"))
             let id = try #require(try await connection.send("CLIENT", "ID").int)
             try await admin.send("CLIENT", "KILL", "ID", RedisArgument(id))
             // Several renewals: the first meets the killed connection and fails; the next reconnects.
