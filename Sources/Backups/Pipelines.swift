@@ -93,7 +93,11 @@ final class PipeReader: @unchecked Sendable {
 
     init(process: Subprocess, chunk: Int, depth: Int = 2) {
         buffers = (0..<depth).map { _ in .allocate(byteCount: chunk, alignment: 16) }
-        free = DispatchSemaphore(value: depth)
+        // Made at 0 and signalled up: libdispatch traps when a semaphore is freed below the
+        // value it was made with, which a job cancelled mid-dump (its chunks never released)
+        // would do — it killed the whole worker.
+        free = DispatchSemaphore(value: 0)
+        for _ in 0..<depth { free.signal() }
         Thread.detachNewThread { [self] in readAhead(process) }
     }
 

@@ -73,7 +73,7 @@ public enum TestServices {
     private static let devEnv: [String: String] = devFile("env")
 
     /// The `export NAME='value'` lines of a file under `.dev/`.
-    static func devFile(_ name: String) -> [String: String] {
+    public static func devFile(_ name: String) -> [String: String] {
         guard let text = try? String(contentsOfFile: projectRoot + "/.dev/" + name, encoding: .utf8) else { return [:] }
         var values: [String: String] = [:]
         for line in text.split(separator: "\n") where line.hasPrefix("export ") {
