@@ -20,15 +20,10 @@ public enum CopyText {
             } else if b == 0x5C, i + 1 < line.endIndex {
                 let n = line[i + 1]
                 i += 1
-                switch n {
-                case UInt8(ascii: "N") where current.isEmpty && (i + 1 == line.endIndex || line[i + 1] == 0x09): isNull = true
-                case UInt8(ascii: "n"): current.append(0x0A)
-                case UInt8(ascii: "r"): current.append(0x0D)
-                case UInt8(ascii: "t"): current.append(0x09)
-                case UInt8(ascii: "b"): current.append(0x08)
-                case UInt8(ascii: "f"): current.append(0x0C)
-                case UInt8(ascii: "v"): current.append(0x0B)
-                default: current.append(n)
+                if n == UInt8(ascii: "N") && current.isEmpty && (i + 1 == line.endIndex || line[i + 1] == 0x09) {
+                    isNull = true
+                } else {
+                    current.append(unescaped(n))
                 }
             } else {
                 current.append(b)
@@ -37,6 +32,20 @@ public enum CopyText {
         }
         flush()
         return fields
+    }
+
+    /// The byte a backslash escape stands for (`\n` → newline; `\x` → `x` for the others).
+    @inline(__always)
+    static func unescaped(_ n: UInt8) -> UInt8 {
+        switch n {
+        case UInt8(ascii: "n"): 0x0A
+        case UInt8(ascii: "r"): 0x0D
+        case UInt8(ascii: "t"): 0x09
+        case UInt8(ascii: "b"): 0x08
+        case UInt8(ascii: "f"): 0x0C
+        case UInt8(ascii: "v"): 0x0B
+        default: n
+        }
     }
 
     /// The bytes of one non-NULL field (without separators), unescaped.
@@ -48,15 +57,7 @@ public enum CopyText {
             let b = field[i]
             if b == 0x5C, i + 1 < field.endIndex {
                 i += 1
-                switch field[i] {
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "v"): out.append(0x0B)
-                case let n: out.append(n)
-                }
+                out.append(unescaped(field[i]))
             } else {
                 out.append(b)
             }

@@ -45,3 +45,33 @@ final class AsyncSignal: Sendable {
         }
     }
 }
+
+/// Resumes one waiter when the first of several racers finishes; later finishes are no-ops.
+final class FirstToFinish: Sendable {
+    private struct State {
+        var finished = false
+        var continuation: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func finish() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard !s.finished else { return nil }
+            s.finished = true
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.finished { return true }
+                s.continuation = c
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+}

@@ -8,12 +8,7 @@ import Foundation
 /// the errors: this is a fast path, never a second judge of what is valid.
 enum EnvelopeScanner {
     struct Fields {
-        var id: String
-        var kind: String
-        var version: Int
-        var queue: String
-        var maxAttempts: Int
-        var timeoutSeconds: Double
+        var header: EnvelopeHeader
         var payload: Range<Int>
     }
 
@@ -52,7 +47,8 @@ enum EnvelopeScanner {
         }
         s.whitespace()
         guard s.i == bytes.count, let id, let kind, let queue, let version, let maxAttempts, let timeout, let payload else { return nil }
-        return Fields(id: id, kind: kind, version: version, queue: queue, maxAttempts: maxAttempts, timeoutSeconds: timeout, payload: payload)
+        return Fields(header: EnvelopeHeader(id: id, kind: kind, version: version, queue: queue, maxAttempts: maxAttempts, timeoutSeconds: timeout),
+                      payload: payload)
     }
 
     private struct Scanner {

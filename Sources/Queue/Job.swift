@@ -176,10 +176,10 @@ public struct JobRegistry: Sendable {
         let fast = text.withUTF8 { utf8 -> DecodedJob? in
             let raw = UnsafeRawBufferPointer(utf8)
             guard let f = EnvelopeScanner.scan(raw) else { return nil }
-            let header = EnvelopeHeader(id: f.id, kind: f.kind, version: f.version, queue: f.queue, maxAttempts: f.maxAttempts, timeoutSeconds: f.timeoutSeconds)
-            guard let decode = payloadBytesDecoders[f.kind] else { return DecodedJob(header: header, payload: nil) }
+            let header = f.header
+            guard let decode = payloadBytesDecoders[header.kind] else { return DecodedJob(header: header, payload: nil) }
             do {
-                return DecodedJob(header: header, payload: .success(try decode(f.version, Data(UnsafeRawBufferPointer(rebasing: raw[f.payload])), decoder)))
+                return DecodedJob(header: header, payload: .success(try decode(header.version, Data(UnsafeRawBufferPointer(rebasing: raw[f.payload])), decoder)))
             } catch let error as JobError {
                 return DecodedJob(header: header, payload: .failure(error))
             } catch {

@@ -48,11 +48,12 @@ public struct JobEnvelope: Codable, Sendable, Equatable {
 
     public static let priorities = 0...9
 
-    /// `user@host` of this process.
-    public static var currentUser: String {
+    /// `user@host` of this process, read once (Foundation's host name may ask the
+    /// resolver, which a bulk push paid for every job).
+    public static let currentUser: String = {
         let user = ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown"
         return "\(user)@\(ProcessInfo.processInfo.hostName)"
-    }
+    }()
 
     /// Checks what a producer controls; each problem named.
     public func validate() throws(JobError) {

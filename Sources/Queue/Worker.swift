@@ -110,15 +110,33 @@ public final class Worker: Service {
                 if let nextScheduled { wait = max(.milliseconds(1), min(wait, nextScheduled)) }
                 // A worker that exits when idle looks again soon: its last reports may still be in flight.
                 if configuration.exitWhenIdle { wait = min(wait, .milliseconds(200)) }
-                do {
-                    try await driver.waitForWork(queues: names, timeout: wait)
-                } catch {
-                    try? await Task.sleep(for: .milliseconds(200))
-                }
+                await idle(queues: names, for: wait)
                 continue
             }
             for job in fetched { start(job) }
         }
+    }
+
+    /// Waits for work until `wait` passes, work arrives or the worker is told to stop,
+    /// whichever comes first. A driver's wait may not be interruptible (a `BLPOP` on its
+    /// own connection): it is left to end on its own, so a stop never waits out an idle
+    /// wait of half a minute.
+    private func idle(queues: [String], for wait: Duration) async {
+        let first = FirstToFinish()
+        Task { [driver] in
+            do {
+                try await driver.waitForWork(queues: queues, timeout: wait)
+            } catch {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+            first.finish()
+        }
+        let stop = Task { [state] in
+            await state.stopped.wait()
+            first.finish()
+        }
+        await first.wait()
+        stop.cancel()
     }
 
     private func start(_ job: LeasedJob) {
@@ -404,6 +422,8 @@ final class WorkerState: Sendable {
     let capacity = AsyncSignal()
     let completionsReady = AsyncSignal()
     let reporterDone = AsyncSignal()
+    /// Signalled on shutdown: wakes the fetch loop from an idle wait.
+    let stopped = AsyncSignal()
 
     var isStopping: Bool { state.withLock { $0.stopping } }
     var isFinished: Bool { state.withLock { $0.finished } }
@@ -418,6 +438,7 @@ final class WorkerState: Sendable {
     func beginShutdown() {
         state.withLock { $0.stopping = true }
         capacity.signal()
+        stopped.signal()
     }
 
     func finish() {

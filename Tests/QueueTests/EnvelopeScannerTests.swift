@@ -38,8 +38,9 @@ struct EnvelopeScannerTests {
             let scanned = copy.withUTF8 { EnvelopeScanner.scan(UnsafeRawBufferPointer($0)) }
             guard let scanned else { continue }
             fast += 1
-            #expect(Header(id: scanned.id, kind: scanned.kind, version: scanned.version, queue: scanned.queue, maxAttempts: scanned.maxAttempts,
-                           timeoutSeconds: scanned.timeoutSeconds) == expected, "\(text)")
+            let h = scanned.header
+            #expect(Header(id: h.id, kind: h.kind, version: h.version, queue: h.queue, maxAttempts: h.maxAttempts,
+                           timeoutSeconds: h.timeoutSeconds) == expected, "\(text)")
             let slice = Array(text.utf8)[scanned.payload]
             #expect(try decoder.decode(JSONValue.self, from: Data(slice)) == expectedPayload, "\(text)")
         }

@@ -10,9 +10,9 @@ struct WorkerTests {
     /// Leases long enough, and a rescuer rare enough, that a busy test machine never
     /// lapses a lease here: lapses are tested with a manual clock and real processes.
     func worker(_ queue: MemoryQueue, concurrency: Int = 4, grace: Duration = .seconds(5), lease: Duration = .seconds(60),
-                exitWhenIdle: Bool = true) -> Worker {
+                exitWhenIdle: Bool = true, idleWait: Duration = .milliseconds(50)) -> Worker {
         Worker(driver: queue, registry: .builtins, configuration: WorkerConfiguration(
-            queues: [("q", 1)], concurrency: concurrency, lease: lease, idleWait: .milliseconds(50), shutdownGrace: grace,
+            queues: [("q", 1)], concurrency: concurrency, lease: lease, idleWait: idleWait, shutdownGrace: grace,
             rescueInterval: .seconds(3600), retryPolicy: RetryPolicy(backoff: Backoff(base: .milliseconds(20), cap: .milliseconds(50))),
             workerID: "test", exitWhenIdle: exitWhenIdle), logger: Logger(label: "test.worker"))
     }
@@ -113,6 +113,30 @@ struct WorkerTests {
         w.shutdown()
         try await run.value
         #expect(q.record(id)?.state == .succeeded)
+    }
+
+    @Test("a stop wakes an idle worker: one waiting an hour for work stops at once")
+    func stopWhileIdle() async throws {
+        let q = MemoryQueue()
+        let id = try await q.push(JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: "q")).id
+        let w = worker(q, exitWhenIdle: false, idleWait: .seconds(3600))
+        let run = Task { try await w.run() }
+        while q.record(id)?.state != .succeeded { try await Task.sleep(for: .milliseconds(10)) }
+        // Its one job reported and nothing left: the worker is in its hour-long wait.
+        try await Task.sleep(for: .milliseconds(200))
+        w.shutdown()
+        let stopped = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await run.value) != nil }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(60))
+                return false
+            }
+            let first = await group.next() ?? false
+            run.cancel()
+            group.cancelAll()
+            return first
+        }
+        #expect(stopped, "the worker waited out its idle wait before stopping")
     }
 
     @Test("a cancel request reaches a running job at its next heartbeat")

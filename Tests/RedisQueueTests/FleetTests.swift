@@ -119,6 +119,19 @@ struct FleetTests {
         #expect(record?.state == "succeeded" && record?.worker == "A")
     }
 
+    @Test("SIGTERM while idle in a ten-minute wait for work: exit 0 at once")
+    func sigtermIdle() async throws {
+        let q = try makeDriver(), name = freshQueueName("term-idle")
+        let id = try await q.push(JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: name)).id
+        let a = try ChildProcess(dbq, ["worker", "--queues", name, "--idle-wait", "10m", "--id", "A"], environment: env)
+        #expect(try await eventually(.seconds(90)) { try await q.job(id, queue: name)?.state == "succeeded" })
+        // Idle now, blocked in its wait for work on Redis: the signal must not wait it out.
+        try await Task.sleep(for: .milliseconds(300))
+        a.signal(SIGTERM)
+        #expect(await a.wait(timeout: .seconds(60)) == 0, "the worker did not stop within a minute of SIGTERM: \(a.stderr.suffix(1000))")
+        #expect(a.stderr.contains("worker stopped"))
+    }
+
     @Test("a worker paused past its lease (SIGSTOP) cannot complete the job another worker now holds")
     func sigstop() async throws {
         let q = try makeDriver(), name = freshQueueName("stop")
