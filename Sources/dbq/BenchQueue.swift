@@ -31,7 +31,7 @@ struct BenchQueue: AsyncParsableCommand {
     @Option(help: "Runs per figure (medians).") var runs = 3
     @Option(help: "Push batches in flight at once.") var pushStreams = 4
     @Option(help: "Jobs for the pickup-latency figure.") var latencySamples = 200
-    @Option(help: "Seconds to count an idle worker's Redis commands.") var idleSeconds = 10
+    @Option(help: "Seconds to count an idle worker's Redis commands.") var idleSeconds = 30
     @Option(help: "A Python interpreter with celery[redis], to drain the same jobs with Celery beside dbq.") var celery: String?
     @Option(help: "Tasks for Celery's drain (it is ~30x slower).") var celeryJobs = 20_000
 
@@ -223,6 +223,11 @@ struct BenchQueue: AsyncParsableCommand {
         var cpu = 0.0, commands = 0
         for info in infos {
             for line in info.split(whereSeparator: \.isNewline) {
+                // A replica acknowledges its offset every second: replication, not the fleet.
+                if line.hasPrefix("cmdstat_replconf:calls="), let calls = Int(line.dropFirst(23).prefix { $0.isNumber }) {
+                    commands -= calls
+                    continue
+                }
                 let parts = line.split(separator: ":")
                 guard parts.count == 2 else { continue }
                 switch parts[0] {
