@@ -87,8 +87,20 @@ public final class Subprocess: @unchecked Sendable {
                 argv.forEach { free($0) }
                 envp.forEach { free($0) }
             }
+            // Every signal at its default and none blocked: dbq ignores SIGPIPE, and a
+            // worker's SIGTERM and SIGINT are ignored for the shutdown handler's sake — a
+            // child would inherit that and outlive a plain `kill`.
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var defaults = sigset_t(), mask = sigset_t()
+            sigfillset(&defaults)
+            sigemptyset(&mask)
+            posix_spawnattr_setsigdefault(&attributes, &defaults)
+            posix_spawnattr_setsigmask(&attributes, &mask)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
             var child: pid_t = 0
-            let rc = posix_spawn(&child, path, &fileActions, nil, argv, envp)
+            let rc = posix_spawn(&child, path, &fileActions, &attributes, argv, envp)
             guard rc == 0 else {
                 throw SubprocessError("cannot start \(path): \(String(cString: strerror(rc)))")
             }

@@ -26,6 +26,25 @@ struct SubprocessTests {
         #expect(!child.isRunning)
     }
 
+    @Test("a child starts with every signal at its default and none blocked, though dbq ignores some: a plain kill ends it")
+    func signalsAtDefault() async throws {
+        // As in a worker: SIGPIPE ignored by dbq, SIGTERM by the shutdown handler (and SIGHUP
+        // here, which nothing sends a test process).
+        signal(SIGHUP, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        let child = try Subprocess("/bin/sleep", arguments: ["30"], environment: [:])
+        let status = try String(contentsOfFile: "/proc/\(child.pid)/status", encoding: .utf8)
+        func mask(_ name: String) -> String? {
+            status.split(separator: "\n").first { $0.hasPrefix(name + ":") }.map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
+        }
+        // Signals 1–31 (32 and above are the C library's own and real-time ones).
+        func standard(_ name: String) -> UInt64? { mask(name).flatMap { UInt64($0, radix: 16) }.map { $0 & 0x7fff_ffff } }
+        #expect(standard("SigIgn") == 0, "signals the child ignores: \(mask("SigIgn") ?? "?")")
+        #expect(standard("SigBlk") == 0, "signals the child blocks: \(mask("SigBlk") ?? "?")")
+        child.kill(SIGHUP)
+        #expect(await child.wait() == 128 + SIGHUP)
+    }
+
     @Test("a missing program is named, with where it was looked for")
     func missing() {
         #expect(Subprocess.locate("dbq-no-such-program") == nil)

@@ -53,7 +53,14 @@ setup() {
 teardown() {
   for h in h1 h2; do ip netns del "dbq-$h" 2>/dev/null || true; ip link del "veth-$h" 2>/dev/null || true; done
   ip link del "$BR" 2>/dev/null || true
-  for name in redis postgres; do pid_alive "$DIR/$name-relay.pid" && kill "$(cat "$DIR/$name-relay.pid")"; done
+  for name in redis postgres; do
+    pid_alive "$DIR/$name-relay.pid" || continue
+    pid="$(head -n 1 "$DIR/$name-relay.pid")"
+    kill "$pid"
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$DIR/$name-relay.pid"
+  done
   rm -f "$DBQ_DEV/partition.env"
   say "partition: removed"
 }
