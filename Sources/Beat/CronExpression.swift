@@ -60,9 +60,15 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
 
     /// The first fire time strictly after `instant`, in `zone`; nil if there is none
     /// within 30 years.
-    public func next(after instant: Date, in zone: TimeZone) -> Date? {
+    /// Gregorian in UTC: wall times are computed as if they were UTC instants.
+    private static let wallCalendar: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar
+    }()
+
+    public func next(after instant: Date, in zone: TimeZone) -> Date? {
+        let calendar = Self.wallCalendar
         // Start from the local wall time of the next whole second.
         let startInstant = Date(timeIntervalSince1970: (instant.timeIntervalSince1970 + 1).rounded(.down))
         let offset = zone.secondsFromGMT(for: startInstant)

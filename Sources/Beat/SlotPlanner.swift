@@ -59,7 +59,8 @@ public enum SlotPlanner {
     }
 
     /// The newest `count` slots in `(after, through]`, how many slots that interval has,
-    /// and whether that count is exact (a gap is counted up to 20,000 slots or 31 days).
+    /// and whether that count is exact (a gap is counted up to 20,000 slots or 31 days;
+    /// past that the count is a lower bound).
     static func newestSlots(cron: CronExpression, zone: TimeZone, after: Date, through: Date, count: Int) -> ([Date], Int, Bool) {
         var window: TimeInterval = 60
         let span = through.timeIntervalSince(after)
@@ -67,11 +68,18 @@ public enum SlotPlanner {
         let maxWindow: TimeInterval = 31 * 86_400
         // Count no further than the policy can use.
         let cap = max(20_000, count + 1)
+        // The last window looked at, whole (fewer than `cap` slots): its newest slots are
+        // the gap's newest.
+        var previous: [Date] = []
         while true {
             let start = window >= span ? after : through.addingTimeInterval(-window)
             let slots = cron.fireTimes(after: start, through: through, in: zone, limit: cap)
             if window >= span && slots.count < cap {
                 return (Array(slots.suffix(count)), slots.count, true)
+            }
+            // Too many slots to count, and the smaller window before holds the newest ones.
+            if slots.count >= cap && previous.count >= count {
+                return (Array(previous.suffix(count)), slots.count, false)
             }
             // Widen until the whole gap is counted, unless it holds too many slots to count:
             // then walk this window in chunks and keep the newest.
@@ -86,6 +94,7 @@ public enum SlotPlanner {
                 }
                 return (newest, total, false)
             }
+            previous = slots
             window *= 4
         }
     }
