@@ -1,4 +1,5 @@
 import DBQConfig
+import DBQSupport
 import Foundation
 import Logging
 import ObjectStorage
@@ -30,12 +31,7 @@ public struct BackupEnvironment: Sendable {
 
     /// The connection string of a configured database.
     public func database(_ name: String) throws(BackupError) -> PostgresConnectionString {
-        guard let url = configuration.databases[name] else {
-            let known = configuration.databases.keys.sorted()
-            throw .permanent("unknown database '\(name)'; "
-                + (known.isEmpty ? "no databases are configured" : "configured: \(known.joined(separator: ", "))")
-                + " (add it under databases: in dbq.yaml or set DBQ_DATABASE_URL_\(name.uppercased().replacingOccurrences(of: "-", with: "_")))")
-        }
+        guard let url = configuration.databases[name] else { throw .permanent(configuration.unknownDatabase(name)) }
         return url
     }
 

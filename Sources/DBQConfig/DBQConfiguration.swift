@@ -372,6 +372,18 @@ public struct DBQConfiguration: Sendable, Equatable {
         }
         return lines.joined(separator: "\n")
     }
+
+    /// Why `name` is not a configured database, in one message that says what to do. A
+    /// URL given where a name belongs is told apart (and its password masked).
+    public func unknownDatabase(_ name: String) -> String {
+        let known = databases.keys.sorted()
+        let configured = known.isEmpty ? "no databases are configured" : "configured: \(known.joined(separator: ", "))"
+        if name.contains("://") {
+            return "--database takes the name of a configured database, not a URL (\(Redaction.url(name))): "
+                + "name it under databases: in dbq.yaml (main: \"postgresql://…\") or set DBQ_DATABASE_URL_MAIN, then pass --database main; \(configured)"
+        }
+        return "unknown database '\(name)'; \(configured) (add it under databases: in dbq.yaml or set DBQ_DATABASE_URL_\(name.uppercased().replacingOccurrences(of: "-", with: "_")))"
+    }
 }
 
 /// Everything wrong with a configuration, each problem with its path.

@@ -185,8 +185,8 @@ struct BackupPushOptions: ParsableArguments {
         if kind == "snapshot-retention", object["keepLast"] == nil, object["maxAgeSeconds"] == nil {
             throw ValidationError("snapshot-retention needs --keep-last N or --max-age DURATION (or both)")
         }
-        if let configuration, !configuration.databases.isEmpty, configuration.databases[database] == nil {
-            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        if let configuration, !configuration.databases.isEmpty || database.contains("://"), configuration.databases[database] == nil {
+            throw ValidationError(configuration.unknownDatabase(database))
         }
         if let configuration, !configuration.databases.isEmpty || !configuration.storages.isEmpty {
             try Self.checkStorage(object["storage"], in: configuration)

@@ -20,8 +20,8 @@ struct AdviceOptions: ParsableArguments {
 
     func check(_ configuration: DBQConfiguration) throws {
         if let minSavings, !(0...100).contains(minSavings) { throw ValidationError("--min-savings is a percentage from 0 to 100, not \(minSavings)") }
-        if !configuration.databases.isEmpty, configuration.databases[database] == nil {
-            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        if !configuration.databases.isEmpty || database.contains("://"), configuration.databases[database] == nil {
+            throw ValidationError(configuration.unknownDatabase(database))
         }
     }
 
@@ -47,8 +47,8 @@ struct CreateIndexOptions: ParsableArguments {
     @Option(help: "lock_timeout of each attempt (default 2s); retried with backoff.") var lockTimeout: String?
 
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
-        if !configuration.databases.isEmpty, configuration.databases[database] == nil {
-            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        if !configuration.databases.isEmpty || database.contains("://"), configuration.databases[database] == nil {
+            throw ValidationError(configuration.unknownDatabase(database))
         }
         if sql != nil && (table != nil || columns != nil) { throw ValidationError("give --sql, or --table and --columns, not both") }
         if requireUse && check == nil { throw ValidationError("--require-use needs --check 'SELECT …'") }
@@ -70,8 +70,8 @@ struct IndexNameOptions: ParsableArguments {
     @Option(help: "lock_timeout of each attempt (default 2s); retried with backoff.") var lockTimeout: String?
 
     func payload(_ configuration: DBQConfiguration, drop: Bool) throws -> JSONValue {
-        if !configuration.databases.isEmpty, configuration.databases[database] == nil {
-            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        if !configuration.databases.isEmpty || database.contains("://"), configuration.databases[database] == nil {
+            throw ValidationError(configuration.unknownDatabase(database))
         }
         let ms = try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) }
         let data = drop ? try JSONEncoder().encode(DropIndexJob.Payload(database: database, index: index, lockTimeoutMs: ms))

@@ -24,8 +24,8 @@ struct MigrationSource: ParsableArguments {
     /// The files, each checked by PostgreSQL's parser now (a syntax error is named here,
     /// not by a worker later).
     func files(_ configuration: DBQConfiguration) throws -> [MigrationFile] {
-        if !configuration.databases.isEmpty, configuration.databases[database] == nil {
-            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        if !configuration.databases.isEmpty || database.contains("://"), configuration.databases[database] == nil {
+            throw ValidationError(configuration.unknownDatabase(database))
         }
         let files: [MigrationFile]
         do { files = try MigrationFiles.load(directory: try folder(configuration)) } catch let error as MigrationFiles.Problem { throw ValidationError(error.description) }
@@ -201,8 +201,8 @@ struct ValidateIntegrityOptions: ParsableArguments {
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         let source = try MigrationSource.parse(["--database", database] + (dir.map { ["--dir", $0] } ?? []))
         let files = dir != nil || configuration.migrations[database] != nil ? try source.files(configuration) : nil
-        if files == nil, !configuration.databases.isEmpty, configuration.databases[database] == nil {
-            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        if files == nil, !configuration.databases.isEmpty || database.contains("://"), configuration.databases[database] == nil {
+            throw ValidationError(configuration.unknownDatabase(database))
         }
         let payload = ValidateIntegrityJob.Payload(database: database, files: files, samples: samples)
         return try payloadJSON(payload)

@@ -19,8 +19,8 @@ struct DatabaseName: ParsableArguments {
     }
 
     func check(_ configuration: DBQConfiguration) throws {
-        if !configuration.databases.isEmpty, configuration.databases[database] == nil {
-            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        if !configuration.databases.isEmpty || database.contains("://"), configuration.databases[database] == nil {
+            throw ValidationError(configuration.unknownDatabase(database))
         }
     }
 }

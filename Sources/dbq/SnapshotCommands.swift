@@ -18,8 +18,8 @@ struct RollbackOptions: ParsableArguments {
         if !confirm && !dryRun {
             throw ValidationError("a rollback replaces every row of the snapshot's tables (changes since it are lost): add --confirm, or --dry-run to see rows now and in the snapshot")
         }
-        if !configuration.databases.isEmpty, configuration.databases[database] == nil {
-            throw ValidationError("unknown database '\(database)'; configured: \(configuration.databases.keys.sorted().joined(separator: ", "))")
+        if !configuration.databases.isEmpty || database.contains("://"), configuration.databases[database] == nil {
+            throw ValidationError(configuration.unknownDatabase(database))
         }
         if !configuration.databases.isEmpty || !configuration.storages.isEmpty {
             try BackupPushOptions.checkStorage(storage.map(JSONValue.string), in: configuration)

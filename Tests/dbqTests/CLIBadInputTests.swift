@@ -30,6 +30,17 @@ struct CLIBadInputTests {
         #expect(!result.stderr.contains("Fatal error"), sourceLocation: sourceLocation)
     }
 
+    @Test("a URL given to --database, where a configured name belongs: told so at push and inline, its password masked", arguments: [["push", "backup"], ["run", "backup"]])
+    func databaseURLForName(_ command: [String]) async throws {
+        let secret = "s3cr3t-in-url"
+        let r = try await runCommand(dbq, command + ["--database", "postgresql://postgres:\(secret)@127.0.0.1:1/app"], environment: services)
+        #expect(r.status != 0, "exit \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("--database takes the name of a configured database, not a URL (postgresql://postgres:***@127.0.0.1:1/app)"), "\(r.stderr)")
+        #expect(r.stderr.contains("DBQ_DATABASE_URL_MAIN"), "\(r.stderr)")
+        #expect(!r.stderr.contains(secret), "secret leaked: \(r.stderr)")
+        #expect(!r.stderr.contains("Fatal error"))
+    }
+
     @Test("a storage URL that is not one")
     func badStorageURL() async throws {
         let r = try await runCommand(dbq, ["storage", "ls", "bucket/prefix"], environment: services)
