@@ -316,6 +316,11 @@ public final class RedisNodes: Sendable {
                 lastError = error
             }
         }
+        // Every node unreachable: name them all (the last one alone reads as a typo in it).
+        if candidates.count > 1, let last = lastError as? RedisError, last.code == .connection, !last.mayHaveRun {
+            throw RedisError(code: .connection, message: "no node of the cluster answers; the last: \(last.message)",
+                             endpoint: "any of " + candidates.joined(separator: ", "), mayHaveRun: false)
+        }
         throw lastError ?? RedisError(code: .connection, message: "no seed node of the cluster answers", endpoint: configuration.endpoint, mayHaveRun: false)
     }
 

@@ -72,6 +72,13 @@ struct CLIBadInputTests {
         expectOneClearLine(r, ["127.0.0.1:\(TestServices.closedPort)", "refused"])
     }
 
+    @Test("a Redis Cluster none of whose seed nodes answers: every seed named")
+    func clusterUnreachable() async throws {
+        let port = TestServices.closedPort
+        let r = try await runCommand(dbq, ["queues", "--redis-url", "redis+cluster://:pw@127.0.0.1:\(port),localhost:\(port)"], environment: services)
+        expectOneClearLine(r, ["any of 127.0.0.1:\(port), localhost:\(port)", "no node of the cluster answers", "refused"])
+    }
+
     @Test("Redis refusing the password")
     func redisWrongPassword() async throws {
         let url = TestServices.redisURL.replacingOccurrences(of: "dbq-local@", with: "not-the-password@")
