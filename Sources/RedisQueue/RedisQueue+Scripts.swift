@@ -70,6 +70,8 @@ enum QueueScripts {
         end
         -- Queues a job unless its id or unique key is taken: {1, id} or {0, holder}.
         -- Pending jobs' scores are collected in `pending` (ZADD once per batch).
+        -- Fields at their default are not written: no attempt (0), no token (0), no
+        -- unique key (''); every reader takes a missing one for its default.
         local function push_job(p, id, envelope, priority, run_at, unique, unique_ttl, max_attempts, now, now_str, pending)
           local jk = p .. 'job:' .. id
           if redis.call('EXISTS', jk) == 1 then return 0, id end
@@ -77,19 +79,20 @@ enum QueueScripts {
             local holder = redis.call('GET', p .. 'unique:' .. unique)
             if holder then return 0, holder end
             redis.call('SET', p .. 'unique:' .. unique, id, 'PX', unique_ttl)
+            redis.call('HSET', jk, 'unique', unique)
           end
           run_at = tonumber(run_at)
           if run_at > now then
-            redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', '0',
-              'token', '0', 'unique', unique, 'enqueued', now_str, 'run_at', run_at, 'state', 'scheduled')
+            redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts,
+              'enqueued', now_str, 'run_at', run_at, 'state', 'scheduled')
             redis.call('ZADD', K_SCHEDULED, run_at, id)
           else
             if run_at > 0 then
-              redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', '0',
-                'token', '0', 'unique', unique, 'enqueued', now_str, 'run_at', run_at, 'state', 'pending')
+              redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts,
+                'enqueued', now_str, 'run_at', run_at, 'state', 'pending')
             else
-              redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts, 'attempt', '0',
-                'token', '0', 'unique', unique, 'enqueued', now_str, 'state', 'pending')
+              redis.call('HSET', jk, 'envelope', envelope, 'priority', priority, 'max', max_attempts,
+                'enqueued', now_str, 'state', 'pending')
             end
             pending[#pending + 1] = pending_score_text(priority, now)
             pending[#pending + 1] = id
@@ -103,7 +106,7 @@ enum QueueScripts {
     /// uniqueTTLms, maxAttempts. → {1, id} queued, {0, existingID} merged. (For other
     /// programs that push one job; dbq itself pushes with `pushMany`.)
     static let push = RedisScript(prelude + """
-        -- dbq push v4
+        -- dbq push v5
         local pending = {}
         local now, now_str = now_ms()
         local ok, id = push_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], now, now_str, pending)
@@ -113,16 +116,22 @@ enum QueueScripts {
         """)
 
     /// ARGV: prefix, uniqueTTLms, then groups of 6: id, envelope, priority, runAtMs,
-    /// uniqueKey, maxAttempts. → per job: 1 or 0 (merged), then the id (or the holder's).
+    /// uniqueKey, maxAttempts. → only the jobs not queued: per such job its position in
+    /// the batch (1-based) and the id of the job holding its id or unique key (a reply per
+    /// job cost Redis more to build than the pushes).
     static let pushMany = RedisScript(prelude + """
-        -- dbq push many v1
+        -- dbq push many v2
         local p, unique_ttl = ARGV[1], ARGV[2]
         local now, now_str = now_ms()
         local out, pending = {}, {}
+        local n = 0
         for i = 3, #ARGV, 6 do
+          n = n + 1
           local ok, id = push_job(p, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], unique_ttl, ARGV[i + 5], now, now_str, pending)
-          out[#out + 1] = ok
-          out[#out + 1] = id
+          if ok == 0 then
+            out[#out + 1] = n
+            out[#out + 1] = id
+          end
         end
         call_chunked('ZADD', K_PENDING, pending, 2000)
         -- Scheduled jobs wake idle workers too: they learn the new due time from a fetch.

@@ -117,12 +117,17 @@ public final class RedisQueue: JobQueueDriver {
             if case .error(let message) = reply {
                 throw RedisError(code: .server, message: message, endpoint: configuration.endpoint, command: "EVALSHA")
             }
-            guard let values = reply.array, values.count == 2 * batch.count else {
+            // Only the jobs not queued come back: (position in the batch from 1, holder).
+            guard let values = reply.array, values.count % 2 == 0, values.count <= 2 * batch.count else {
                 throw RedisError(code: .protocolViolation, message: "push script returned \(reply)", endpoint: configuration.endpoint)
             }
-            for (k, i) in batch.enumerated() {
-                let id = values[2 * k + 1].string ?? envelopes[i].id
-                results[i] = values[2 * k].int == 1 ? .queued(id: id) : .merged(existingID: id)
+            for i in batch { results[i] = .queued(id: envelopes[i].id) }
+            for k in stride(from: 0, to: values.count, by: 2) {
+                guard let position = values[k].int, (1...batch.count).contains(position) else {
+                    throw RedisError(code: .protocolViolation, message: "push script returned \(reply)", endpoint: configuration.endpoint)
+                }
+                let i = batch[position - 1]
+                results[i] = .merged(existingID: values[k + 1].string ?? envelopes[i].id)
             }
         }
         return results.map { $0! }

@@ -59,14 +59,27 @@ struct BenchQueue: AsyncParsableCommand {
                   + (configuration.isCluster ? "Redis Cluster of \(masters.count) masters" : "one Redis at \(configuration.endpoint)"))
 
             // Push.
-            var pushRates: [Double] = []
+            var pushRates: [Double] = [], pushClient: [Double] = [], pushRedis: [Double] = [], pushRedisBusy: [Double] = [], pushClientBusy: [Double] = []
             for _ in 0..<runs {
                 let name = freshName("push")
-                let seconds = try await push(jobs, to: name, driver: driver)
+                let (redisBefore, _) = try await redisCounters(driver)
+                let (seconds, client) = try await timedPush(jobs, to: name, driver: driver)
+                let (redisAfter, _) = try await redisCounters(driver)
                 pushRates.append(Double(jobs) / seconds)
+                pushClient.append(client / Double(jobs) * 1e6)
+                pushRedis.append((redisAfter - redisBefore) / Double(jobs) * 1e6)
+                pushRedisBusy.append((redisAfter - redisBefore) / seconds)
+                pushClientBusy.append(client / seconds)
                 try await removeBenchQueue(name, driver: driver)
             }
-            print(String(format: "push        %9.0f jobs/s   (%d batches of 1,000 in flight; runs %@)", median(pushRates), pushStreams, range(pushRates)))
+            // The pusher's CPU: encoding and sending the envelopes and reading the replies
+            // (the envelopes are made before the clock starts).
+            let pushBound = median(pushRedisBusy) >= 0.85 * Double(masters.count) ? "Redis CPU (\(Int(median(pushRedisBusy) * 100)) % of \(masters.count) core(s))"
+                : median(pushRedisBusy) + median(pushClientBusy) >= 0.85 * Double(ProcessInfo.processInfo.activeProcessorCount)
+                    ? "this machine's cores (pusher \(Int(median(pushClientBusy) * 100)) %, Redis \(Int(median(pushRedisBusy) * 100)) %)"
+                : "round trips (pusher \(Int(median(pushClientBusy) * 100)) %, Redis \(Int(median(pushRedisBusy) * 100)) % busy)"
+            print(String(format: "push        %9.0f jobs/s   (%d batches of 1,000 in flight; runs %@); CPU per job: pusher %.1f µs, Redis %.1f µs; bound: %@",
+                         median(pushRates), pushStreams, range(pushRates), median(pushClient), median(pushRedis), pushBound))
 
             // Drain, for each worker count.
             var singleRate = 0.0
@@ -110,8 +123,14 @@ struct BenchQueue: AsyncParsableCommand {
 
     /// Pushes `count` noop jobs in batches of 1,000, `pushStreams` batches in flight.
     func push(_ count: Int, to queue: String, driver: RedisQueue) async throws -> Double {
+        try await timedPush(count, to: queue, driver: driver).seconds
+    }
+
+    /// `push`, with this process's CPU seconds over the same time.
+    func timedPush(_ count: Int, to queue: String, driver: RedisQueue) async throws -> (seconds: Double, cpu: Double) {
         let envelopes = (0..<count).map { _ in JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: queue) }
         let batches = stride(from: 0, to: count, by: 1000).map { Array(envelopes[$0..<min(count, $0 + 1000)]) }
+        let cpuBefore = ProcessStats.cpuSeconds(pid: getpid()) ?? 0
         let started = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
@@ -124,7 +143,8 @@ struct BenchQueue: AsyncParsableCommand {
                 group.addTask { _ = try await driver.pushMany(batch) }
             }
         }
-        return (ContinuousClock.now - started).seconds
+        let seconds = (ContinuousClock.now - started).seconds
+        return (seconds, (ProcessStats.cpuSeconds(pid: getpid()) ?? 0) - cpuBefore)
     }
 
     func drain(workers count: Int, driver: RedisQueue) async throws -> Drain {

@@ -126,6 +126,34 @@ struct RedisQueueScriptTests {
         #expect(try await q.push(noop(name, id: id)) == .merged(existingID: id))
     }
 
+    @Test("a batch push says which jobs merged, and into which, at their own positions")
+    func batchMerges() async throws {
+        let q = try makeDriver(), name = freshQueueName()
+        let held = try await q.push(noop(name, unique: "weekly")).id
+        let existing = try await q.push(noop(name)).id
+        // More than one script call's batch, merges scattered through it (the first and
+        // the last of a call, one inside the second call, two with one unique key).
+        var envelopes = (0..<1_200).map { _ in noop(name) }
+        envelopes[0] = noop(name, unique: "weekly")
+        envelopes[499] = noop(name, id: existing)
+        envelopes[700] = noop(name, unique: "fresh")
+        envelopes[701] = noop(name, unique: "fresh")
+        let results = try await q.pushMany(envelopes)
+        #expect(results.count == envelopes.count)
+        #expect(results[0] == .merged(existingID: held))
+        #expect(results[499] == .merged(existingID: existing))
+        #expect(results[700] == .queued(id: envelopes[700].id))
+        #expect(results[701] == .merged(existingID: envelopes[700].id))
+        let merged: Set = [0, 499, 701]
+        for (i, result) in results.enumerated() where !merged.contains(i) {
+            #expect(result == .queued(id: envelopes[i].id))
+        }
+        // A queued job's defaults read back as before, without being stored.
+        let record = try #require(try await q.job(envelopes[1].id, queue: name))
+        #expect(record.attempt == 0 && record.uniqueKey == nil && record.state == "pending")
+        #expect(try await q.job(envelopes[700].id, queue: name)?.uniqueKey == "fresh")
+    }
+
     @Test("cancel, retry, purge and the listings")
     func inspection() async throws {
         let q = try makeDriver(), name = freshQueueName()
