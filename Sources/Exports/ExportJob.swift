@@ -257,117 +257,196 @@ public struct ExportJob: Job {
     }
 }
 
-/// COPY text in, masked COPY text out, compressed: lines split across chunks are carried
-/// over. The next chunk is read from the server while this one is masked; masking runs on
-/// a lane of its own, a chunk's lines cut into runs masked side by side.
+/// COPY text in, masked COPY text out, compressed, in order. Chunks move through three
+/// stages: read (in order: the server's bytes cut at the last line end, the rest carried
+/// to the next chunk), mask (whole chunks side by side, one run of its own each: no chunk
+/// waits for another's lines), and compress (in order, on a lane of its own), while the
+/// caller hashes and writes the chunk before. Up to `depth` chunks are on their way at
+/// once, so the server keeps producing while dbq masks and the cores never wait on a
+/// chunk's slowest half.
 final class MaskingPipe: @unchecked Sendable {
-    // @unchecked Sendable: `source` is advanced only by the one read in flight (`ahead`),
-    // which the next pull awaits before starting another; the rest of the mutable state
-    // is touched only on `lane`, one pull at a time (a stream is pulled serially).
-    let lane = BlockingLane(label: "dbq.export")
+    // @unchecked Sendable: `source`, `carry`, `insideRow` and `sourceEnded` are touched
+    // only by reads, each of which awaits the one before it; `compressor`, `rows`,
+    // `rawBytes`, `started` and `finished` only by compress steps, each of which awaits
+    // the chunk before it; a run's buffer only by the one chunk in flight that owns it
+    // (chunk n uses run n % depth, and chunk n + depth starts after chunk n is taken).
     private var source: ByteStream.AsyncIterator
-    private var ahead: Task<[UInt8]?, any Error>?
-    /// The next chunk being masked while the caller hashes and writes this one.
-    private var produced: Task<[UInt8]?, any Error>?
     private let transformer: RowTransformer
-    /// One transformer and one output buffer per run of lines (see
-    /// `RowTransformer.forAnotherThread`); buffers are reused from chunk to chunk, so no
-    /// chunk costs fresh pages.
     private let runs: [MaskingRun]
+    private let compressLane = BlockingLane(label: "dbq.export.compress")
     private let compressor: Compressor
-    /// Lines not yet complete, then the newest chunk: reused.
-    private var input: [UInt8] = []
+    /// The chunks on their way, oldest first: each yields its compressed bytes, or nil
+    /// once the stream has ended.
+    private var inflight: [Task<[UInt8]?, any Error>] = []
+    private var newestRead: Task<Lines?, any Error>?
+    private var chunks = 0
+    /// The tail of the last chunk read: a line not yet complete.
+    private var carry: [UInt8] = []
+    private var sourceEnded = false
     /// A chunk passed through whole ended without a newline.
     private var insideRow = false
-    private var ended = false
     private var started = false
+    private var finished = false
     private(set) var rows: Int64 = 0
     private(set) var rawBytes: Int64 = 0
 
     init(source: ByteStream, transformer: RowTransformer, compressor: Compressor) throws {
-        // One run when nothing is masked, or when a k-anonymity count needs the rows in order.
-        let workers = transformer.isIdentity || transformer.groups != nil ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        // One run when a k-anonymity count needs the rows in order; else one per core and
+        // one more (the reader and the writer need a core's slices too).
+        let depth = transformer.groups != nil ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount) + 1)
         self.source = source.makeAsyncIterator()
         self.transformer = transformer
-        runs = (0..<workers).map { MaskingRun(transformer: $0 == 0 ? transformer : transformer.forAnotherThread()) }
+        runs = (0..<depth).map { MaskingRun(transformer: $0 == 0 ? transformer : transformer.forAnotherThread(), lane: BlockingLane(label: "dbq.export.mask.\($0)")) }
         self.compressor = compressor
     }
 
     deinit {
-        ahead?.cancel()
-        produced?.cancel()
+        for chunk in inflight { chunk.cancel() }
+        newestRead?.cancel()
     }
 
-    /// Three stages overlap: the server's next chunk is read, this one is masked, and the
-    /// previous one is hashed and written by the caller. Each stage runs one chunk at a
-    /// time, in order: a production starts only after the one before it has ended.
     func stream() -> ByteStream {
         ByteStream { [self] in
-            let out = try await (produced ?? produce()).value
-            produced = out == nil ? nil : produce()
+            while inflight.count < runs.count { inflight.append(startChunk()) }
+            let out = try await inflight.removeFirst().value
+            if out == nil {
+                for chunk in inflight { chunk.cancel() }
+                inflight.removeAll()
+            }
             return out
         }
     }
 
-    private func produce() -> Task<[UInt8]?, any Error> {
-        Task { [self] in
-            if ended { return nil }
-            let chunk = try await (ahead ?? read()).value
-            ahead = chunk == nil ? nil : read()
-            return try await lane.run { () throws -> [UInt8]? in try self.process(chunk) }
+    private func startChunk() -> Task<[UInt8]?, any Error> {
+        let previousRead = newestRead
+        let read = Task { [self] () async throws -> Lines? in
+            _ = try await previousRead?.value
+            return try await readLines()
+        }
+        newestRead = read
+        let previous = inflight.last
+        let run = runs[chunks % runs.count]
+        chunks += 1
+        return Task { [self] in
+            let lines = try await read.value
+            var masked: (bytes: [UInt8], rows: Int64)?
+            if let lines {
+                masked = try await run.lane.run { () throws -> ([UInt8], Int64) in try self.mask(lines, run: run) }
+            }
+            let result = masked
+            // In order: the compressor's state, the counts and the end belong to the stream.
+            _ = try await previous?.value
+            return try await compressLane.run { () throws -> [UInt8]? in try self.compress(result) }
         }
     }
 
-    private func read() -> Task<[UInt8]?, any Error> {
-        Task { [self] in
-            var iterator = source
-            defer { source = iterator }
-            return try await iterator.next()
-        }
+    /// A chunk cut at line ends: `head` (the line the chunk before left open, completed
+    /// by this chunk's first bytes) and `chunk[body]`, whole lines both, without copying
+    /// the chunk.
+    struct Lines: Sendable {
+        var head: [UInt8] = []
+        var chunk: [UInt8] = []
+        var body: Range<Int> = 0..<0
     }
 
-    private func process(_ chunk: [UInt8]?) throws -> [UInt8]? {
-        guard let chunk else {
-            ended = true
-            guard input.isEmpty && !insideRow else { throw BackupError.retryable("the COPY stream ended inside a row") }
+    /// The next chunk of whole lines (every byte, when nothing is masked), or nil at the end.
+    private func readLines() async throws -> Lines? {
+        if sourceEnded { return nil }
+        var iterator = source
+        defer { source = iterator }
+        guard let chunk = try await iterator.next() else {
+            sourceEnded = true
+            guard carry.isEmpty else { throw BackupError.retryable("the COPY stream ended inside a row") }
+            return nil
+        }
+        if transformer.isIdentity { return Lines(chunk: chunk, body: 0..<chunk.count) }
+        let (first, last) = chunk.withUnsafeBytes { raw -> (Int?, Int?) in
+            guard let base = raw.baseAddress, let hit = memchr(base, 0x0A, raw.count) else { return (nil, nil) }
+            return (UnsafeRawPointer(hit) - base, Self.lastNewline(in: raw))
+        }
+        guard let first, let last else {
+            // A row longer than a chunk: carried whole.
+            carry.append(contentsOf: chunk)
+            return Lines()
+        }
+        var lines = Lines(chunk: chunk, body: 0..<(last + 1))
+        if !carry.isEmpty {
+            lines.head = carry + chunk[...first]
+            lines.body = (first + 1)..<(last + 1)
+            carry.removeAll(keepingCapacity: true)
+        }
+        carry.append(contentsOf: chunk[(last + 1)...])
+        return lines
+    }
+
+    /// One chunk masked by one run into a buffer of the run's: whole lines in, transformed
+    /// lines out. The run's two buffers alternate; the one used is free again once the
+    /// caller has written its chunk (then refilled in place: no fresh pages per chunk).
+    private func mask(_ lines: Lines, run: MaskingRun) throws -> ([UInt8], Int64) {
+        if transformer.isIdentity { return (lines.chunk, lines.chunk.withUnsafeBytes { Self.countNewlines($0) }) }
+        run.turn ^= 1
+        var out = run.buffers[run.turn]
+        run.buffers[run.turn] = []
+        out.removeAll(keepingCapacity: true)
+        out.reserveCapacity((lines.head.count + lines.body.count) * 5 / 4)
+        var rows: Int64 = 0
+        let transformer = run.transformer
+        func transform(_ raw: UnsafeRawBufferPointer) throws {
+            guard let base = raw.baseAddress else { return }
+            var start = 0
+            while start < raw.count, let hit = memchr(base + start, 0x0A, raw.count - start) {
+                let newline = UnsafeRawPointer(hit) - base
+                try transformer.transform(UnsafeRawBufferPointer(rebasing: raw[start..<newline]), into: &out)
+                rows += 1
+                start = newline + 1
+            }
+        }
+        do {
+            try lines.head.withUnsafeBytes { try transform($0) }
+            try lines.chunk.withUnsafeBytes { try transform(UnsafeRawBufferPointer(rebasing: $0[lines.body])) }
+        } catch {
+            throw BackupError.permanent("\(error)")
+        }
+        run.buffers[run.turn] = out
+        return (out, rows)
+    }
+
+    /// A masked chunk compressed, in stream order; nil in: the stream's end (its header if
+    /// it had no row, the compressor's last bytes), then nil out.
+    private func compress(_ masked: (bytes: [UInt8], rows: Int64)?) throws -> [UInt8]? {
+        guard let masked else {
+            if finished { return nil }
+            finished = true
+            if transformer.isIdentity && insideRow { throw BackupError.retryable("the COPY stream ended inside a row") }
             // An empty table in CSV still has its header.
             let header = started ? [] : transformer.header
             started = true
             return try (header.isEmpty ? [] : compressor.compress(header)) + compressor.finish()
         }
-        if transformer.isIdentity {
-            // Nothing to mask: the bytes pass as they came; only rows are counted.
-            rows += chunk.withUnsafeBytes { Self.countNewlines($0) }
-            if let last = chunk.last { insideRow = last != 0x0A }
-            rawBytes += Int64(chunk.count)
-            return try compressor.compress(chunk)
-        }
-        input += chunk
-        let end = input.withUnsafeBytes { Self.lastNewline(in: $0) }.map { $0 + 1 } ?? 0
-        let count = try Self.transform(input[0..<end], runs: runs)
-        var out: [UInt8] = []
-        out.reserveCapacity(runs.reduce(started ? 0 : transformer.header.count) { $0 + $1.out.count })
+        rows += masked.rows
+        if transformer.isIdentity, let last = masked.bytes.last { insideRow = last != 0x0A }
+        var bytes = masked.bytes
         if !started {
             started = true
-            out += transformer.header
+            if !transformer.header.isEmpty { bytes = transformer.header + bytes }
         }
-        for run in runs { out += run.out }
-        rows += count
-        input.removeSubrange(0..<end)
-        rawBytes += Int64(out.count)
-        return try compressor.compress(out)
+        rawBytes += Int64(bytes.count)
+        return try compressor.compress(bytes)
     }
 }
 
-/// One run of lines' transformer and output, used by one thread at a time.
+/// One transformer, the lane it masks on and its output buffers: a chunk in flight owns one.
 final class MaskingRun: @unchecked Sendable {
-    // @unchecked Sendable: `out` and `failure` are written only by the one iteration of
-    // `concurrentPerform` that owns this run, and read after it returns.
+    // @unchecked Sendable: `buffers` and `turn` are touched only by the chunk that owns
+    // the run, on its lane (see MaskingPipe).
     let transformer: RowTransformer
-    var out: [UInt8] = []
-    var rows: Int64 = 0
-    var failure: BackupError?
-    init(transformer: RowTransformer) { self.transformer = transformer }
+    let lane: BlockingLane
+    var buffers: [[UInt8]] = [[], []]
+    var turn = 0
+    init(transformer: RowTransformer, lane: BlockingLane) {
+        self.transformer = transformer
+        self.lane = lane
+    }
 }
 
 extension MaskingPipe {
@@ -387,59 +466,6 @@ extension MaskingPipe {
         var i = bytes.count - 1
         while i >= 0 && bytes[i] != 0x0A { i -= 1 }
         return i >= 0 ? i : nil
-    }
-
-    /// Whole lines in, transformed lines out, in order: cut into one run per transformer
-    /// at line ends, each masked on its own thread into its run's buffer.
-    static func transform(_ lines: ArraySlice<UInt8>, runs: [MaskingRun]) throws -> Int64 {
-        let parts = runs.count > 1 && lines.count >= 64 << 10 ? runs.count : 1
-        var bounds = [lines.startIndex]
-        lines.withUnsafeBytes { raw in
-            for w in 1..<parts {
-                let from = max(bounds.last! - lines.startIndex, raw.count * w / parts)
-                if let hit = memchr(raw.baseAddress! + from, 0x0A, raw.count - from) {
-                    bounds.append(lines.startIndex + (UnsafeRawPointer(hit) - raw.baseAddress!) + 1)
-                }
-            }
-        }
-        bounds.append(lines.endIndex)
-        let cuts = bounds
-        for run in runs {
-            run.out.removeAll(keepingCapacity: true)
-            run.rows = 0
-            run.failure = nil
-        }
-        let body = { @Sendable (i: Int) in
-            let run = runs[i]
-            let transformer = run.transformer
-            var out = run.out
-            run.out = []
-            defer { run.out = out }
-            out.reserveCapacity((cuts[i + 1] - cuts[i]) * 5 / 4)
-            var rows: Int64 = 0
-            defer { run.rows = rows }
-            do {
-                try lines[cuts[i]..<cuts[i + 1]].withUnsafeBytes { raw in
-                    guard let base = raw.baseAddress else { return }
-                    var start = 0
-                    while start < raw.count, let hit = memchr(base + start, 0x0A, raw.count - start) {
-                        let newline = UnsafeRawPointer(hit) - base
-                        try transformer.transform(UnsafeRawBufferPointer(rebasing: raw[start..<newline]), into: &out)
-                        rows += 1
-                        start = newline + 1
-                    }
-                }
-            } catch {
-                run.failure = BackupError.permanent("\(error)")
-            }
-        }
-        if cuts.count == 2 { body(0) } else { DispatchQueue.concurrentPerform(iterations: cuts.count - 1, execute: body) }
-        var rows: Int64 = 0
-        for run in runs.prefix(cuts.count - 1) {
-            if let failure = run.failure { throw failure }
-            rows += run.rows
-        }
-        return rows
     }
 }
 

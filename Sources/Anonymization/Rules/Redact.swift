@@ -68,7 +68,7 @@ final class RedactText: PreparedRule {
     func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
         guard let values else {
             // Most text quotes nothing: no '@' and no run of seven digits, nothing to build.
-            if value.contains(0x40) || TextScanner.hasDigits(value, atLeast: 7) { scan(value, into: &out) } else { out.append(contentsOf: value) }
+            if TextScanner.hasAt(value) || TextScanner.hasDigits(value, atLeast: 7) { scan(value, into: &out) } else { out.append(contentsOf: value) }
             return true
         }
         for (piece, replacement) in values.split(Array(value)) {
@@ -79,7 +79,7 @@ final class RedactText: PreparedRule {
     }
 
     private func scan(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        guard text.contains(0x40) else { return phones(text, into: &out) }
+        guard TextScanner.hasAt(text) else { return phones(text, into: &out) }
         var part: [UInt8] = []
         part.reserveCapacity(text.count + 64)
         TextScanner.appendReplacingEmails(text, into: &part) { match, o in _ = email.mask(match, into: &o) }
@@ -177,6 +177,12 @@ enum TextScanner {
     }
     /// A byte a phone number can start at: a digit, '+' or '('.
     @inline(__always) static func isPhoneStart(_ b: UInt8) -> Bool { isDigit(b) || b == 0x2B || b == 0x28 }
+
+    /// True when `bytes` holds an '@'.
+    @inline(__always) static func hasAt(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        return memchr(base, 0x40, bytes.count) != nil
+    }
 
     static func hasDigits(_ bytes: UnsafeRawBufferPointer, atLeast n: Int) -> Bool {
         var count = 0
