@@ -93,9 +93,13 @@ public struct ExportJob: Job {
         defer { Task { await connection.close() } }
         var prepared = try await prepare(payload, policy: policy, connection: connection)
         let catalog = prepared.selection.catalog
+        let snapshot = prepared.snapshot
         prepared.plan = try await fillRedactValues(prepared.plan, catalog: catalog, key: key, connection: connection)
 
         let tables = try await ArtefactCommit.run(store: store, folder: folder, context: context) { commit -> (ExportManifest, [ExportManifest.Table]) in
+            // The tables' DDL, read by pg_dump in the export's snapshot while the rows stream
+            // (its start-up and catalog reads would otherwise add to every export's time).
+            async let schema = schemaSQL(catalog, snapshot: snapshot, url: url, env: env)
             var tables: [ExportManifest.Table] = []
             for table in catalog.dependencyOrder {
                 let columns = prepared.plan.tables[table.qualifiedName] ?? []
@@ -133,7 +137,7 @@ public struct ExportJob: Job {
                     kAnonymity: outcome))
                 await context.progress(JobProgress(rows: tables.reduce(0) { $0 + $1.rows }, message: "\(tables.count) of \(catalog.tables.count) tables"))
             }
-            let ddl = try await schemaSQL(catalog, snapshot: prepared.snapshot, url: url, env: env)
+            let ddl = try await schema
             try await commit.put("schema.sql", bytes: ddl)
             _ = try await connection.execute("COMMIT")
             let manifest = ExportManifest(
