@@ -12,16 +12,18 @@ struct BenchQueue: AsyncParsableCommand {
         commandName: "queue",
         abstract: "Push N noop jobs, drain them with 1, 2, 4… worker processes, and print rates, latency, costs and the bound.",
         discussion: """
-            Medians of --runs runs. Push: jobs/s, --push-streams batches of 1,000 in flight. \
-            Drain: first job started to last job finished, by Redis' clock, for each worker \
+            Medians of --runs runs. Push: jobs/s, --push-streams batches of 1,000 in flight, \
+            with the CPU per job of the pusher and of Redis and the bound. Drain: first job started to last job finished, by Redis' clock, for each worker \
             count of --scaling, with the CPU seconds per job of the workers and of Redis \
             (every master of a cluster, from INFO cpu), Redis commands per job, and the bound \
             named from those figures. Pickup latency p50/p99 on an idle queue (enqueue to \
-            start by Redis' clock); an idle worker's Redis commands per second; an idle \
+            start by Redis' clock, each job read back once it has started, so no poller competes \
+            with the pickup); an idle worker's Redis commands per second; an idle \
             worker's RSS and PSS. With --celery PYTHON (a Python with celery[redis]; \
             deploy/local/bench-queue.sh makes one), Celery's solo worker drains --celery-jobs \
             no-op tasks on the same Redis in the same run, measured the same way, and the \
-            ratio is printed. Uses fresh queues and deletes them afterwards.
+            ratio is printed. Uses fresh queues and deletes them afterwards, with their jobs. \
+            Measure on a Redis without other data: millions of keys slow every figure.
             """)
 
     @OptionGroup var redis: RedisOptions
