@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "ObjectStorage",
             dependencies: [
-                "CCurl", "DBQSupport",
+                "CCurl", "CDBQSystem", "DBQSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

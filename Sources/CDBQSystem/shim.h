@@ -1,12 +1,13 @@
 #ifndef CSYSTEM_SHIM_H
 #define CSYSTEM_SHIM_H
 
-/* glibc's malloc tuning (mallopt), which Swift's Glibc module does not export. */
-#include <malloc.h>
-
+/* Before any header: pipe2, sync_file_range and the spawn extensions are GNU's. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+
+/* glibc's malloc tuning (mallopt), which Swift's Glibc module does not export. */
+#include <malloc.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -22,6 +23,13 @@ static inline int CSystem_pipe_cloexec(int fds[2]) {
    a test harness's pipe), which would keep that descriptor open after dbq dies. */
 static inline int CSystem_spawn_closefrom(posix_spawn_file_actions_t *actions, int low) {
     return posix_spawn_file_actions_addclosefrom_np(actions, low);
+}
+
+/* Starts writing a range of a file back to disk and returns without waiting (Linux
+   sync_file_range, SYNC_FILE_RANGE_WRITE): the fsync that ends a put then has little left
+   to write. Glibc's Swift module does not export it. */
+static inline int CSystem_start_writeback(int fd, long long offset, long long count) {
+    return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
 }
 
 static inline void CSystem_tune_malloc(int mmap_threshold, int arena_max) {

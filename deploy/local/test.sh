@@ -9,6 +9,11 @@ bash "$DBQ_ROOT/deploy/local/cluster.sh" start
 source "$DBQ_DEV/env"
 source "$DBQ_DEV/cluster.env"
 cd "$DBQ_ROOT"
+# No GSSAPI encryption probe on connect: the local servers have no Kerberos, and libpq's
+# probe takes Kerberos' mutexes, which the test process's exit destroys under a connection
+# a test's detached cleanup is still opening (an abort in k5_mutex_lock after every test
+# passed: 2 of 5 runs of the export and storage suites, 0 of 4 with this).
+export PGGSSENCMODE=disable
 say "building (debug) and running the tests"
 swift build --build-tests > "$DBQ_DEV/build.log" 2>&1 || { grep -E "error|warning: .*Sources" "$DBQ_DEV/build.log" >&2; die "the build failed (log: $DBQ_DEV/build.log)"; }
 swift test --skip-build "$@"
