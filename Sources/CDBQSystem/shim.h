@@ -1,14 +1,19 @@
 #ifndef CSYSTEM_SHIM_H
 #define CSYSTEM_SHIM_H
 
-/* Before any header: pipe2, sync_file_range and the spawn extensions are GNU's. */
+/* glibc's malloc tuning (mallopt), which Swift's Glibc module does not export. */
+#include <malloc.h>
+
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-
-/* glibc's malloc tuning (mallopt), which Swift's Glibc module does not export. */
-#include <malloc.h>
 #include <fcntl.h>
+/* sync_file_range is GNU's, and defining _GNU_SOURCE before the first header would change
+   fd_set against the definition Dispatch's module has: declared here instead (Linux). */
+#ifndef SYNC_FILE_RANGE_WRITE
+#define SYNC_FILE_RANGE_WRITE 2
+extern int sync_file_range(int fd, __off64_t offset, __off64_t count, unsigned int flags);
+#endif
 #include <spawn.h>
 #include <unistd.h>
 
