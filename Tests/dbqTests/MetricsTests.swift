@@ -28,7 +28,7 @@ struct MetricsTests {
               - {name: metrics-tick, cron: "* * * * * *", kind: noop, queue: \(queue), catch_up: skip}
             """.write(toFile: dir + "/schedule.yaml", atomically: true, encoding: .utf8)
         let env = ["DBQ_CONFIG": dir + "/dbq.yaml", "DBQ_REDIS_URL": TestServices.redisURL]
-        let workerPort = Int.random(in: 20_000...29_999), beatPort = Int.random(in: 30_000...39_999)
+        let workerPort = Int.random(in: 20_000...24_999), beatPort = Int.random(in: 25_000...29_999)  // below the ephemeral range (32768+)
         let worker = try ChildProcess(dbq, ["worker", "--queues", queue, "--metrics", "127.0.0.1:\(workerPort)", "--idle-wait", "200ms"], environment: env)
         defer { worker.signal(SIGTERM) }
         let beat = try ChildProcess(dbq, ["beat", "--schedule", dir + "/schedule.yaml", "--metrics", "127.0.0.1:\(beatPort)"], environment: env)
