@@ -42,14 +42,16 @@ public enum DatabaseLockClass: String, Sendable, CaseIterable {
 
 extension ResourceLocks {
     /// Runs `body` holding `database`'s lock in the mode `kind`'s class takes (and, for an
-    /// index build, the database's build lock alone).
+    /// index build, the database's build lock alone), each held `ttl` past its last renewal.
     public func withDatabaseLock<T: Sendable>(
-        _ database: String, kind: String, owner: String, wait: Duration, _ body: @escaping @Sendable () async throws -> T
+        _ database: String, kind: String, owner: String, wait: Duration, ttl: Duration = .seconds(30),
+        _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         guard let lockClass = DatabaseLockClass.of(kind: kind) else { return try await body() }
-        return try await withLock(DatabaseLockClass.lockName(database: database), mode: lockClass.mode, owner: owner, wait: wait) {
+        return try await withLock(DatabaseLockClass.lockName(database: database), mode: lockClass.mode, owner: owner, ttl: ttl, wait: wait) {
             guard lockClass == .build else { return try await body() }
-            return try await self.withLock(DatabaseLockClass.buildLockName(database: database), mode: .exclusive, owner: owner, wait: wait, body)
+            return try await self.withLock(DatabaseLockClass.buildLockName(database: database), mode: .exclusive, owner: owner,
+                                           ttl: ttl, wait: wait, body)
         }
     }
 }

@@ -20,7 +20,7 @@ struct SubprocessTests {
 
     @Test("a killed child reports 128 + the signal")
     func killed() async throws {
-        let child = try Subprocess("/bin/sleep", arguments: ["30"], environment: [:])
+        let child = try Subprocess("/bin/sleep", arguments: ["3600"], environment: [:])
         child.kill(SIGKILL)
         #expect(await child.wait() == 128 + SIGKILL)
         #expect(!child.isRunning)
@@ -32,7 +32,7 @@ struct SubprocessTests {
         // here, which nothing sends a test process).
         signal(SIGHUP, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
-        let child = try Subprocess("/bin/sleep", arguments: ["30"], environment: [:])
+        let child = try Subprocess("/bin/sleep", arguments: ["3600"], environment: [:])
         let status = try String(contentsOfFile: "/proc/\(child.pid)/status", encoding: .utf8)
         func mask(_ name: String) -> String? {
             status.split(separator: "\n").first { $0.hasPrefix(name + ":") }.map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
@@ -54,7 +54,7 @@ struct SubprocessTests {
 
     @Test("the peak RSS of a live process is read from /proc")
     func peakOfLiveProcess() async throws {
-        let child = try Subprocess("/bin/sleep", arguments: ["5"], environment: [:])
+        let child = try Subprocess("/bin/sleep", arguments: ["3600"], environment: [:])
         defer { child.kill(SIGKILL); _ = child.waitBlocking() }
         let peak = try #require(ProcessStats.peakResidentBytes(pid: child.pid))
         #expect(peak > 0 && peak < 64 << 20)
@@ -93,7 +93,9 @@ struct SubprocessTests {
 
     @Test("wait and kill from many tasks at once: one status, no signal after the reap")
     func concurrentWaitAndKill() async throws {
-        let child = try Subprocess("/bin/sleep", arguments: ["30"], environment: [:])
+        // A child that cannot end by itself during the test: a kill that a loaded machine
+        // delays still finds it running (`sleep 30` once ended on its own first, status 0).
+        let child = try Subprocess("/bin/sleep", arguments: ["3600"], environment: [:])
         let statuses = await withTaskGroup(of: Int32.self) { group in
             for _ in 0..<4 { group.addTask { await child.wait() } }
             group.addTask { child.kill(SIGKILL); return await child.wait() }

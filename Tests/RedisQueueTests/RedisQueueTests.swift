@@ -69,8 +69,8 @@ struct RedisQueueScriptTests {
         #expect(try await q.rescue(queue: name) == (1, 0))
         #expect(try await q.job(id, queue: name)?.error?.contains("lease lapsed on attempt 1 (worker w1") == true)
         #expect(try await q.finish([(old, .succeeded(result: nil))]) == [false])
-        #expect(try await q.heartbeat([old], lease: .seconds(5)) == [.lost])
-        let again = try await q.fetch(queue: name, max: 1, worker: "w2", lease: .seconds(5)).jobs[0]
+        #expect(try await q.heartbeat([old], lease: .seconds(300)) == [.lost])
+        let again = try await q.fetch(queue: name, max: 1, worker: "w2", lease: .seconds(300)).jobs[0]
         #expect(again.attempt == 2 && again.lease.token > old.token)
         #expect(try await q.finish([(again.lease, .succeeded(result: nil))]) == [true])
     }
@@ -88,7 +88,7 @@ struct RedisQueueScriptTests {
         }
         for e in pushes { _ = try await q.push(e); try await Task.sleep(for: .milliseconds(2)) }
         expected = pushes.filter { $0.priority == 9 }.map(\.id) + pushes.filter { $0.priority == 5 }.map(\.id) + pushes.filter { $0.priority == 1 }.map(\.id)
-        let fetched = try await q.fetch(queue: name, max: 100, worker: "w", lease: .seconds(5)).jobs.map(\.lease.id)
+        let fetched = try await q.fetch(queue: name, max: 100, worker: "w", lease: .seconds(300)).jobs.map(\.lease.id)
         #expect(fetched == expected)
     }
 
@@ -97,14 +97,14 @@ struct RedisQueueScriptTests {
         let q = try makeDriver(), name = freshQueueName()
         let runAt = Date().addingTimeInterval(5)
         let id = try await q.push(noop(name, runAt: runAt)).id
-        let early = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5))
+        let early = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(300))
         if Date() < runAt.addingTimeInterval(-0.05) {
             #expect(early.jobs.isEmpty)
             let wait = try #require(early.nextScheduledIn)
             #expect(wait > .zero && wait <= .seconds(5))
         }
         if early.jobs.isEmpty {
-            #expect(try await eventually(.seconds(15)) { try await !q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs.isEmpty })
+            #expect(try await eventually(.seconds(15)) { try await !q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(300)).jobs.isEmpty })
         }
         // Never early: the job started at or after its requested time (one clock: same host).
         let record = try #require(try await q.job(id, queue: name))
@@ -119,7 +119,7 @@ struct RedisQueueScriptTests {
         let first = try await q.push(noop(name, unique: "nightly"))
         guard case .queued(let id) = first else { Issue.record("not queued"); return }
         #expect(try await q.push(noop(name, unique: "nightly")) == .merged(existingID: id))
-        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs[0].lease
+        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(300)).jobs[0].lease
         #expect(try await q.push(noop(name, unique: "nightly")) == .merged(existingID: id))
         _ = try await q.finish([(lease, .succeeded(result: nil))])
         if case .merged = try await q.push(noop(name, unique: "nightly")) { Issue.record("unique key not freed") }
@@ -159,11 +159,11 @@ struct RedisQueueScriptTests {
         let q = try makeDriver(), name = freshQueueName()
         let waiting = try await q.push(noop(name)).id
         let running = try await q.push(noop(name, priority: 9)).id
-        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs[0].lease
+        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(300)).jobs[0].lease
         #expect(lease.id == running)
         #expect(try await q.cancel(waiting) == "cancelled")
         #expect(try await q.cancel(running) == "running")
-        #expect(try await q.heartbeat([lease], lease: .seconds(5)) == [.cancelRequested])
+        #expect(try await q.heartbeat([lease], lease: .seconds(300)) == [.cancelRequested])
         _ = try await q.finish([(lease, .dead(error: "boom"))])
         #expect(try await q.list(queue: name, state: .dead).map(\.id) == [running])
         #expect(try await q.list(queue: name, state: .cancelled).map(\.id) == [waiting])
@@ -224,7 +224,7 @@ struct RedisQueueEdgeTests {
         _ = try await q.rescue(queue: name)
         let record = try #require(try await q.job(id, queue: name))
         #expect(record.state == "cancelled")
-        #expect(try await q.fetch(queue: name, max: 1, worker: "w2", lease: .seconds(5)).jobs.isEmpty)
+        #expect(try await q.fetch(queue: name, max: 1, worker: "w2", lease: .seconds(300)).jobs.isEmpty)
         #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [false])
         // Its unique key is free again.
         #expect(try await q.push(noop(name, unique: "one")).id != id)
@@ -236,7 +236,7 @@ struct RedisQueueEdgeTests {
         let slot = Date(timeIntervalSince1970: 1_700_000_000)
         let envelope = noop(name)
         #expect(try await q.beatFire(entry: "weekly-verify", slot: slot, skipIfRunning: true, envelope: envelope) == .fired(id: envelope.id))
-        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(5)).jobs[0].lease
+        let lease = try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(300)).jobs[0].lease
         #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [true])
         try await q.nodes.send(key: RedisQueueKeys(queue: name).routing, "DEL", RedisArgument(RedisQueueKeys(queue: name).job(envelope.id)))
         let state = try await q.beatState(entry: "weekly-verify", queue: name)

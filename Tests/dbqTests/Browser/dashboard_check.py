@@ -19,6 +19,8 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--url", required=True)
@@ -38,7 +40,7 @@ def check(name, ok, detail=""):
         failures.append(name)
 
 
-def wait_for(predicate, timeout=15.0):
+def wait_for(predicate, timeout=30.0):
     end = time.time() + timeout
     while time.time() < end:
         try:
@@ -60,6 +62,12 @@ try:
 except Exception as error:  # the browser is part of the test: say how to get it
     print("FAIL cannot start headless chromium (" + str(error).splitlines()[0] + "); run deploy/local/install.sh", flush=True)
     sys.exit(2)
+
+
+# On a loaded machine a page can take seconds: every element is waited for (until it can
+# be clicked or typed into), never assumed to be there the moment a page is asked for.
+def element(by, value, timeout=30):
+    return WebDriverWait(driver, timeout).until(expected_conditions.element_to_be_clickable((by, value)))
 
 
 def console_errors():
@@ -87,7 +95,7 @@ try:
     pushed = subprocess.run([args.dbq, "push", "noop", "--queue", args.queue, "--in", "1h"], capture_output=True, text=True, timeout=60)
     new_id = pushed.stdout.strip().split()[-1] if pushed.returncode == 0 and pushed.stdout.strip() else ""
     check("dbq push printed the new job's id", new_id != "", pushed.stderr)
-    appeared = wait_for(lambda: new_id[:13] in driver.find_element(By.TAG_NAME, "main").text, timeout=15)
+    appeared = wait_for(lambda: new_id[:13] in driver.find_element(By.TAG_NAME, "main").text, timeout=30)
     same_document = driver.execute_script("return window.__dbqMarker;") == marker
     check("the pushed job appears on the open page by the live update (no reload)", appeared and same_document,
           "appeared=%s same_document=%s" % (appeared, same_document))
@@ -96,7 +104,7 @@ try:
 
     # Before sign-in: the retry button is there, and pressing it is refused; the job stays dead.
     driver.get(args.url + job_path)
-    driver.find_element(By.XPATH, "//form[@action='/actions/retry']//button").click()
+    element(By.XPATH, "//form[@action='/actions/retry']//button").click()
     wait_for(lambda: driver.find_element(By.TAG_NAME, "h1").text == "Refused")
     check("retry without signing in is refused", driver.find_element(By.TAG_NAME, "h1").text == "Refused"
           and "sign in" in driver.find_element(By.TAG_NAME, "main").text, driver.find_element(By.TAG_NAME, "main").text[:300])
@@ -108,9 +116,9 @@ try:
 
     # A wrong token is refused at sign-in.
     driver.get(args.url + "/login")
-    driver.find_element(By.NAME, "name").send_keys("mallory")
-    driver.find_element(By.NAME, "token").send_keys("not-the-token")
-    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    element(By.NAME, "name").send_keys("mallory")
+    element(By.NAME, "token").send_keys("not-the-token")
+    element(By.CSS_SELECTOR, "form.login button").click()
     wait_for(lambda: "wrong" in driver.find_element(By.TAG_NAME, "main").text)
     check("sign-in with a wrong token is refused", "The token is wrong" in driver.find_element(By.TAG_NAME, "main").text)
     errors = [e for e in console_errors() if "status of 401" not in e]
@@ -118,13 +126,13 @@ try:
 
     # Sign in, retry: the dead job goes back to pending.
     driver.get(args.url + "/login")
-    driver.find_element(By.NAME, "name").send_keys("alice")
-    driver.find_element(By.NAME, "token").send_keys(args.token)
-    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    element(By.NAME, "name").send_keys("alice")
+    element(By.NAME, "token").send_keys(args.token)
+    element(By.CSS_SELECTOR, "form.login button").click()
     wait_for(lambda: "signed in as" in driver.find_element(By.TAG_NAME, "header").text)
     check("sign-in with the token works", "alice" in driver.find_element(By.TAG_NAME, "header").text)
     driver.get(args.url + job_path)
-    driver.find_element(By.XPATH, "//form[@action='/actions/retry']//button").click()
+    element(By.XPATH, "//form[@action='/actions/retry']//button").click()
     wait_for(lambda: "pending again" in driver.find_element(By.TAG_NAME, "main").text)
     state = driver.find_element(By.CSS_SELECTOR, "main p .state").text
     check("the dead job retried from its page is pending", state == "pending", "state: " + state)
