@@ -6,12 +6,12 @@ import Foundation
 /// script. A test that cannot reach its server fails; none is skipped.
 public enum TestServices {
     public static var redisURL: String {
-        value("DBQ_TEST_REDIS_URL") ?? "redis://:dbq-local@127.0.0.1:56379/0"
+        value("DBQ_TEST_REDIS_URL") ?? "redis://:dbq-local@127.0.0.1:16379/0"
     }
 
     /// The local Redis Cluster `deploy/local/cluster.sh` starts (for the failover tests).
     public static var clusterURL: String {
-        value("DBQ_TEST_CLUSTER_URL") ?? devFile("cluster.env")["DBQ_CLUSTER_URL"] ?? "redis+cluster://:dbq-local@127.0.0.1:51001,127.0.0.1:51002,127.0.0.1:51003"
+        value("DBQ_TEST_CLUSTER_URL") ?? devFile("cluster.env")["DBQ_CLUSTER_URL"] ?? "redis+cluster://:dbq-local@127.0.0.1:17001,127.0.0.1:17002,127.0.0.1:17003"
     }
 
     /// Where the cluster's nodes keep their pid files (`PORT/redis.pid`).
@@ -20,11 +20,11 @@ public enum TestServices {
     }
 
     public static var databaseURL: String {
-        value("DBQ_TEST_DATABASE_URL") ?? "postgresql://postgres:dbq-local@127.0.0.1:55432/postgres"
+        value("DBQ_TEST_DATABASE_URL") ?? "postgresql://postgres:dbq-local@127.0.0.1:15432/postgres"
     }
 
     public static var s3Endpoint: String {
-        value("DBQ_TEST_S3_ENDPOINT") ?? "http://127.0.0.1:59000"
+        value("DBQ_TEST_S3_ENDPOINT") ?? "http://127.0.0.1:19000"
     }
 
     public static var s3Bucket: String {

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # A Redis Cluster on loopback: three masters and three replicas (ports DBQ_CLUSTER_PORT,
-# default 51001, up to +5; the cluster bus is 10,000 above), passwords as the single Redis's, data in .dev/cluster/.
+# default 17001, up to +5; each node's cluster bus 1,000 above; all below the ephemeral range), passwords as the single Redis's, data in .dev/cluster/.
 #   cluster.sh start      start (or keep) the six nodes and form the cluster; writes .dev/cluster.env
 #   cluster.sh stop       stop exactly the nodes this script started (by their pid files)
 #   cluster.sh restart-node PORT   start one node again (after a test killed it): it rejoins
-# The URL for dbq: redis+cluster://:PASSWORD@127.0.0.1:51001,127.0.0.1:51002,127.0.0.1:51003
+# The URL for dbq: redis+cluster://:PASSWORD@127.0.0.1:17001,127.0.0.1:17002,127.0.0.1:17003
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 command -v redis-server >/dev/null || die "redis-server is missing: run deploy/local/install.sh"
-BASE="${DBQ_CLUSTER_PORT:-51001}"
+BASE="${DBQ_CLUSTER_PORT:-17001}"
 DIR="$DBQ_DEV/cluster"
 PORTS=()
 for i in 0 1 2 3 4 5; do PORTS+=($((BASE + i))); done
@@ -17,7 +17,7 @@ start_node() {
   local port="$1" dir="$DIR/$1"
   mkdir -p "$dir"
   if pid_alive "$dir/redis.pid"; then return 0; fi
-  redis-server --port "$port" --bind 127.0.0.1 --requirepass "$DBQ_REDIS_PASSWORD" --masterauth "$DBQ_REDIS_PASSWORD" \
+  redis-server --port "$port" --cluster-port "$((port + 1000))" --bind 127.0.0.1 --requirepass "$DBQ_REDIS_PASSWORD" --masterauth "$DBQ_REDIS_PASSWORD" \
     --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 2000 \
     --appendonly yes --appendfsync everysec --save '' --maxmemory-policy noeviction \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"

@@ -1,14 +1,16 @@
 # Shared settings of the local scripts: sourced, not run.
-# Every port and secret can be overridden from the environment.
+# Every port and secret can be overridden from the environment. The default ports lie
+# below Linux's ephemeral range (32768–60999): a client connection elsewhere on the
+# machine can never hold one, so a service (re)started mid-run always gets its port.
 set -euo pipefail
 
 DBQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DBQ_DEV="${DBQ_DEV:-$DBQ_ROOT/.dev}"
-DBQ_PG_PORT="${DBQ_PG_PORT:-55432}"
+DBQ_PG_PORT="${DBQ_PG_PORT:-15432}"
 DBQ_PG_PASSWORD="${DBQ_PG_PASSWORD:-dbq-local}"
-DBQ_REDIS_PORT="${DBQ_REDIS_PORT:-56379}"
+DBQ_REDIS_PORT="${DBQ_REDIS_PORT:-16379}"
 DBQ_REDIS_PASSWORD="${DBQ_REDIS_PASSWORD:-dbq-local}"
-DBQ_S3_PORT="${DBQ_S3_PORT:-59000}"
+DBQ_S3_PORT="${DBQ_S3_PORT:-19000}"
 DBQ_S3_BUCKET="${DBQ_S3_BUCKET:-dbq-local}"
 
 say() { printf '%s\n' "$*" >&2; }

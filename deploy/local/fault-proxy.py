@@ -7,7 +7,7 @@ Each request is read whole, then, by a seeded random draw:
   - or forwarded to the upstream server, the answer relayed, and closed.
 Prints the port it listens on as the first line of stdout; one line per fault on stderr.
 
-    fault-proxy.py --upstream 127.0.0.1:59000 [--port 0] [--fail 0.2] [--reset 0.1] [--seed 1]
+    fault-proxy.py --upstream 127.0.0.1:19000 [--port 0] [--fail 0.2] [--reset 0.1] [--seed 1]
 """
 import argparse
 import random
