@@ -56,7 +56,7 @@ struct BackupFaultTests {
         let redis = try RedisConfiguration(url: TestServices.redisURL)
         let driver = RedisQueue(configuration: redis, logger: Fixtures.logger)
         let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info"]
-        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "3s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
+        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "10s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
 
         let hold = TestServices.temporaryDirectory("dbq-hold") + "/hold"
         FileManager.default.createFile(atPath: hold, contents: nil)

@@ -63,7 +63,7 @@ struct PartitionTests {
         func worker(_ host: String, _ extra: [String: String] = [:]) throws -> ChildProcess {
             let environment = workerEnv.merging(extra) { $1 }
             return try ChildProcess("/usr/bin/env", ["ip", "netns", "exec", "dbq-\(host)", "env"] + environment.map { "\($0)=\($1)" }
-                                    + [TestServices.dbqBinary, "worker", "--queues", queue, "--id", host, "--lease", "3s", "--rescue-interval", "1s"])
+                                    + [TestServices.dbqBinary, "worker", "--queues", queue, "--id", host, "--lease", "10s", "--rescue-interval", "1s"])
         }
         let h1 = try worker("h1", ["DBQ_PG_DUMP": try BackupFaultTests.slowDump(hold: dumpHold)])
         defer { h1.signal(SIGKILL) }

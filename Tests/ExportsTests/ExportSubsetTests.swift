@@ -251,7 +251,7 @@ struct ExportFaultTests {
         let queueName = "export-kill-\(UUID().uuidString.prefix(8).lowercased())"
         let driver = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: T.logger)
         let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info", AnonymizationKey.environmentVariable: "kill-key-0123456789abcdef"]
-        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "3s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
+        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "10s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
 
         // The hold: tickets locked, so the export stops after customers and orders, however slow the machine.
         let holder = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)

@@ -217,7 +217,7 @@ struct IndexFaultTests {
         let queueName = "index-kill-\(UUID().uuidString.prefix(8).lowercased())"
         let driver = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: T.logger)
         let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info"]
-        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "3s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
+        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "10s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
         let holder = try await T.connect(db)
         _ = try await holder.execute("BEGIN; UPDATE orders SET total = total WHERE id = 1")
         let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env)

@@ -289,7 +289,7 @@ struct MigrationFaultTests {
         let queueName = "migrate-kill-\(UUID().uuidString.prefix(8).lowercased())"
         let driver = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: T.logger)
         let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info"]
-        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "3s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
+        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "10s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
         // The file creates and fills a table, then waits on a lock the test holds.
         let file = MigrationFile(version: "0001", name: "made", up: """
             CREATE TABLE made (id int PRIMARY KEY);

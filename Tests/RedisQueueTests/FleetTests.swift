@@ -66,14 +66,16 @@ struct FleetTests {
         let q = try makeDriver(), name = freshQueueName("kill")
         let hold = Hold()
         let id = try await q.push(try sleepJob(name, seconds: 0.2, hold: hold)).id
-        let a = try worker(name, ["--lease", "1s", "--rescue-interval", "300ms"], id: "A")
+        // A lease a loaded machine cannot make lapse while A lives (a 1 s one could: A then
+        // ran the job again itself, attempt 2, and B's run was attempt 3).
+        let a = try worker(name, ["--lease", "10s", "--rescue-interval", "300ms"], id: "A")
         // Held: A's attempt cannot end before it is killed, however late this poll looks.
         #expect(try await eventually(.seconds(90)) { try await q.job(id, queue: name)?.state == "running" })
         a.signal(SIGKILL)
         _ = await a.wait(timeout: .seconds(5))
         hold.release()
-        let b = try worker(name, ["--lease", "5s", "--rescue-interval", "300ms"], id: "B")
-        #expect(try await eventually(.seconds(30)) { try await q.job(id, queue: name)?.state == "succeeded" })
+        let b = try worker(name, ["--lease", "10s", "--rescue-interval", "300ms"], id: "B")
+        #expect(try await eventually(.seconds(90)) { try await q.job(id, queue: name)?.state == "succeeded" })
         let record = try #require(try await q.job(id, queue: name))
         #expect(record.worker == "B")
         #expect(record.attempt == 2)
@@ -137,7 +139,9 @@ struct FleetTests {
         let q = try makeDriver(), name = freshQueueName("stop")
         let hold = Hold()
         let id = try await q.push(try sleepJob(name, seconds: 0.1, hold: hold)).id
-        let a = try worker(name, ["--lease", "1s", "--rescue-interval", "300ms"], id: "A")
+        // A lease a loaded machine cannot make lapse while A lives (a 1 s one could: A then
+        // ran the job again itself, attempt 2, and B's run was attempt 3).
+        let a = try worker(name, ["--lease", "10s", "--rescue-interval", "300ms"], id: "A")
         #expect(try await eventually(.seconds(90)) { try await q.job(id, queue: name)?.state == "running" })
         a.signal(SIGSTOP)
         let b = try worker(name, ["--lease", "10s", "--rescue-interval", "300ms"], id: "B")
