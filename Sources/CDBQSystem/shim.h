@@ -37,19 +37,6 @@ static inline int CSystem_start_writeback(int fd, long long offset, long long co
     return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
 }
 
-/* Gives a range of a file's disk space back (fallocate FALLOC_FL_PUNCH_HOLE |
-   FALLOC_FL_KEEP_SIZE): the upload spool frees each part once it is read back. */
-extern int fallocate(int fd, int mode, __off64_t offset, __off64_t len);
-static inline int CSystem_punch_hole(int fd, long long offset, long long count) {
-    return fallocate(fd, 0x01 | 0x02, offset, count);
-}
-
-/* mkstemp with O_CLOEXEC (GNU's mkostemp, declared for the reason above). */
-extern int mkostemp(char *template_, int flags);
-static inline int CSystem_mkstemp_cloexec(char *template_) {
-    return mkostemp(template_, O_CLOEXEC);
-}
-
 static inline void CSystem_tune_malloc(int mmap_threshold, int arena_max) {
     mallopt(M_MMAP_THRESHOLD, mmap_threshold);
     mallopt(M_ARENA_MAX, arena_max);

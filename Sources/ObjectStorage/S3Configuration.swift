@@ -1,5 +1,4 @@
 import DBQSupport
-import Foundation
 
 /// Where an S3 store is and how to talk to it.
 public struct S3Configuration: Sendable {
@@ -20,10 +19,6 @@ public struct S3Configuration: Sendable {
     /// Parts held in memory at once, uploading or being filled: memory is
     /// `partSize × partConcurrency`; up to that many upload together when S3 is the slower.
     public var partConcurrency: Int
-    /// Parts waiting for an upload slot wait in an unlinked file in `spoolDirectory`, up to
-    /// this many bytes (0: no spool; the source waits for S3). See `PartSpool`.
-    public var spoolLimit: Int64
-    public var spoolDirectory: String
     /// Bytes fetched per ranged GET when reading (5 MiB by default; a reader holds the
     /// range being consumed and the next one in flight).
     public var readChunkSize: Int
@@ -39,13 +34,6 @@ public struct S3Configuration: Sendable {
     public static let defaultPartSize = minimumPartSize
     public static let maximumPartSize = 5 << 30
     public static let maximumParts = 10_000
-    /// The spool's bound by default: 1 GiB of disk, `DBQ_S3_SPOOL_MIB` to change it (0: off).
-    public static var defaultSpoolLimit: Int64 {
-        if let text = ProcessInfo.processInfo.environment["DBQ_S3_SPOOL_MIB"], let mib = Int64(text), mib >= 0 { return mib << 20 }
-        return 1 << 30
-    }
-    /// `TMPDIR`, else `/tmp`.
-    public static var defaultSpoolDirectory: String { ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp" }
     /// Parts of one size before the size doubles: a stream of unknown length starts
     /// small (flat memory for ordinary databases) and can still reach about 4.9 TiB from
     /// 5 MiB parts (S3 allows 5 TiB).
@@ -62,8 +50,7 @@ public struct S3Configuration: Sendable {
     public init(
         endpoint: String? = nil, region: String = "us-east-1", bucket: String, prefix: String = "",
         addressing: Addressing? = nil, credentials: AWSCredentials, partSize: Int = defaultPartSize,
-        partConcurrency: Int = 2, spoolLimit: Int64 = defaultSpoolLimit, spoolDirectory: String = defaultSpoolDirectory,
-        readChunkSize: Int = defaultPartSize, maxAttempts: Int = 5,
+        partConcurrency: Int = 2, readChunkSize: Int = defaultPartSize, maxAttempts: Int = 5,
         backoff: Backoff = Backoff(base: .milliseconds(100), cap: .seconds(5)), connectTimeout: Duration = .seconds(10)
     ) {
         self.endpoint = endpoint
@@ -74,8 +61,6 @@ public struct S3Configuration: Sendable {
         self.credentials = credentials
         self.partSize = partSize
         self.partConcurrency = partConcurrency
-        self.spoolLimit = spoolLimit
-        self.spoolDirectory = spoolDirectory
         self.readChunkSize = readChunkSize
         self.maxAttempts = maxAttempts
         self.backoff = backoff

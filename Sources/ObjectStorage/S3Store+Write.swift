@@ -47,35 +47,20 @@ struct MultipartWriter {
         return id
     }
 
-    /// Uploads the parts, at most `partConcurrency` at once. A part cut while every upload
-    /// slot is busy waits in the spool file (`PartSpool`), not in memory, so the source
-    /// never waits for a slower S3 until `spoolLimit` bytes wait: memory stays
-    /// `partConcurrency + 1` parts (those uploading and the one being filled) whatever the
-    /// stream's length and S3's speed. With the spool off or full, the source waits.
+    /// Uploads the parts holding at most `partConcurrency` of them in memory, the one being
+    /// filled included: memory is `partSize × partConcurrency` whatever the stream's length.
+    /// While the source is slower than S3 (a compressed dump) one part uploads as the next
+    /// fills; when S3 is the slower, the parts wait in flight together.
     private func uploadParts<S: AsyncIteratorProtocol>(
         first: [UInt8], source: inout PartSource<S>, uploadID: String
     ) async throws -> ([(Int, String)], Int64) where S.Element == [UInt8] {
-        let slots = store.configuration.partConcurrency
-        let spool = PartSpool(limit: store.configuration.spoolLimit, directory: store.configuration.spoolDirectory)
+        let concurrency = store.configuration.partConcurrency
         var etags: [(Int, String)] = []
         var total: Int64 = 0
-        var warned = false
-        try await withThrowingTaskGroup(of: [(Int, String)].self) { group in
-            // One upload slot: its own part, then spooled parts while any wait.
-            func startUploader(_ part: (body: [UInt8], number: Int)?) {
-                group.addTask {
-                    var done: [(Int, String)] = []
-                    if let part { done.append((part.number, try await uploadPart(part.body, number: part.number, uploadID: uploadID))) }
-                    while let entry = spool.next() {
-                        let body = try await spool.read(entry)
-                        done.append((entry.number, try await uploadPart(body, number: entry.number, uploadID: uploadID,
-                                                                        payloadHash: SigV4Signer.hex(entry.digest))))
-                    }
-                    return done
-                }
-            }
+        try await withThrowingTaskGroup(of: (Int, String).self) { group in
             var next = first
             var number = 1
+            var inFlight = 0
             while true {
                 if number > S3Configuration.maximumParts {
                     throw ObjectStoreError(
@@ -86,44 +71,27 @@ struct MultipartWriter {
                 let body = next
                 let partNumber = number
                 total += Int64(body.count)
+                group.addTask { (partNumber, try await uploadPart(body, number: partNumber, uploadID: uploadID)) }
+                inFlight += 1
                 number += 1
-                placing: while true {
-                    switch spool.place(length: body.count, slots: slots) {
-                    case .upload:
-                        startUploader((body, partNumber))
-                        break placing
-                    case .spool(let offset):
-                        if await spool.write(body, number: partNumber, offset: offset) {
-                            // The last upload task may have ended just before the part was queued.
-                            if spool.claimIdleSlot(slots: slots) { startUploader(nil) }
-                            break placing
-                        }
-                        if !warned, let why = spool.failure {
-                            warned = true
-                            store.logger.warning("upload spool off for this object; parts wait in memory for S3", metadata: [
-                                "s3.key": "\(key)", "error": "\(why)",
-                            ])
-                        }
-                        etags += try await group.next() ?? []
-                    case .wait:
-                        // Every slot busy and the spool full (or off): a slot frees once its
-                        // task has nothing more to upload.
-                        etags += try await group.next() ?? []
-                    }
-                }
                 guard source.mayHaveMore else { break }
+                // Room for the part about to be filled.
+                if inFlight >= concurrency {
+                    etags.append(try await group.next()!)
+                    inFlight -= 1
+                }
                 source.partSize = S3Configuration.partSize(forPart: number, base: partSize)
                 next = try await source.nextPart()
                 if next.isEmpty { break }
             }
-            for try await done in group { etags += done }
+            for try await etag in group { etags.append(etag) }
         }
         return (etags.sorted { $0.0 < $1.0 }, total)
     }
 
-    private func uploadPart(_ body: [UInt8], number: Int, uploadID: String, payloadHash: String? = nil) async throws -> String {
+    private func uploadPart(_ body: [UInt8], number: Int, uploadID: String) async throws -> String {
         let response = try await store.send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                                            body: body, payloadHash: payloadHash, expect: [200])
+                                            body: body, expect: [200])
         guard let etag = response.headers["etag"] else {
             throw ObjectStoreError(code: .server, message: "S3 returned no ETag for part \(number) of \(store.url)/\(key)", store: store.url, key: key)
         }

@@ -99,11 +99,10 @@ public final class S3Store: ObjectStore {
     /// a response whose status is in `expect`; any other answer becomes an error.
     func send(
         _ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
-        body: [UInt8] = [], payloadHash known: String? = nil, expect: Set<Int>
+        body: [UInt8] = [], expect: Set<Int>
     ) async throws -> HTTPResponse {
         let (host, path, requestURL) = address(key: key, query: query)
-        // `known`: the body's SHA-256, already taken (a spooled part, checked as it was read back).
-        let payloadHash = known ?? (body.isEmpty ? SigV4Signer.emptyPayloadHash : SigV4Signer.payloadHash(body))
+        let payloadHash = body.isEmpty ? SigV4Signer.emptyPayloadHash : SigV4Signer.payloadHash(body)
         let baseHeaders = [("host", host)] + extra
 
         var attempt = 0
