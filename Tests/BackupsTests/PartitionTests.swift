@@ -17,7 +17,7 @@ enum Namespaces {
     /// Whether this machine lets the tests make network namespaces (root, iproute2).
     static let allowed: Bool = {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else { return false }
-        let probe = try? Subprocess("/bin/sh", arguments: ["-c", "ip netns add dbq-probe && ip netns del dbq-probe"], environment: ProcessInfo.processInfo.environment)
+        let probe = try? Subprocess("/bin/sh", arguments: ["-c", "ip netns add dbq-probe-\(getpid()) && ip netns del dbq-probe-\(getpid())"], environment: ProcessInfo.processInfo.environment)
         return probe?.waitBlocking() == 0
     }()
 }
@@ -62,7 +62,8 @@ struct PartitionTests {
         let workerEnv = ["DBQ_REDIS_URL": redisURL, "DBQ_LOG_LEVEL": "info", "DBQ_CONFIG": config]
         func worker(_ host: String, _ extra: [String: String] = [:]) throws -> ChildProcess {
             let environment = workerEnv.merging(extra) { $1 }
-            return try ChildProcess("/usr/bin/env", ["ip", "netns", "exec", "dbq-\(host)", "env"] + environment.map { "\($0)=\($1)" }
+            // Through the script: it names the namespaces for this checkout (two checkouts never share one).
+            return try ChildProcess("/bin/bash", [Self.script, "run", host, "env"] + environment.map { "\($0)=\($1)" }
                                     + [TestServices.dbqBinary, "worker", "--queues", queue, "--id", host, "--lease", "10s", "--rescue-interval", "1s"])
         }
         let h1 = try worker("h1", ["DBQ_PG_DUMP": try BackupFaultTests.slowDump(hold: dumpHold)])

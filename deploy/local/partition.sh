@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Hosts that partition, made of network namespaces (root only): two hosts, dbq-h1
-# (10.77.0.11) and dbq-h2 (10.77.0.12), on a bridge (10.77.0.1) through which they reach
-# the local Redis and PostgreSQL (relayed from the bridge's address to loopback).
+# Hosts that partition, made of network namespaces (root only): two hosts, dbq<ID>-h1
+# (10.77.<ID>.11) and dbq<ID>-h2 (10.77.<ID>.12), on a bridge dbqbr<ID> (10.77.<ID>.1)
+# through which they reach the local Redis and PostgreSQL (relayed from the bridge's
+# address to loopback). <ID> (20–219) comes from this checkout's .dev directory, or
+# DBQ_PART_ID: two checkouts on one machine (two CI runs) never share a device name.
 #   partition.sh setup            make the bridge, the hosts and the relays (idempotent);
 #                                 writes .dev/partition.env (the URLs hosts use)
 #   partition.sh cut h1|h2        cut a host off (its link down: packets go nowhere)
@@ -12,8 +14,11 @@
 #                                 h2 takes over, h1 comes back; prints who did what
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ "$(id -u)" = 0 ] || die "network namespaces need root"
-BR=dbqbr0
-NET=10.77.0
+ID="${DBQ_PART_ID:-$(( $(printf '%s' "$DBQ_DEV" | cksum | cut -d' ' -f1) % 200 + 20 ))}"
+BR="dbqbr$ID"
+NET="10.77.$ID"
+ns() { echo "dbq$ID-$1"; }
+veth() { echo "v$1-$ID"; }
 REDIS_RELAY_PORT="$DBQ_REDIS_PORT"
 PG_RELAY_PORT="$DBQ_PG_PORT"
 DIR="$DBQ_DEV/partition"
@@ -25,16 +30,16 @@ setup() {
   ip link show "$BR" >/dev/null 2>&1 || { ip link add "$BR" type bridge; ip addr add "$NET.1/24" dev "$BR"; }
   ip link set "$BR" up
   for h in h1 h2; do
-    ns="dbq-$h"
+    ns="$(ns "$h")" outside="$(veth "$h")" inside="$(veth "$h")i"
     if ! ip netns list | grep -qw "$ns"; then
       ip netns add "$ns"
-      ip link add "veth-$h" type veth peer name "veth-$h-in"
-      ip link set "veth-$h-in" netns "$ns"
-      ip netns exec "$ns" ip link set "veth-$h-in" name eth0
+      ip link add "$outside" type veth peer name "$inside"
+      ip link set "$inside" netns "$ns"
+      ip netns exec "$ns" ip link set "$inside" name eth0
       ip netns exec "$ns" ip addr add "$(host_ip "$h")/24" dev eth0
       ip netns exec "$ns" ip link set eth0 up
       ip netns exec "$ns" ip link set lo up
-      ip link set "veth-$h" master "$BR" up
+      ip link set "$outside" master "$BR" up
     fi
   done
   for spec in "redis:$REDIS_RELAY_PORT" "postgres:$PG_RELAY_PORT"; do
@@ -44,14 +49,14 @@ setup() {
       >"$DIR/$name-relay.log" 2>&1 </dev/null &
     for _ in $(seq 50); do pid_alive "$DIR/$name-relay.pid" && break; sleep 0.1; done
   done
-  ip netns exec dbq-h1 bash -c "exec 3<>/dev/tcp/$NET.1/$REDIS_RELAY_PORT" 2>/dev/null || die "host h1 cannot reach Redis through the bridge"
+  ip netns exec "$(ns h1)" bash -c "exec 3<>/dev/tcp/$NET.1/$REDIS_RELAY_PORT" 2>/dev/null || die "host h1 cannot reach Redis through the bridge"
   printf "export DBQ_PART_REDIS_URL='redis://:%s@%s.1:%s/0'\nexport DBQ_PART_DB_HOST='%s.1'\n" \
     "$DBQ_REDIS_PASSWORD" "$NET" "$REDIS_RELAY_PORT" "$NET" > "$DBQ_DEV/partition.env"
-  say "partition: hosts dbq-h1 ($NET.11) and dbq-h2 ($NET.12) on $BR ($NET.1); Redis and PostgreSQL relayed on $NET.1"
+  say "partition: hosts $(ns h1) ($NET.11) and $(ns h2) ($NET.12) on $BR ($NET.1); Redis and PostgreSQL relayed on $NET.1"
 }
 
 teardown() {
-  for h in h1 h2; do ip netns del "dbq-$h" 2>/dev/null || true; ip link del "veth-$h" 2>/dev/null || true; done
+  for h in h1 h2; do ip netns del "$(ns "$h")" 2>/dev/null || true; ip link del "$(veth "$h")" 2>/dev/null || true; done
   ip link del "$BR" 2>/dev/null || true
   for name in redis postgres; do
     pid_alive "$DIR/$name-relay.pid" || continue
@@ -76,13 +81,13 @@ demo() {
   export DBQ_CONFIG="$work/dbq.yaml" DBQ_REDIS_URL="$DBQ_PART_REDIS_URL" DBQ_LOG_LEVEL=info
   touch "$work/hold"
   for i in 1 2 3; do "$DBQ" push sleep --queue "$queue" --payload "{\"seconds\": 0.1, \"holdWhileExists\": \"$work/hold\"}" >/dev/null; done
-  ip netns exec dbq-h1 env DBQ_CONFIG="$DBQ_CONFIG" DBQ_REDIS_URL="$DBQ_REDIS_URL" DBQ_LOG_LEVEL=info \
+  ip netns exec "$(ns h1)" env DBQ_CONFIG="$DBQ_CONFIG" DBQ_REDIS_URL="$DBQ_REDIS_URL" DBQ_LOG_LEVEL=info \
     "$DBQ" worker --queues "$queue" --id h1 --lease 3s --rescue-interval 1s >"$work/h1.log" 2>&1 &
   h1=$!
   sleep 3
   say "h1 holds the jobs; cutting h1 off"
   "$0" cut h1
-  ip netns exec dbq-h2 env DBQ_CONFIG="$DBQ_CONFIG" DBQ_REDIS_URL="$DBQ_REDIS_URL" DBQ_LOG_LEVEL=info \
+  ip netns exec "$(ns h2)" env DBQ_CONFIG="$DBQ_CONFIG" DBQ_REDIS_URL="$DBQ_REDIS_URL" DBQ_LOG_LEVEL=info \
     "$DBQ" worker --queues "$queue" --id h2 --lease 3s --rescue-interval 1s >"$work/h2.log" 2>&1 &
   h2=$!
   sleep 6; rm -f "$work/hold"; sleep 3
@@ -99,9 +104,9 @@ demo() {
 case "${1:-}" in
   setup) setup ;;
   teardown) teardown ;;
-  cut) ip link set "veth-${2:?host}" down; say "partition: ${2} cut off" ;;
-  heal) ip link set "veth-${2:?host}" up; say "partition: ${2} back" ;;
-  run) h="${2:?host}"; shift 2; exec ip netns exec "dbq-$h" "$@" ;;
+  cut) ip link set "$(veth "${2:?host}")" down; say "partition: ${2} cut off" ;;
+  heal) ip link set "$(veth "${2:?host}")" up; say "partition: ${2} back" ;;
+  run) h="${2:?host}"; shift 2; exec ip netns exec "$(ns "$h")" "$@" ;;
   demo) demo ;;
   *) die "usage: partition.sh setup|cut HOST|heal HOST|run HOST CMD…|teardown|demo" ;;
 esac

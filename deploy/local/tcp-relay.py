@@ -4,7 +4,7 @@
 partition.sh runs one per service so that hosts in network namespaces reach the local
 Redis and PostgreSQL (which listen on loopback only) through the bridge's address.
 
-    tcp-relay.py --listen 10.77.0.1:16379 --to 127.0.0.1:16379 [--pidfile F]
+    tcp-relay.py --listen 10.77.ID.1:16379 --to 127.0.0.1:16379 [--pidfile F]
 """
 import argparse
 import asyncio
