@@ -79,7 +79,7 @@ struct PartitionTests {
         try await partition("cut", "h1")
         let h2 = try worker("h2")
         defer { h2.signal(SIGKILL) }
-        // h1's leases lapse (3 s); h2 takes all four.
+        // h1's leases lapse (10 s); h2 takes all four.
         #expect(try await eventually(.seconds(60)) {
             var taken = 0
             for id in ids + [backup] { if let r = try await driver.job(id, queue: queue), r.worker == "h2" { taken += 1 } }
