@@ -51,6 +51,22 @@ public struct AnonymizationKey: Sendable {
         return pair
     }
 
+    /// The round table of a small Feistel domain: built once per domain and shared by
+    /// every thread (a few milliseconds for the largest; the cache holds at most
+    /// `FeistelRoundTable.cacheBytes`).
+    func feistelTable(_ domain: String, halfBits: Int) -> FeistelRoundTable {
+        let name = "\(domain)#\(halfBits)"
+        if let known = box.feistelTables.withLock({ $0[name] }) { return known }
+        let (k0, k1) = feistelKey(domain)
+        let table = FeistelRoundTable(k0: k0, k1: k1, halfBits: halfBits)
+        return box.feistelTables.withLock { tables in
+            if let raced = tables[name] { return raced }
+            if tables.values.reduce(0, { $0 + $1.byteCount }) + table.byteCount > FeistelRoundTable.cacheBytes { tables.removeAll() }
+            tables[name] = table
+            return table
+        }
+    }
+
     public func mac(domain: String, _ value: String) -> [UInt8] {
         var value = value
         return value.withUTF8 { box.mac(domain: domain, UnsafeRawBufferPointer($0)) }
@@ -104,6 +120,8 @@ private final class KeyBox: Sendable {
     private let hash: KeyedHash
     /// Feistel domain → derived key (bounded; see `AnonymizationKey.feistelKey`).
     let feistelKeys = Mutex<[String: (UInt64, UInt64)]>([:])
+    /// Feistel domain and half width → its round table (bounded; see `AnonymizationKey.feistelTable`).
+    let feistelTables = Mutex<[String: FeistelRoundTable]>([:])
 
     init(_ key: SymmetricKey) {
         var block = key.withUnsafeBytes { bytes -> [UInt8] in

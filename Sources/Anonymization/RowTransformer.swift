@@ -95,7 +95,9 @@ public struct RowTransformer: Sendable {
                 let field = UnsafeRawBufferPointer(rebasing: raw[start..<end])
                 if !masks[column] || (field.count == 2 && field[0] == 0x5C && field[1] == UInt8(ascii: "N")) {
                     out.append(contentsOf: field)
-                } else if let rule = prepared[column] {
+                } else if prepared[column] != nil {
+                    // Unowned: `prepared` holds the rule for as long as this call runs.
+                    unowned(unsafe) let rule = prepared[column]!
                     try Self.mask(field, with: rule, into: &out)
                 } else {
                     throw AnonymizationError("no key to mask with")

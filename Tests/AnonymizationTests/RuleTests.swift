@@ -54,6 +54,26 @@ struct RuleTests {
         #expect(images.allSatisfy { $0 < size })
     }
 
+    @Test("a tabulated Feistel round gives what SipHash gives: every input of small domains, a sample of the large",
+          arguments: [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000] as [UInt64])
+    func feistelTable(size: UInt64) throws {
+        let p = FeistelPermutation(size: size, key: key, domain: "table")
+        let table = try #require(p.table, "a domain of \(size) is tabulated")
+        var g = SystemRandomNumberGenerator()
+        let domain = UInt64(1) << UInt64(2 * p.halfBits)
+        let inputs: [UInt64] = domain <= 1 << 16 ? Array(0..<domain) : (0..<50_000).map { _ in UInt64.random(in: 0..<domain, using: &g) } + [0, domain - 1]
+        for x in inputs where table.encrypt(x) != p.encrypt(x) {
+            Issue.record("size \(size): the table gives \(table.encrypt(x)) for \(x), SipHash \(p.encrypt(x))")
+            return
+        }
+    }
+
+    @Test("domains past eight digits are not tabulated (a table would not fit in a cache)")
+    func feistelNoTable() {
+        #expect(FeistelPermutation(size: 1_000_000_000, key: key, domain: "table").table == nil)
+        #expect(FeistelPermutation(size: 1 << 31, key: key, domain: "table").table == nil)
+    }
+
     @Test("hash on integers is a bijection within each band, signs kept")
     func integerBijection() {
         let r = rule("hash")

@@ -39,8 +39,8 @@ final class EmailHash: PreparedRule {
     let hash: KeyedHash
     let length: Int
     let keepDomain: Bool
-    /// Per instance, as `FakeValue.lists`.
-    let example = Bytes.fresh(Array("example.com".utf8))
+    /// Static bytes: appending them counts no reference.
+    static let example: StaticString = "example.com"
 
     init(hash: KeyedHash, length: Int, keepDomain: Bool) {
         self.hash = hash
@@ -61,7 +61,7 @@ final class EmailHash: PreparedRule {
             if keepDomain, let at = text.lastIndex(of: "@") {
                 out += String(text[text.index(after: at)...]).lowercased().utf8
             } else {
-                out += example
+                Self.example.withUTF8Buffer { out.append(contentsOf: $0) }
             }
             return true
         }
@@ -82,7 +82,7 @@ final class EmailHash: PreparedRule {
         if keepDomain, let at = lowered.lastIndex(of: 0x40) {
             out.append(contentsOf: lowered[(at + 1)...])
         } else {
-            out += example
+            Self.example.withUTF8Buffer { out.append(contentsOf: $0) }
         }
     }
 }

@@ -40,7 +40,9 @@ public struct Fake: MaskingRule {
 }
 
 /// `fake`, bound to a key: the keyed digest of the original picks each part.
-final class FakeValue: PreparedRule {
+final class FakeValue: PreparedRule, @unchecked Sendable {
+    // @unchecked Sendable: `words` and `spans` are written in `init` only and freed in
+    // `deinit`; every other property is immutable.
     var addsNoControl: Bool { true }
     enum Kind: String {
         case firstName = "first_name", lastName = "last_name", fullName = "full_name", email, phone
@@ -48,10 +50,14 @@ final class FakeValue: PreparedRule {
     }
     let hash: KeyedHash
     let kind: Kind
-    /// The lists this kind picks from, copied for this instance: an instance is used by
-    /// one thread at a time, and lists shared by threads would bounce their reference
-    /// counts between cores on every value.
-    let lists: [[[UInt8]]]
+    /// The lists this kind picks from, flattened into one allocation of this instance's:
+    /// a pick copies bytes and counts no reference (lists shared by the threads that mask
+    /// would bounce their reference counts between cores on every value).
+    private let words: UnsafeMutableBufferPointer<UInt8>
+    /// Per word, where it lies in `words`.
+    private let spans: UnsafeMutableBufferPointer<Range<Int>>
+    /// Per list, its first word in `spans` and how many words it has.
+    private let lists: [(first: Int, count: Int)]
 
     init(hash: KeyedHash, kind: Kind) {
         self.hash = hash
@@ -67,12 +73,36 @@ final class FakeValue: PreparedRule {
         case .company: [FakeData.last, FakeData.companyKinds]
         case .zip, .iban, .ipv4, .uuid: []
         }
-        lists = used.map { $0.map { Bytes.fresh($0) } }
+        let all = used.flatMap { $0 }
+        words = .allocate(capacity: max(1, all.reduce(0) { $0 + $1.count }))
+        spans = .allocate(capacity: max(1, all.count))
+        var at = 0
+        for (i, word) in all.enumerated() {
+            _ = UnsafeMutableBufferPointer(rebasing: words[at..<(at + word.count)]).initialize(from: word)
+            spans[i] = at..<(at + word.count)
+            at += word.count
+        }
+        var first = 0
+        lists = used.map { list in
+            defer { first += list.count }
+            return (first, list.count)
+        }
+    }
+
+    deinit {
+        words.deallocate()
+        spans.deallocate()
+    }
+
+    /// Appends word `index` of list `list`.
+    @inline(__always)
+    private func append(list: Int, word index: Int, into out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: words[spans[lists[list].first + index]]))
     }
 
     func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
         hash.digest(value).withUnsafeBytes { d in
-            func pick(_ list: [[UInt8]], _ i: Int) { out += list[Int(Bytes.word(d, at: i) % UInt64(list.count))] }
+            func pick(_ list: Int, _ i: Int) { append(list: list, word: Int(Bytes.word(d, at: i) % UInt64(lists[list].count)), into: &out) }
             func number(_ i: Int, digits: Int) {
                 var n = Bytes.word(d, at: i)
                 for _ in 0..<digits {
@@ -81,39 +111,37 @@ final class FakeValue: PreparedRule {
                 }
             }
             switch kind {
-            case .firstName: pick(lists[0], 0)
-            case .lastName: pick(lists[0], 0)
+            case .firstName: pick(0, 0)
+            case .lastName: pick(0, 0)
             case .fullName:
-                pick(lists[0], 0)
+                pick(0, 0)
                 out.append(0x20)
-                pick(lists[1], 8)
+                pick(1, 8)
             case .email:
-                pick(lists[0], 0)
+                pick(0, 0)
                 out.append(0x2E)
-                pick(lists[1], 8)
+                pick(1, 8)
                 out.append(0x2E)
                 // The last 8 of the digest's 52 base32 characters.
-                let from = out.count
-                Bytes.appendBase32(d, count: 52, into: &out)
-                out.removeSubrange(from..<(from + 44))
-                out += lists[2][0]
+                Bytes.appendBase32(d, chars: 44..<52, into: &out)
+                append(list: 2, word: 0, into: &out)
             case .phone:
-                out += lists[0][0]
+                append(list: 0, word: 0, into: &out)
                 number(0, digits: 3)
                 out.append(0x20)
                 number(8, digits: 4)
             case .streetAddress:
                 number(0, digits: 3)
                 out.append(0x20)
-                pick(lists[0], 8)
+                pick(0, 8)
                 out.append(0x20)
-                pick(lists[1], 16)
-            case .city: pick(lists[0], 0)
+                pick(1, 16)
+            case .city: pick(0, 0)
             case .zip: number(0, digits: 5)
             case .company:
-                pick(lists[0], 0)
+                pick(0, 0)
                 out.append(0x20)
-                pick(lists[1], 8)
+                pick(1, 8)
             case .iban:
                 let from = out.count
                 number(0, digits: 8)

@@ -160,30 +160,50 @@ final class DigitPermutation: PreparedRule {
     func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
         let base = out.count
         out.append(contentsOf: value)
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: 18) { positions in
-            var count = 0, start = 0
-            var number: UInt64 = 0
-            func flush(_ out: inout [UInt8]) {
-                var rest = permutation(count: count, start: start).apply(number)
-                for k in stride(from: count - 1, through: 0, by: -1) {
-                    out[positions[k]] = UInt8(0x30 + rest % 10)
-                    rest /= 10
-                }
-                start += count
-                count = 0
-                number = 0
-            }
-            for i in 0..<value.count {
-                let b = value[i]
-                guard b >= 0x30 && b <= 0x39 else { continue }
-                positions[count] = base + i
-                number = number * 10 + UInt64(b - 0x30)
-                count += 1
-                if count == 18 { flush(&out) }
-            }
-            if count > 0 { flush(&out) }
-        }
+        out.withUnsafeMutableBytes { permute(UnsafeMutableRawBufferPointer(rebasing: $0[base...])) }
         return true
+    }
+
+    /// The digits of `text` permuted where they stand, in runs of 18: each run's digits are
+    /// read as one number, permuted, and written back over the same positions.
+    func permute(_ text: UnsafeMutableRawBufferPointer) {
+        var count = 0, start = 0
+        var number: UInt64 = 0
+        for i in 0..<text.count {
+            let digit = text[i] &- 0x30
+            guard digit < 10 else { continue }
+            number = number &* 10 &+ UInt64(digit)
+            count += 1
+            guard count == 18 || i == text.count - 1 else { continue }
+            write(number, count: count, start: start, endingAt: i, in: text)
+            start += count
+            count = 0
+            number = 0
+        }
+        if count > 0 {
+            // The digits ended before the text: the last run ends at the last digit.
+            var last = text.count - 1
+            while text[last] &- 0x30 >= 10 { last -= 1 }
+            write(number, count: count, start: start, endingAt: last, in: text)
+        }
+    }
+
+    /// The run of `count` digits ending at `last` (non-digits between them skipped), from
+    /// the number's permutation.
+    @inline(__always)
+    private func write(_ number: UInt64, count: Int, start: Int, endingAt last: Int, in text: UnsafeMutableRawBufferPointer) {
+        // The first run read in place: a copy of the permutation would count a reference
+        // to its round table per value.
+        var rest = start == 0 ? first[count].apply(number) : permutation(count: count, start: start).apply(number)
+        var k = last, left = count
+        while left > 0 {
+            if text[k] &- 0x30 < 10 {
+                text[k] = UInt8(0x30 + rest % 10)
+                rest /= 10
+                left -= 1
+            }
+            k -= 1
+        }
     }
 }
 

@@ -78,17 +78,26 @@ final class RedactText: PreparedRule {
         return true
     }
 
+    /// Emails replaced as the text is appended, then phone numbers in the appended text
+    /// (masked emails included, as always) permuted in place: a number's mask has its
+    /// length, so no second buffer is needed.
     private func scan(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        guard TextScanner.hasAt(text) else { return phones(text, into: &out) }
-        var part: [UInt8] = []
-        part.reserveCapacity(text.count + 64)
-        TextScanner.appendReplacingEmails(text, into: &part) { match, o in _ = email.mask(match, into: &o) }
-        part.withUnsafeBytes { phones($0, into: &out) }
-    }
-
-    private func phones(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        TextScanner.appendReplacingPhones(text, into: &out) { match, o in
-            if TextScanner.hasDigits(match, atLeast: 7) { _ = phone.mask(match, into: &o) } else { o.append(contentsOf: match) }
+        // Unowned: `self` holds both for as long as this call runs (the closures below would
+        // otherwise count a reference to each per row).
+        unowned(unsafe) let email = self.email
+        unowned(unsafe) let phone = self.phone
+        let from = out.count
+        if TextScanner.hasAt(text) {
+            TextScanner.appendReplacingEmails(text, into: &out) { match, o in _ = email.mask(match, into: &o) }
+        } else {
+            out.append(contentsOf: text)
+        }
+        out.withUnsafeMutableBytes { all in
+            let appended = UnsafeMutableRawBufferPointer(rebasing: all[from...])
+            TextScanner.forEachPhone(UnsafeRawBufferPointer(appended)) { match in
+                let number = UnsafeMutableRawBufferPointer(rebasing: appended[match])
+                if TextScanner.hasDigits(UnsafeRawBufferPointer(number), atLeast: 7) { phone.permute(number) }
+            }
         }
     }
 }
@@ -175,6 +184,13 @@ enum TextScanner {
     @inline(__always) static func isPhone(_ b: UInt8) -> Bool {
         isDigit(b) || b == 0x20 || b &- 0x09 < 5 || b == 0x2E || b == 0x2D || b == 0x28 || b == 0x29
     }
+    /// 1 at every byte `isPhone` accepts, else 0 (written once, never freed: read by every
+    /// thread that masks, with no reference to count).
+    nonisolated(unsafe) static let phoneBytes: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for b in 0..<256 { table[b] = isPhone(UInt8(b)) ? 1 : 0 }
+        return UnsafePointer(table)
+    }()
     /// A byte a phone number can start at: a digit, '+' or '('.
     @inline(__always) static func isPhoneStart(_ b: UInt8) -> Bool { isDigit(b) || b == 0x2B || b == 0x28 }
 
@@ -242,8 +258,47 @@ enum TextScanner {
     /// Appends `text` to `out` with every phone number replaced by what `replace` appends.
     static func appendReplacingPhones(_ text: UnsafeRawBufferPointer, into out: inout [UInt8],
                                       _ replace: (UnsafeRawBufferPointer, inout [UInt8]) -> Void) {
-        var copied = 0, i = 0
+        var copied = 0
+        forEachPhone(text) { match in
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[copied..<match.lowerBound]))
+            replace(UnsafeRawBufferPointer(rebasing: text[match]), &out)
+            copied = match.upperBound
+        }
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[copied...]))
+    }
+
+    /// The phone numbers in `text`, in order: what `\+?\(?\d[\d\s.()-]{5,}\d` matches,
+    /// leftmost and longest.
+    ///
+    /// A number is an optional '+' and a run of at least seven phone characters (digits,
+    /// spaces, `.`, `-`, parentheses), so only such runs are looked into: the text is read
+    /// once, counting the current run without a branch per byte, and the matching runs
+    /// inside each long run alone. Runs are separated by bytes no number holds, so this
+    /// finds what matching the whole text would.
+    @inline(__always)
+    static func forEachPhone(_ text: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) {
         let n = text.count
+        let phone = phoneBytes
+        var k = 0, run = 0
+        while k < n {
+            // 1 for a phone character, else 0: the run grows or restarts without a branch.
+            run = (run &+ 1) &* Int(phone[Int(text[k])])
+            k += 1
+            guard run >= 7 else { continue }
+            let start = k - 7
+            var end = k
+            while end < n && isPhone(text[end]) { end += 1 }
+            let from = start > 0 && text[start - 1] == 0x2B ? start - 1 : start
+            matchPhones(text, in: from..<end, body)
+            k = end
+            run = 0
+        }
+    }
+
+    /// The leftmost-longest matching inside one run (and the '+' before it).
+    private static func matchPhones(_ text: UnsafeRawBufferPointer, in range: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var i = range.lowerBound
+        let n = range.upperBound
         while i < n {
             guard isPhoneStart(text[i]) else { i += 1; continue }
             var j = i
@@ -255,11 +310,8 @@ enum TextScanner {
             var last = runEnd - 1
             while last >= j + 6 && !isDigit(text[last]) { last -= 1 }
             guard last >= j + 6 else { i = max(i + 1, runEnd); continue }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[copied..<i]))
-            replace(UnsafeRawBufferPointer(rebasing: text[i...last]), &out)
-            copied = last + 1
+            body(i..<(last + 1))
             i = last + 1
         }
-        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[copied...]))
     }
 }
