@@ -105,13 +105,6 @@ enum Bytes {
         return v
     }
 
-    /// A copy of `bytes` in storage of its own (an array copy shares its buffer).
-    static func fresh(_ bytes: [UInt8]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
-            count = buffer.initialize(fromContentsOf: bytes)
-        }
-    }
-
     static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
         bytes.allSatisfy { $0 < 0x80 }
     }

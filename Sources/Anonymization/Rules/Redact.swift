@@ -222,6 +222,7 @@ enum TextScanner {
     }
 
     /// Appends `text` to `out` with every email address replaced by what `replace` appends.
+    @inline(__always)
     static func appendReplacingEmails(_ text: UnsafeRawBufferPointer, into out: inout [UInt8],
                                       _ replace: (UnsafeRawBufferPointer, inout [UInt8]) -> Void) {
         var copied = 0, floor = 0, i = 0
@@ -296,6 +297,7 @@ enum TextScanner {
     }
 
     /// The leftmost-longest matching inside one run (and the '+' before it).
+    @inline(__always)
     private static func matchPhones(_ text: UnsafeRawBufferPointer, in range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var i = range.lowerBound
         let n = range.upperBound
