@@ -3,7 +3,7 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure dbq on this machine and print figures (bench backup: medians of --runs; the others: one run each).",
-        subcommands: [BenchBackup.self, BenchClients.self, BenchCopy.self, BenchExport.self, BenchIndexes.self, BenchQueue.self, BenchSnapshot.self]
+        abstract: "Measure dbq on this machine and print figures (medians of --runs, where a bench takes it).",
+        subcommands: [BenchBackup.self, BenchClients.self, BenchCopy.self, BenchExport.self, BenchIndexes.self, BenchMask.self, BenchQueue.self, BenchSnapshot.self]
     )
 }
