@@ -5,8 +5,8 @@
 /// The export masks through these; `MaskingRule.apply` is the same function on strings
 /// (for rules with a prepared form, `apply` calls it), so the two never disagree.
 ///
-/// Every prepared rule is a class: the export reads them through unowned references on the
-/// path of every value, so masking a value counts no reference.
+/// Every prepared rule is a class: taking one from a table's list of rules, on the path of
+/// every value, is one reference count rather than a call to copy an opaque existential.
 public protocol PreparedRule: AnyObject, Sendable {
     /// Appends the masked form of a non-NULL original (its decoded UTF-8 bytes) to `out`;
     /// false (and nothing appended) when the masked value is NULL.

@@ -80,34 +80,29 @@ public struct RowTransformer: Sendable {
     /// decoded, masked and encoded again.
     func transformFields(_ raw: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(AnonymizationError) {
         let columnCount = columns.count
-        // Rules read through a buffer, unowned: `prepared` holds them for as long as this
-        // call runs, and reading them counts no reference per value.
-        let counted = prepared.withUnsafeBufferPointer { rules in
-            Result { () throws(AnonymizationError) -> Int in
-                var column = 0
-                var start = 0
-                while true {
-                    // The next tab, or the end of the line.
-                    let end = raw.baseAddress.flatMap { base in
-                        memchr(base + start, 0x09, raw.count - start).map { UnsafeRawPointer($0) - base }
-                    } ?? raw.count
-                    guard column < columnCount else {
-                        throw AnonymizationError("a row has more fields than the table's \(columnCount) columns")
-                    }
-                    if column > 0 { out.append(0x09) }
-                    let field = UnsafeRawBufferPointer(rebasing: raw[start..<end])
-                    if !masks[column] || (field.count == 2 && field[0] == 0x5C && field[1] == UInt8(ascii: "N")) {
-                        out.append(contentsOf: field)
-                    } else if rules[column] != nil {
-                        unowned(unsafe) let rule = rules[column]!
-                        try Self.mask(field, with: rule, into: &out)
-                    } else {
-                        throw AnonymizationError("no key to mask with")
-                    }
-                    column += 1
-                    if end == raw.count { return column }
-                    start = end + 1
+        let counted = Result { () throws(AnonymizationError) -> Int in
+            var column = 0
+            var start = 0
+            while true {
+                // The next tab, or the end of the line.
+                let end = raw.baseAddress.flatMap { base in
+                    memchr(base + start, 0x09, raw.count - start).map { UnsafeRawPointer($0) - base }
+                } ?? raw.count
+                guard column < columnCount else {
+                    throw AnonymizationError("a row has more fields than the table's \(columnCount) columns")
                 }
+                if column > 0 { out.append(0x09) }
+                let field = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+                if !masks[column] || (field.count == 2 && field[0] == 0x5C && field[1] == UInt8(ascii: "N")) {
+                    out.append(contentsOf: field)
+                } else if let rule = prepared[column] {
+                    try Self.mask(field, with: rule, into: &out)
+                } else {
+                    throw AnonymizationError("no key to mask with")
+                }
+                column += 1
+                if end == raw.count { return column }
+                start = end + 1
             }
         }
         let fields = try counted.get()
@@ -119,7 +114,6 @@ public struct RowTransformer: Sendable {
 
     /// One COPY field masked: decoded only if it has an escape, escaped again only if the
     /// masked bytes need it, NULL as `\N`.
-    @inline(__always)
     private static func mask(_ field: UnsafeRawBufferPointer, with rule: any PreparedRule, into out: inout [UInt8]) throws(AnonymizationError) {
         let from = out.count
         let escaped = memchr(field.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, 0x5C, field.count) != nil

@@ -82,10 +82,6 @@ final class RedactText: PreparedRule {
     /// (masked emails included, as always) permuted in place: a number's mask has its
     /// length, so no second buffer is needed.
     private func scan(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        // Unowned: `self` holds both for as long as this call runs (the closures below would
-        // otherwise count a reference to each per row).
-        unowned(unsafe) let email = self.email
-        unowned(unsafe) let phone = self.phone
         let from = out.count
         if TextScanner.hasAt(text) {
             TextScanner.appendReplacingEmails(text, into: &out) { match, o in _ = email.mask(match, into: &o) }
@@ -222,7 +218,6 @@ enum TextScanner {
     }
 
     /// Appends `text` to `out` with every email address replaced by what `replace` appends.
-    @inline(__always)
     static func appendReplacingEmails(_ text: UnsafeRawBufferPointer, into out: inout [UInt8],
                                       _ replace: (UnsafeRawBufferPointer, inout [UInt8]) -> Void) {
         var copied = 0, floor = 0, i = 0
@@ -297,7 +292,6 @@ enum TextScanner {
     }
 
     /// The leftmost-longest matching inside one run (and the '+' before it).
-    @inline(__always)
     private static func matchPhones(_ text: UnsafeRawBufferPointer, in range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var i = range.lowerBound
         let n = range.upperBound
