@@ -167,25 +167,21 @@ final class DigitPermutation: PreparedRule {
     /// The digits of `text` permuted where they stand, in runs of 18: each run's digits are
     /// read as one number, permuted, and written back over the same positions.
     func permute(_ text: UnsafeMutableRawBufferPointer) {
-        var count = 0, start = 0
+        var count = 0, start = 0, lastDigit = 0
         var number: UInt64 = 0
         for i in 0..<text.count {
             let digit = text[i] &- 0x30
             guard digit < 10 else { continue }
             number = number &* 10 &+ UInt64(digit)
             count += 1
-            guard count == 18 || i == text.count - 1 else { continue }
+            lastDigit = i
+            guard count == 18 else { continue }
             write(number, count: count, start: start, endingAt: i, in: text)
             start += count
             count = 0
             number = 0
         }
-        if count > 0 {
-            // The digits ended before the text: the last run ends at the last digit.
-            var last = text.count - 1
-            while text[last] &- 0x30 >= 10 { last -= 1 }
-            write(number, count: count, start: start, endingAt: last, in: text)
-        }
+        if count > 0 { write(number, count: count, start: start, endingAt: lastDigit, in: text) }
     }
 
     /// The run of `count` digits ending at `last` (non-digits between them skipped), from
