@@ -103,10 +103,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Eight Feistel permutations side by side in vector registers (AVX-512, AVX2 or
+        // portable, chosen at run time): the one C source of dbq's own, for what Swift
+        // cannot compile for a CPU feature it checks at run time.
+        .target(
+            name: "FeistelKernel",
+            cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]
+        ),
         // Masking policies and rules: pure, deterministic, keyed; no database, no I/O.
         .target(
             name: "Anonymization",
-            dependencies: ["CCryptoSHA", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["FeistelKernel", "CCryptoSHA", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
             // Optimized in debug builds too: masking is per value, and unoptimized generic
             // code is ~50x slower, which would make the million-row tests crawl.
             swiftSettings: swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
@@ -202,7 +209,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "QueueTests", dependencies: ["Queue", "DBQSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "AnonymizationTests", dependencies: ["Anonymization", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
+        .testTarget(name: "AnonymizationTests", dependencies: ["Anonymization", "FeistelKernel", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         .testTarget(
             name: "ExportsTests",
             dependencies: ["Exports", "Anonymization", "Backups", "Snapshots", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",

@@ -8,7 +8,9 @@
 /// domain: eight rounds cost a few hundred nanoseconds, not eight HMACs. On a domain whose
 /// halves have at most `FeistelRoundTable.maximumHalfBits` bits (numbers of up to eight
 /// digits) every round's outputs are computed once per key and domain and looked up: the
-/// same values, a few nanoseconds instead of eight SipHashes.
+/// same values, a few nanoseconds instead of eight SipHashes. On larger domains the export
+/// permutes a chunk's numbers eight side by side in vector registers (`PermutationBatch`):
+/// the same values again; this type is the reference the kernel is tested against.
 public struct FeistelPermutation: Sendable {
     public let size: UInt64
     let halfBits: Int

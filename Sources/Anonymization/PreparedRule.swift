@@ -11,6 +11,10 @@ public protocol PreparedRule: AnyObject, Sendable {
     /// Appends the masked form of a non-NULL original (its decoded UTF-8 bytes) to `out`;
     /// false (and nothing appended) when the masked value is NULL.
     func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool
+    /// `mask`, where a long number's permutation may wait in `batch` (its digits appended
+    /// as they were, until the batch runs on `out`): what the export calls, a chunk of
+    /// rows to a batch.
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) -> Bool
     /// True when the masked bytes hold a tab, newline, carriage return or backslash only if
     /// the original did: a COPY field without escapes then needs none after masking.
     var addsNoControl: Bool { get }
@@ -18,6 +22,11 @@ public protocol PreparedRule: AnyObject, Sendable {
 
 extension PreparedRule {
     public var addsNoControl: Bool { false }
+
+    /// A rule that permutes no number masks at once.
+    public func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) -> Bool {
+        mask(value, into: &out)
+    }
 }
 
 extension MaskingRule {

@@ -399,19 +399,9 @@ final class MaskingPipe: @unchecked Sendable {
         out.reserveCapacity((lines.head.count + lines.body.count) * 5 / 4)
         var rows: Int64 = 0
         let transformer = run.transformer
-        func transform(_ raw: UnsafeRawBufferPointer) throws {
-            guard let base = raw.baseAddress else { return }
-            var start = 0
-            while start < raw.count, let hit = memchr(base + start, 0x0A, raw.count - start) {
-                let newline = UnsafeRawPointer(hit) - base
-                try transformer.transform(UnsafeRawBufferPointer(rebasing: raw[start..<newline]), into: &out)
-                rows += 1
-                start = newline + 1
-            }
-        }
         do {
-            try lines.head.withUnsafeBytes { try transform($0) }
-            try lines.chunk.withUnsafeBytes { try transform(UnsafeRawBufferPointer(rebasing: $0[lines.body])) }
+            rows += Int64(try lines.head.withUnsafeBytes { try transformer.transform(lines: $0, into: &out) })
+            rows += Int64(try lines.chunk.withUnsafeBytes { try transformer.transform(lines: UnsafeRawBufferPointer(rebasing: $0[lines.body]), into: &out) })
         } catch {
             throw BackupError.permanent("\(error)")
         }

@@ -72,15 +72,7 @@ struct BenchMask: AsyncParsableCommand {
             bytes += input.count
             out.removeAll(keepingCapacity: true)
             let start = Self.threadCPU()
-            try input.withUnsafeBytes { raw in
-                guard let base = raw.baseAddress else { return }
-                var s = 0
-                while s < raw.count, let hit = memchr(base + s, 0x0A, raw.count - s) {
-                    let newline = UnsafeRawPointer(hit) - base
-                    try transformer.transform(UnsafeRawBufferPointer(rebasing: raw[s..<newline]), into: &out)
-                    s = newline + 1
-                }
-            }
+            _ = try input.withUnsafeBytes { try transformer.transform(lines: $0, into: &out) }
             cpu += Self.threadCPU() - start
             hasher.update(data: out)
         }

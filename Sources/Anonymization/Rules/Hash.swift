@@ -158,15 +158,21 @@ final class DigitPermutation: PreparedRule {
     }
 
     func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        var batch = PermutationBatch(deferring: false)
+        return mask(value, into: &out, batch: &batch)
+    }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) -> Bool {
         let base = out.count
         out.append(contentsOf: value)
-        out.withUnsafeMutableBytes { permute(UnsafeMutableRawBufferPointer(rebasing: $0[base...])) }
+        out.withUnsafeMutableBytes { permute(UnsafeMutableRawBufferPointer(rebasing: $0[base...]), at: base, batch: &batch) }
         return true
     }
 
     /// The digits of `text` permuted where they stand, in runs of 18: each run's digits are
-    /// read as one number, permuted, and written back over the same positions.
-    func permute(_ text: UnsafeMutableRawBufferPointer) {
+    /// read as one number, permuted, and written back over the same positions (now, or
+    /// when `batch` runs: `text` starts at `offset` in the buffer it runs on).
+    func permute(_ text: UnsafeMutableRawBufferPointer, at offset: Int, batch: inout PermutationBatch) {
         var count = 0, start = 0, lastDigit = 0
         var number: UInt64 = 0
         for i in 0..<text.count {
@@ -176,29 +182,25 @@ final class DigitPermutation: PreparedRule {
             count += 1
             lastDigit = i
             guard count == 18 else { continue }
-            write(number, count: count, start: start, endingAt: i, in: text)
+            write(number, count: count, start: start, endingAt: i, in: text, offset: offset, batch: &batch)
             start += count
             count = 0
             number = 0
         }
-        if count > 0 { write(number, count: count, start: start, endingAt: lastDigit, in: text) }
+        if count > 0 { write(number, count: count, start: start, endingAt: lastDigit, in: text, offset: offset, batch: &batch) }
     }
 
     /// The run of `count` digits ending at `last` (non-digits between them skipped), from
     /// the number's permutation.
     @inline(__always)
-    private func write(_ number: UInt64, count: Int, start: Int, endingAt last: Int, in text: UnsafeMutableRawBufferPointer) {
-        // The first run read in place: a copy of the permutation would count a reference
-        // to its round table per value.
-        var rest = start == 0 ? first[count].apply(number) : permutation(count: count, start: start).apply(number)
-        var k = last, left = count
-        while left > 0 {
-            if text[k] &- 0x30 < 10 {
-                text[k] = UInt8(0x30 + rest % 10)
-                rest /= 10
-                left -= 1
-            }
-            k -= 1
+    private func write(_ number: UInt64, count: Int, start: Int, endingAt last: Int, in text: UnsafeMutableRawBufferPointer,
+                       offset: Int, batch: inout PermutationBatch) {
+        if start == 0 {
+            // The first run's permutation read in place: a copy would count a reference to
+            // its round table per value.
+            batch.permute(number, count: count, with: first[count], endingAt: last, in: text, offset: offset)
+        } else {
+            batch.permute(number, count: count, with: permutation(count: count, start: start), endingAt: last, in: text, offset: offset)
         }
     }
 }

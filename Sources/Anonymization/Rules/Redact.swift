@@ -66,14 +66,23 @@ final class RedactText: PreparedRule {
     }
 
     func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        var batch = PermutationBatch(deferring: false)
+        return mask(value, into: &out, batch: &batch)
+    }
+
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) -> Bool {
         guard let values else {
             // Most text quotes nothing: no '@' and no run of seven digits, nothing to build.
-            if TextScanner.hasAt(value) || TextScanner.hasDigits(value, atLeast: 7) { scan(value, into: &out) } else { out.append(contentsOf: value) }
+            if TextScanner.hasAt(value) || TextScanner.hasDigits(value, atLeast: 7) {
+                scan(value, into: &out, batch: &batch)
+            } else {
+                out.append(contentsOf: value)
+            }
             return true
         }
         for (piece, replacement) in values.split(Array(value)) {
             if let replacement { out += replacement.utf8; continue }
-            piece.withUnsafeBytes { scan($0, into: &out) }
+            piece.withUnsafeBytes { scan($0, into: &out, batch: &batch) }
         }
         return true
     }
@@ -81,7 +90,7 @@ final class RedactText: PreparedRule {
     /// Emails replaced as the text is appended, then phone numbers in the appended text
     /// (masked emails included, as always) permuted in place: a number's mask has its
     /// length, so no second buffer is needed.
-    private func scan(_ text: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+    private func scan(_ text: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) {
         let from = out.count
         if TextScanner.hasAt(text) {
             TextScanner.appendReplacingEmails(text, into: &out) { match, o in _ = email.mask(match, into: &o) }
@@ -92,7 +101,9 @@ final class RedactText: PreparedRule {
             let appended = UnsafeMutableRawBufferPointer(rebasing: all[from...])
             TextScanner.forEachPhone(UnsafeRawBufferPointer(appended)) { match in
                 let number = UnsafeMutableRawBufferPointer(rebasing: appended[match])
-                if TextScanner.hasDigits(UnsafeRawBufferPointer(number), atLeast: 7) { phone.permute(number) }
+                if TextScanner.hasDigits(UnsafeRawBufferPointer(number), atLeast: 7) {
+                    phone.permute(number, at: from + match.lowerBound, batch: &batch)
+                }
             }
         }
     }
