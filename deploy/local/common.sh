@@ -36,6 +36,5 @@ prepare_bench() {
   command -v aws >/dev/null || python3 -m pip install -q awscli 2>/dev/null || python3 -m pip install -q --break-system-packages awscli
   hash -r
   command -v aws >/dev/null || die "the aws CLI is not on PATH after installing awscli; add pip's bin directory to PATH"
-  swift build -c release --product dbq > "$DBQ_DEV/build-release.log" 2>&1 || die "release build failed (log: $DBQ_DEV/build-release.log)"
-  DBQ="$(swift build -c release --show-bin-path)/dbq"
+  DBQ="$(bash "$DBQ_ROOT/deploy/release-build.sh" 2> "$DBQ_DEV/build-release.log")" || die "release build failed (log: $DBQ_DEV/build-release.log)"
 }

@@ -11,10 +11,9 @@ bash "$DBQ_ROOT/deploy/local/install.sh"
 bash "$DBQ_ROOT/deploy/local/start.sh"
 source "$DBQ_DEV/env"
 cd "$DBQ_ROOT"
-say "building dbq (release)"
-swift build -c release --product dbq > "$DBQ_DEV/build-release.log" 2>&1 \
+say "building dbq (release, as deploy/release-build.sh)"
+DBQ="$(bash "$DBQ_ROOT/deploy/release-build.sh" 2> "$DBQ_DEV/build-release.log")" \
   || { grep -E "error" "$DBQ_DEV/build-release.log" >&2; die "the build failed (log: $DBQ_DEV/build-release.log)"; }
-DBQ="$(swift build -c release --show-bin-path)/dbq"
 say ""
 say "creating the sample database dbq_sample (pgbench scale 5: 500,000 accounts)"
 export PGPASSWORD="$DBQ_PG_PASSWORD"
