@@ -139,7 +139,11 @@ struct DeployRecipeTests {
         let stages = dockerfile.components(separatedBy: "\nFROM ")
         #expect(stages.count == 3, "two stages: build and run")
         let runStage = stages.last ?? ""
-        #expect(runStage.hasPrefix("debian:bookworm-slim") && dockerfile.contains("--static-swift-stdlib"))
+        // The build stage builds as the demo and the benches do: the runtime linked in there.
+        let releaseBuild = try String(contentsOfFile: "\(root)/release-build.sh", encoding: .utf8)
+        #expect(runStage.hasPrefix("debian:bookworm-slim") && releaseBuild.contains("--static-swift-stdlib"))
+        #expect(dockerfile.contains("COPY deploy/release-build.sh deploy/worker.order ./deploy/") && dockerfile.contains("bash deploy/release-build.sh"))
+        #expect(FileManager.default.fileExists(atPath: "\(root)/worker.order"))
         let installLine = runStage.components(separatedBy: "--no-install-recommends").dropFirst().first?.components(separatedBy: "&&").first ?? ""
         let packages = installLine.split(whereSeparator: { $0 == " " || $0 == "\\" || $0 == "\n" }).map(String.init).filter { !$0.isEmpty }
         #expect(packages.contains("postgresql-client") && packages.contains("libpq5"), "\(packages)")
