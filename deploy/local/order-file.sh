@@ -8,6 +8,8 @@
 # functions of dbq's binary that ran, in the order callgrind first met them. Run it
 # again when the worker's start-up or idle path changes: functions the file does not
 # name are placed after those it does, so a stale file costs memory, never correctness.
+# Names the binary defines more than once (local helpers that several objects emit under
+# one name) are left out: the linker would move every object's copy, run or not.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 command -v valgrind >/dev/null || {
   say "installing valgrind"
@@ -29,12 +31,14 @@ say "running an idle worker under callgrind for ${DBQ_ORDER_SECONDS:-60} s"
 timeout -s TERM "${DBQ_ORDER_SECONDS:-60}" valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/callgrind.out" \
   "$work/dbq" worker --queues dbq-order-idle --concurrency 4 > "$work/worker.log" 2>&1 || true
 grep -q "worker started" "$work/worker.log" || die "the worker did not start under valgrind (log: $(cat "$work/worker.log" | tail -n 5))"
-python3 - "$work/callgrind.out" "$work/dbq" > "$DBQ_ROOT/deploy/worker.order" <<'PY'
+nm --defined-only "$work/dbq" | awk '{ print $3 }' | sort | uniq -d > "$work/ambiguous"
+python3 - "$work/callgrind.out" "$work/dbq" "$work/ambiguous" > "$DBQ_ROOT/deploy/worker.order" <<'PY'
 import re, sys
 # callgrind names objects and functions once, as "ob=(id) name", then by "(id)" alone.
 objects, functions, seen = {}, {}, []
 current, names = None, set()
 binary = sys.argv[2]
+ambiguous = set(line.strip() for line in open(sys.argv[3]))
 for line in open(sys.argv[1], errors="replace"):
     m = re.match(r"^(c?ob|c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
     if not m:
@@ -47,7 +51,7 @@ for line in open(sys.argv[1], errors="replace"):
         current = objects[ident]
     elif kind == "fn" and current == binary:
         fn = functions[ident]
-        if fn not in names and not fn.startswith("0x"):
+        if fn not in names and fn not in ambiguous and not fn.startswith("0x"):
             names.add(fn)
             seen.append(fn)
 print("\n".join(seen))
