@@ -15,7 +15,7 @@
 #   - exports no symbols of its own (the static runtime's link arguments ask for
 #     --export-dynamic, for programs that load Swift plugins; dbq loads none): 2.7 MiB of
 #     dynamic symbol tables no longer mapped in at start.
-# Idle worker RSS on Debian 12: 41-42 MiB built plainly, 26.5-27 MiB built here.
+# Idle worker RSS on Debian 12: 41 MiB built plainly, 24-25 MiB built here.
 # It builds in .build-release, not .build: SwiftPM does not compile again what a plain
 # `swift build -c release` left there when only the code generation flags differ.
 # Extra arguments go to swift build.
