@@ -68,7 +68,9 @@ public struct BackupJob: Job {
         let folder = BackupLayout.folder(database: name, id: id)
         let dumpName = BackupLayout.dumpName(codec)
         let dumpKey = folder + "/" + dumpName
-        let pgDumpVersion = try await toolVersion(env.pgDump)
+        // Asked beside the dump, not before it: on Debian `pg_dump` is a Perl wrapper that
+        // takes tens of milliseconds to start.
+        let pgDumpVersion = Task { try await toolVersion(env.pgDump) }
 
         let connection: PostgresConnection
         do {
@@ -143,7 +145,7 @@ public struct BackupJob: Job {
                 startedAt: startedAt, finishedAt: Date(),
                 job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
                 source: .init(database: serverDatabase, server: url.endpoint, serverVersion: serverVersion, systemIdentifier: systemIdentifier),
-                pgDumpVersion: pgDumpVersion,
+                pgDumpVersion: try await pgDumpVersion.value,
                 objects: objects,
                 tables: tables)
             let seconds = (ContinuousClock.now - clock).seconds

@@ -31,11 +31,12 @@ public struct LocalStore: ObjectStore {
 
     func path(_ key: String) -> String { root + "/" + key }
 
-    public func put<S: AsyncSequence>(_ key: String, from body: S) async throws -> ObjectInfo where S.Element == [UInt8] {
+    public func stage<S: AsyncSequence>(_ key: String, from body: S) async throws -> StagedWrite where S.Element == [UInt8] {
         try ObjectKey.validate(key, store: url)
         if key.split(separator: "/").contains(where: { $0.hasPrefix(Self.temporaryPrefix) }) {
             throw ObjectStoreError(code: .invalidKey, message: "object key '\(key)' uses the reserved prefix \(Self.temporaryPrefix)", store: url, key: key)
         }
+        let url = url
         let target = path(key)
         let directory = (target as NSString).deletingLastPathComponent
         let temporary = directory + "/" + Self.temporaryPrefix + UUID().uuidString + "-" + (target as NSString).lastPathComponent
@@ -43,25 +44,35 @@ public struct LocalStore: ObjectStore {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             return try LocalFile(creating: temporary, store: url, key: key)
         }
+        let discard: @Sendable () async -> Void = {
+            _ = await file.lane.run { file.close(); return unlink(temporary) }
+        }
         var size: Int64 = 0
         do {
             for try await chunk in body where !chunk.isEmpty {
                 try await file.lane.run { try file.write(chunk) }
                 size += Int64(chunk.count)
             }
-            try await file.lane.run {
-                try file.sync()
-                file.close()
-                guard rename(temporary, target) == 0 else {
-                    throw ObjectStoreError(code: .io, message: "cannot move \(temporary) to \(target): \(String(cString: strerror(errno)))", store: url, key: key)
-                }
-                LocalFile.syncDirectory(directory)
-            }
         } catch {
-            _ = await file.lane.run { file.close(); return unlink(temporary) }
+            await discard()
             throw error
         }
-        return ObjectInfo(key: key, size: size, etag: nil, lastModified: Date())
+        return StagedWrite(key: key, commit: { [size] in
+            do {
+                try await file.lane.run {
+                    try file.sync()
+                    file.close()
+                    guard rename(temporary, target) == 0 else {
+                        throw ObjectStoreError(code: .io, message: "cannot move \(temporary) to \(target): \(String(cString: strerror(errno)))", store: url, key: key)
+                    }
+                    LocalFile.syncDirectory(directory)
+                }
+            } catch {
+                await discard()
+                throw error
+            }
+            return ObjectInfo(key: key, size: size, etag: nil, lastModified: Date())
+        }, discard: discard)
     }
 
     public func get(_ key: String) async throws -> ByteStream {

@@ -26,8 +26,11 @@ public protocol ObjectStore: Sendable {
     /// The store's URL, without secrets: `s3://bucket/prefix` or `file:///path`.
     var url: String { get }
 
-    /// Writes the object from a stream of unknown length and returns what was stored.
-    func put<S: AsyncSequence>(_ key: String, from body: S) async throws -> ObjectInfo where S.Element == [UInt8]
+    /// Writes the object's bytes from a stream of unknown length without making it visible
+    /// yet: the returned write commits it (S3: CompleteMultipartUpload, then a HEAD check;
+    /// local: fsync and rename) or discards it. What `put` does in two steps, so that a
+    /// caller can commit one object while it streams the next (`SegmentedWrite`).
+    func stage<S: AsyncSequence>(_ key: String, from body: S) async throws -> StagedWrite where S.Element == [UInt8]
 
     /// Reads the object as a stream of chunks; throws `.notFound` if it does not exist.
     func get(_ key: String) async throws -> ByteStream
@@ -65,7 +68,33 @@ public struct AbandonedWrite: Sendable, Equatable {
     }
 }
 
+/// An object whose bytes are all written but which no reader sees yet (see
+/// `ObjectStore.stage`). Commit or discard it exactly once.
+public struct StagedWrite: Sendable {
+    public let key: String
+    private let commitAction: @Sendable () async throws -> ObjectInfo
+    private let discardAction: @Sendable () async -> Void
+
+    public init(key: String, commit: @escaping @Sendable () async throws -> ObjectInfo, discard: @escaping @Sendable () async -> Void) {
+        self.key = key
+        commitAction = commit
+        discardAction = discard
+    }
+
+    /// Makes the object visible and returns what was stored. If it fails, the write is
+    /// discarded (nothing of it stays).
+    public func commit() async throws -> ObjectInfo { try await commitAction() }
+
+    /// Frees what the write holds, without making it visible.
+    public func discard() async { await discardAction() }
+}
+
 extension ObjectStore {
+    /// Writes the object from a stream of unknown length and returns what was stored.
+    public func put<S: AsyncSequence>(_ key: String, from body: S) async throws -> ObjectInfo where S.Element == [UInt8] {
+        try await stage(key, from: body).commit()
+    }
+
     /// Writes a small object held in memory.
     public func put(_ key: String, bytes: [UInt8]) async throws -> ObjectInfo {
         try await put(key, from: ByteStream.chunks([bytes]))

@@ -3,34 +3,54 @@ import Foundation
 
 /// Writes one object from a stream: a single PUT when it fits in one part, otherwise a
 /// multipart upload with several parts in flight, aborted if anything fails, and checked
-/// by HEAD after completion.
+/// by HEAD after completion (which `StagedWrite.commit` does, so that a caller may stream
+/// the next object meanwhile).
 struct MultipartWriter {
     let store: S3Store
     let key: String
 
     private var partSize: Int { store.configuration.partSize }
 
-    func write<S: AsyncSequence>(_ body: S) async throws -> ObjectInfo where S.Element == [UInt8] {
+    /// Uploads every byte of `body`; the returned write completes the upload (or deletes
+    /// the object, for a stream that fit in one PUT and is therefore already visible).
+    func stage<S: AsyncSequence>(_ body: S) async throws -> StagedWrite where S.Element == [UInt8] {
         var source = PartSource(iterator: body.makeAsyncIterator(), partSize: partSize)
         let first = try await source.nextPart()
         guard source.mayHaveMore else {
-            return try await putSingle(first)
+            let info = try await putSingle(first)
+            return StagedWrite(key: key, commit: { info }, discard: { [self] in
+                try? await store.delete(key)
+            })
         }
         let uploadID = try await create()
+        let parts: [(Int, String)]
+        let total: Int64
         do {
-            let (parts, total) = try await uploadParts(first: first, source: &source, uploadID: uploadID)
-            try await complete(uploadID: uploadID, parts: parts)
-            guard let info = try await store.head(key) else {
-                throw ObjectStoreError(code: .integrity, message: "\(store.url)/\(key) is missing right after its upload completed", store: store.url, key: key)
-            }
-            guard info.size == total else {
-                throw ObjectStoreError(code: .integrity, message: "\(store.url)/\(key) holds \(info.size) bytes after upload, \(total) were sent", store: store.url, key: key)
-            }
-            return info
+            (parts, total) = try await uploadParts(first: first, source: &source, uploadID: uploadID)
         } catch {
             await abort(uploadID: uploadID)
             throw error
         }
+        return StagedWrite(key: key, commit: { [self] in
+            var completed = false
+            do {
+                try await complete(uploadID: uploadID, parts: parts)
+                completed = true
+                guard let info = try await store.head(key) else {
+                    throw ObjectStoreError(code: .integrity, message: "\(store.url)/\(key) is missing right after its upload completed", store: store.url, key: key)
+                }
+                guard info.size == total else {
+                    throw ObjectStoreError(code: .integrity, message: "\(store.url)/\(key) holds \(info.size) bytes after upload, \(total) were sent", store: store.url, key: key)
+                }
+                return info
+            } catch {
+                // Once completed, the upload id is gone and the object visible: remove it.
+                if completed { try? await store.delete(key) } else { await abort(uploadID: uploadID) }
+                throw error
+            }
+        }, discard: { [self] in
+            await abort(uploadID: uploadID)
+        })
     }
 
     private func putSingle(_ bytes: [UInt8]) async throws -> ObjectInfo {

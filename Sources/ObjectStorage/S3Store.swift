@@ -74,9 +74,9 @@ public final class S3Store: ObjectStore {
         return ByteStream { try await reader.next() }
     }
 
-    public func put<S: AsyncSequence>(_ key: String, from body: S) async throws -> ObjectInfo where S.Element == [UInt8] {
+    public func stage<S: AsyncSequence>(_ key: String, from body: S) async throws -> StagedWrite where S.Element == [UInt8] {
         try ObjectKey.validate(key, store: url)
-        return try await MultipartWriter(store: self, key: key).write(body)
+        return try await MultipartWriter(store: self, key: key).stage(body)
     }
 
     // MARK: - Requests

@@ -25,22 +25,59 @@ public enum SegmentedWrite {
     /// Writes `body` as segments of at most `limit` bytes each (the last may be shorter;
     /// an empty stream is one empty object). If a segment fails, the segments already
     /// written are deleted before the error is rethrown: nothing half-written stays.
+    ///
+    /// A segment is committed (S3: CompleteMultipartUpload and a HEAD check) while the
+    /// next one streams, so the stream never waits on a commit but the last one's: on S3 a
+    /// large upload's completion can take seconds, and the source (`pg_dump`, holding its
+    /// snapshot) would stall for that long at every segment. At most one commit runs beside
+    /// the stream, and it holds no part in memory.
     public static func put(_ store: any ObjectStore, key: String, from body: ByteStream, limit: Int64) async throws -> [SegmentInfo] {
         precondition(limit > 0, "a segment limit must be positive")
         let cutter = SegmentCutter(body)
         var written: [SegmentInfo] = []
+        var committing: (task: Task<ObjectInfo, any Error>, segment: SegmentInfo)?
+        /// Waits for the commit in flight and checks what it stored.
+        func settle() async throws {
+            guard let (task, segment) = committing else { return }
+            committing = nil
+            let info = try await task.value
+            written.append(segment)
+            guard info.size == segment.size else {
+                throw ObjectStoreError(code: .integrity, message: "\(store.url)/\(segment.key) holds \(info.size) bytes after upload, \(segment.size) were sent",
+                                       store: store.url, key: segment.key)
+            }
+        }
         do {
+            var index = 0
             repeat {
-                let segmentKey = Self.key(key, segment: written.count)
-                let info = try await store.put(segmentKey, from: cutter.segment(limit: limit))
-                let (size, digest) = cutter.finishSegment()
-                guard info.size == size else {
-                    throw ObjectStoreError(code: .integrity, message: "\(store.url)/\(segmentKey) holds \(info.size) bytes after upload, \(size) were sent",
-                                           store: store.url, key: segmentKey)
+                let segmentKey = Self.key(key, segment: index)
+                let staged: StagedWrite
+                do {
+                    staged = try await store.stage(segmentKey, from: cutter.segment(limit: limit))
+                } catch {
+                    // The previous segment's commit may still run: let it end, so that
+                    // its object (if it was made) is deleted below with the others.
+                    try? await settle()
+                    throw error
                 }
-                written.append(SegmentInfo(key: segmentKey, size: size, sha256: digest))
+                let (size, digest) = cutter.finishSegment()
+                do {
+                    try await settle()
+                } catch {
+                    await staged.discard()
+                    throw error
+                }
+                committing = (Task { try await staged.commit() }, SegmentInfo(key: segmentKey, size: size, sha256: digest))
+                index += 1
             } while try await cutter.hasMore()
+            try await settle()
         } catch {
+            if let (task, segment) = committing {
+                // Failed between staging a segment and settling it (reading ahead, or a
+                // cancellation): its commit is let run out, then its object deleted.
+                _ = try? await task.value
+                written.append(segment)
+            }
             for segment in written { try? await store.delete(segment.key) }
             throw error
         }

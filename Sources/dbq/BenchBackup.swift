@@ -167,7 +167,7 @@ struct BenchBackup: AsyncParsableCommand {
     // MARK: - Measuring
 
     enum Peer: Int, CaseIterable {
-        case rawDump, pgDumpFile, awsPipeline, dbqLocal, dbqS3
+        case rawDump, pgDumpFile, awsPipeline, dbqLocal, dbqS3, dbqS3Objects
 
         var label: String {
             switch self {
@@ -176,6 +176,7 @@ struct BenchBackup: AsyncParsableCommand {
             case .awsPipeline: "pg_dump -Fc | aws s3 cp -"
             case .dbqLocal: "dbq backup → local directory"
             case .dbqS3: "dbq backup → S3"
+            case .dbqS3Objects: "dbq backup → S3, \(BenchBackup.objectParts)-part objects"
             }
         }
     }
@@ -216,7 +217,7 @@ struct BenchBackup: AsyncParsableCommand {
         var figures: [Peer: Figures] = [:]
         var workers: [Peer: BenchWorker] = [:]
         defer { for worker in workers.values { worker.stop() } }
-        for (peer, storage) in [(Peer.dbqLocal, "local"), (.dbqS3, "s3")] {
+        for (peer, storage) in [(Peer.dbqLocal, "local"), (.dbqS3, "s3"), (.dbqS3Objects, "s3-objects")] {
             let worker = try await BenchWorker.start(
                 storage: storage, config: config, redisURL: redisURL, database: db, level: level,
                 queueName: "dbq-bench-\(getpid())-\(storage)")
@@ -247,7 +248,7 @@ struct BenchBackup: AsyncParsableCommand {
                     let size = try await s3Store.head(key)?.size ?? 0
                     try await s3Store.delete(key)
                     sample = Sample(seconds: seconds, outputBytes: size, peakRSS: peak)
-                case .dbqLocal, .dbqS3:
+                case .dbqLocal, .dbqS3, .dbqS3Objects:
                     let serverBefore = s3ServerPid.flatMap(ProcessStats.cpuSeconds(pid:))
                     var s = try await workers[peer]!.backup(queue: queue, store: peer == .dbqLocal ? localStore : s3Store)
                     if let serverBefore, let after = s3ServerPid.flatMap(ProcessStats.cpuSeconds(pid:)) { s.serverCPU = after - serverBefore }
@@ -280,7 +281,7 @@ struct BenchBackup: AsyncParsableCommand {
             let note = switch peer {
             case .rawDump, .pgDumpFile: "pg_dump"
             case .awsPipeline: "largest process"
-            case .dbqLocal, .dbqS3: "worker \(mebibytes(f.workerPeak)) + pg_dump \(mebibytes(f.childPeak)); worker idle \(mebibytes(f.workerIdle))"
+            case .dbqLocal, .dbqS3, .dbqS3Objects: "worker \(mebibytes(f.workerPeak)) + pg_dump \(mebibytes(f.childPeak)); worker idle \(mebibytes(f.workerIdle))"
             }
             emit("  " + pad(peer.label, 32) + lpad(String(format: "%.2f", seconds), 9)
                   + lpad(String(format: "%.1f", Double(db.bytes) / 1e6 / seconds), 9)
@@ -294,10 +295,10 @@ struct BenchBackup: AsyncParsableCommand {
             return String(format: "%.2f–%.2f", s.min() ?? 0, s.max() ?? 0)
         }
         emit("  runs' range (s): " + spread.joined(separator: ", "))
-        for peer in [Peer.dbqLocal, .dbqS3] {
+        for peer in [Peer.dbqLocal, .dbqS3, .dbqS3Objects] {
             let samples = figures[peer]!.samples
             var line = "  CPU per backup, \(peer.label): worker " + String(format: "%.2f s", median(samples.compactMap(\.workerCPU)))
-            if peer == .dbqS3, s3ServerPid != nil { line += String(format: ", S3 server %.2f s", median(samples.compactMap(\.serverCPU))) }
+            if peer != .dbqLocal, s3ServerPid != nil { line += String(format: ", S3 server %.2f s", median(samples.compactMap(\.serverCPU))) }
             emit(line + " (the raw dump's pg_dump: see its own run)")
         }
         emit("  " + pad("dbq verify-backup ← S3", 32) + lpad(String(format: "%.2f", verification.seconds), 9)
@@ -341,12 +342,18 @@ struct BenchBackup: AsyncParsableCommand {
 
     private func mark(_ ok: Bool) -> String { ok ? "(met)" : "(MISSED)" }
 
+    /// Parts per object of the third dbq figure: a backup of several objects, each
+    /// committed while the next streams.
+    static let objectParts = 20
+
     private func writeWorkerConfiguration(work: String, s3URL: String, options: S3Options) throws -> String {
         // JSON is YAML: no quoting rules to get wrong. No secrets: keys come from the environment.
         var s3Entry: [String: Any] = ["url": s3URL, "region": options.region, "part_size_mib": options.partSize >> 20]
         if let endpoint = options.endpoint { s3Entry["endpoint"] = endpoint }
         if let addressing = options.addressing { s3Entry["addressing"] = addressing.rawValue }
-        let document: [String: Any] = ["storages": ["local": "file://" + work + "/store", "s3": s3Entry]]
+        var objectsEntry = s3Entry
+        objectsEntry["parts_per_object"] = Self.objectParts
+        let document: [String: Any] = ["storages": ["local": "file://" + work + "/store", "s3": s3Entry, "s3-objects": objectsEntry]]
         let path = work + "/dbq.yaml"
         try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: path))
         return path
@@ -500,11 +507,11 @@ private final class BenchWorker {
         }
     }
 
-    /// A bench backup's objects: the dump, its manifest, a verification if any.
+    /// A bench backup's objects: the dump's, its manifest, a verification if any.
     private func remove(_ dumpKey: String, from store: any ObjectStore) async throws {
         let folder = String(dumpKey[..<(dumpKey.lastIndex(of: "/") ?? dumpKey.endIndex)])
-        for key in [dumpKey, folder + "/" + BackupLayout.manifestName, folder + "/" + BackupLayout.verificationName] {
-            try await store.delete(key)
+        for object in try await store.list(prefix: folder + "/") {
+            try await store.delete(object.key)
         }
     }
 

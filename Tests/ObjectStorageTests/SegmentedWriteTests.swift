@@ -62,6 +62,95 @@ struct SegmentedWriteTests {
     }
 }
 
+extension SegmentedWriteTests {
+    @Test("a segment is committed while the next one streams, and a failed commit leaves nothing")
+    func commitsOverlapTheStream() async throws {
+        let local = try LocalStore(root: TestServices.temporaryDirectory("dbq-segments"))
+        let store = OrderedStore(base: local, lastKey: "o/dump.3")
+        let data = bytes(10_000)
+        let segments = try await SegmentedWrite.put(store, key: "o/dump", from: stream(data, chunk: 500), limit: 3_000)
+        #expect(segments.count == 4)
+        // Each commit but the last waited for the next segment's first bytes to be read.
+        #expect(store.events == [
+            "stage o/dump", "stage o/dump.1", "commit o/dump after o/dump.1 streamed",
+            "stage o/dump.2", "commit o/dump.1 after o/dump.2 streamed",
+            "stage o/dump.3", "commit o/dump.2 after o/dump.3 streamed", "commit o/dump.3",
+        ])
+        var whole: [UInt8] = []
+        for segment in segments { whole += try await local.getBytes(segment.key) }
+        #expect(whole == data)
+
+        // The third commit fails: the two segments already committed are deleted, the one
+        // staged beside it is discarded, and the error is the commit's.
+        let failing = OrderedStore(base: local, lastKey: "f/dump.3", failCommit: "f/dump.2")
+        await #expect(throws: OrderedStore.Refused.self) {
+            _ = try await SegmentedWrite.put(failing, key: "f/dump", from: stream(data, chunk: 500), limit: 3_000)
+        }
+        #expect(try await local.list(prefix: "f/").isEmpty)
+        #expect(try await local.abandonedWrites(prefix: "f/", olderThan: 0, now: Date().addingTimeInterval(60)).isEmpty)
+    }
+}
+
+/// A local store that logs stages and commits, and holds each commit but the last's
+/// until the next segment has streamed its first bytes (or 10 s pass: then the log shows
+/// it did not).
+final class OrderedStore: ObjectStore {
+    struct Refused: Error {}
+    let base: LocalStore
+    let lastKey: String
+    let failCommit: String?
+    private let log = Mutex<[String]>([])
+    private let streaming = Mutex<Set<String>>([])
+    var events: [String] { log.withLock { $0 } }
+    var url: String { base.url }
+
+    init(base: LocalStore, lastKey: String, failCommit: String? = nil) {
+        self.base = base
+        self.lastKey = lastKey
+        self.failCommit = failCommit
+    }
+
+    func stage<S: AsyncSequence>(_ key: String, from body: S) async throws -> StagedWrite where S.Element == [UInt8] {
+        log.withLock { $0.append("stage \(key)") }
+        var iterator = body.makeAsyncIterator()
+        var chunks: [[UInt8]] = []
+        while let chunk = try await iterator.next() {
+            chunks.append(chunk)
+            streaming.withLock { _ = $0.insert(key) }
+        }
+        let staged = try await base.stage(key, from: ByteStream.chunks(chunks))
+        let next = Self.nextKey(key)
+        return StagedWrite(key: key, commit: { [self] in
+            var waited = false
+            for _ in 0..<(key == lastKey ? 0 : 1000) {
+                if streaming.withLock({ $0.contains(next) }) { waited = true; break }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            log.withLock { $0.append("commit \(key)" + (waited ? " after \(next) streamed" : "")) }
+            if key == failCommit {
+                await staged.discard()
+                throw Refused()
+            }
+            return try await staged.commit()
+        }, discard: { await staged.discard() })
+    }
+
+    /// `k` → `k.1`, `k.N` → `k.N+1`.
+    static func nextKey(_ key: String) -> String {
+        if let dot = key.lastIndex(of: "."), let n = Int(key[key.index(after: dot)...]) { return "\(key[..<dot]).\(n + 1)" }
+        return key + ".1"
+    }
+
+    func get(_ key: String) async throws -> ByteStream { try await base.get(key) }
+    func head(_ key: String) async throws -> ObjectInfo? { try await base.head(key) }
+    func list(prefix: String) async throws -> [ObjectInfo] { try await base.list(prefix: prefix) }
+    func delete(_ key: String) async throws { try await base.delete(key) }
+    func abandonedWrites(prefix: String, olderThan age: TimeInterval, now: Date) async throws -> [AbandonedWrite] {
+        try await base.abandonedWrites(prefix: prefix, olderThan: age, now: now)
+    }
+    func discard(_ write: AbandonedWrite) async throws { try await base.discard(write) }
+}
+
 final class Counter: Sendable {
     private let value = Mutex(0)
     func next() -> Int { value.withLock { $0 += 1; return $0 } }
