@@ -20,12 +20,16 @@ struct BenchBackup: AsyncParsableCommand {
             For each --scale: a database made by pgbench -i at that scale plus a table of \
             incompressible bytea (--random-mib-per-scale MiB per unit of scale; pgbench's data \
             alone compresses about 100×), named dbq_bench_s<scale>_r<MiB>, made once and reused. \
-            Then, --runs times in rotating order: pg_dump -Fc > file, pg_dump -Fc | aws s3 cp -, \
-            and dbq backups (zstd) pushed through Redis to real worker processes, one writing to \
-            a local directory, one to S3. MB/s is the database's size (pg_database_size) over \
+            Then, --runs times in rotating order: pg_dump -Fc --compress=0 > file (the raw dump: \
+            the limit), pg_dump -Fc > file, pg_dump -Fc | aws s3 cp -, and dbq backups (zstd) \
+            pushed through Redis to real worker processes: one writing to a local directory, one \
+            to S3, one to S3 in objects of 20 parts (each committed while the next streams). MB/s is the database's size (pg_database_size) over \
             the wall time, median of the runs (a dbq backup is timed from its push to its \
             success). Peak RSS is the dbq worker process's (VmHWM, over all runs at that size) \
-            and, for the others, their largest process's. Last, one S3 backup is verified \
+            and, for the others, their largest process's. Then the S3 server's floors, --runs \
+            times: the raw dump while the same bytes a dbq backup stored are uploaded from a \
+            file, and the same with zstd -1 compressing a raw dump beside them; a backup to that \
+            server does at least all of it. Last, one S3 backup is verified \
             (restored into a scratch database, rows compared): its seconds and the worker's \
             peak during it. deploy/local/bench-backup.sh installs \
             the aws CLI and runs this against the local services.
@@ -73,6 +77,9 @@ struct BenchBackup: AsyncParsableCommand {
         try await reportingFailures {
             let logger = makeLogger("dbq.bench")
             let tools = try Tools(aws: aws)
+            if tools.zstd == nil {
+                throw CheckFailure("'zstd' was not found (PATH: \(environment("PATH") ?? "")); install the zstd tool (apt-get install zstd; deploy/local/install.sh does)")
+            }
             let redisURL = try redis.url ?? environment("DBQ_REDIS_URL") ?? redis.configuration().url
             let adminURL = try PostgresConnectionString(try database.resolved())
             guard let s3URL = s3URL ?? environment("DBQ_S3_BUCKET").map({ "s3://\($0)/dbq-bench" }) else {
@@ -189,6 +196,8 @@ struct BenchBackup: AsyncParsableCommand {
         /// CPU seconds of the dbq worker, of the S3 server, during this backup.
         var workerCPU: Double?
         var serverCPU: Double?
+        /// The backup's first object, when it was kept.
+        var key: String?
     }
 
     struct Figures {
@@ -198,6 +207,9 @@ struct BenchBackup: AsyncParsableCommand {
         var workerIdle: Int?
         /// The largest peak of a pg_dump the worker ran.
         var childPeak: Int?
+        /// On the raw dump's figures: its median seconds with an S3 upload beside it, and with
+        /// an upload and zstd beside it (see `serverFloor`).
+        var floors: (upload: Double, compressing: Double)?
 
         var medianSeconds: Double { median(samples.map(\.seconds)) }
         /// The worker's and its pg_dump's together (the others' figures cover their whole pipeline's largest process).
@@ -261,6 +273,9 @@ struct BenchBackup: AsyncParsableCommand {
             figures[peer]?.workerPeak = worker.peak
             figures[peer]?.childPeak = worker.childPeak
         }
+        let floor = try await serverFloor(worker: workers[.dbqLocal]!, queue: queue, localStore: localStore, s3Store: s3Store,
+                                          tools: tools, work: work, environment: env, conninfo: conninfo)
+        figures[.rawDump]?.floors = (floor.upload.seconds, floor.compressing.seconds)
         let verification = try await workers[.dbqS3]!.verify(queue: queue, store: s3Store)
         let redis = try await RedisConnection.connect(try RedisConfiguration(url: redisURL), logger: Logger(label: "dbq.bench"))
         for worker in workers.values {
@@ -301,9 +316,66 @@ struct BenchBackup: AsyncParsableCommand {
             if peer != .dbqLocal, s3ServerPid != nil { line += String(format: ", S3 server %.2f s", median(samples.compactMap(\.serverCPU))) }
             emit(line + " (the raw dump's pg_dump: see its own run)")
         }
+        emit("  " + pad("raw dump beside an S3 upload", 32) + lpad(String(format: "%.2f", floor.upload.seconds), 9)
+             + String(format: "  (%.2f× raw; runs %@ s): the raw dump while dbq's S3 client uploads the same %@ from a file", limit / floor.upload.seconds,
+                      floor.upload.range, megabytes(floor.bytes)))
+        emit("  " + pad("  and zstd -1 beside them", 32) + lpad(String(format: "%.2f", floor.compressing.seconds), 9)
+             + String(format: "  (%.2f× raw; runs %@ s): the same while zstd -1 compresses a raw dump from a file", limit / floor.compressing.seconds,
+                      floor.compressing.range))
+        emit("  " + pad("", 32) + "           a backup that streams to this S3 server does at least all of that: these are its floors here")
         emit("  " + pad("dbq verify-backup ← S3", 32) + lpad(String(format: "%.2f", verification.seconds), 9)
              + "  (one run: restore into a scratch database, rows compared)" + lpad(mebibytes(verification.peak), 11) + "  (worker, during it)")
         return figures
+    }
+
+    /// The raw dump run beside an upload of a dbq backup's stored bytes to the S3 server (the
+    /// backup kept in the local store, read from its file), timed until both end, `runs`
+    /// times: a backup to this server must do at least both (it cannot end its upload
+    /// before its dump), so this is its floor here. Then the same with `zstd -1` compressing
+    /// a raw dump from a file beside them: the floor of a backup that also compresses.
+    /// Median seconds and range of each.
+    private func serverFloor(worker: BenchWorker, queue: RedisQueue, localStore: any ObjectStore, s3Store: any ObjectStore,
+                             tools: Tools, work: String, environment: [String: String],
+                             conninfo: String) async throws -> (upload: Floor, compressing: Floor, bytes: Int64) {
+        guard let zstdTool = tools.zstd else {
+            throw CheckFailure("'zstd' was not found (PATH: \(environment["PATH"] ?? "")); install the zstd tool (apt-get install zstd; deploy/local/install.sh does)")
+        }
+        let kept = try await worker.backup(queue: queue, store: localStore, keep: true)
+        guard let key = kept.key else { throw CheckFailure("the bench backup succeeded without a key") }
+        let source = work + "/floor-source.dump"
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        _ = try await tools.timed("pg_dump -Fc --compress=0 > file", work: work, environment: environment,
+                                  ["/bin/sh", "-c", #"out="$1" conn="$2"; shift 2; exec "$@" -Fc --compress=0 --no-password --dbname="$conn" > "$out""#,
+                                   "sh", source, conninfo, tools.pgDump])
+        var upload = Floor(), compressing = Floor()
+        for run in 0..<runs {
+            for withCompression in [false, true] {
+                let probe = "dbq-bench-floor-\(getpid())-\(run)"
+                let started = ContinuousClock.now
+                async let copied = Self.copy(key, from: localStore, to: probe, in: s3Store)
+                let zstd = withCompression ? try Subprocess("/bin/sh", arguments: ["-c", #"exec "$1" -1 -q -c "$2" > /dev/null"#, "sh", zstdTool, source],
+                                                            environment: environment) : nil
+                _ = try await dumpToFile(["-Fc", "--compress=0"], label: "pg_dump -Fc --compress=0 > file", tools: tools, work: work,
+                                         environment: environment, conninfo: conninfo)
+                _ = try await copied
+                if let zstd, await zstd.wait() != 0 { throw CheckFailure("zstd -1 of the raw dump failed: \(zstd.standardError)") }
+                let seconds = (ContinuousClock.now - started).seconds
+                if withCompression { compressing.samples.append(seconds) } else { upload.samples.append(seconds) }
+                try await s3Store.delete(probe)
+            }
+        }
+        try await BenchWorker.remove(key, from: localStore)
+        return (upload, compressing, kept.outputBytes)
+    }
+
+    struct Floor {
+        var samples: [Double] = []
+        var seconds: Double { median(samples) }
+        var range: String { String(format: "%.2f–%.2f", samples.min() ?? 0, samples.max() ?? 0) }
+    }
+
+    private static func copy(_ key: String, from source: any ObjectStore, to target: String, in store: any ObjectStore) async throws -> ObjectInfo {
+        try await store.put(target, from: try await source.get(key))
     }
 
     /// `pg_dump OPTIONS > file` under GNU time: seconds, output size, peak RSS.
@@ -333,6 +405,13 @@ struct BenchBackup: AsyncParsableCommand {
             emit(String(format: "  scale %-4d dbq → S3: %.2f× the aws pipeline %@, %.2f× pg_dump > file %@, %.2f× the raw dump %@; worker peak %@ %@ (%@ with its pg_dump)",
                          db.scale, vsAWS, mark(vsAWS >= 1), vsFile, mark(vsFile >= 0.9), vsRaw, mark(vsRaw >= 0.8),
                          mebibytes(peak), mark(peak <= 64 << 20), mebibytes(withChild)))
+            if let floors = f[.rawDump]!.floors {
+                let raw = f[.rawDump]!.medianSeconds
+                let objects = f[.dbqS3Objects]!.medianSeconds
+                emit(String(format: "             against this S3 server on this machine no compressing backup can pass %.2f× the raw dump (%.2f× if compressing cost nothing);"
+                             + " dbq reaches %.0f %% of that floor's speed as one object, %.0f %% in %d-part objects",
+                             raw / floors.compressing, raw / floors.upload, floors.compressing / s3 * 100, floors.compressing / objects * 100, Self.objectParts))
+            }
         }
         if let low = peaks.min(), let high = peaks.max(), low > 0 {
             emit(String(format: "  worker peak from the smallest to the largest database: %@ → %@ (%+.0f %%)",
@@ -374,6 +453,8 @@ struct Tools {
     let psql: String
     let aws: String
     let time: String
+    /// The zstd tool, if installed (only `bench backup` needs it).
+    let zstd: String?
 
     /// `aws`: the aws CLI, or nil when the bench does not use it.
     init(aws: String?) throws {
@@ -386,6 +467,7 @@ struct Tools {
         psql = try find("psql", "it comes with PostgreSQL (deploy/local/install.sh installs it)")
         self.aws = try aws.map { try find($0, "install the aws CLI (python3 -m pip install awscli; deploy/local/bench-backup.sh does) or pass --aws PATH") } ?? ""
         time = try find("/usr/bin/time", "install GNU time (apt-get install time; deploy/local/install.sh does)")
+        zstd = Subprocess.locate("zstd")
     }
 
     /// Runs `command` under GNU time: wall seconds and the peak RSS of its largest process.
@@ -455,8 +537,9 @@ private final class BenchWorker {
         guard case .string(let key)? = result["key"], case .number(let size)? = result["size"], case .number(let raw)? = result["rawSize"] else {
             throw CheckFailure("the bench backup succeeded without a result")
         }
-        if !keep { try await remove(key, from: store) }
-        return BenchBackup.Sample(seconds: seconds, outputBytes: Int64(size), peakRSS: nil, rawBytes: Int64(raw), workerCPU: cpu)
+        if !keep { try await Self.remove(key, from: store) }
+        return BenchBackup.Sample(seconds: seconds, outputBytes: Int64(size), peakRSS: nil, rawBytes: Int64(raw), workerCPU: cpu,
+                                  key: keep ? key : nil)
     }
 
     /// A backup kept, then verified (restored into a scratch database, tables and rows
@@ -468,7 +551,7 @@ private final class BenchWorker {
         try? "5".write(toFile: "/proc/\(process.pid)/clear_refs", atomically: false, encoding: .utf8)
         let (seconds, result) = try await run("verify-backup", queue: queue)
         let peak = self.peak
-        try await remove(key, from: store)
+        try await Self.remove(key, from: store)
         guard case .string("passed")? = result["outcome"] else { throw CheckFailure("the bench verification did not pass: \(result)") }
         return (seconds, peak)
     }
@@ -508,7 +591,7 @@ private final class BenchWorker {
     }
 
     /// A bench backup's objects: the dump's, its manifest, a verification if any.
-    private func remove(_ dumpKey: String, from store: any ObjectStore) async throws {
+    static func remove(_ dumpKey: String, from store: any ObjectStore) async throws {
         let folder = String(dumpKey[..<(dumpKey.lastIndex(of: "/") ?? dumpKey.endIndex)])
         for object in try await store.list(prefix: folder + "/") {
             try await store.delete(object.key)
