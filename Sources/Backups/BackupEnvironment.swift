@@ -92,6 +92,16 @@ extension BackupError: TransientError {
     public var isTransient: Bool { isRetryable }
 }
 
+/// A store refusing the credentials, a missing bucket or object, a bad key or setting: no
+/// retry cures them, so a job (backup, restore, export, snapshot) ends at its first attempt
+/// with the store's message instead of repeating it. The network, a server error, an
+/// integrity check or a local I/O error may pass: those are retried.
+extension ObjectStoreError: TransientError {
+    public var isTransient: Bool {
+        ![.accessDenied, .notFound, .invalidURL, .invalidKey, .tooLarge, .configuration].contains(code)
+    }
+}
+
 extension JobRegistry {
     /// Registers backup, restore, verify-backup and retention. `environment` is called
     /// when a job runs (a pusher only decodes payloads and never calls it).

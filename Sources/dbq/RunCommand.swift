@@ -69,7 +69,7 @@ func runInline(kind: String, config: ConfigOptions, maxAttempts: Int?, payload: 
         guard let record = queue.record(envelope.id) else { throw CheckFailure("the job vanished") }
         if let result = record.result { print(result.jsonText) }
         if record.state != .succeeded {
-            stderrLine("dbq: job \(record.state.rawValue) after \(record.attempt) attempts: \(record.error ?? "?")")
+            stderrLine("dbq: job \(record.state.rawValue) after \(record.attempt) attempt\(record.attempt == 1 ? "" : "s"): \(record.error ?? "?")")
             failed = true
         }
     }
