@@ -77,9 +77,7 @@ struct BenchBackup: AsyncParsableCommand {
         try await reportingFailures {
             let logger = makeLogger("dbq.bench")
             let tools = try Tools(aws: aws)
-            if tools.zstd == nil {
-                throw CheckFailure("'zstd' was not found (PATH: \(environment("PATH") ?? "")); install the zstd tool (apt-get install zstd; deploy/local/install.sh does)")
-            }
+            _ = try tools.requireZstd()
             let redisURL = try redis.url ?? environment("DBQ_REDIS_URL") ?? redis.configuration().url
             let adminURL = try PostgresConnectionString(try database.resolved())
             guard let s3URL = s3URL ?? environment("DBQ_S3_BUCKET").map({ "s3://\($0)/dbq-bench" }) else {
@@ -337,16 +335,13 @@ struct BenchBackup: AsyncParsableCommand {
     private func serverFloor(worker: BenchWorker, queue: RedisQueue, localStore: any ObjectStore, s3Store: any ObjectStore,
                              tools: Tools, work: String, environment: [String: String],
                              conninfo: String) async throws -> (upload: Floor, compressing: Floor, bytes: Int64) {
-        guard let zstdTool = tools.zstd else {
-            throw CheckFailure("'zstd' was not found (PATH: \(environment["PATH"] ?? "")); install the zstd tool (apt-get install zstd; deploy/local/install.sh does)")
-        }
+        let zstdTool = try tools.requireZstd()
         let kept = try await worker.backup(queue: queue, store: localStore, keep: true)
         guard let key = kept.key else { throw CheckFailure("the bench backup succeeded without a key") }
         let source = work + "/floor-source.dump"
         defer { try? FileManager.default.removeItem(atPath: source) }
-        _ = try await tools.timed("pg_dump -Fc --compress=0 > file", work: work, environment: environment,
-                                  ["/bin/sh", "-c", #"out="$1" conn="$2"; shift 2; exec "$@" -Fc --compress=0 --no-password --dbname="$conn" > "$out""#,
-                                   "sh", source, conninfo, tools.pgDump])
+        _ = try await dumpToFile(["-Fc", "--compress=0"], label: "pg_dump -Fc --compress=0 > file", tools: tools, work: work,
+                                 environment: environment, conninfo: conninfo, file: source, keep: true)
         var upload = Floor(), compressing = Floor()
         for run in 0..<runs {
             for withCompression in [false, true] {
@@ -379,14 +374,15 @@ struct BenchBackup: AsyncParsableCommand {
     }
 
     /// `pg_dump OPTIONS > file` under GNU time: seconds, output size, peak RSS.
+    /// `keep`: the output is left at `file` (removed by default).
     private func dumpToFile(_ options: [String], label: String, tools: Tools, work: String, environment: [String: String],
-                            conninfo: String) async throws -> Sample {
-        let file = work + "/pg_dump.dump"
+                            conninfo: String, file: String? = nil, keep: Bool = false) async throws -> Sample {
+        let file = file ?? work + "/pg_dump.dump"
         let (seconds, peak) = try await tools.timed(
             label, work: work, environment: environment,
             ["/bin/sh", "-c", #"out="$1" conn="$2"; shift 2; exec "$@" --no-password --dbname="$conn" > "$out""#, "sh", file, conninfo, tools.pgDump] + options)
         let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0
-        try? FileManager.default.removeItem(atPath: file)
+        if !keep { try? FileManager.default.removeItem(atPath: file) }
         return Sample(seconds: seconds, outputBytes: size, peakRSS: peak)
     }
 
@@ -468,6 +464,14 @@ struct Tools {
         self.aws = try aws.map { try find($0, "install the aws CLI (python3 -m pip install awscli; deploy/local/bench-backup.sh does) or pass --aws PATH") } ?? ""
         time = try find("/usr/bin/time", "install GNU time (apt-get install time; deploy/local/install.sh does)")
         zstd = Subprocess.locate("zstd")
+    }
+
+    /// The zstd tool, or a message saying how to get it.
+    func requireZstd() throws -> String {
+        guard let zstd else {
+            throw CheckFailure("'zstd' was not found (PATH: \(environment("PATH") ?? "")); install the zstd tool (apt-get install zstd; deploy/local/install.sh does)")
+        }
+        return zstd
     }
 
     /// Runs `command` under GNU time: wall seconds and the peak RSS of its largest process.
