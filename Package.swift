@@ -94,12 +94,23 @@ let package = Package(
         ),
         // Streaming zstd and gzip.
         .target(name: "Codecs", dependencies: ["CZstd", "CZlib"], swiftSettings: swiftSettings),
+        // The core every job family stands on: the job environment and its database scope
+        // (configuration, lock class, lock_timeout with retries, an awaited close), the
+        // artefact commit protocol and catalog, and snapshot-before-change. Knows no family.
+        .target(
+            name: "DatabaseJobs",
+            dependencies: [
+                "Codecs", "Queue", "DBQConfig", "PostgresClient", "ObjectStorage", "DBQSupport",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Backup, restore, verify-backup and retention: manifests, catalog, pipelines, policy.
         .target(
             name: "Backups",
             dependencies: [
-                "Codecs", "Queue", "DBQConfig", "PostgresClient", "ObjectStorage", "DBQSupport",
-                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                "DatabaseJobs", "Codecs", "Queue", "DBQConfig", "PostgresClient", "ObjectStorage", "DBQSupport",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -118,17 +129,17 @@ let package = Package(
             // code is ~50x slower, which would make the million-row tests crawl.
             swiftSettings: swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
-        // Export (and, next, import) of tables, masked by an anonymization policy.
+        // Export and import of tables, masked by an anonymization policy.
         .target(
             name: "Exports",
-            dependencies: ["Anonymization", "Backups", "Snapshots", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
+            dependencies: ["Anonymization", "DatabaseJobs", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // Snapshots of tables and their one-transaction rollback.
         .target(
             name: "Snapshots",
-            dependencies: ["Backups", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
+            dependencies: ["DatabaseJobs", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
@@ -137,23 +148,22 @@ let package = Package(
         // Migration files, their lint, the planner and the runner; migrate and migrate-revert.
         .target(
             name: "Migrations",
-            dependencies: ["PostgresParser", "Snapshots", "Backups", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
+            dependencies: ["PostgresParser", "DatabaseJobs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Index advice (pg_stat_statements, HypoPG, the catalog's checks) and safe index builds.
         .target(
             name: "Indexes",
-            dependencies: ["PostgresParser", "Backups", "Queue", "PostgresClient", "DBQSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PostgresParser", "DatabaseJobs", "Queue", "PostgresClient", "DBQSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Maintenance (vacuum, analyze, reindex by thresholds), health checks and stats with trends.
         .target(
             name: "Operations",
-            dependencies: ["Backups", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["DatabaseJobs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        // dbq.yaml with environment overrides.
         // The web dashboard: pages rendered from Redis on every request, actions behind the
         // operator token; and the schedule status `dbq beat status` prints.
         .target(
@@ -165,6 +175,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // dbq.yaml with environment overrides.
         .target(
             name: "DBQConfig",
             dependencies: ["DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", .product(name: "Yams", package: "Yams")],
@@ -174,7 +185,7 @@ let package = Package(
             name: "dbq",
             dependencies: [
                 "CDBQSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "DBQConfig",
-                "Codecs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations", "Dashboard",
+                "Codecs", "DatabaseJobs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations", "Dashboard",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -212,36 +223,36 @@ let package = Package(
         .testTarget(name: "AnonymizationTests", dependencies: ["Anonymization", "FeistelKernel", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         .testTarget(
             name: "ExportsTests",
-            dependencies: ["Exports", "Anonymization", "Backups", "Snapshots", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
+            dependencies: ["DatabaseJobs", "Exports", "Anonymization", "Backups", "Snapshots", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SnapshotsTests",
-            dependencies: ["Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
+            dependencies: ["DatabaseJobs", "Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MigrationsTests",
-            dependencies: ["Migrations", "PostgresParser", "Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
+            dependencies: ["DatabaseJobs", "Migrations", "PostgresParser", "Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
                            "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IndexesTests",
-            dependencies: ["Indexes", "PostgresParser", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
+            dependencies: ["DatabaseJobs", "Indexes", "PostgresParser", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
                            "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OperationsTests",
-            dependencies: ["Operations", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue", "DBQSupport", "DBQTestSupport",
+            dependencies: ["DatabaseJobs", "Operations", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue", "DBQSupport", "DBQTestSupport",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ConfigurationTests", dependencies: ["DBQConfig", "ObjectStorage"], swiftSettings: swiftSettings),
-        .testTarget(name: "BeatTests", dependencies: ["Beat", "Queue", "DBQSupport", "Backups", "Operations"], swiftSettings: swiftSettings),
+        .testTarget(name: "BeatTests", dependencies: ["DatabaseJobs", "Beat", "Queue", "DBQSupport", "Backups", "Operations"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisQueueTests",
             dependencies: ["RedisQueue", "Queue", "Beat", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
@@ -251,13 +262,14 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BackupsTests",
-            dependencies: [
+            dependencies: ["DatabaseJobs", 
                 "Backups", "Codecs", "Queue", "RedisQueue", "DBQConfig", "PostgresClient", "ObjectStorage", "DBQSupport", "DBQTestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport", "PostgresClient", "RedisQueue", "RedisClient", "Queue", "Dashboard",
+                                                  "DatabaseJobs", "Backups", "Exports", "Snapshots", "Migrations", "Indexes", "Operations",
                                                   .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
                     exclude: ["Browser"], swiftSettings: swiftSettings),
     ]

@@ -1,28 +1,13 @@
 import Codecs
 import Foundation
+import DatabaseJobs
 import ObjectStorage
+import Queue
 
 /// Where a backup's objects live: `backups/<database>/<UTC time>-<job id>/`.
 public enum BackupLayout {
     public static let root = "backups"
-    public static let manifestName = "manifest.json"
-    /// Where exports live (`exports/<database>/<id>/`): retention sweeps the ones a killed
-    /// export left without a manifest.
-    public static let exportsRoot = "exports"
-    /// Where snapshots live (`snapshots/<database>/<id>/`).
-    public static let snapshotsRoot = "snapshots"
-    /// No export or snapshot runs longer than this (their timeout is 6 h): a folder of
-    /// theirs without a manifest older than this is garbage, whatever the grace.
-    public static let exportMaximumSeconds: Double = 7 * 3600
     public static let verificationName = "verification.json"
-
-    /// `20261122T030000Z-<job id>`: sorts by time in a listing, but retention never
-    /// trusts it: it reads the manifest's times.
-    public static func backupID(startedAt: Date, jobID: String) -> String {
-        let c = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: startedAt)
-        let stamp = String(format: "%04d%02d%02dT%02d%02d%02dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
-        return "\(stamp)-\(jobID)"
-    }
 
     public static func folder(database: String, id: String) -> String { "\(root)/\(database)/\(id)" }
 
@@ -71,13 +56,13 @@ public struct BackupCatalog: Sendable {
         var catalog = BackupCatalog(entries: [], orphans: [], unreadable: [])
         for (folder, objects) in folders.sorted(by: { $0.key < $1.key }) {
             let names = Set(objects.map { String($0.key.dropFirst(folder.count + 1)) })
-            guard names.contains(BackupLayout.manifestName) else {
+            guard names.contains(ArtefactLayout.manifestName) else {
                 catalog.orphans.append(OrphanFolder(folder: folder, keys: objects.map(\.key), newest: objects.compactMap(\.lastModified).max()))
                 continue
             }
             do {
                 let manifest = try ManifestCoding.decoder.decode(
-                    BackupManifest.self, from: Data(try await store.getBytes(folder + "/" + BackupLayout.manifestName, limit: 16 << 20)))
+                    BackupManifest.self, from: Data(try await store.getBytes(folder + "/" + ArtefactLayout.manifestName, limit: 16 << 20)))
                 var verification: Verification?
                 if names.contains(BackupLayout.verificationName) {
                     verification = try? ManifestCoding.decoder.decode(
@@ -96,11 +81,11 @@ public struct BackupCatalog: Sendable {
 
     /// The backup `reference` names: `latest` (of `database`), a backup id, a job id, or
     /// an unambiguous prefix of either (8 characters at least).
-    public func resolve(_ reference: String, database: String?, store: String) throws(BackupError) -> BackupEntry {
+    public func resolve(_ reference: String, database: String?, store: String) throws(JobError) -> BackupEntry {
         let candidates = entries.filter { database == nil || $0.manifest.database == database }
         if reference == "latest" {
             guard let newest = candidates.first else {
-                throw BackupError.permanent("no backups\(database.map { " of database '\($0)'" } ?? "") in \(store); push a backup first (dbq push backup --database \(database ?? "NAME"))")
+                throw JobError.permanent("no backups\(database.map { " of database '\($0)'" } ?? "") in \(store); push a backup first (dbq push backup --database \(database ?? "NAME"))")
             }
             return newest
         }
@@ -110,17 +95,8 @@ public struct BackupCatalog: Sendable {
             : []
         if matches.count == 1 { return matches[0] }
         if matches.count > 1 {
-            throw BackupError.permanent("backup id '\(reference)' is ambiguous in \(store): it starts \(matches.count) backups; give more of it")
+            throw JobError.permanent("backup id '\(reference)' is ambiguous in \(store): it starts \(matches.count) backups; give more of it")
         }
-        throw BackupError.permanent("no backup '\(reference)'\(database.map { " of database '\($0)'" } ?? "") in \(store); dbq backups list shows the ids")
+        throw JobError.permanent("no backup '\(reference)'\(database.map { " of database '\($0)'" } ?? "") in \(store); dbq backups list shows the ids")
     }
-}
-
-/// A backup job's failure, typed by whether a retry may cure it.
-public struct BackupError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var isRetryable: Bool
-    public static func permanent(_ message: String) -> BackupError { BackupError(message: message, isRetryable: false) }
-    public static func retryable(_ message: String) -> BackupError { BackupError(message: message, isRetryable: true) }
-    public var description: String { message }
 }

@@ -1,4 +1,5 @@
 import Codecs
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import ObjectStorage
@@ -10,6 +11,7 @@ import Queue
 /// manifest written last, while the lease is still held.
 public struct BackupJob: Job {
     public static let kind = "backup"
+    public static var lockClass: DatabaseLockClass? { .read }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
@@ -30,9 +32,9 @@ public struct BackupJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -44,7 +46,7 @@ public struct BackupJob: Job {
             codec = try Codec(parsing: payload.codec ?? "zstd")
             level = try codec.checkedLevel(payload.level)
         } catch {
-            throw BackupError.permanent("\(error)")
+            throw JobError.permanent("\(error)")
         }
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
@@ -52,7 +54,7 @@ public struct BackupJob: Job {
         let lock = BackupLayout.lockName(database: payload.database, store: store.url)
         let owner = "\(context.id)#\(context.fencingToken)"
         // The database's read lock (imports and migrations wait), then the artefacts' (retention waits).
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: owner, wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             try await env.locks.withLock(lock, mode: .shared, owner: owner, wait: env.lockWait) {
                 try await Self.backup(payload.database, url: url, store: store, objectLimit: objectLimit, codec: codec, level: level,
                                       env: env, context: context)
@@ -61,10 +63,10 @@ public struct BackupJob: Job {
     }
 
     static func backup(_ name: String, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec, level: Int,
-                       env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
+                       env: JobEnvironment, context: JobContext) async throws -> JSONValue {
         let startedAt = Date()
         let clock = ContinuousClock.now
-        let id = BackupLayout.backupID(startedAt: startedAt, jobID: context.id)
+        let id = ArtefactLayout.id(startedAt: startedAt, jobID: context.id)
         let folder = BackupLayout.folder(database: name, id: id)
         let dumpName = BackupLayout.dumpName(codec)
         let dumpKey = folder + "/" + dumpName
@@ -76,7 +78,7 @@ public struct BackupJob: Job {
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq backup")
         } catch {
-            throw classifyConnect(error, database: name)
+            throw DatabaseScope.classifyConnect(error, database: name)
         }
         defer { Task { await connection.close() } }
 
@@ -85,7 +87,7 @@ public struct BackupJob: Job {
         _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         let facts = try await connection.query("SELECT pg_export_snapshot(), current_setting('server_version'), current_database()")
         guard let snapshot = facts.first?[0], let serverVersion = facts.first?[1], let serverDatabase = facts.first?[2] else {
-            throw BackupError.retryable("database '\(name)': could not export a snapshot")
+            throw JobError.retryable("database '\(name)': could not export a snapshot")
         }
 
         let (conninfo, childEnvironment) = url.childProcessArguments()
@@ -133,7 +135,7 @@ public struct BackupJob: Job {
             }
             let storedSize = segments.reduce(0) { $0 + $1.size }
             guard let first = segments.first, storedSize == source.storedBytes else {
-                throw BackupError.retryable("\(store.url)/\(dumpKey) holds \(storedSize) bytes after upload, \(source.storedBytes) were sent")
+                throw JobError.retryable("\(store.url)/\(dumpKey) holds \(storedSize) bytes after upload, \(source.storedBytes) were sent")
             }
             // The first object carries the raw size of the whole stream (one compressed stream,
             // cut into objects at byte boundaries).
@@ -173,7 +175,7 @@ public struct BackupJob: Job {
             return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self)
         }
         guard await process.wait() == 0 else {
-            throw BackupError.permanent("\(tool) --version failed: \(process.standardError)")
+            throw JobError.permanent("\(tool) --version failed: \(process.standardError)")
         }
         let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
         return line.split(separator: ")", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? line

@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 /// Counts the rows of every table in a pg_dump custom-format archive as it streams past,
 /// so that a backup's manifest gets exact row counts without reading the database twice.

@@ -1,9 +1,11 @@
 import Codecs
 import Crypto
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import ObjectStorage
 import PostgresClient
+import Queue
 import Synchronization
 
 /// `pg_dump`'s output as a stream of compressed chunks, rows counted as they pass (the
@@ -58,7 +60,7 @@ final class DumpSource: @unchecked Sendable {
             rowCounter.finish()
             let status = process.waitBlocking()
             guard status == 0 else {
-                throw BackupError.retryable("pg_dump failed (exit \(status)): \(Self.lastLines(process.standardError))")
+                throw JobError.retryable("pg_dump failed (exit \(status)): \(Self.lastLines(process.standardError))")
             }
             let tail = try compressor.finish()
             storedBytes += Int64(tail.count)
@@ -192,7 +194,7 @@ final class RestoreSink: @unchecked Sendable {
     func finishObject(expected: ManifestObject, object: String) throws {
         let digest = objectHasher.finalize().hex
         if objectBytes != expected.size || digest != expected.sha256 {
-            throw BackupError.permanent(
+            throw JobError.permanent(
                 "backup object \(object) is corrupt: it holds \(objectBytes) bytes with SHA-256 \(digest.prefix(16))…, "
                     + "the manifest says \(expected.size) bytes with SHA-256 \(expected.sha256.prefix(16))…; nothing was restored from it")
         }
@@ -201,13 +203,13 @@ final class RestoreSink: @unchecked Sendable {
     /// Ends the input, after every object checked out: the codec's own verdict.
     func finish(object: String) throws {
         if let codecFailure {
-            throw BackupError.permanent("backup object \(object) is corrupt: \(codecFailure) (its checksum matches the manifest, so it was damaged before upload)")
+            throw JobError.permanent("backup object \(object) is corrupt: \(codecFailure) (its checksum matches the manifest, so it was damaged before upload)")
         }
         if writeFailure == nil {
             do {
                 try decompressor.finish()
             } catch {
-                throw BackupError.permanent("backup object \(object) is corrupt: \(error)")
+                throw JobError.permanent("backup object \(object) is corrupt: \(error)")
             }
         }
     }

@@ -1,4 +1,5 @@
 import Codecs
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import ObjectStorage
@@ -9,6 +10,7 @@ import Queue
 /// SHA-256 as it reads; a mismatch stops it before anything is committed.
 public struct RestoreJob: Job {
     public static let kind = "restore"
+    public static var lockClass: DatabaseLockClass? { .ddl }
     /// A restore is not retried blindly: its target may have changed in between.
     public static var defaultMaxAttempts: Int { 1 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
@@ -41,9 +43,9 @@ public struct RestoreJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -53,7 +55,7 @@ public struct RestoreJob: Job {
         let store = try env.store(payload.storage).store
         let target = try Self.resolveTarget(payload.target, source: sourceURL, env: env)
         if target.endpoint == sourceURL.endpoint && target.database == sourceURL.database && payload.force != true {
-            throw BackupError.permanent(
+            throw JobError.permanent(
                 "refusing to restore over the source database '\(payload.database)' (\(target)); restore into another database, or pass --force to overwrite it")
         }
         let catalog = try await BackupCatalog.load(store, database: payload.database)
@@ -62,14 +64,13 @@ public struct RestoreJob: Job {
         // A configured target is written to: it takes that database's DDL lock (imports,
         // migrations and backups of it wait).
         let lockDatabase = env.configuration.databases[payload.target] != nil ? payload.target : "new:\(targetName)"
-        return try await env.locks.withDatabaseLock(lockDatabase, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
-                                                    wait: env.lockWait) {
+        return try await env.withDatabaseLock(lockDatabase, for: Self.self, context: context) {
             try await Self.restore(entry, payload: payload, target: target, targetName: targetName, store: store, env: env, context: context)
         }
     }
 
     static func restore(_ entry: BackupEntry, payload: Payload, target: PostgresConnectionString, targetName: String,
-                        store: any ObjectStore, env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
+                        store: any ObjectStore, env: JobEnvironment, context: JobContext) async throws -> JSONValue {
         let clock = ContinuousClock.now
         if payload.create == true {
             try await Restorer.createDatabase(targetName, on: target, logger: context.logger)
@@ -88,13 +89,13 @@ public struct RestoreJob: Job {
     }
 
     /// A configured database name, else a database of that name on the source's server.
-    static func resolveTarget(_ target: String, source: PostgresConnectionString, env: BackupEnvironment) throws -> PostgresConnectionString {
+    static func resolveTarget(_ target: String, source: PostgresConnectionString, env: JobEnvironment) throws -> PostgresConnectionString {
         if let configured = env.configuration.databases[target] { return configured }
         do {
             try PostgresIdentifier.validate(target)
             return try PostgresConnectionString(source.replacingDatabase(target))
         } catch {
-            throw BackupError.permanent("restore target '\(target)' is neither a configured database nor a valid database name: \(error)")
+            throw JobError.permanent("restore target '\(target)' is neither a configured database nor a valid database name: \(error)")
         }
     }
 }
@@ -119,9 +120,9 @@ public struct VerifyBackupJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -152,7 +153,7 @@ public struct VerifyBackupJob: Job {
                 throw error
             }
             mismatches = TableInventory.compare(expected: entry.manifest.tables, actual: actual)
-        } catch let error as BackupError where !error.isRetryable {
+        } catch let error as JobError where !error.isRetryable {
             // The backup itself is bad (corrupt object): that is the verification's finding.
             mismatches = [error.message]
             failure = error
@@ -171,7 +172,7 @@ public struct VerifyBackupJob: Job {
         _ = try await store.put(entry.folder + "/" + BackupLayout.verificationName, bytes: Array(try ManifestCoding.encoder.encode(verification)))
         if !mismatches.isEmpty {
             if let failure { throw failure }
-            throw BackupError.permanent("backup \(entry.id) failed verification: " + mismatches.joined(separator: "; "))
+            throw JobError.permanent("backup \(entry.id) failed verification: " + mismatches.joined(separator: "; "))
         }
         context.logger.info("backup verified", metadata: ["backup.id": "\(entry.id)", "tables": "\(entry.manifest.tables.count)"])
         return .object([
@@ -187,10 +188,10 @@ enum Restorer {
     /// Streams the backup's data objects, in order, into `pg_restore --single-transaction`;
     /// returns the bytes read.
     static func restore(_ entry: BackupEntry, from store: any ObjectStore, into target: PostgresConnectionString, clean: Bool,
-                        env: BackupEnvironment, context: JobContext) async throws -> Int64 {
+                        env: JobEnvironment, context: JobContext) async throws -> Int64 {
         let objects = entry.manifest.objects
         guard !objects.isEmpty else {
-            throw BackupError.permanent("backup \(entry.id) has no data object in its manifest")
+            throw JobError.permanent("backup \(entry.id) has no data object in its manifest")
         }
         let total = entry.manifest.storedSize
         let (conninfo, childEnvironment) = target.childProcessArguments()
@@ -229,7 +230,7 @@ enum Restorer {
         process.closeStdin()
         let status = await process.wait()
         guard status == 0 else {
-            throw BackupError.permanent("pg_restore of \(object) into \(target) failed (exit \(status)): \(DumpSource.lastLines(process.standardError)); nothing was committed")
+            throw JobError.permanent("pg_restore of \(object) into \(target) failed (exit \(status)): \(DumpSource.lastLines(process.standardError)); nothing was committed")
         }
         return sink.storedBytes
     }
@@ -239,7 +240,7 @@ enum Restorer {
         do {
             return try await store.get(key)
         } catch let error as ObjectStoreError where error.code == .notFound {
-            throw BackupError.permanent("backup object \(store.url)/\(key) is missing (the manifest lists it); the backup cannot be restored")
+            throw JobError.permanent("backup object \(store.url)/\(key) is missing (the manifest lists it); the backup cannot be restored")
         }
     }
 
@@ -249,9 +250,9 @@ enum Restorer {
         do {
             _ = try await admin.execute("CREATE DATABASE \(try PostgresIdentifier.quoted(name))")
         } catch let error as PostgresError where error.sqlState == "42P04" {
-            throw BackupError.permanent("database '\(name)' already exists on \(server.endpoint); drop it, restore into another name, or restore without --create (with --clean to replace its objects)")
+            throw JobError.permanent("database '\(name)' already exists on \(server.endpoint); drop it, restore into another name, or restore without --create (with --clean to replace its objects)")
         } catch let error as PostgresError where error.sqlState == "42501" {
-            throw BackupError.permanent("the role cannot create database '\(name)' on \(server.endpoint) (it needs CREATEDB): \(error)")
+            throw JobError.permanent("the role cannot create database '\(name)' on \(server.endpoint) (it needs CREATEDB): \(error)")
         }
     }
 
@@ -273,7 +274,7 @@ enum Restorer {
         do {
             return try await PostgresConnection.connect(server.replacingDatabase("postgres"), logger: logger, applicationName: "dbq admin")
         } catch {
-            throw classifyConnect(error, database: server.database ?? "postgres")
+            throw DatabaseScope.classifyConnect(error, database: server.database ?? "postgres")
         }
     }
 }

@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 import ObjectStorage
 import Queue
@@ -44,9 +45,9 @@ public struct RetentionJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -94,7 +95,7 @@ public enum Retention {
 
     /// Applies the policy under the database's backup lock (taken alone: no backup of
     /// the database runs meanwhile, so the grace can even be 0).
-    public static func apply(_ policy: RetentionPolicy, database: String, store: any ObjectStore, env: BackupEnvironment,
+    public static func apply(_ policy: RetentionPolicy, database: String, store: any ObjectStore, env: JobEnvironment,
                              owner: String, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) async throws -> RetentionReport {
         try policy.validate()
         let lock = BackupLayout.lockName(database: database, store: store.url)
@@ -107,7 +108,7 @@ public enum Retention {
                 guard let entry = byID[decision.id] else { continue }
                 // Manifest first: from then on the rest is data without a manifest, which
                 // readers ignore and a later run removes if this one is cut short.
-                try await store.delete(entry.folder + "/" + BackupLayout.manifestName)
+                try await store.delete(entry.folder + "/" + ArtefactLayout.manifestName)
                 try await store.delete(entry.folder + "/" + BackupLayout.verificationName)
                 for object in entry.manifest.objects { try await store.delete(entry.folder + "/" + object.name) }
                 report.deleted.append(entry.id)
@@ -126,9 +127,9 @@ public enum Retention {
             // The database's exports and snapshots that never got a manifest (killed jobs):
             // removed once older than the grace and than any such job can run (its
             // timeout), so one still writing is never touched.
-            for root in [BackupLayout.exportsRoot, BackupLayout.snapshotsRoot] {
+            for root in [ArtefactLayout.exportsRoot, ArtefactLayout.snapshotsRoot] {
                 let swept = try await ArtefactSweep.sweep(root: root, database: database, store: store,
-                                                          olderThan: max(policy.graceSeconds, BackupLayout.exportMaximumSeconds), now: now())
+                                                          olderThan: max(policy.graceSeconds, ArtefactLayout.exportMaximumSeconds), now: now())
                 report.orphansRemoved += swept.folders
                 report.uploadsAborted += swept.uploads
             }

@@ -1,9 +1,11 @@
+import DatabaseJobs
 import Foundation
 
 /// Grandfather-father-son retention: keep the newest `keepLast` backups, the newest of
 /// each of the last `daily` days (that have backups), `weekly` ISO weeks, `monthly`
 /// months and `yearly` years (UTC), everything younger than `minAge`, and always the
 /// newest verified backup. Decided from the manifests' recorded times alone.
+import Queue
 public struct RetentionPolicy: Codable, Sendable, Equatable {
     public var keepLast: Int
     public var daily: Int
@@ -29,7 +31,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     }
 
     /// Refuses a policy with negative counts, or one that would keep nothing.
-    public func validate() throws(BackupError) {
+    public func validate() throws(JobError) {
         let counts = [("keepLast", keepLast), ("daily", daily), ("weekly", weekly), ("monthly", monthly), ("yearly", yearly)]
         if let (name, value) = counts.first(where: { $0.1 < 0 }) {
             throw .permanent("retention \(name) is \(value); counts must be 0 or more")

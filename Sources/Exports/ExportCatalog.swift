@@ -1,4 +1,4 @@
-import Backups
+import DatabaseJobs
 import Foundation
 
 /// The exports in a store: the shared artefact catalog over export manifests.

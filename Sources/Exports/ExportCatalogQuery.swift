@@ -1,4 +1,5 @@
 import Anonymization
+import DatabaseJobs
 import PostgresClient
 
 /// Reads what masking needs to know about tables from `pg_catalog`, in the connection's

@@ -1,6 +1,6 @@
 import Anonymization
-import Backups
 import Codecs
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import ObjectStorage
@@ -12,6 +12,7 @@ import Queue
 /// first, `schema.sql`, the manifest last under the lease).
 public struct ExportJob: Job {
     public static let kind = "export"
+    public static var lockClass: DatabaseLockClass? { .read }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
@@ -44,9 +45,9 @@ public struct ExportJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -58,7 +59,7 @@ public struct ExportJob: Job {
             codec = try Codec(parsing: payload.codec ?? "zstd")
             format = try RowFormat(parsing: payload.format ?? "copy")
         } catch {
-            throw BackupError.permanent("\(error)")
+            throw JobError.permanent("\(error)")
         }
         let policy: AnonymizationPolicy?
         let key: AnonymizationKey?
@@ -66,29 +67,28 @@ public struct ExportJob: Job {
             policy = try payload.policy.map { try AnonymizationPolicy.parse($0) }
             key = policy == nil ? nil : try AnonymizationKey.fromEnvironment()
         } catch {
-            throw BackupError.permanent("\(error)")
+            throw JobError.permanent("\(error)")
         }
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let limit = env.objectLimit(payload.storage)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
-                                                    wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             try await Self.export(payload, url: url, store: store, objectLimit: limit, codec: codec, format: format, policy: policy,
                                   key: key, env: env, context: context)
         }
     }
 
     static func export(_ payload: Payload, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec,
-                       format: RowFormat, policy: AnonymizationPolicy?, key: AnonymizationKey?, env: BackupEnvironment,
+                       format: RowFormat, policy: AnonymizationPolicy?, key: AnonymizationKey?, env: JobEnvironment,
                        context: JobContext) async throws -> JSONValue {
         let startedAt = Date()
-        let id = BackupLayout.backupID(startedAt: startedAt, jobID: context.id)
+        let id = ArtefactLayout.id(startedAt: startedAt, jobID: context.id)
         let folder = ExportLayout.folder(database: payload.database, id: id)
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq export")
         } catch {
-            throw classifyConnect(error, database: payload.database)
+            throw DatabaseScope.classifyConnect(error, database: payload.database)
         }
         defer { Task { await connection.close() } }
         var prepared = try await prepare(payload, policy: policy, connection: connection)
@@ -113,14 +113,14 @@ public struct ExportJob: Job {
                     segments = try await SegmentedWrite.put(store, key: folder + "/" + name, from: pipe.stream(), limit: objectLimit)
                 } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
                     // A condition or sql rule the server rejects: named, and not retried.
-                    throw BackupError.permanent("table \(table.qualifiedName) could not be read as asked (check its --where condition and sql rules): \(error.message)")
+                    throw JobError.permanent("table \(table.qualifiedName) could not be read as asked (check its --where condition and sql rules): \(error.message)")
                 }
                 commit.record(segments.map(\.key))
                 var outcome: KAnonymityGroups.Outcome?
                 if let groups {
-                    do { outcome = try groups.outcome() } catch { throw BackupError.permanent("\(error); nothing was exported") }
+                    do { outcome = try groups.outcome() } catch { throw JobError.permanent("\(error); nothing was exported") }
                     if let outcome, !outcome.passed, outcome.mode == .refuse {
-                        throw BackupError.permanent("k-anonymity (\(groups.requirement.path), k = \(outcome.k)) does not hold: \(outcome.summary); generalize the quasi-identifiers or set mode: report. Nothing was exported")
+                        throw JobError.permanent("k-anonymity (\(groups.requirement.path), k = \(outcome.k)) does not hold: \(outcome.summary); generalize the quasi-identifiers or set mode: report. Nothing was exported")
                     }
                 }
                 let condition: String? = switch prepared.selection.rows[table.qualifiedName] {
@@ -179,7 +179,7 @@ public struct ExportJob: Job {
         _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" + (follow ? "" : ", READ ONLY"))
         let facts = try await connection.query("SELECT pg_export_snapshot(), current_setting('server_version')")
         guard let snapshot = facts.first?[0], let serverVersion = facts.first?[1] else {
-            throw BackupError.retryable("database '\(payload.database)': could not export a snapshot")
+            throw JobError.retryable("database '\(payload.database)': could not export a snapshot")
         }
         let full = try await ExportCatalogQuery.load(connection)
         let selection = try ExportSelection.resolve(full, tables: payload.tables, conditions: payload.conditions, followReferences: follow)
@@ -187,13 +187,13 @@ public struct ExportJob: Job {
         do {
             plan = try policy.map { try $0.plan(for: selection.catalog) } ?? .keepingEverything(selection.catalog)
         } catch {
-            throw BackupError.permanent("the policy does not fit database '\(payload.database)': \(error)")
+            throw JobError.permanent("the policy does not fit database '\(payload.database)': \(error)")
         }
         let chosen: [String: Int64]
         do {
             chosen = try await selection.materialize(connection)
         } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
-            throw BackupError.permanent("a --where condition does not work in database '\(payload.database)': \(error.message)")
+            throw JobError.permanent("a --where condition does not work in database '\(payload.database)': \(error.message)")
         }
         if follow { _ = try await connection.execute("SET TRANSACTION READ ONLY") }
         return Prepared(snapshot: snapshot, serverVersion: serverVersion, selection: selection, plan: plan, chosenRows: chosen)
@@ -220,7 +220,7 @@ public struct ExportJob: Job {
                         let rows = try await connection.query(
                             "SELECT DISTINCT \(quoted)::text FROM ONLY \(qualified) WHERE \(quoted) IS NOT NULL AND length(\(quoted)::text) >= 3 LIMIT \(RedactValues.limit + 1)")
                         guard rows.count <= RedactValues.limit else {
-                            throw BackupError.permanent("\(column.source).values: \(path) has more than \(RedactValues.limit) distinct values; redact can look for at most that many (name fewer columns)")
+                            throw JobError.permanent("\(column.source).values: \(path) has more than \(RedactValues.limit) distinct values; redact can look for at most that many (name fewer columns)")
                         }
                         var map: [String: String] = [:]
                         let rule = target.rule.prepared(kind: target.kind, key: key)
@@ -239,7 +239,7 @@ public struct ExportJob: Job {
     }
 
     /// `pg_dump --schema-only` of the exported tables, in the export's snapshot.
-    static func schemaSQL(_ catalog: TableCatalog, snapshot: String, url: PostgresConnectionString, env: BackupEnvironment) async throws -> [UInt8] {
+    static func schemaSQL(_ catalog: TableCatalog, snapshot: String, url: PostgresConnectionString, env: JobEnvironment) async throws -> [UInt8] {
         let (conninfo, childEnvironment) = url.childProcessArguments()
         var arguments = ["--schema-only", "--no-owner", "--no-privileges", "--snapshot=\(snapshot)", "--no-password", "--dbname=\(conninfo)"]
         for t in catalog.tables { arguments.append("--table=" + (try PostgresIdentifier.qualified(schema: t.schema, name: t.name))) }
@@ -256,7 +256,7 @@ public struct ExportJob: Job {
             }
             return out
         }
-        guard await process.wait() == 0 else { throw BackupError.retryable("pg_dump --schema-only failed: \(process.standardError)") }
+        guard await process.wait() == 0 else { throw JobError.retryable("pg_dump --schema-only failed: \(process.standardError)") }
         return text
     }
 }
@@ -364,7 +364,7 @@ final class MaskingPipe: @unchecked Sendable {
         defer { source = iterator }
         guard let chunk = try await iterator.next() else {
             sourceEnded = true
-            guard carry.isEmpty else { throw BackupError.retryable("the COPY stream ended inside a row") }
+            guard carry.isEmpty else { throw JobError.retryable("the COPY stream ended inside a row") }
             return nil
         }
         if transformer.isIdentity { return Lines(chunk: chunk, body: 0..<chunk.count) }
@@ -403,7 +403,7 @@ final class MaskingPipe: @unchecked Sendable {
             rows += Int64(try lines.head.withUnsafeBytes { try transformer.transform(lines: $0, into: &out) })
             rows += Int64(try lines.chunk.withUnsafeBytes { try transformer.transform(lines: UnsafeRawBufferPointer(rebasing: $0[lines.body]), into: &out) })
         } catch {
-            throw BackupError.permanent("\(error)")
+            throw JobError.permanent("\(error)")
         }
         run.buffers[run.turn] = out
         return (out, rows)
@@ -415,7 +415,7 @@ final class MaskingPipe: @unchecked Sendable {
         guard let masked else {
             if finished { return nil }
             finished = true
-            if transformer.isIdentity && insideRow { throw BackupError.retryable("the COPY stream ended inside a row") }
+            if transformer.isIdentity && insideRow { throw JobError.retryable("the COPY stream ended inside a row") }
             // An empty table in CSV still has its header.
             let header = started ? [] : transformer.header
             started = true
@@ -469,7 +469,7 @@ extension MaskingPipe {
 
 extension JobRegistry {
     /// Registers `export` and `import`.
-    public mutating func registerExportJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public mutating func registerExportJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
         register(ExportJob(environment: environment))
         register(ImportJob(environment: environment))
     }

@@ -1,6 +1,6 @@
-import Backups
-import Codecs
 import Anonymization
+import Codecs
+import DatabaseJobs
 import Foundation
 
 /// What makes an export an export: written last, under the lease. It names the policy by
@@ -58,7 +58,7 @@ public struct ExportManifest: Codable, Sendable, Equatable {
 
 /// `exports/<database>/<UTC time>-<job id>/`.
 public enum ExportLayout {
-    public static let root = BackupLayout.exportsRoot
+    public static let root = ArtefactLayout.exportsRoot
     public static func folder(database: String, id: String) -> String { "\(root)/\(database)/\(id)" }
     public static func objectName(_ table: String, format: RowFormat = .copy, codec: Codec) -> String {
         codec == .none ? "\(table).\(format.fileExtension)" : "\(table).\(format.fileExtension).\(codec.fileExtension)"

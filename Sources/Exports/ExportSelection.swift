@@ -1,10 +1,11 @@
 import Anonymization
-import Backups
+import DatabaseJobs
 import PostgresClient
 
 /// Which rows of which tables an export takes: decided from the catalog, the tables and
 /// conditions asked for and `followReferences` (pure), then, when rows must be chosen by
 /// reference, materialized in the export's snapshot (`materialize`).
+import Queue
 public struct ExportSelection: Sendable, Equatable {
     public enum Rows: Sendable, Equatable {
         /// Every row.
@@ -33,7 +34,7 @@ public struct ExportSelection: Sendable, Equatable {
         if let names, !names.isEmpty {
             chosen = try names.map { name in
                 guard full.table(qualify(name)) != nil else {
-                    throw BackupError.permanent("no table '\(name)' in the database; tables: \(full.tables.map(\.qualifiedName).joined(separator: ", "))")
+                    throw JobError.permanent("no table '\(name)' in the database; tables: \(full.tables.map(\.qualifiedName).joined(separator: ", "))")
                 }
                 return qualify(name)
             }
@@ -41,7 +42,7 @@ public struct ExportSelection: Sendable, Equatable {
         var rows: [String: Rows] = Dictionary(chosen.map { ($0, Rows.all) }, uniquingKeysWith: { a, _ in a })
         for (table, condition) in (conditions ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard rows[qualify(table)] != nil else {
-                throw BackupError.permanent("a condition names table '\(table)', which is not exported (add it to --tables)")
+                throw JobError.permanent("a condition names table '\(table)', which is not exported (add it to --tables)")
             }
             rows[qualify(table)] = .condition(condition)
         }
@@ -140,7 +141,7 @@ public enum ExportQuery {
             let list = try columns.map(expression).joined(separator: ", ")
             return "COPY (SELECT \(list) FROM ONLY \(qualified)\(filter)) TO STDOUT"
         }
-        guard let key else { throw BackupError.permanent("shuffle needs the anonymization key") }
+        guard let key else { throw JobError.permanent("shuffle needs the anonymization key") }
         // Row n of the table (in its physical order) takes the n-th value of the column in
         // an order keyed by the salt: a permutation of the column's values.
         let base = try columns.enumerated().filter { !shuffled.contains($0.offset) }

@@ -1,18 +1,18 @@
 import Anonymization
-import Backups
 import Codecs
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import ObjectStorage
 import PostgresClient
 import Queue
-import Snapshots
 
 /// `import`: an export loaded into a configured database in one transaction: each table
 /// streamed with `COPY FROM` into a temporary table, then merged by the mode; sequences
 /// moved past the imported values. `dryRun` reports what would change and commits nothing.
 public struct ImportJob: Job {
     public static let kind = "import"
+    public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
@@ -57,9 +57,9 @@ public struct ImportJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -69,8 +69,7 @@ public struct ImportJob: Job {
         let store = try env.store(payload.storage).store
         let entry = try await ExportCatalog.load(store).find(payload.export ?? "latest", database: payload.source)
         let limit = env.objectLimit(payload.storage)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
-                                                    wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             var snapshot: String?
             if payload.snapshot ?? false, !(payload.dryRun ?? false) {
                 snapshot = try await Self.snapshotFirst(entry, payload: payload, url: url, store: store, objectLimit: limit, context: context)
@@ -93,14 +92,14 @@ public struct ImportJob: Job {
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq import")
         } catch {
-            throw classifyConnect(error, database: payload.database)
+            throw DatabaseScope.classifyConnect(error, database: payload.database)
         }
         let existing = try await SnapshotQueries.shapes(connection).keys.filter(wanted.contains).sorted()
         await connection.close()
         guard !existing.isEmpty else { return nil }
         await context.progress(JobProgress(message: "snapshot of \(existing.count) tables before importing"))
-        let manifest = try await SnapshotJob.snapshot(
-            .init(database: payload.database, storage: payload.storage, tables: existing, label: "before importing export \(entry.id)"),
+        let manifest = try await TableSnapshot.take(
+            SnapshotRequest(database: payload.database, tables: existing, label: "before importing export \(entry.id)"),
             url: url, store: store, objectLimit: objectLimit, codec: .zstd, context: context)
         return manifest.id
     }
@@ -114,7 +113,7 @@ public struct ImportJob: Job {
             tables = try names.map { name in
                 let qualified = name.contains(".") ? name : "public.\(name)"
                 guard let t = tables.first(where: { $0.qualifiedName == qualified }) else {
-                    throw BackupError.permanent("export \(entry.id) has no table '\(name)'; it has \(entry.manifest.tables.map(\.qualifiedName).joined(separator: ", "))")
+                    throw JobError.permanent("export \(entry.id) has no table '\(name)'; it has \(entry.manifest.tables.map(\.qualifiedName).joined(separator: ", "))")
                 }
                 return t
             }
@@ -123,7 +122,7 @@ public struct ImportJob: Job {
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq import")
         } catch {
-            throw classifyConnect(error, database: payload.database)
+            throw DatabaseScope.classifyConnect(error, database: payload.database)
         }
         defer { Task { await connection.close() } }
         _ = try await connection.execute("BEGIN")
@@ -173,20 +172,20 @@ public struct ImportJob: Job {
                         do {
                             _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp)")
                         } catch let error as PostgresError where error.sqlState == "23505" {
-                            throw BackupError.permanent("table \(table.qualifiedName): rows of the export already exist (\(error.message)); use --mode skip, upsert or replace. Nothing was imported")
+                            throw JobError.permanent("table \(table.qualifiedName): rows of the export already exist (\(error.message)); use --mode skip, upsert or replace. Nothing was imported")
                         }
                     }
                 case .skip:
                     // Without a key, existing rows cannot be told apart: every row would be added again.
                     guard !key.isEmpty || loaded == 0 else {
-                        throw BackupError.permanent("table \(table.qualifiedName) has no primary key: skip cannot tell which rows exist (it would add every row again); use insert or replace, or leave the table out with --tables. Nothing was imported")
+                        throw JobError.permanent("table \(table.qualifiedName) has no primary key: skip cannot tell which rows exist (it would add every row again); use insert or replace, or leave the table out with --tables. Nothing was imported")
                     }
                     line["insert"] = .number(Double(loaded - existing))
                     line["skip"] = .number(Double(existing))
                     if !dryRun { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT DO NOTHING") }
                 case .upsert:
                     guard !key.isEmpty || loaded == 0 else {
-                        throw BackupError.permanent("table \(table.qualifiedName) has no primary key: upsert needs one; use insert or replace, or leave the table out with --tables. Nothing was imported")
+                        throw JobError.permanent("table \(table.qualifiedName) has no primary key: upsert needs one; use insert or replace, or leave the table out with --tables. Nothing was imported")
                     }
                     line["insert"] = .number(Double(loaded - existing))
                     line["update"] = .number(Double(existing))
@@ -221,7 +220,7 @@ public struct ImportJob: Job {
             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
             """, [PostgresParameter(table.schema), PostgresParameter(table.name)])
         guard !rows.isEmpty else {
-            throw BackupError.permanent("database '\(database)' has no table \(table.qualifiedName); create it first, or import with --create-schema")
+            throw JobError.permanent("database '\(database)' has no table \(table.qualifiedName); create it first, or import with --create-schema")
         }
         var differences: [String] = []
         let target = Dictionary(rows.compactMap { r in r[0].map { ($0, (r[1] ?? "", r[2] == "t")) } }, uniquingKeysWith: { a, _ in a })
@@ -233,7 +232,7 @@ public struct ImportJob: Job {
             differences.append("column \(name) is NOT NULL without a default and not in the export")
         }
         if !differences.isEmpty {
-            throw BackupError.permanent("table \(table.qualifiedName) in database '\(database)' differs from the export: \(differences.joined(separator: "; ")); nothing was imported")
+            throw JobError.permanent("table \(table.qualifiedName) in database '\(database)' differs from the export: \(differences.joined(separator: "; ")); nothing was imported")
         }
     }
 
@@ -287,7 +286,7 @@ final class JSONLinesToCopy: @unchecked Sendable {
                 let chunk = try await iterator.next()
                 source = iterator
                 guard let chunk else {
-                    guard carry.allSatisfy({ $0 == 0x20 || $0 == 0x0A }) else { throw BackupError.permanent("\(table): the JSON lines end inside a line") }
+                    guard carry.allSatisfy({ $0 == 0x20 || $0 == 0x0A }) else { throw JobError.permanent("\(table): the JSON lines end inside a line") }
                     return nil
                 }
                 let out = try convert(chunk)
@@ -307,7 +306,7 @@ final class JSONLinesToCopy: @unchecked Sendable {
                 do {
                     CopyText.encode(try JSONLine.decode(input[start..<newline], names: names), into: &out)
                 } catch {
-                    throw BackupError.permanent("\(table), line \(line): \(error); nothing was imported")
+                    throw JobError.permanent("\(table), line \(line): \(error); nothing was imported")
                 }
             }
             start = newline + 1

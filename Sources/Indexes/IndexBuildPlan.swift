@@ -1,3 +1,4 @@
+import DatabaseJobs
 import PostgresParser
 
 /// What a `create-index` job builds, from options or from a statement (checked by

@@ -1,4 +1,4 @@
-import Backups
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import Logging
@@ -32,13 +32,13 @@ final class IndexBuilder: @unchecked Sendable {
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq \(context.kind)")
         } catch {
-            throw classifyConnect(error, database: database)
+            throw DatabaseScope.classifyConnect(error, database: database)
         }
         // A worker killed mid-build: its server process notices within a second and stops,
         // leaving an INVALID index the retry drops (instead of finishing a build nobody owns).
         _ = try await connection.execute("SET client_connection_check_interval = '1s'")
         return IndexBuilder(connection: connection, url: url, database: database,
-                            retry: LockRetry(lockTimeout: .milliseconds(lockTimeoutMs ?? 2000), attempts: 10), context: context)
+                            retry: LockRetry(lockTimeoutMs: lockTimeoutMs, attempts: 10), context: context)
     }
 
     func close() async { await connection.close() }
@@ -49,10 +49,10 @@ final class IndexBuilder: @unchecked Sendable {
         let started = ContinuousClock.now
         let qualifiedTable = "\(IndexCatalog.quotedIfNeeded(spec.schema)).\(IndexCatalog.quotedIfNeeded(spec.table))"
         guard let kind = try await connection.query("SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", [PostgresParameter(qualifiedTable)]).scalar else {
-            throw BackupError.permanent("database '\(database)' has no table \(spec.qualifiedTable)")
+            throw JobError.permanent("database '\(database)' has no table \(spec.qualifiedTable)")
         }
         guard kind == "r" || kind == "p" || kind == "m" else {
-            throw BackupError.permanent("\(spec.qualifiedTable) is not a table (relkind \(kind)); indexes go on tables and materialized views")
+            throw JobError.permanent("\(spec.qualifiedTable) is not a table (relkind \(kind)); indexes go on tables and materialized views")
         }
         var result: [String: JSONValue] = ["database": .string(database), "index": .string("\(spec.schema).\(spec.name)"), "table": .string(spec.qualifiedTable)]
         var names = [spec.name]
@@ -67,7 +67,7 @@ final class IndexBuilder: @unchecked Sendable {
         case nil:
             if kind == "p" {
                 guard spec.sql == nil else {
-                    throw BackupError.permanent("\(spec.qualifiedTable) is partitioned: give --table and --columns (dbq builds each partition concurrently, then the parent ON ONLY)")
+                    throw JobError.permanent("\(spec.qualifiedTable) is partitioned: give --table and --columns (dbq builds each partition concurrently, then the parent ON ONLY)")
                 }
                 names += try await createPartitioned(spec)
             } else {
@@ -81,7 +81,7 @@ final class IndexBuilder: @unchecked Sendable {
             FROM pg_index i WHERE i.indexrelid = to_regclass($1)
             """, [PostgresParameter(spec.qualifiedName)]).first
         guard flags?[0] == "t" else {
-            throw BackupError.retryable("index \(spec.schema).\(spec.name) is not valid and ready after its build; the job will be tried again")
+            throw JobError.retryable("index \(spec.schema).\(spec.name) is not valid and ready after its build; the job will be tried again")
         }
         result["bytes"] = .number(Double(Int64(flags?[1] ?? "0") ?? 0))
         result["seconds"] = .number((ContinuousClock.now - started).seconds)
@@ -91,7 +91,7 @@ final class IndexBuilder: @unchecked Sendable {
             result["checkUsesIndex"] = .bool(used.used)
             result["checkPlan"] = .string(used.summary)
             if requireUse && !used.used {
-                throw BackupError.permanent("the plan of the check statement does not use \(spec.schema).\(spec.name) (\(used.summary)); the index stays, valid: drop it with dbq push drop-index if it is not wanted")
+                throw JobError.permanent("the plan of the check statement does not use \(spec.schema).\(spec.name) (\(used.summary)); the index stays, valid: drop it with dbq push drop-index if it is not wanted")
             }
         }
         return .object(result)
@@ -117,7 +117,7 @@ final class IndexBuilder: @unchecked Sendable {
                 try? await dropInvalid(name)
                 if LockRetry.isLockTimeout(error) || (error as? PostgresError)?.isTransient == true { throw error }
                 let message = (error as? PostgresError).map { $0.message + ($0.detail.map { " (\($0))" } ?? "") } ?? "\(error)"
-                throw BackupError.permanent("building index \(name) failed: \(message); the INVALID index it left was dropped")
+                throw JobError.permanent("building index \(name) failed: \(message); the INVALID index it left was dropped")
             }
         }
     }
@@ -132,7 +132,7 @@ final class IndexBuilder: @unchecked Sendable {
         for (index, row) in partitions.enumerated() {
             guard let schema = row[0], let name = row[1] else { continue }
             guard row[2] == "r" else {
-                throw BackupError.permanent("partition \(schema).\(name) of \(spec.qualifiedTable) is itself partitioned; build its index first with --table \(schema).\(name)")
+                throw JobError.permanent("partition \(schema).\(name) of \(spec.qualifiedTable) is itself partitioned; build its index first with --table \(schema).\(name)")
             }
             let childName = IndexBuildPlan.partitionIndexName(spec.name, partition: name)
             let qualifiedChild = "\(IndexCatalog.quotedIfNeeded(schema)).\(IndexCatalog.quotedIfNeeded(childName))"
@@ -198,15 +198,15 @@ final class IndexBuilder: @unchecked Sendable {
     /// Whether `statement`'s plan scans any of `names`; and the plan's nodes, briefly.
     func planUses(_ statement: String, names: Set<String>) async throws -> (used: Bool, summary: String) {
         let parsed: [ParsedStatement]
-        do { parsed = try SQLParser.parse(statement) } catch { throw BackupError.permanent("--check does not parse: \(error)") }
+        do { parsed = try SQLParser.parse(statement) } catch { throw JobError.permanent("--check does not parse: \(error)") }
         guard parsed.count == 1, ["SelectStmt", "UpdateStmt", "DeleteStmt"].contains(parsed[0].type) else {
-            throw BackupError.permanent("--check must be one SELECT, UPDATE or DELETE statement")
+            throw JobError.permanent("--check must be one SELECT, UPDATE or DELETE statement")
         }
         let text: String
         do {
             text = try await connection.query("EXPLAIN (FORMAT JSON) \(statement)").scalar ?? "[]"
         } catch let error as PostgresError {
-            throw BackupError.permanent("--check cannot be planned: \(error.message)")
+            throw JobError.permanent("--check cannot be planned: \(error.message)")
         }
         var used = false
         var nodes: [String] = []
@@ -239,7 +239,7 @@ final class IndexBuilder: @unchecked Sendable {
             return .object(["database": .string(database), "index": .string(index), "outcome": .string("absent")])
         }
         if let constraint = row[1] {
-            throw BackupError.permanent("index \(index) backs constraint \(constraint): it is never dropped as an index (drop the constraint in a migration if you mean it)")
+            throw JobError.permanent("index \(index) backs constraint \(constraint): it is never dropped as an index (drop the constraint in a migration if you mean it)")
         }
         let concurrently = row[0] == "i"
         try await retry.run(connection, what: "dropping index \(index)", logger: context.logger) {
@@ -252,7 +252,7 @@ final class IndexBuilder: @unchecked Sendable {
         let name = try qualified(index)
         guard let table = try await connection.query("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = to_regclass($1)",
                                                      [PostgresParameter(name)]).scalar else {
-            throw BackupError.permanent("database '\(database)' has no index \(index)")
+            throw JobError.permanent("database '\(database)' has no index \(index)")
         }
         let started = ContinuousClock.now
         try await retry.run(connection, what: "reindex of \(index)", logger: context.logger) {
@@ -266,7 +266,7 @@ final class IndexBuilder: @unchecked Sendable {
                     """, [PostgresParameter(table)]).compactMap { $0[0] }
                 for leftover in leftovers { _ = try? await connection.execute("DROP INDEX CONCURRENTLY IF EXISTS \(leftover)") }
                 if LockRetry.isLockTimeout(error) || (error as? PostgresError)?.isTransient == true { throw error }
-                throw BackupError.permanent("reindex of \(index) failed: \((error as? PostgresError)?.message ?? "\(error)")\(leftovers.isEmpty ? "" : "; its leftover \(leftovers.joined(separator: ", ")) was dropped")")
+                throw JobError.permanent("reindex of \(index) failed: \((error as? PostgresError)?.message ?? "\(error)")\(leftovers.isEmpty ? "" : "; its leftover \(leftovers.joined(separator: ", ")) was dropped")")
             }
         }
         let size = try await connection.query("SELECT pg_relation_size(to_regclass($1))", [PostgresParameter(name)]).scalar

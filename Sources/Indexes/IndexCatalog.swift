@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 
 /// What index advice knows about a database: its indexes, tables, foreign keys and how old

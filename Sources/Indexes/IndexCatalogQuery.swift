@@ -1,3 +1,4 @@
+import DatabaseJobs
 import PostgresClient
 
 /// Reads an `IndexCatalog` from `pg_catalog` and the statistics views: every schema but the

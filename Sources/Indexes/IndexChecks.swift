@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 
 /// pghero's checks, decided from an `IndexCatalog` alone. Pure.

@@ -1,4 +1,4 @@
-import Backups
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import Logging
@@ -13,6 +13,7 @@ import Synchronization
 /// parent `ON ONLY` and attached; checked valid and, with `check`, used by the planner.
 public struct CreateIndexJob: Job {
     public static let kind = "create-index"
+    public static var lockClass: DatabaseLockClass? { .build }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(12 * 3600) }
 
@@ -57,14 +58,14 @@ public struct CreateIndexJob: Job {
                 return try IndexBuildPlan.spec(table: table, columns: columns ?? [], method: method, include: include ?? [], predicate: predicate,
                                                unique: unique ?? false, name: name)
             } catch let problem as IndexBuildPlan.Problem {
-                throw BackupError.permanent(problem.description)
+                throw JobError.permanent(problem.description)
             }
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -72,7 +73,7 @@ public struct CreateIndexJob: Job {
         let spec = try payload.spec()
         let env = try environment()
         let url = try env.database(payload.database)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             let builder = try await IndexBuilder.connect(url, database: payload.database, lockTimeoutMs: payload.lockTimeoutMs, context: context)
             defer { Task { await builder.close() } }
             return try await builder.create(spec, check: payload.check, requireUse: payload.requireUse ?? false)
@@ -84,6 +85,7 @@ public struct CreateIndexJob: Job {
 /// that backs a constraint.
 public struct DropIndexJob: Job {
     public static let kind = "drop-index"
+    public static var lockClass: DatabaseLockClass? { .build }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(3600) }
 
@@ -99,13 +101,13 @@ public struct DropIndexJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+    let environment: @Sendable () throws -> JobEnvironment
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let url = try env.database(payload.database)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             let builder = try await IndexBuilder.connect(url, database: payload.database, lockTimeoutMs: payload.lockTimeoutMs, context: context)
             defer { Task { await builder.close() } }
             return try await builder.drop(payload.index)
@@ -117,6 +119,7 @@ public struct DropIndexJob: Job {
 /// rebuild's leftover (`…_ccnew`) is dropped.
 public struct ReindexJob: Job {
     public static let kind = "reindex"
+    public static var lockClass: DatabaseLockClass? { .build }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(12 * 3600) }
 
@@ -131,13 +134,13 @@ public struct ReindexJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+    let environment: @Sendable () throws -> JobEnvironment
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let url = try env.database(payload.database)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             let builder = try await IndexBuilder.connect(url, database: payload.database, lockTimeoutMs: payload.lockTimeoutMs, context: context)
             defer { Task { await builder.close() } }
             return try await builder.reindex(payload.index)
@@ -148,6 +151,7 @@ public struct ReindexJob: Job {
 /// `index-advice`: the report `dbq indexes advise` prints, as a job result.
 public struct IndexAdviceJob: Job {
     public static let kind = "index-advice"
+    public static var lockClass: DatabaseLockClass? { .read }
     public static var defaultMaxAttempts: Int { 2 }
     public static var defaultTimeout: Duration { .seconds(3600) }
 
@@ -172,13 +176,13 @@ public struct IndexAdviceJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+    let environment: @Sendable () throws -> JobEnvironment
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let url = try env.database(payload.database)
-        let report = try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        let report = try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             try await IndexAdvice.report(url, database: payload.database, options: payload.options, logger: context.logger)
         }
         return try JSONValue(json: String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
@@ -200,7 +204,7 @@ public struct IndexAdvice: Sendable, Codable {
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: logger, applicationName: "dbq index-advice")
         } catch {
-            throw classifyConnect(error, database: database)
+            throw DatabaseScope.classifyConnect(error, database: database)
         }
         defer { Task { await connection.close() } }
         let catalog = try await IndexCatalogQuery.load(connection)
@@ -215,7 +219,7 @@ public struct IndexAdvice: Sendable, Codable {
 
 extension JobRegistry {
     /// Registers index-advice, create-index, drop-index and reindex.
-    public mutating func registerIndexJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public mutating func registerIndexJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
         register(IndexAdviceJob(environment: environment))
         register(CreateIndexJob(environment: environment))
         register(DropIndexJob(environment: environment))

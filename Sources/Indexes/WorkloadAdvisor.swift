@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 import PostgresClient
 import PostgresParser

@@ -1,3 +1,4 @@
+import DatabaseJobs
 import PostgresParser
 
 /// The columns a statement filters, joins or sorts on, read from PostgreSQL's parse tree,

@@ -1,21 +1,20 @@
-import Backups
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import ObjectStorage
 import PostgresClient
 import PostgresParser
 import Queue
-import Snapshots
 import Synchronization
 
 /// Where a migration job's files come from: sent with the job by the pusher (so workers
 /// need not have them), or else the worker's own `migrations:` folder for the database.
-func migrationFiles(_ sent: [MigrationFile]?, database: String, env: BackupEnvironment) throws -> (files: [MigrationFile], source: String) {
+func migrationFiles(_ sent: [MigrationFile]?, database: String, env: JobEnvironment) throws -> (files: [MigrationFile], source: String) {
     if let sent { return (sent, "the job") }
     guard let folder = env.configuration.migrations[database] else {
-        throw BackupError.permanent("no migration files: the job carries none and this worker's configuration has no migrations: {\(database): FOLDER}")
+        throw JobError.permanent("no migration files: the job carries none and this worker's configuration has no migrations: {\(database): FOLDER}")
     }
-    do { return (try MigrationFiles.load(directory: folder), folder) } catch { throw BackupError.permanent("\(error)") }
+    do { return (try MigrationFiles.load(directory: folder), folder) } catch { throw JobError.permanent("\(error)") }
 }
 
 /// Parses and lints every file of `steps`; a syntax error or a dangerous finding not
@@ -30,11 +29,11 @@ func analyze(_ files: [MigrationFile], down: Bool = false, allow: Set<String>) t
             analyses[file.version] = analysis
             if !down { blocking += analysis.blocking }
         } catch {
-            throw BackupError.permanent("\(name): \(error); nothing was applied")
+            throw JobError.permanent("\(name): \(error); nothing was applied")
         }
     }
     if !blocking.isEmpty {
-        throw BackupError.permanent("\(blocking.count) dangerous statement\(blocking.count == 1 ? "" : "s"), nothing was applied:\n" + blocking.map { "  " + $0.description }.joined(separator: "\n")
+        throw JobError.permanent("\(blocking.count) dangerous statement\(blocking.count == 1 ? "" : "s"), nothing was applied:\n" + blocking.map { "  " + $0.description }.joined(separator: "\n")
             + "\nAllow one on purpose with '-- dbq:allow RULE' on the statement or --allow RULE.")
     }
     return analyses
@@ -43,6 +42,7 @@ func analyze(_ files: [MigrationFile], down: Bool = false, allow: Set<String>) t
 /// `migrate`: applies the pending migration files of a database, in order, each once.
 public struct MigrateJob: Job {
     public static let kind = "migrate"
+    public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
@@ -78,9 +78,9 @@ public struct MigrateJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -88,21 +88,21 @@ public struct MigrateJob: Job {
         let env = try environment()
         let url = try env.database(payload.database)
         let (files, _) = try migrationFiles(payload.files, database: payload.database, env: env)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             try await Self.migrate(payload, files: files, url: url, env: env, context: context)
         }
     }
 
-    static func migrate(_ payload: Payload, files: [MigrationFile], url: PostgresConnectionString, env: BackupEnvironment, context: JobContext) async throws -> JSONValue {
+    static func migrate(_ payload: Payload, files: [MigrationFile], url: PostgresConnectionString, env: JobEnvironment, context: JobContext) async throws -> JSONValue {
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq migrate")
         } catch {
-            throw classifyConnect(error, database: payload.database)
+            throw DatabaseScope.classifyConnect(error, database: payload.database)
         }
         defer { Task { await connection.close() } }
         let runner = MigrationRunner(connection: connection, database: payload.database,
-                                     retry: LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000)),
+                                     retry: LockRetry(lockTimeoutMs: payload.lockTimeoutMs),
                                      statementTimeoutMs: payload.statementTimeoutMs ?? 0, logger: context.logger)
         let dryRun = payload.dryRun ?? false
         if !dryRun {
@@ -115,7 +115,7 @@ public struct MigrateJob: Job {
         do {
             steps = try MigrationPlanner.pending(files: files, applied: applied, target: payload.to, outOfOrder: payload.outOfOrder ?? false)
         } catch {
-            throw BackupError.permanent("\(error); nothing was applied")
+            throw JobError.permanent("\(error); nothing was applied")
         }
         let analyses = try analyze(steps.map(\.file), allow: Set(payload.allow ?? []))
         var result: [String: JSONValue] = ["database": .string(payload.database), "dryRun": .bool(dryRun)]
@@ -145,8 +145,8 @@ public struct MigrateJob: Job {
                 result["snapshotNote"] = .string("the pending migrations change no existing table's rows or shape")
             } else {
                 let store = try env.store(payload.storage).store
-                let manifest = try await SnapshotJob.snapshot(
-                    .init(database: payload.database, storage: payload.storage, tables: tables,
+                let manifest = try await TableSnapshot.take(
+                    SnapshotRequest(database: payload.database, tables: tables,
                           label: "before migrating to \(steps.last!.file.version)_\(steps.last!.file.name)"),
                     url: url, store: store, objectLimit: env.objectLimit(payload.storage), codec: .zstd, context: context)
                 result["snapshot"] = .string(manifest.id)
@@ -169,6 +169,7 @@ public struct MigrateJob: Job {
 /// `migrate-revert`: runs down files, newest first.
 public struct MigrateRevertJob: Job {
     public static let kind = "migrate-revert"
+    public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
@@ -190,27 +191,27 @@ public struct MigrateRevertJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
         let url = try env.database(payload.database)
-        if payload.steps != nil && payload.to != nil { throw BackupError.permanent("give --steps N or --to VERSION, not both") }
+        if payload.steps != nil && payload.to != nil { throw JobError.permanent("give --steps N or --to VERSION, not both") }
         let (files, _) = try migrationFiles(payload.files, database: payload.database, env: env)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             let connection: PostgresConnection
             do {
                 connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq migrate-revert")
             } catch {
-                throw classifyConnect(error, database: payload.database)
+                throw DatabaseScope.classifyConnect(error, database: payload.database)
             }
             defer { Task { await connection.close() } }
             let runner = MigrationRunner(connection: connection, database: payload.database,
-                                         retry: LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000)),
+                                         retry: LockRetry(lockTimeoutMs: payload.lockTimeoutMs),
                                          statementTimeoutMs: payload.statementTimeoutMs ?? 0, logger: context.logger)
             try await runner.lock(wait: .seconds(600)) { await context.progress(JobProgress(message: $0)) }
             defer { Task { await runner.unlock() } }
@@ -219,7 +220,7 @@ public struct MigrateRevertJob: Job {
             do {
                 chosen = try MigrationPlanner.revert(files: files, applied: applied, steps: payload.steps, to: payload.to)
             } catch {
-                throw BackupError.permanent("\(error); nothing was reverted")
+                throw JobError.permanent("\(error); nothing was reverted")
             }
             let analyses = try analyze(chosen.map(\.1), down: true, allow: [])
             var reverted: [JSONValue] = []
@@ -236,7 +237,7 @@ public struct MigrateRevertJob: Job {
 
 extension JobRegistry {
     /// Registers migrate, migrate-revert and validate-integrity.
-    public mutating func registerMigrationJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public mutating func registerMigrationJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
         register(MigrateJob(environment: environment))
         register(MigrateRevertJob(environment: environment))
         register(ValidateIntegrityJob(environment: environment))

@@ -1,4 +1,5 @@
 import Crypto
+import DatabaseJobs
 import Foundation
 
 /// One migration: `NNNN_name.up.sql` and, optionally, `NNNN_name.down.sql`.

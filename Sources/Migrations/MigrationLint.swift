@@ -1,3 +1,4 @@
+import DatabaseJobs
 import PostgresParser
 
 /// The rules dbq checks a migration against, each with why it is dangerous and the safe

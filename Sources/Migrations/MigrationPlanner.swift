@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 
 /// One row of the tracking table (`public.dbq_migrations`).

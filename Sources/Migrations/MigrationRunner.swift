@@ -1,11 +1,10 @@
-import Backups
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import Logging
 import PostgresClient
 import PostgresParser
 import Queue
-import Snapshots
 
 /// Applies and reverts migration files on one connection: the tracking table, the
 /// database's migration lock, each file in one transaction (or statement by statement
@@ -70,7 +69,7 @@ public final class MigrationRunner: @unchecked Sendable {
                 told = true
             }
             guard ContinuousClock.now < deadline else {
-                throw BackupError.retryable("database '\(database)': another migration run holds the migration lock; this one will be tried again")
+                throw JobError.retryable("database '\(database)': another migration run holds the migration lock; this one will be tried again")
             }
             try await Task.sleep(for: .milliseconds(250))
         }
@@ -183,7 +182,7 @@ public final class MigrationRunner: @unchecked Sendable {
             if LockRetry.isLockTimeout(error) || error.isTransient { throw error }
             let cleanup = concurrentIndex ? " The invalid index the failed build left was dropped." : ""
             let undone = transactional ? " The whole file was rolled back: nothing of it is applied." : " The statements before it stay applied; the next run resumes at this one."
-            throw BackupError.permanent("\(file):\(statement.line): \(error.message)\(error.detail.map { " (\($0))" } ?? "").\(cleanup)\(undone)")
+            throw JobError.permanent("\(file):\(statement.line): \(error.message)\(error.detail.map { " (\($0))" } ?? "").\(cleanup)\(undone)")
         }
     }
 

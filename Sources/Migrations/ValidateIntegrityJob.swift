@@ -1,4 +1,4 @@
-import Backups
+import DatabaseJobs
 import Foundation
 import PostgresClient
 import PostgresParser
@@ -9,6 +9,7 @@ import Queue
 /// migration's SET NOT NULL, primary key or unique index. One repeatable-read snapshot.
 public struct ValidateIntegrityJob: Job {
     public static let kind = "validate-integrity"
+    public static var lockClass: DatabaseLockClass? { .read }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
@@ -46,9 +47,9 @@ public struct ValidateIntegrityJob: Job {
         public var source: String
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
@@ -58,7 +59,7 @@ public struct ValidateIntegrityJob: Job {
         var found: [PendingConstraint] = []
         for file in files {
             let statements: [ParsedStatement]
-            do { statements = try SQLParser.parse(file.up) } catch { throw BackupError.permanent("\(file.upFile): \(error)") }
+            do { statements = try SQLParser.parse(file.up) } catch { throw JobError.permanent("\(file.upFile): \(error)") }
             var created: Set<String> = []
             for statement in statements {
                 let body = statement.body
@@ -97,7 +98,7 @@ public struct ValidateIntegrityJob: Job {
         let env = try environment()
         let url = try env.database(payload.database)
         let files = payload.files ?? env.configuration.migrations[payload.database].flatMap { try? MigrationFiles.load(directory: $0) }
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             try await Self.validate(payload, files: files, url: url, context: context)
         }
     }
@@ -107,7 +108,7 @@ public struct ValidateIntegrityJob: Job {
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq validate-integrity")
         } catch {
-            throw classifyConnect(error, database: payload.database)
+            throw DatabaseScope.classifyConnect(error, database: payload.database)
         }
         defer { Task { await connection.close() } }
         let limit = max(1, min(payload.samples ?? 5, 100))

@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 
 /// What a health run reads from the server, in one place.

@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 
 /// What maintenance knows of a table and an index, read from the statistics.

@@ -1,4 +1,4 @@
-import Backups
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import Logging
@@ -10,7 +10,7 @@ func connectTo(_ url: PostgresConnectionString, database: String, logger: Logger
     do {
         return try await PostgresConnection.connect(url.raw, logger: logger, applicationName: name)
     } catch {
-        throw classifyConnect(error, database: database)
+        throw DatabaseScope.classifyConnect(error, database: database)
     }
 }
 
@@ -18,6 +18,7 @@ func connectTo(_ url: PostgresConnectionString, database: String, logger: Logger
 /// run within a budget after a preflight, each statement under lock_timeout with retries.
 public struct MaintenanceJob: Job {
     public static let kind = "maintenance"
+    public static var lockClass: DatabaseLockClass? { .maintenance }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(12 * 3600) }
 
@@ -55,8 +56,8 @@ public struct MaintenanceJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+    let environment: @Sendable () throws -> JobEnvironment
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     /// The plan for a database now (what `dbq maintenance plan` prints).
     public static func plan(_ c: PostgresConnection, thresholds: MaintenancePlan.Thresholds) async throws -> [MaintenancePlan.Action] {
@@ -65,10 +66,10 @@ public struct MaintenanceJob: Job {
     }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        if let p = payload.preflight, !["wait", "skip"].contains(p) { throw BackupError.permanent("preflight must be wait or skip, not '\(p)'") }
+        if let p = payload.preflight, !["wait", "skip"].contains(p) { throw JobError.permanent("preflight must be wait or skip, not '\(p)'") }
         let env = try environment()
         let url = try env.database(payload.database)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             var payload = payload
             // Without thresholds in the job (a schedule entry), the database's in dbq.yaml.
             if payload.thresholds == nil { payload.thresholds = overridden(MaintenancePlan.Thresholds(), env.configuration.maintenance[payload.database]) }
@@ -111,7 +112,7 @@ public struct MaintenanceJob: Job {
         }
         if let delay = payload.costDelayMs { _ = try await c.execute("SET vacuum_cost_delay = \(delay)") }
         if let limit = payload.costLimit { _ = try await c.execute("SET vacuum_cost_limit = \(limit)") }
-        let retry = LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000))
+        let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)
         let pid = try await c.query("SELECT pg_backend_pid()").scalar ?? "0"
         var ran: [JSONValue] = []
         var skipped: [JSONValue] = []
@@ -202,8 +203,8 @@ public struct HealthJob: Job {
         public var warnings: Int
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+    let environment: @Sendable () throws -> JobEnvironment
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public static func report(_ url: PostgresConnectionString, database: String, thresholds: HealthChecks.Thresholds, logger: Logger) async throws -> Report {
         let c = try await connectTo(url, database: database, logger: logger, name: "dbq health")
@@ -227,7 +228,7 @@ public enum StatsStore {
     public static let keep = 2000
 
     public static func save(_ sample: StatsSample, id: String, store: any ObjectStore) async throws -> String {
-        let key = "\(root)/\(sample.database)/\(BackupLayout.backupID(startedAt: sample.takenAt, jobID: id)).json"
+        let key = "\(root)/\(sample.database)/\(ArtefactLayout.id(startedAt: sample.takenAt, jobID: id)).json"
         _ = try await store.put(key, bytes: Array(try ManifestCoding.encoder.encode(sample)))
         let all = try await store.list(prefix: "\(root)/\(sample.database)/").map(\.key).sorted()
         for old in all.dropLast(keep) { try await store.delete(old) }
@@ -260,8 +261,8 @@ public struct StatsJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+    let environment: @Sendable () throws -> JobEnvironment
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public static func sample(_ url: PostgresConnectionString, database: String, logger: Logger) async throws -> StatsSample {
         let c = try await connectTo(url, database: database, logger: logger, name: "dbq stats")
@@ -282,7 +283,7 @@ public struct StatsJob: Job {
 
 extension JobRegistry {
     /// Registers maintenance, health, stats and partitions.
-    public mutating func registerOperationsJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public mutating func registerOperationsJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
         register(MaintenanceJob(environment: environment))
         register(HealthJob(environment: environment))
         register(StatsJob(environment: environment))

@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 
 /// A range-partitioned table dbq keeps: partitions made ahead of time, old ones detached

@@ -1,4 +1,4 @@
-import Backups
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import PostgresClient
@@ -9,6 +9,7 @@ import Queue
 /// rows in the default partition — without pg_partman.
 public struct PartitionsJob: Job {
     public static let kind = "partitions"
+    public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(3600) }
 
@@ -28,20 +29,20 @@ public struct PartitionsJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) { self.environment = environment }
+    let environment: @Sendable () throws -> JobEnvironment
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         guard !payload.tables.isEmpty else {
-            throw BackupError.permanent("no partitioned tables for database '\(payload.database)': declare them in dbq.yaml under partitions: {\(payload.database): [{table: public.events, interval: daily, premake: 7, retention: 90d}]}")
+            throw JobError.permanent("no partitioned tables for database '\(payload.database)': declare them in dbq.yaml under partitions: {\(payload.database): [{table: public.events, interval: daily, premake: 7, retention: 90d}]}")
         }
         let env = try environment()
         let url = try env.database(payload.database)
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)", wait: env.lockWait) {
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             let c = try await connectTo(url, database: payload.database, logger: context.logger, name: "dbq partitions")
             defer { Task { await c.close() } }
             _ = try await c.execute("SET TIME ZONE 'UTC'")
-            let retry = LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000))
+            let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)
             var tables: [String: JSONValue] = [:]
             for spec in payload.tables {
                 tables[spec.table] = try await Self.keep(spec, connection: c, retry: retry, dryRun: payload.dryRun ?? false, now: payload.now ?? Date(), context: context)
@@ -59,11 +60,11 @@ public struct PartitionsJob: Job {
                    (SELECT format_type(a.atttypid, NULL) FROM pg_attribute a WHERE a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0])
             FROM pg_partitioned_table pt WHERE pt.partrelid = to_regclass($1)
             """, [PostgresParameter(parent)]).first else {
-            throw BackupError.permanent("\(spec.table) is not a partitioned table (or does not exist); create it PARTITION BY RANGE (a date or timestamp column)")
+            throw JobError.permanent("\(spec.table) is not a partitioned table (or does not exist); create it PARTITION BY RANGE (a date or timestamp column)")
         }
         guard info[0] == "r", info[1] == "1", let key = info[2], let type = info[3],
               ["date", "timestamp without time zone", "timestamp with time zone"].contains(type) else {
-            throw BackupError.permanent("\(spec.table) must be partitioned BY RANGE on one date or timestamp column (it is by \(info[0] ?? "?") on \(info[2] ?? "?") \(info[3] ?? ""))")
+            throw JobError.permanent("\(spec.table) must be partitioned BY RANGE on one date or timestamp column (it is by \(info[0] ?? "?") on \(info[2] ?? "?") \(info[3] ?? ""))")
         }
         var existing: [PartitionPlan.Existing] = []
         var defaultPartition: String?

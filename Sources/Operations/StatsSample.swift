@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 
 /// One stats run's figures, kept (bounded) so later runs can show trends.

@@ -1,3 +1,4 @@
+import DatabaseJobs
 import Foundation
 
 /// Thresholds with some values replaced by name (`deadRatio: 0.2` from dbq.yaml);

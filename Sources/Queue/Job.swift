@@ -14,6 +14,14 @@ public protocol Job: Sendable {
     /// Turns a payload of an older version into the current shape, or refuses it.
     static func upcast(_ payload: JSONValue, from version: Int) throws(JobError) -> JSONValue
 
+    /// How jobs of this kind hold the database they name (nil: they hold none). The queue
+    /// learns it from the registration; it names no kind itself.
+    static var lockClass: DatabaseLockClass? { get }
+
+    /// Metrics of this kind's own, from a successful job's result (a backup's size, a
+    /// verification's time); called by the worker once per success.
+    static func recordMetrics(result: JSONValue)
+
     func run(_ payload: Payload, context: JobContext) async throws -> JSONValue?
 }
 
@@ -21,6 +29,8 @@ extension Job {
     public static var payloadVersion: Int { 1 }
     public static var defaultMaxAttempts: Int { 5 }
     public static var defaultTimeout: Duration { .seconds(3600) }
+    public static var lockClass: DatabaseLockClass? { nil }
+    public static func recordMetrics(result: JSONValue) {}
 
     public static func upcast(_ payload: JSONValue, from version: Int) throws(JobError) -> JSONValue {
         throw JobError.permanent("payload version \(version) of kind '\(kind)' is older than this worker reads (\(payloadVersion)) and has no upgrade")
@@ -100,6 +110,8 @@ public struct JobRegistry: Sendable {
     private var payloadBytesDecoders: [String: PayloadBytesDecoder] = [:]
     private var checkers: [String: @Sendable (JobEnvelope) throws -> Void] = [:]
     private var defaults: [String: (maxAttempts: Int, timeout: Duration, version: Int)] = [:]
+    private var lockClasses: [String: DatabaseLockClass] = [:]
+    private var metricsHooks: [String: @Sendable (JSONValue) -> Void] = [:]
 
     public init() {}
 
@@ -137,6 +149,8 @@ public struct JobRegistry: Sendable {
             return try Self.decode(J.self, version: version, payload: value)
         }
         defaults[J.kind] = (J.defaultMaxAttempts, J.defaultTimeout, J.payloadVersion)
+        lockClasses[J.kind] = J.lockClass
+        metricsHooks[J.kind] = { J.recordMetrics(result: $0) }
         checkers[J.kind] = { envelope in _ = try Self.decode(J.self, envelope) }
     }
 
@@ -156,6 +170,12 @@ public struct JobRegistry: Sendable {
     public var kinds: [String] { runners.keys.sorted() }
 
     public func defaults(for kind: String) -> (maxAttempts: Int, timeout: Duration, version: Int)? { defaults[kind] }
+
+    /// The lock class a registered kind declared (nil: it holds no database, or is unknown).
+    public func lockClass(of kind: String) -> DatabaseLockClass? { lockClasses[kind] }
+
+    /// Hands a successful job's result to its kind's own metrics.
+    func recordMetrics(kind: String, result: JSONValue) { metricsHooks[kind]?(result) }
 
     /// Runs the job the envelope names. Unknown kinds, newer or un-upgradable versions
     /// and payloads of the wrong shape fail as permanent errors that say what was wrong.

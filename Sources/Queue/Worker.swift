@@ -150,6 +150,7 @@ public final class Worker: Service {
             var kind = "unknown"
             let outcome = await self.execute(job, handle: handle, kind: &kind)
             WorkerMetrics.finished(queue: job.lease.queue, kind: kind, outcome: outcome, seconds: (ContinuousClock.now - started).seconds)
+            if case .succeeded(let result?)? = outcome { self.registry.recordMetrics(kind: kind, result: result) }
             if let outcome {
                 self.state.complete(job.lease, outcome)
             } else {

@@ -1,5 +1,4 @@
 import CoreMetrics
-import Foundation
 
 /// What a worker reports through swift-metrics (a Prometheus backend in the binary when
 /// `--metrics` is given; nothing otherwise). Names and units by Prometheus conventions.
@@ -16,8 +15,8 @@ public enum WorkerMetrics {
     }
 
     /// `dbq_jobs_finished_total{queue, kind, outcome}` and `dbq_job_duration_seconds{kind}`;
-    /// retries also as `dbq_job_retries_total{queue}`. A backup's size and a passed
-    /// verification's time per database as gauges.
+    /// retries also as `dbq_job_retries_total{queue}`. A kind's own metrics come from its
+    /// `Job.recordMetrics(result:)`, which the worker calls beside this.
     public static func finished(queue: String, kind: String, outcome: Outcome?, seconds: Double) {
         let name: String
         switch outcome {
@@ -31,14 +30,6 @@ public enum WorkerMetrics {
         Counter(label: "dbq_jobs_finished_total", dimensions: [("queue", queue), ("kind", kind), ("outcome", name)]).increment()
         CoreMetrics.Timer(label: "dbq_job_duration_seconds", dimensions: [("kind", kind)]).recordNanoseconds(Int64(seconds * 1e9))
         if case .retry? = outcome { Counter(label: "dbq_job_retries_total", dimensions: [("queue", queue)]).increment() }
-        guard case .succeeded(let result?)? = outcome, case .object(let fields) = result, case .string(let database)? = fields["database"] else { return }
-        if kind == "backup", case .number(let size)? = fields["size"] {
-            Gauge(label: "dbq_backup_last_size_bytes", dimensions: [("database", database)]).record(size)
-            Gauge(label: "dbq_backup_last_success_timestamp_seconds", dimensions: [("database", database)]).record(Date().timeIntervalSince1970)
-        }
-        if kind == "verify-backup", fields["outcome"] == .string("passed") {
-            Gauge(label: "dbq_backup_last_verified_timestamp_seconds", dimensions: [("database", database)]).record(Date().timeIntervalSince1970)
-        }
     }
 
     /// `dbq_lease_rescues_total{queue, outcome}`: jobs whose lease lapsed, requeued or dead.

@@ -1,3 +1,4 @@
+import DatabaseJobs
 import PostgresClient
 
 /// A rollback of a large table loads it faster without its indexes and builds them after

@@ -1,4 +1,4 @@
-import Backups
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import ObjectStorage
@@ -12,6 +12,7 @@ import Synchronization
 /// table's shape differs from the snapshot's or a table outside it references one in it.
 public struct RollbackJob: Job {
     public static let kind = "rollback"
+    public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
@@ -42,24 +43,23 @@ public struct RollbackJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let dryRun = payload.dryRun ?? false
         guard dryRun || payload.confirm == true else {
-            throw BackupError.permanent("a rollback replaces every row of the snapshot's tables (changes since it are lost): add --confirm, or --dry-run to see rows now and in the snapshot")
+            throw JobError.permanent("a rollback replaces every row of the snapshot's tables (changes since it are lost): add --confirm, or --dry-run to see rows now and in the snapshot")
         }
         let env = try environment()
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let entry = try await SnapshotCatalog.load(store, database: payload.database).find(payload.snapshot, database: payload.database)
-        let retry = LockRetry(lockTimeout: .milliseconds(payload.lockTimeoutMs ?? 2000))
-        return try await env.locks.withDatabaseLock(payload.database, kind: Self.kind, owner: "\(context.id)#\(context.fencingToken)",
-                                                    wait: env.lockWait) {
+        let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)
+        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             try await Self.rollback(entry, payload: payload, url: url, store: store, retry: retry, context: context)
         }
     }
@@ -72,7 +72,7 @@ public struct RollbackJob: Job {
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq rollback")
         } catch {
-            throw classifyConnect(error, database: payload.database)
+            throw DatabaseScope.classifyConnect(error, database: payload.database)
         }
         defer { Task { await connection.close() } }
         let names = try manifest.tables.map { try PostgresIdentifier.qualified(schema: $0.schema, name: $0.name) }
@@ -122,7 +122,7 @@ public struct RollbackJob: Job {
                     // written frozen (no hint-bit rewrite or freeze vacuum later).
                     let rows = try await connection.copyIn("COPY \(name) (\(columns)) FROM STDIN (FORMAT binary, FREEZE)", from: reader.stream())
                     guard Int64(rows) == table.rows else {
-                        throw BackupError.permanent("table \(table.qualifiedName): the snapshot holds \(table.rows) rows but \(rows) were loaded; nothing was rolled back")
+                        throw JobError.permanent("table \(table.qualifiedName): the snapshot holds \(table.rows) rows but \(rows) were loaded; nothing was rolled back")
                     }
                     loaded[table.qualifiedName] = Int64(rows)
                     await context.progress(JobProgress(fraction: Double(index + 1) / Double(names.count), rows: loaded.values.reduce(0, +),
@@ -178,12 +178,12 @@ public struct RollbackJob: Job {
             let version = try await SnapshotQueries.migrationVersion(connection)
             let versions = manifest.migrationVersion == version ? ""
                 : " The snapshot was taken at migration version \(manifest.migrationVersion ?? "none"), the database is at \(version ?? "none"): revert to \(manifest.migrationVersion ?? "before the first migration") first."
-            throw BackupError.permanent("snapshot \(manifest.id) does not fit database '\(database)' any more: \(differences.joined(separator: "; ")).\(versions) Nothing was rolled back")
+            throw JobError.permanent("snapshot \(manifest.id) does not fit database '\(database)' any more: \(differences.joined(separator: "; ")).\(versions) Nothing was rolled back")
         }
         let inside = Set(manifest.tables.map(\.qualifiedName))
         let outside = try await SnapshotQueries.foreignKeys(connection).filter { inside.contains($0.referenced) && !inside.contains($0.table) }
         if !outside.isEmpty {
-            throw BackupError.permanent("table " + outside.map { "\($0.table) references \($0.referenced) (constraint \($0.name))" }.joined(separator: ", ")
+            throw JobError.permanent("table " + outside.map { "\($0.table) references \($0.referenced) (constraint \($0.name))" }.joined(separator: ", ")
                 + " but is not in snapshot \(manifest.id): emptying the snapshot's tables would break those references; take a snapshot that includes \(Set(outside.map(\.table)).sorted().joined(separator: ", ")). Nothing was rolled back")
         }
     }

@@ -1,4 +1,4 @@
-import Backups
+import DatabaseJobs
 import Foundation
 import ObjectStorage
 import Queue
@@ -29,18 +29,18 @@ public struct SnapshotRetentionJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> BackupEnvironment
+    let environment: @Sendable () throws -> JobEnvironment
 
-    public init(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
         self.environment = environment
     }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         guard payload.keepLast != nil || payload.maxAgeSeconds != nil else {
-            throw BackupError.permanent("snapshot retention needs --keep-last N or --max-age DURATION (or both)")
+            throw JobError.permanent("snapshot retention needs --keep-last N or --max-age DURATION (or both)")
         }
         if let keep = payload.keepLast, keep < 1 {
-            throw BackupError.permanent("--keep-last must be at least 1 (the newest snapshot is always kept), not \(keep)")
+            throw JobError.permanent("--keep-last must be at least 1 (the newest snapshot is always kept), not \(keep)")
         }
         let env = try environment()
         _ = try env.database(payload.database)
@@ -66,15 +66,15 @@ public struct SnapshotRetentionJob: Job {
             guard !(payload.dryRun ?? false) else { continue }
             // Manifest first: from then on the rest is data without a manifest, which
             // readers ignore and a later sweep removes if this run is cut short.
-            try await store.delete(entry.folder + "/" + BackupLayout.manifestName)
+            try await store.delete(entry.folder + "/" + ArtefactLayout.manifestName)
             for table in entry.manifest.tables {
                 for object in table.objects { try await store.delete(entry.folder + "/" + object.name) }
             }
         }
         var orphans: [String] = []
         if !(payload.dryRun ?? false) {
-            let swept = try await ArtefactSweep.sweep(root: BackupLayout.snapshotsRoot, database: payload.database, store: store,
-                                                      olderThan: BackupLayout.exportMaximumSeconds, now: now)
+            let swept = try await ArtefactSweep.sweep(root: ArtefactLayout.snapshotsRoot, database: payload.database, store: store,
+                                                      olderThan: ArtefactLayout.exportMaximumSeconds, now: now)
             orphans = swept.folders
         }
         return (deleted, kept, orphans)
@@ -83,7 +83,7 @@ public struct SnapshotRetentionJob: Job {
 
 extension JobRegistry {
     /// Registers snapshot, rollback and snapshot-retention.
-    public mutating func registerSnapshotJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
+    public mutating func registerSnapshotJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
         register(SnapshotJob(environment: environment))
         register(RollbackJob(environment: environment))
         register(SnapshotRetentionJob(environment: environment))

@@ -1,6 +1,7 @@
 import Anonymization
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import DBQConfig
 import Foundation
 import Queue
@@ -195,7 +196,7 @@ struct BackupPushOptions: ParsableArguments {
     }
 
     /// The storage a job names (or the default it will use) exists in `configuration`;
-    /// the same rule the worker applies (`BackupEnvironment.store`).
+    /// the same rule the worker applies (`JobEnvironment.store`).
     static func checkStorage(_ value: JSONValue?, in configuration: DBQConfiguration) throws {
         let known = configuration.storages.keys.sorted()
         if case .string(let name)? = value {

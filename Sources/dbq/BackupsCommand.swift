@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import DBQConfig
 import Foundation
 import Queue
@@ -11,8 +12,8 @@ struct BackupStoreOptions: ParsableArguments {
     @Option(help: "The configured storage (default: 'archive', the only one, or the local default ./.dbq-storage).")
     var storage: String?
 
-    func environment(locks: any ResourceLocks = MemoryLocks()) throws -> BackupEnvironment {
-        BackupEnvironment(configuration: try config.load(), locks: locks, logger: makeLogger("dbq.backups"))
+    func environment(locks: any ResourceLocks = MemoryLocks()) throws -> JobEnvironment {
+        JobEnvironment(configuration: try config.load(), locks: locks, logger: makeLogger("dbq.backups"))
     }
 }
 
@@ -195,7 +196,7 @@ struct RetentionCommand: AsyncParsableCommand {
                 let loaded = try store.config.load()
                 let logger = makeLogger("dbq.retention")
                 let locks = RedisQueue(configuration: try redis.configuration(fallback: loaded), logger: logger, connections: 1)
-                let env = BackupEnvironment(configuration: loaded, locks: locks, logger: logger)
+                let env = JobEnvironment(configuration: loaded, locks: locks, logger: logger)
                 _ = try env.database(policy.database)
                 let (_, objectStore) = try env.store(store.storage)
                 let report = try await Retention.apply(try policy.policy(), database: policy.database, store: objectStore, env: env,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backups
 import Codecs
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import Logging

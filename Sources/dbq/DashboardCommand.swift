@@ -2,6 +2,7 @@ import ArgumentParser
 import Backups
 import Beat
 import Dashboard
+import DatabaseJobs
 import DBQConfig
 import Exports
 import Foundation
@@ -75,7 +76,7 @@ final class ArtefactRows: Sendable {
 
     func rows() async throws -> [ArtefactRow] {
         if let (at, rows) = cache.withLock({ $0 }), ContinuousClock.now - at < .seconds(30) { return rows }
-        let environment = BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger)
+        let environment = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger)
         var out: [ArtefactRow] = []
         let names = configuration.storages.isEmpty ? [nil] : configuration.storages.keys.sorted().map { Optional($0) }
         for name in names {

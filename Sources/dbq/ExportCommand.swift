@@ -1,6 +1,7 @@
 import Anonymization
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import Exports
 import Foundation
 import PostgresClient
@@ -22,12 +23,12 @@ struct ExportScopeOptions: ParsableArguments {
 
     /// A connection to the database, named in errors by its configured name.
     func connect(_ application: String) async throws -> PostgresConnection {
-        let env = BackupEnvironment(configuration: try config.load(), locks: MemoryLocks(), logger: makeLogger("dbq.export"))
+        let env = JobEnvironment(configuration: try config.load(), locks: MemoryLocks(), logger: makeLogger("dbq.export"))
         let url = try env.database(database)
         do {
             return try await PostgresConnection.connect(url.raw, logger: env.logger, applicationName: application)
         } catch {
-            throw classifyConnect(error, database: database)
+            throw DatabaseScope.classifyConnect(error, database: database)
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import Exports
 import Foundation
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import DBQConfig
 import Foundation
 import Indexes
@@ -99,7 +100,7 @@ struct PushApplyAdvice: AsyncParsableCommand {
         try await reportingFailures {
             let configuration = try config.load()
             try options.check(configuration)
-            let env = BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.indexes"))
+            let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.indexes"))
             let report = try await IndexAdvice.report(try env.database(options.database), database: options.database, options: options.payload.options,
                                                       logger: makeLogger("dbq.indexes"))
             let chosen = report.findings.filter { ($0.kind == .missing || $0.kind == .unindexedForeignKey) && $0.columns != nil && (includeHeuristic || !$0.heuristic) }
@@ -145,7 +146,7 @@ struct IndexesCommand: AsyncParsableCommand {
             try await reportingFailures {
                 let configuration = try config.load()
                 try options.check(configuration)
-                let env = BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.indexes"))
+                let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.indexes"))
                 let report = try await IndexAdvice.report(try env.database(options.database), database: options.database, options: options.payload.options,
                                                           logger: makeLogger("dbq.indexes"))
                 if json { try printJSON(report); return }

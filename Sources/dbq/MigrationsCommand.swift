@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import DBQConfig
 import Foundation
 import Migrations
@@ -97,13 +98,13 @@ struct MigrationsCommand: AsyncParsableCommand {
         subcommands: [Status.self, Plan.self, Lint.self])
 
     static func applied(_ source: MigrationSource, _ configuration: DBQConfiguration) async throws -> [AppliedMigration] {
-        let env = BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.migrations"))
+        let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.migrations"))
         let url = try env.database(source.database)
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(url.raw, logger: makeLogger("dbq.migrations"), applicationName: "dbq migrations")
         } catch {
-            throw classifyConnect(error, database: source.database)
+            throw DatabaseScope.classifyConnect(error, database: source.database)
         }
         defer { Task { await connection.close() } }
         return try await MigrationRunner.applied(connection)

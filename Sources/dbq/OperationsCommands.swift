@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import DBQConfig
 import Foundation
 import Operations
@@ -14,8 +15,8 @@ struct DatabaseName: ParsableArguments {
         try environment(configuration).database(database)
     }
 
-    func environment(_ configuration: DBQConfiguration) -> BackupEnvironment {
-        BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.operations"))
+    func environment(_ configuration: DBQConfiguration) -> JobEnvironment {
+        JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.operations"))
     }
 
     func check(_ configuration: DBQConfiguration) throws {
@@ -90,7 +91,7 @@ struct MaintenanceCommand: AsyncParsableCommand {
                 let url = try options.name.url(configuration)
                 let c: PostgresConnection
                 do { c = try await PostgresConnection.connect(url.raw, logger: makeLogger("dbq.maintenance"), applicationName: "dbq maintenance plan") } catch {
-                    throw classifyConnect(error, database: options.name.database)
+                    throw DatabaseScope.classifyConnect(error, database: options.name.database)
                 }
                 defer { Task { await c.close() } }
                 let actions = try await MaintenanceJob.plan(c, thresholds: try options.thresholds(configuration))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import Exports
 import Snapshots
 import Migrations
@@ -51,7 +52,7 @@ enum Kinds {
     }
 
     /// Every kind, the backup kinds running in `environment`.
-    static func registry(_ environment: @escaping @Sendable () throws -> BackupEnvironment) -> JobRegistry {
+    static func registry(_ environment: @escaping @Sendable () throws -> JobEnvironment) -> JobRegistry {
         var registry = JobRegistry.builtins
         registry.registerBackupJobs(environment: environment)
         registry.registerExportJobs(environment: environment)

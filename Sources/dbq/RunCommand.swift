@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import DBQConfig
 import Foundation
 import Logging
@@ -47,7 +48,7 @@ func runInline(kind: String, config: ConfigOptions, maxAttempts: Int?, payload: 
     var failed = false
     try await reportingFailures {
         let loaded = try config.load()
-        let backupEnvironment = BackupEnvironment(configuration: loaded, locks: MemoryLocks(), logger: makeLogger("dbq.run"))
+        let backupEnvironment = JobEnvironment(configuration: loaded, locks: MemoryLocks(), logger: makeLogger("dbq.run"))
         let registry = Kinds.registry { backupEnvironment }
         guard let defaults = registry.defaults(for: kind) else {
             throw ValidationError("unknown job kind '\(kind)'; known kinds: \(registry.kinds.joined(separator: ", "))")

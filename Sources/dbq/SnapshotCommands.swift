@@ -1,4 +1,5 @@
 import ArgumentParser
+import DatabaseJobs
 import DBQConfig
 import Foundation
 import Queue

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DatabaseJobs
 import DBQSupport
 import Foundation
 import Logging
@@ -68,7 +69,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 workerID: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", exitWhenIdle: exitWhenIdle)
             guard configuration.lease >= .seconds(1) else { throw ValidationError("--lease must be at least 1s") }
             if let metrics { _ = try MetricsServer.address(metrics); _ = MetricsServer.bootstrapped }
-            let environment = BackupEnvironment(configuration: loaded, locks: driver, logger: logger)
+            let environment = JobEnvironment(configuration: loaded, locks: driver, logger: logger)
             let worker = Worker(driver: driver, registry: Kinds.registry { environment }, configuration: configuration, logger: logger)
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)]
             if let metrics {

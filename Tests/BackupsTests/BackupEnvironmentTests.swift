@@ -1,17 +1,19 @@
 @testable import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import ObjectStorage
+import Queue
 import Testing
 
 @Suite("Backup environment")
-struct BackupEnvironmentTests {
+struct JobEnvironmentTests {
     @Test("a storage that cannot be opened fails the job for good, naming the storage, without retries")
     func unopenableStorageIsPermanent() async throws {
         let broken = StorageSettings(url: try StorageURL("s3://bucket/prefix"), endpoint: "ftp://not-s3", region: "us-east-1",
                                      addressing: .path, accessKeyID: "AKIAEXAMPLE", secretAccessKey: "secret", partSizeMiB: 5)
         let env = try Fixtures.environment(databases: ["main": "postgresql://u@127.0.0.1:1/main"], storage: broken)
         let job = BackupJob(environment: { env })
-        let error = await #expect(throws: BackupError.self) {
+        let error = await #expect(throws: JobError.self) {
             _ = try await job.run(.init(database: "main", storage: "archive"), context: Fixtures.context("backup"))
         }
         #expect(error?.isRetryable == false)

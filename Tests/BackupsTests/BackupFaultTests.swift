@@ -1,4 +1,5 @@
 @testable import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport
@@ -99,7 +100,7 @@ struct BackupFaultTests {
         // A's upload is still pending: nobody completed or aborted it.
         #expect(try await store.listUploads(prefix: "backups/main/").count == 1)
 
-        let backupEnv = BackupEnvironment(configuration: try DBQConfiguration.load(path: config, environment: [:]), locks: driver, logger: Fixtures.logger)
+        let backupEnv = JobEnvironment(configuration: try DBQConfiguration.load(path: config, environment: [:]), locks: driver, logger: Fixtures.logger)
         let policy = RetentionPolicy(keepLast: 5, daily: 0, weekly: 0, monthly: 0, yearly: 0, minAgeSeconds: 0, graceSeconds: 0)
         let report = try await Retention.apply(policy, database: "main", store: store, env: backupEnv, owner: "test", logger: Fixtures.logger)
         #expect(report.uploadsAborted.count == 1)

@@ -1,4 +1,5 @@
 import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport
@@ -102,11 +103,11 @@ enum Fixtures {
         }
     }
 
-    static func environment(databases: [String: String], storage: StorageSettings, locks: any ResourceLocks = MemoryLocks()) throws -> BackupEnvironment {
+    static func environment(databases: [String: String], storage: StorageSettings, locks: any ResourceLocks = MemoryLocks()) throws -> JobEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
         configuration.databases = try databases.mapValues { try PostgresConnectionString($0) }
         configuration.storages = ["archive": storage]
-        return BackupEnvironment(configuration: configuration, locks: locks, logger: logger, lockWait: .seconds(2))
+        return JobEnvironment(configuration: configuration, locks: locks, logger: logger, lockWait: .seconds(2))
     }
 
     static func context(_ kind: String, id: String = JobID.make(), attempt: Int = 1, token: Int64 = 1,

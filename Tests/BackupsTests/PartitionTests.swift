@@ -1,4 +1,5 @@
 @testable import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport

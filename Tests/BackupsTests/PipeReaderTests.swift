@@ -1,4 +1,5 @@
 @testable import Backups
+@testable import DatabaseJobs
 import DBQSupport
 import Foundation
 import Testing

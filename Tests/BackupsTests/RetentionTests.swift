@@ -1,4 +1,5 @@
 @testable import Backups
+@testable import DatabaseJobs
 import DBQTestSupport
 import Foundation
 @testable import ObjectStorage
@@ -88,8 +89,8 @@ struct RetentionPolicyTests {
 
     @Test("a policy that keeps nothing, or negative counts, is refused")
     func validation() {
-        #expect(throws: BackupError.self) { try Self.policy().validate() }
-        #expect(throws: BackupError.self) { try Self.policy(last: -1, daily: 3).validate() }
+        #expect(throws: JobError.self) { try Self.policy().validate() }
+        #expect(throws: JobError.self) { try Self.policy(last: -1, daily: 3).validate() }
         #expect((try? RetentionPolicy.standard.validate()) != nil)
         #expect(Self.policy(last: 3).plan([], now: Self.now).isEmpty)
     }

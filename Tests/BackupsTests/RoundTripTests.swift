@@ -1,5 +1,6 @@
 @testable import Backups
 import Codecs
+@testable import DatabaseJobs
 import DBQSupport
 import DBQTestSupport
 import Foundation
@@ -92,7 +93,7 @@ struct RoundTripTests {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let object = "\(store.url)/\(entry.dumpKey)"
 
-        let verifyError = await #expect(throws: BackupError.self) {
+        let verifyError = await #expect(throws: JobError.self) {
             try await Fixtures.run(VerifyBackupJob { env }, .init(database: "main"))
         }
         #expect(verifyError?.message.contains("backup object \(object) is corrupt") == true, "\(String(describing: verifyError))")
@@ -100,7 +101,7 @@ struct RoundTripTests {
         #expect(verification.outcome == .failed)
         #expect(verification.mismatches.first?.contains(object) == true)
 
-        let restoreError = await #expect(throws: BackupError.self) {
+        let restoreError = await #expect(throws: JobError.self) {
             try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
         }
         #expect(restoreError?.message.contains("backup object \(object) is corrupt") == true, "\(String(describing: restoreError))")
@@ -120,15 +121,15 @@ struct RoundTripTests {
         _ = try await Fixtures.run(BackupJob { env }, .init(database: "main"))
         let (_, store) = try env.store(nil)
 
-        let overSource = await #expect(throws: BackupError.self) {
+        let overSource = await #expect(throws: JobError.self) {
             try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: "main"))
         }
         #expect(overSource?.message.contains("refusing to restore over the source database 'main'") == true)
-        let exists = await #expect(throws: BackupError.self) {
+        let exists = await #expect(throws: JobError.self) {
             try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: source, create: true, force: true))
         }
         #expect(exists?.message.contains("already exists") == true, "\(String(describing: exists))")
-        let missing = await #expect(throws: BackupError.self) {
+        let missing = await #expect(throws: JobError.self) {
             try await Fixtures.run(RestoreJob { env }, .init(database: "main", backup: "20200101T000000Z-nothing", target: "x_restore", create: true))
         }
         #expect(missing?.message == "no backup '20200101T000000Z-nothing' of database 'main' in \(store.url); dbq backups list shows the ids")

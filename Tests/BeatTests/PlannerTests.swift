@@ -1,5 +1,6 @@
 import Backups
 @testable import Beat
+@testable import DatabaseJobs
 import DBQSupport
 import Foundation
 import Queue

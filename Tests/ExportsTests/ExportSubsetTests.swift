@@ -1,5 +1,6 @@
 import Anonymization
 import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport
@@ -19,7 +20,7 @@ import Testing
 struct ExportSubsetTests {
     typealias T = ExportTests
 
-    static func export(_ env: BackupEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
+    static func export(_ env: JobEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
         try await T.export(env, payload, key: key)
     }
 
@@ -77,7 +78,7 @@ struct ExportSubsetTests {
                 _ = try await Self.export(env, .init(database: "main", conditions: ["orders": "no_such_column > 1"], followReferences: follow),
                                           key: "k-0123456789abcdef")
                 Issue.record("a broken condition exported")
-            } catch let error as BackupError {
+            } catch let error as JobError {
                 #expect(!error.isRetryable, "\(error)")
                 #expect("\(error)".contains(follow ? "a --where condition does not work" : "table public.orders could not be read as asked"), "\(error)")
                 #expect("\(error)".contains("no_such_column"), "\(error)")

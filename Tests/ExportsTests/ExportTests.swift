@@ -1,6 +1,7 @@
 import Anonymization
 import Backups
 import Codecs
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport
@@ -74,11 +75,11 @@ struct ExportTests {
           - {from: public.tickets.customer_email, to: public.customers.email}
         """
 
-    static func environment(_ database: String, store: String) throws -> BackupEnvironment {
+    static func environment(_ database: String, store: String) throws -> JobEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
         configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
         configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + store))]
-        return BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(2))
+        return JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(2))
     }
 
     static func context() -> JobContext {
@@ -87,7 +88,7 @@ struct ExportTests {
     }
 
     /// Runs an export with `key` in the environment, returns the folder's objects by name.
-    static func export(_ env: BackupEnvironment, policy: String?, key: String, codec: String = "none") async throws -> (ExportManifest, [String: [UInt8]]) {
+    static func export(_ env: JobEnvironment, policy: String?, key: String, codec: String = "none") async throws -> (ExportManifest, [String: [UInt8]]) {
         let (manifest, objects, _) = try await export(env, .init(database: "main", policy: policy, codec: codec), key: key)
         return (manifest, objects)
     }
@@ -112,9 +113,9 @@ struct ExportTests {
 
     /// Runs an export of `payload` with `key` in the environment: its manifest, its objects
     /// by name (as stored), and the job's result.
-    static func export(_ env: BackupEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
+    static func export(_ env: JobEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
         let result = try await withKey(key) { try await ExportJob { env }.run(payload, context: context()) }
-        guard case .object(let fields)? = result, case .string(let folder)? = fields["folder"] else { throw BackupError.permanent("no folder") }
+        guard case .object(let fields)? = result, case .string(let folder)? = fields["folder"] else { throw JobError.permanent("no folder") }
         let (_, store) = try env.store(nil)
         var objects: [String: [UInt8]] = [:]
         for info in try await store.list(prefix: folder + "/") {
@@ -213,7 +214,7 @@ struct ExportTests {
         let dir = TestServices.temporaryDirectory("dbq-exports")
         let env = try Self.environment(db, store: dir)
         let policy = Self.policy.replacingOccurrences(of: "    zip: {rule: mask, keep_first: 2, keep_last: 0}\n", with: "")
-        await #expect(throws: BackupError.self) { _ = try await Self.export(env, policy: policy, key: "k-0123456789abcdef") }
+        await #expect(throws: JobError.self) { _ = try await Self.export(env, policy: policy, key: "k-0123456789abcdef") }
         do { _ = try await Self.export(env, policy: policy, key: "k-0123456789abcdef") } catch {
             #expect("\(error)".contains("tables.public.customers: strict policy, and no rule for column(s) zip"), "\(error)")
         }
@@ -273,7 +274,7 @@ struct ExportTests {
         #expect(try await Self.count(target, "SELECT count(*) FROM customers WHERE email LIKE 'person%'") == 0)
 
         // insert again: refused, nothing changed.
-        await #expect(throws: BackupError.self) { _ = try await load(.insert) }
+        await #expect(throws: JobError.self) { _ = try await load(.insert) }
         #expect(try await Self.count(target, "SELECT count(*) FROM orders") == 1_500)
         // skip: nothing new, every row skipped.
         guard case .object(let skip)? = try await load(.skip), case .object(let tables)? = skip["tables"],

@@ -1,4 +1,5 @@
 import Backups
+@testable import DatabaseJobs
 import DBQTestSupport
 @testable import Exports
 import Foundation

@@ -1,8 +1,10 @@
 @testable import Anonymization
 import Backups
 import Codecs
+@testable import DatabaseJobs
 import DBQSupport
 @testable import Exports
+import Queue
 import Testing
 
 /// The export's pipe on its own: whatever the chunks the server's bytes come in, the
@@ -87,11 +89,11 @@ struct MaskingPipeTests {
     func endings() async throws {
         let transformer = RowTransformer(columns: try Self.columns(), key: Self.key)
         let cut = try MaskingPipe(source: .chunks([Array("1\ta@b.example\tx\n2\tc@d".utf8)]), transformer: transformer, compressor: try Compressor(codec: .none))
-        await #expect(throws: BackupError.self) { _ = try await Self.drain(cut) }
+        await #expect(throws: JobError.self) { _ = try await Self.drain(cut) }
         let keep = try RuleRegistry.make("keep", parameters: [:], path: "c")
         let plain = RowTransformer(columns: try Self.columns().map { .init(name: $0.name, kind: $0.kind, rule: keep, source: "test") }, key: nil)
         let cutPlain = try MaskingPipe(source: .chunks([Array("1\tx\ty\n2\t".utf8)]), transformer: plain, compressor: try Compressor(codec: .none))
-        await #expect(throws: BackupError.self) { _ = try await Self.drain(cutPlain) }
+        await #expect(throws: JobError.self) { _ = try await Self.drain(cutPlain) }
         let csv = RowTransformer(columns: try Self.columns(), key: Self.key, format: .csv)
         let empty = try MaskingPipe(source: .chunks([]), transformer: csv, compressor: try Compressor(codec: .none))
         #expect(String(decoding: try await Self.drain(empty), as: UTF8.self) == "id,email,note\n")

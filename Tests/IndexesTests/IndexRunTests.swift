@@ -1,4 +1,5 @@
 import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport
@@ -39,18 +40,18 @@ struct IndexRunTests {
     static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
     static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
-    static func environment(_ database: String) throws -> BackupEnvironment {
+    static func environment(_ database: String) throws -> JobEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
         configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
-        return BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(30))
+        return JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(30))
     }
 
     static func context(_ kind: String = "create-index") -> JobContext {
         JobContext(id: JobID.make(), kind: kind, queue: "test", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })
     }
 
-    static func create(_ env: BackupEnvironment, _ payload: CreateIndexJob.Payload) async throws -> [String: JSONValue] {
-        guard case .object(let fields)? = try await CreateIndexJob { env }.run(payload, context: context()) else { throw BackupError.permanent("no result") }
+    static func create(_ env: JobEnvironment, _ payload: CreateIndexJob.Payload) async throws -> [String: JSONValue] {
+        guard case .object(let fields)? = try await CreateIndexJob { env }.run(payload, context: context()) else { throw JobError.permanent("no result") }
         return fields
     }
 
@@ -122,14 +123,14 @@ struct IndexRunTests {
         #expect(try await Self.scalar(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'orders_customer_id_idx'::regclass") == "t")
         let again = try await Self.create(env, .init(database: "main", table: "orders", columns: ["customer_id"]))
         #expect(again["outcome"] == .string("exists"))
-        let error = await #expect(throws: BackupError.self) {
+        let error = await #expect(throws: JobError.self) {
             _ = try await Self.create(env, .init(database: "main", table: "orders", columns: ["status"], check: "SELECT * FROM orders WHERE total > 5", requireUse: true))
         }
         #expect(error?.message.contains("does not use public.orders_status_idx") == true, "\(error?.message ?? "")")
-        let missing = await #expect(throws: BackupError.self) { _ = try await Self.create(env, .init(database: "main", table: "nope", columns: ["a"])) }
+        let missing = await #expect(throws: JobError.self) { _ = try await Self.create(env, .init(database: "main", table: "nope", columns: ["a"])) }
         #expect(missing?.message == "database 'main' has no table public.nope")
         // Drop refuses a constraint's index; reindex and drop work on a plain one.
-        let refused = await #expect(throws: BackupError.self) {
+        let refused = await #expect(throws: JobError.self) {
             _ = try await DropIndexJob { env }.run(.init(database: "main", index: "orders_pkey"), context: Self.context("drop-index"))
         }
         #expect(refused?.message.contains("backs constraint orders_pkey") == true)
@@ -161,7 +162,7 @@ struct IndexRunTests {
         let db = try await Self.makeDatabase()
         defer { Task { await Self.drop(db) } }
         let env = try Self.environment(db)
-        let error = await #expect(throws: BackupError.self) {
+        let error = await #expect(throws: JobError.self) {
             _ = try await Self.create(env, .init(database: "main", table: "customers", columns: ["country"], unique: true, name: "customers_country_key"))
         }
         #expect(error?.isRetryable == false)

@@ -1,4 +1,5 @@
 import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport
@@ -35,19 +36,19 @@ struct MigrationRunTests {
     static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
     static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
-    static func environment(_ database: String, locks: any ResourceLocks = MemoryLocks()) throws -> BackupEnvironment {
+    static func environment(_ database: String, locks: any ResourceLocks = MemoryLocks()) throws -> JobEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
         configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
         configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + TestServices.temporaryDirectory("dbq-migrations")))]
-        return BackupEnvironment(configuration: configuration, locks: locks, logger: logger, lockWait: .seconds(30))
+        return JobEnvironment(configuration: configuration, locks: locks, logger: logger, lockWait: .seconds(30))
     }
 
     static func context() -> JobContext {
         JobContext(id: JobID.make(), kind: "migrate", queue: "test", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })
     }
 
-    static func migrate(_ env: BackupEnvironment, _ payload: MigrateJob.Payload) async throws -> [String: JSONValue] {
-        guard case .object(let fields)? = try await MigrateJob { env }.run(payload, context: context()) else { throw BackupError.permanent("no result") }
+    static func migrate(_ env: JobEnvironment, _ payload: MigrateJob.Payload) async throws -> [String: JSONValue] {
+        guard case .object(let fields)? = try await MigrateJob { env }.run(payload, context: context()) else { throw JobError.permanent("no result") }
         return fields
     }
 
@@ -103,14 +104,14 @@ struct MigrationRunTests {
         // Changed after it was applied: refused by name, nothing applied.
         var drifted = Self.files
         drifted[0].up += "\n-- tidied up"
-        let error = await #expect(throws: BackupError.self) { _ = try await Self.migrate(env, .init(database: "main", files: drifted)) }
+        let error = await #expect(throws: JobError.self) { _ = try await Self.migrate(env, .init(database: "main", files: drifted)) }
         #expect(error?.message.contains("0001_orders.up.sql changed after it was applied") == true)
         #expect(try await Self.scalar(db, "SELECT count(*) FROM dbq_migrations") == "1")
 
         // No down file: cannot be reverted, and says so.
         var noDown = Self.files
         noDown[0].down = nil
-        let refused = await #expect(throws: BackupError.self) {
+        let refused = await #expect(throws: JobError.self) {
             _ = try await MigrateRevertJob { env }.run(.init(database: "main", files: noDown), context: Self.context())
         }
         #expect(refused?.message.contains("0001_orders has no down file (0001_orders.down.sql): it cannot be reverted") == true)
@@ -122,7 +123,7 @@ struct MigrationRunTests {
         defer { Task { await Self.drop(db) } }
         let env = try Self.environment(db)
         let files = [MigrationFile(version: "0001", name: "email_index", up: "CREATE TABLE x (id int);\nCREATE INDEX users_name ON users (name);")]
-        let error = await #expect(throws: BackupError.self) { _ = try await Self.migrate(env, .init(database: "main", files: files)) }
+        let error = await #expect(throws: JobError.self) { _ = try await Self.migrate(env, .init(database: "main", files: files)) }
         #expect(error?.message.contains("0001_email_index.up.sql:2: create-index-without-concurrently (danger): CREATE INDEX users_name ON public.users") == true)
         #expect(try await Self.scalar(db, "SELECT to_regclass('x') IS NULL") == "t")
         _ = try await Self.migrate(env, .init(database: "main", files: files, allow: ["create-index-without-concurrently"]))
@@ -183,7 +184,7 @@ struct MigrationRunTests {
             CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email ON users (email);
             INSERT INTO audit VALUES (1);
             """)
-        let error = await #expect(throws: BackupError.self) { _ = try await Self.migrate(env, .init(database: "main", files: [file])) }
+        let error = await #expect(throws: JobError.self) { _ = try await Self.migrate(env, .init(database: "main", files: [file])) }
         #expect(error?.isRetryable == false)
         #expect(error?.message.contains("0001_unique_email.up.sql:3: could not create unique index \"users_email\"") == true, "\(error?.message ?? "")")
         #expect(error?.message.contains("The invalid index the failed build left was dropped") == true)

@@ -1,4 +1,5 @@
 import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport
@@ -25,11 +26,11 @@ struct OperationsRunTests {
     static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
     static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
-    static func environment(_ database: String) throws -> BackupEnvironment {
+    static func environment(_ database: String) throws -> JobEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
         configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
         configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + TestServices.temporaryDirectory("dbq-stats")))]
-        return BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(30))
+        return JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(30))
     }
 
     static func context(_ kind: String) -> JobContext {

@@ -1,4 +1,5 @@
 import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQTestSupport
 import Foundation
@@ -54,7 +55,7 @@ struct PartitionTests {
             """)
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
         configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(name))]
-        let env = BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(10))
+        let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(10))
         let spec = PartitionSpec(table: "public.events", interval: .daily, premake: 3, retentionSeconds: 5 * 86_400, retentionAction: .drop)
         let now = Self.day("2026-03-10").addingTimeInterval(3600)
         let context = JobContext(id: JobID.make(), kind: "partitions", queue: "t", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })

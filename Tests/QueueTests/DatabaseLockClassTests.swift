@@ -3,16 +3,8 @@ import Testing
 
 @Suite("Database lock classes: which kinds may run together on one database")
 struct DatabaseLockClassTests {
-    @Test("reads, maintenance and one index build share a database; a DDL job runs alone; kinds that touch no database take no lock")
+    @Test("reads, maintenance and one index build share a database; a DDL job runs alone")
     func table() {
-        let expected: [(String, DatabaseLockClass?)] = [
-            ("backup", .read), ("export", .read), ("snapshot", .read), ("validate-integrity", .read), ("index-advice", .read),
-            ("vacuum", .maintenance), ("analyze", .maintenance), ("maintenance", .maintenance),
-            ("create-index", .build), ("drop-index", .build), ("reindex", .build),
-            ("import", .ddl), ("restore", .ddl), ("migrate", .ddl), ("migrate-revert", .ddl), ("rollback", .ddl), ("partitions", .ddl),
-            ("retention", nil), ("verify-backup", nil), ("noop", nil), ("sleep", nil),
-        ]
-        for (kind, lockClass) in expected { #expect(DatabaseLockClass.of(kind: kind) == lockClass, "\(kind)") }
         for a in DatabaseLockClass.allCases {
             for b in DatabaseLockClass.allCases {
                 #expect(DatabaseLockClass.compatible(a, b) == (a != .ddl && b != .ddl && !(a == .build && b == .build)), "\(a) with \(b)")
@@ -33,7 +25,7 @@ struct DatabaseLockClassTests {
         #expect(try await locks.tryAcquire(name, mode: DatabaseLockClass.maintenance.mode, owner: "vacuum", ttl: ttl))
         #expect(try await !locks.tryAcquire(name, mode: DatabaseLockClass.ddl.mode, owner: "import", ttl: ttl))
         do {
-            _ = try await locks.withDatabaseLock("main", kind: "import", owner: "import", wait: .milliseconds(200), ttl: ttl) { 1 }
+            _ = try await locks.withDatabaseLock("main", lockClass: .ddl, owner: "import", wait: .milliseconds(200), ttl: ttl) { 1 }
             Issue.record("an import ran beside an export")
         } catch {
             #expect("\(error)".contains("database:main is locked"), "\(error)")
@@ -43,10 +35,10 @@ struct DatabaseLockClassTests {
         #expect(try await !locks.tryAcquire(name, mode: DatabaseLockClass.read.mode, owner: "backup2", ttl: ttl))
         // Index builds: beside a backup, one at a time.
         try await locks.release(name, mode: .exclusive, owner: "import")
-        let started = try await locks.withDatabaseLock("main", kind: "backup", owner: "backup3", wait: .seconds(1), ttl: ttl) {
-            try await locks.withDatabaseLock("main", kind: "create-index", owner: "build1", wait: .seconds(1), ttl: ttl) {
+        let started = try await locks.withDatabaseLock("main", lockClass: .read, owner: "backup3", wait: .seconds(1), ttl: ttl) {
+            try await locks.withDatabaseLock("main", lockClass: .build, owner: "build1", wait: .seconds(1), ttl: ttl) {
                 do {
-                    _ = try await locks.withDatabaseLock("main", kind: "reindex", owner: "build2", wait: .milliseconds(200), ttl: ttl) { 1 }
+                    _ = try await locks.withDatabaseLock("main", lockClass: .build, owner: "build2", wait: .milliseconds(200), ttl: ttl) { 1 }
                     return false
                 } catch {
                     return "\(error)".contains("index-build:main is locked")

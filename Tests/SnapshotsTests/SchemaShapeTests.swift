@@ -1,4 +1,5 @@
 import Backups
+@testable import DatabaseJobs
 import Foundation
 @testable import Snapshots
 import Testing

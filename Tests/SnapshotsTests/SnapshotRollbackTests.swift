@@ -1,4 +1,5 @@
 import Backups
+@testable import DatabaseJobs
 import DBQConfig
 import DBQSupport
 import DBQTestSupport
@@ -58,11 +59,11 @@ struct SnapshotRollbackTests {
         }
     }
 
-    static func environment(_ database: String, _ kind: StoreKind = .local) throws -> BackupEnvironment {
+    static func environment(_ database: String, _ kind: StoreKind = .local) throws -> JobEnvironment {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
         configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
         configuration.storages = ["archive": try storage(kind)]
-        return BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(2))
+        return JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(2))
     }
 
     static func context(_ kind: String) -> JobContext {
@@ -70,18 +71,18 @@ struct SnapshotRollbackTests {
                    confirmLease: {}, reportProgress: { _ in })
     }
 
-    static func snapshot(_ env: BackupEnvironment, tables: [String]? = nil, schema: String? = nil) async throws -> String {
+    static func snapshot(_ env: JobEnvironment, tables: [String]? = nil, schema: String? = nil) async throws -> String {
         let result = try await SnapshotJob { env }.run(.init(database: "main", tables: tables, schema: schema, label: "test"), context: context("snapshot"))
-        guard case .object(let fields)? = result, case .string(let id)? = fields["id"] else { throw BackupError.permanent("no id") }
+        guard case .object(let fields)? = result, case .string(let id)? = fields["id"] else { throw JobError.permanent("no id") }
         return id
     }
 
-    static func rollback(_ env: BackupEnvironment, _ id: String, confirm: Bool? = true, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil,
+    static func rollback(_ env: JobEnvironment, _ id: String, confirm: Bool? = true, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil,
                          rebuildIndexesFrom: Int64? = nil) async throws -> [String: JSONValue] {
         let result = try await RollbackJob { env }.run(.init(database: "main", snapshot: id, confirm: confirm, dryRun: dryRun, lockTimeoutMs: lockTimeoutMs,
                                                              rebuildIndexesFrom: rebuildIndexesFrom),
                                                        context: context("rollback"))
-        guard case .object(let fields)? = result else { throw BackupError.permanent("no result") }
+        guard case .object(let fields)? = result else { throw JobError.permanent("no result") }
         return fields
     }
 
@@ -164,7 +165,7 @@ struct SnapshotRollbackTests {
             INSERT INTO dbq_migrations VALUES ('0002'); DELETE FROM entries WHERE id < 100
             """)
         let damaged = try await Self.state(db)
-        let error = await #expect(throws: BackupError.self) { _ = try await Self.rollback(env, id) }
+        let error = await #expect(throws: JobError.self) { _ = try await Self.rollback(env, id) }
         #expect(error?.isRetryable == false)
         let message = error?.message ?? ""
         #expect(message.contains("public.accounts: column \"extra\" was added"))
@@ -182,7 +183,7 @@ struct SnapshotRollbackTests {
         let id = try await Self.snapshot(env, tables: ["accounts"])
         try await Self.damage(db)
         let damaged = try await Self.state(db)
-        let error = await #expect(throws: BackupError.self) { _ = try await Self.rollback(env, id) }
+        let error = await #expect(throws: JobError.self) { _ = try await Self.rollback(env, id) }
         #expect(error?.message.contains("public.entries references public.accounts (constraint entries_account_id_fkey)") == true)
         #expect(try await Self.state(db) == damaged)
     }
@@ -195,7 +196,7 @@ struct SnapshotRollbackTests {
         let id = try await Self.snapshot(env, tables: ["tags", "accounts", "entries"])
         try await Self.damage(db)
         let damaged = try await Self.state(db)
-        let error = await #expect(throws: BackupError.self) { _ = try await Self.rollback(env, id, confirm: nil) }
+        let error = await #expect(throws: JobError.self) { _ = try await Self.rollback(env, id, confirm: nil) }
         #expect(error?.message.contains("add --confirm") == true)
         let report = try await Self.rollback(env, id, confirm: nil, dryRun: true)
         guard case .object(let tables)? = report["tables"], case .object(let entries)? = tables["public.entries"] else {
@@ -205,7 +206,7 @@ struct SnapshotRollbackTests {
         #expect(entries["snapshot"] == .number(9000))
         #expect(entries["now"] == .number(6070))
         #expect(try await Self.state(db) == damaged)
-        let unknown = await #expect(throws: BackupError.self) { _ = try await Self.rollback(env, "nope") }
+        let unknown = await #expect(throws: JobError.self) { _ = try await Self.rollback(env, "nope") }
         #expect(unknown?.message.contains("no snapshot 'nope' of database 'main'") == true)
     }
 
@@ -251,7 +252,7 @@ struct SnapshotRollbackTests {
         var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
         configuration.databases = ["main": try PostgresConnectionString(Self.server.replacingDatabase(db))]
         configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + dir))]
-        let env = BackupEnvironment(configuration: configuration, locks: MemoryLocks(), logger: Self.logger, lockWait: .seconds(2))
+        let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: Self.logger, lockWait: .seconds(2))
         var ids: [String] = []
         for _ in 0..<3 {
             ids.append(try await Self.snapshot(env, tables: ["tags"]))
@@ -272,7 +273,7 @@ struct SnapshotRollbackTests {
         #expect(try await SnapshotCatalog.load(store).entries.map(\.id) == [ids[2]])
         let left = try await store.list(prefix: "snapshots/")
         #expect(left.allSatisfy { $0.key.contains(ids[2]) })
-        let error = await #expect(throws: BackupError.self) {
+        let error = await #expect(throws: JobError.self) {
             _ = try await SnapshotRetentionJob { env }.run(.init(database: "main"), context: Self.context("snapshot-retention"))
         }
         #expect(error?.message.contains("--keep-last") == true)

@@ -3,6 +3,7 @@ import Crypto
 import DBQSupport
 import Foundation
 import ObjectStorage
+import Queue
 
 /// What every artefact family's manifest says about itself, so one catalog, one reader and
 /// one retention serve exports and snapshots alike (backups keep their own catalog, which
@@ -40,10 +41,10 @@ public struct ArtefactCatalog<Manifest: ArtefactManifest>: Sendable {
     public static func load(_ store: any ObjectStore, database: String? = nil) async throws -> ArtefactCatalog {
         var entries: [Entry] = []
         let prefix = Manifest.root + "/" + (database.map { $0 + "/" } ?? "")
-        for info in try await store.list(prefix: prefix) where info.key.hasSuffix("/" + BackupLayout.manifestName) {
+        for info in try await store.list(prefix: prefix) where info.key.hasSuffix("/" + ArtefactLayout.manifestName) {
             let bytes = try await store.getBytes(info.key)
             guard let manifest = try? ManifestCoding.decoder.decode(Manifest.self, from: Data(bytes)) else { continue }
-            entries.append(Entry(folder: String(info.key.dropLast(BackupLayout.manifestName.count + 1)), manifest: manifest))
+            entries.append(Entry(folder: String(info.key.dropLast(ArtefactLayout.manifestName.count + 1)), manifest: manifest))
         }
         return ArtefactCatalog(entries: entries.sorted { ($0.manifest.finishedAt, $0.id) < ($1.manifest.finishedAt, $1.id) })
     }
@@ -54,13 +55,13 @@ public struct ArtefactCatalog<Manifest: ArtefactManifest>: Sendable {
         let candidates = entries.filter { database == nil || $0.manifest.database == database }
         if reference == "latest" {
             guard let last = candidates.last else {
-                throw BackupError.permanent("no \(family)" + (database.map { " of database '\($0)'" } ?? "") + " in this storage")
+                throw JobError.permanent("no \(family)" + (database.map { " of database '\($0)'" } ?? "") + " in this storage")
             }
             return last
         }
         let matches = candidates.filter { $0.id == reference || $0.manifest.job.id == reference || $0.id.hasPrefix(reference) }
         guard matches.count == 1, let entry = matches.first else {
-            throw BackupError.permanent(matches.isEmpty
+            throw JobError.permanent(matches.isEmpty
                 ? "no \(family) '\(reference)'" + (database.map { " of database '\($0)'" } ?? "") + " in this storage (dbq \(family)s list shows them)"
                 : "'\(reference)' names \(matches.count) \(family)s; give more of the id")
         }
@@ -132,7 +133,7 @@ public final class ArtefactReader: @unchecked Sendable {
                     let c = current!
                     let digest = c.hasher.hex()
                     guard c.size == c.object.size, digest == c.object.sha256 else {
-                        throw BackupError.permanent("\(family) object \(store.url)/\(c.key) is corrupt: \(c.size) bytes with SHA-256 \(digest.prefix(16))…, the manifest says \(c.object.size) bytes with \(c.object.sha256.prefix(16))…; \(consequence)")
+                        throw JobError.permanent("\(family) object \(store.url)/\(c.key) is corrupt: \(c.size) bytes with SHA-256 \(digest.prefix(16))…, the manifest says \(c.object.size) bytes with \(c.object.sha256.prefix(16))…; \(consequence)")
                     }
                     current = nil
                     continue
@@ -173,7 +174,7 @@ public enum ArtefactSweep {
         }
         var removed: [String] = []
         for (folder, objects) in folders.sorted(by: { $0.key < $1.key })
-        where !objects.contains(where: { $0.key == folder + "/" + BackupLayout.manifestName })
+        where !objects.contains(where: { $0.key == folder + "/" + ArtefactLayout.manifestName })
             && (objects.compactMap(\.lastModified).max() ?? .distantPast) <= cutoff {
             for object in objects { try await store.delete(object.key) }
             removed.append(folder)

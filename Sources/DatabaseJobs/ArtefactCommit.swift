@@ -31,7 +31,7 @@ public final class ArtefactCommit: Sendable {
             let (manifest, result) = try await body(commit)
             // The commit: only while this attempt still holds the job.
             try await context.confirmLease()
-            _ = try await store.put(folder + "/" + BackupLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
+            _ = try await store.put(folder + "/" + ArtefactLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
             return result
         } catch {
             await commit.abandon()

@@ -1,4 +1,3 @@
-import Backups
 import Codecs
 import Foundation
 
@@ -9,7 +8,7 @@ import Foundation
 public struct SnapshotManifest: ArtefactManifest, Equatable {
     public static let currentFormat = "dbq.snapshot.v1"
     public static var family: String { "snapshot" }
-    public static var root: String { BackupLayout.snapshotsRoot }
+    public static var root: String { ArtefactLayout.snapshotsRoot }
 
     public var format: String
     public var id: String

@@ -1,5 +1,5 @@
-import Backups
 import PostgresClient
+import Queue
 
 /// What snapshots and rollbacks read from `pg_catalog`, in the connection's transaction.
 public enum SnapshotQueries {
@@ -27,13 +27,13 @@ public enum SnapshotQueries {
                 if let table = all[qualified] { if !chosen.contains(table) { chosen.append(table) } } else { unknown.append(name) }
             }
             if !unknown.isEmpty {
-                throw BackupError.permanent("database '\(database)' has no table \(unknown.map { "'\($0)'" }.joined(separator: ", ")); name tables as schema.table (a bare name is in public)")
+                throw JobError.permanent("database '\(database)' has no table \(unknown.map { "'\($0)'" }.joined(separator: ", ")); name tables as schema.table (a bare name is in public)")
             }
         } else if let schema {
             chosen = all.values.filter { $0.schema == schema }.sorted { $0.name < $1.name }
-            if chosen.isEmpty { throw BackupError.permanent("schema '\(schema)' of database '\(database)' has no tables (or does not exist)") }
+            if chosen.isEmpty { throw JobError.permanent("schema '\(schema)' of database '\(database)' has no tables (or does not exist)") }
         } else {
-            throw BackupError.permanent("a snapshot needs --tables a,b or --schema NAME")
+            throw JobError.permanent("a snapshot needs --tables a,b or --schema NAME")
         }
         let references = try await foreignKeys(connection)
         return dependencyOrder(chosen, references: references)

@@ -6,15 +6,16 @@ import ObjectStorage
 import PostgresClient
 import Queue
 
-/// What the backup jobs need from the process that runs them: the configuration (named
+/// What every database job needs from the process that runs it: the configuration (named
 /// databases and storages), the locks shared with other workers, and the tools.
-public struct BackupEnvironment: Sendable {
+public struct JobEnvironment: Sendable {
     public var configuration: DBQConfiguration
     public var locks: any ResourceLocks
     public var pgDump: String
     public var pgRestore: String
     public var logger: Logger
-    /// How long a backup waits for retention to finish (and retention for backups).
+    /// How long a job waits for a lock it shares or excludes (a database's lock, a store's
+    /// artefact lock) before it gives up for this attempt and is retried.
     public var lockWait: Duration
     /// Bytes per data object instead of the storage's own limit (tests).
     public var objectLimitOverride: Int64?
@@ -30,7 +31,7 @@ public struct BackupEnvironment: Sendable {
     }
 
     /// The connection string of a configured database.
-    public func database(_ name: String) throws(BackupError) -> PostgresConnectionString {
+    public func database(_ name: String) throws(JobError) -> PostgresConnectionString {
         guard let url = configuration.databases[name] else { throw .permanent(configuration.unknownDatabase(name)) }
         return url
     }
@@ -43,7 +44,7 @@ public struct BackupEnvironment: Sendable {
         do {
             return try settings.open(logger: logger)
         } catch {
-            throw BackupError.permanent("storage '\(name)': \(error)")
+            throw JobError.permanent("storage '\(name)': \(error)")
         }
     }
 
@@ -51,7 +52,7 @@ public struct BackupEnvironment: Sendable {
         if let name {
             guard let settings = configuration.storages[name] else {
                 let known = configuration.storages.keys.sorted()
-                throw BackupError.permanent("unknown storage '\(name)'; "
+                throw JobError.permanent("unknown storage '\(name)'; "
                     + (known.isEmpty ? "no storages are configured (backups go to \(DBQConfiguration.embeddedStorageURL))" : "configured: \(known.joined(separator: ", "))"))
             }
             return (name, try open(name, settings))
@@ -60,13 +61,13 @@ public struct BackupEnvironment: Sendable {
             return (name, try open(name, settings))
         }
         if !configuration.storages.isEmpty {
-            throw BackupError.permanent("several storages are configured (\(configuration.storages.keys.sorted().joined(separator: ", "))) and none is named 'archive'; say which with --storage")
+            throw JobError.permanent("several storages are configured (\(configuration.storages.keys.sorted().joined(separator: ", "))) and none is named 'archive'; say which with --storage")
         }
         return ("default", try StorageURL(DBQConfiguration.embeddedStorageURL).open(logger: logger))
     }
 }
 
-extension BackupEnvironment {
+extension JobEnvironment {
     /// The most bytes one data object may hold in the storage `store(name)` opens: a
     /// longer dump continues in further objects (`SegmentedWrite`).
     public func objectLimit(_ name: String?) -> Int64 {
@@ -77,21 +78,6 @@ extension BackupEnvironment {
     }
 }
 
-/// Errors from connecting that no retry will cure: wrong password, missing database or role.
-public func classifyConnect(_ error: any Error, database: String) -> any Error {
-    guard let error = error as? PostgresError else { return error }
-    let text = "\(error)"
-    let permanent = ["password authentication failed", "does not exist", "no password supplied", "no pg_hba.conf entry", "permission denied"]
-    if permanent.contains(where: text.contains) {
-        return BackupError.permanent("database '\(database)': \(text)")
-    }
-    return BackupError(message: "database '\(database)': \(text)", isRetryable: error.isTransient)
-}
-
-extension BackupError: TransientError {
-    public var isTransient: Bool { isRetryable }
-}
-
 /// A store refusing the credentials, a missing bucket or object, a bad key or setting: no
 /// retry cures them, so a job (backup, restore, export, snapshot) ends at its first attempt
 /// with the store's message instead of repeating it. The network, a server error, an
@@ -99,16 +85,5 @@ extension BackupError: TransientError {
 extension ObjectStoreError: TransientError {
     public var isTransient: Bool {
         ![.accessDenied, .notFound, .invalidURL, .invalidKey, .tooLarge, .configuration].contains(code)
-    }
-}
-
-extension JobRegistry {
-    /// Registers backup, restore, verify-backup and retention. `environment` is called
-    /// when a job runs (a pusher only decodes payloads and never calls it).
-    public mutating func registerBackupJobs(environment: @escaping @Sendable () throws -> BackupEnvironment) {
-        register(BackupJob(environment: environment))
-        register(RestoreJob(environment: environment))
-        register(VerifyBackupJob(environment: environment))
-        register(RetentionJob(environment: environment))
     }
 }

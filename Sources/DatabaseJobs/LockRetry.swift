@@ -1,6 +1,7 @@
 import DBQSupport
 import Logging
 import PostgresClient
+import Queue
 
 /// How dbq takes locks on a live database: every attempt runs under `lock_timeout`, so
 /// the application's queries never queue behind dbq for longer than that; an attempt
@@ -15,6 +16,11 @@ public struct LockRetry: Sendable, Equatable {
         self.lockTimeout = lockTimeout
         self.attempts = max(1, attempts)
         self.backoff = backoff
+    }
+
+    /// A job's own `lock_timeout` in milliseconds (2 s when the payload names none).
+    public init(lockTimeoutMs: Int?, attempts: Int = 8) {
+        self.init(lockTimeout: .milliseconds(lockTimeoutMs ?? 2000), attempts: attempts)
     }
 
     public static func isLockTimeout(_ error: any Error) -> Bool {
@@ -37,8 +43,8 @@ public struct LockRetry: Sendable, Equatable {
                 attempt += 1
                 await waited?(attempt)
                 guard attempt < attempts else {
-                    throw BackupError(message: "\(what): a lock was not granted within \(lockTimeout.milliseconds) ms in \(attempts) attempts (another session holds it); the job will be tried again",
-                                      isRetryable: true)
+                    throw JobError("\(what): a lock was not granted within \(lockTimeout.milliseconds) ms in \(attempts) attempts (another session holds it); the job will be tried again",
+                                      retryable: true)
                 }
                 let delay = backoff.delay(attempt: attempt - 1)
                 logger.info("lock not granted in time; retrying", metadata: ["what": "\(what)", "attempt": "\(attempt)", "delay_ms": "\(delay.milliseconds)"])
