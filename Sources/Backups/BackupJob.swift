@@ -64,6 +64,13 @@ public struct BackupJob: Job {
 
     static func backup(_ name: String, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec, level: Int,
                        env: JobEnvironment, context: JobContext) async throws -> JSONValue {
+        try await DatabaseScope.withConnection(url, database: name, application: "dbq backup", logger: context.logger) { connection in
+            try await backup(name, url: url, store: store, objectLimit: objectLimit, codec: codec, level: level, env: env, context: context, connection: connection)
+        }
+    }
+
+    private static func backup(_ name: String, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec, level: Int,
+                       env: JobEnvironment, context: JobContext, connection: PostgresConnection) async throws -> JSONValue {
         let startedAt = Date()
         let clock = ContinuousClock.now
         let id = ArtefactLayout.id(startedAt: startedAt, jobID: context.id)
@@ -73,14 +80,6 @@ public struct BackupJob: Job {
         // Asked beside the dump, not before it: on Debian `pg_dump` is a Perl wrapper that
         // takes tens of milliseconds to start.
         let pgDumpVersion = Task { try await toolVersion(env.pgDump) }
-
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq backup")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: name)
-        }
-        defer { Task { await connection.close() } }
 
         var systemIdentifier: String?
         if let row = try? await connection.query("SELECT system_identifier::text FROM pg_control_system()").first { systemIdentifier = row[0] }

@@ -143,14 +143,8 @@ public struct VerifyBackupJob: Job {
             await Restorer.dropDatabase(scratch, on: sourceURL, logger: context.logger)
             try await Restorer.createDatabase(scratch, on: sourceURL, logger: context.logger)
             _ = try await Restorer.restore(entry, from: store, into: scratchURL, clean: false, env: env, context: context)
-            let connection = try await PostgresConnection.connect(scratchURL.raw, logger: context.logger, applicationName: "dbq verify")
-            let actual: [TableRows]
-            do {
-                actual = try await TableInventory.count(connection)
-                await connection.close()
-            } catch {
-                await connection.close()
-                throw error
+            let actual = try await DatabaseScope.withConnection(scratchURL, database: scratch, application: "dbq verify", logger: context.logger) {
+                try await TableInventory.count($0)
             }
             mismatches = TableInventory.compare(expected: entry.manifest.tables, actual: actual)
         } catch let error as JobError where !error.isRetryable {
@@ -245,10 +239,8 @@ enum Restorer {
     }
 
     static func createDatabase(_ name: String, on server: PostgresConnectionString, logger: Logger) async throws {
-        let admin = try await adminConnection(server, logger: logger)
-        defer { Task { await admin.close() } }
         do {
-            _ = try await admin.execute("CREATE DATABASE \(try PostgresIdentifier.quoted(name))")
+            try await withAdminConnection(server, logger: logger) { _ = try await $0.execute("CREATE DATABASE \(try PostgresIdentifier.quoted(name))") }
         } catch let error as PostgresError where error.sqlState == "42P04" {
             throw JobError.permanent("database '\(name)' already exists on \(server.endpoint); drop it, restore into another name, or restore without --create (with --clean to replace its objects)")
         } catch let error as PostgresError where error.sqlState == "42501" {
@@ -260,22 +252,19 @@ enum Restorer {
     static func dropDatabase(_ name: String, on server: PostgresConnectionString, logger: Logger) async {
         await Task.detached {
             do {
-                let admin = try await adminConnection(server, logger: logger)
-                _ = try await admin.execute("DROP DATABASE IF EXISTS \(try PostgresIdentifier.quoted(name)) WITH (FORCE)")
-                await admin.close()
+                try await withAdminConnection(server, logger: logger) {
+                    _ = try await $0.execute("DROP DATABASE IF EXISTS \(try PostgresIdentifier.quoted(name)) WITH (FORCE)")
+                }
             } catch {
                 logger.warning("could not drop database; drop it by hand", metadata: ["database": "\(name)", "error": "\(error)"])
             }
         }.value
     }
 
-    /// A connection to the server's maintenance database (`postgres`).
-    static func adminConnection(_ server: PostgresConnectionString, logger: Logger) async throws -> PostgresConnection {
-        do {
-            return try await PostgresConnection.connect(server.replacingDatabase("postgres"), logger: logger, applicationName: "dbq admin")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: server.database ?? "postgres")
-        }
+    /// Runs `body` on a connection to the server's maintenance database (`postgres`).
+    static func withAdminConnection<T>(_ server: PostgresConnectionString, logger: Logger, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await DatabaseScope.withConnection(try PostgresConnectionString(server.replacingDatabase("postgres")), database: server.database ?? "postgres",
+                                               application: "dbq admin", logger: logger, body)
     }
 }
 

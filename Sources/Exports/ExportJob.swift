@@ -81,16 +81,17 @@ public struct ExportJob: Job {
     static func export(_ payload: Payload, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec,
                        format: RowFormat, policy: AnonymizationPolicy?, key: AnonymizationKey?, env: JobEnvironment,
                        context: JobContext) async throws -> JSONValue {
+        try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq export", logger: context.logger) { connection in
+            try await export(payload, url: url, store: store, objectLimit: objectLimit, codec: codec, format: format, policy: policy, key: key, env: env, context: context, connection: connection)
+        }
+    }
+
+    private static func export(_ payload: Payload, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec,
+                       format: RowFormat, policy: AnonymizationPolicy?, key: AnonymizationKey?, env: JobEnvironment,
+                       context: JobContext, connection: PostgresConnection) async throws -> JSONValue {
         let startedAt = Date()
         let id = ArtefactLayout.id(startedAt: startedAt, jobID: context.id)
         let folder = ExportLayout.folder(database: payload.database, id: id)
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq export")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: payload.database)
-        }
-        defer { Task { await connection.close() } }
         var prepared = try await prepare(payload, policy: policy, connection: connection)
         let catalog = prepared.selection.catalog
         let snapshot = prepared.snapshot

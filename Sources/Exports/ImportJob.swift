@@ -88,14 +88,9 @@ public struct ImportJob: Job {
     static func snapshotFirst(_ entry: ExportCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,
                               objectLimit: Int64, context: JobContext) async throws -> String? {
         let wanted = Set(payload.tables.map { $0.map { $0.contains(".") ? $0 : "public.\($0)" } } ?? entry.manifest.tables.map(\.qualifiedName))
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq import")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: payload.database)
+        let existing = try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq import", logger: context.logger) {
+            try await SnapshotQueries.shapes($0).keys.filter(wanted.contains).sorted()
         }
-        let existing = try await SnapshotQueries.shapes(connection).keys.filter(wanted.contains).sorted()
-        await connection.close()
         guard !existing.isEmpty else { return nil }
         await context.progress(JobProgress(message: "snapshot of \(existing.count) tables before importing"))
         let manifest = try await TableSnapshot.take(
@@ -106,6 +101,13 @@ public struct ImportJob: Job {
 
     static func load(_ entry: ExportCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,
                      context: JobContext) async throws -> JSONValue {
+        try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq import", logger: context.logger) { connection in
+            try await load(entry, payload: payload, url: url, store: store, context: context, connection: connection)
+        }
+    }
+
+    private static func load(_ entry: ExportCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,
+                     context: JobContext, connection: PostgresConnection) async throws -> JSONValue {
         let mode = payload.mode ?? .insert
         let dryRun = payload.dryRun ?? false
         var tables = entry.manifest.tables
@@ -118,13 +120,6 @@ public struct ImportJob: Job {
                 return t
             }
         }
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq import")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: payload.database)
-        }
-        defer { Task { await connection.close() } }
         _ = try await connection.execute("BEGIN")
         var report: [String: JSONValue] = [:]
         do {

@@ -27,21 +27,17 @@ final class IndexBuilder: @unchecked Sendable {
         self.context = context
     }
 
-    static func connect(_ url: PostgresConnectionString, database: String, lockTimeoutMs: Int?, context: JobContext) async throws -> IndexBuilder {
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq \(context.kind)")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: database)
+    /// Runs `body` with a builder on a new connection to the scope's database, closed
+    /// (awaited) however `body` ends.
+    static func with<T>(_ database: DatabaseScope, lockTimeoutMs: Int?, _ body: (IndexBuilder) async throws -> T) async throws -> T {
+        try await database.withConnection(application: "dbq \(database.context.kind)") { connection in
+            // A worker killed mid-build: its server process notices within a second and stops,
+            // leaving an INVALID index the retry drops (instead of finishing a build nobody owns).
+            _ = try await connection.execute("SET client_connection_check_interval = '1s'")
+            return try await body(IndexBuilder(connection: connection, url: database.url, database: database.name,
+                                               retry: LockRetry(lockTimeoutMs: lockTimeoutMs, attempts: 10), context: database.context))
         }
-        // A worker killed mid-build: its server process notices within a second and stops,
-        // leaving an INVALID index the retry drops (instead of finishing a build nobody owns).
-        _ = try await connection.execute("SET client_connection_check_interval = '1s'")
-        return IndexBuilder(connection: connection, url: url, database: database,
-                            retry: LockRetry(lockTimeoutMs: lockTimeoutMs, attempts: 10), context: context)
     }
-
-    func close() async { await connection.close() }
 
     // MARK: - create
 
@@ -164,27 +160,15 @@ final class IndexBuilder: @unchecked Sendable {
     /// Runs `body` while a second connection reports the build's phase and blocks.
     func withProgress(table: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
         let pid = try await connection.query("SELECT pg_backend_pid()").scalar ?? "0"
-        let url = self.url
-        let context = self.context
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                guard let watcher = try? await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq progress") else { return }
-                defer { Task { await watcher.close() } }
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(500))
-                    guard let row = try? await watcher.query("""
-                        SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total FROM pg_stat_progress_create_index WHERE pid = \(Int(pid) ?? 0)
-                        """).first, let phase = row[0] else { continue }
-                    let blocks = (Double(row[1] ?? "0") ?? 0, Double(row[2] ?? "0") ?? 0)
-                    let tuples = (Double(row[3] ?? "0") ?? 0, Double(row[4] ?? "0") ?? 0)
-                    let fraction = blocks.1 > 0 ? blocks.0 / blocks.1 : tuples.1 > 0 ? tuples.0 / tuples.1 : nil
-                    await context.progress(JobProgress(fraction: fraction, message: phase))
-                }
-            }
-            try await group.next()
-            group.cancelAll()
-        }
+        try await ProgressWatch.run(url: url, context: context, query: """
+            SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total FROM pg_stat_progress_create_index WHERE pid = \(Int(pid) ?? 0)
+            """, report: { row in
+                guard let phase = row[0] else { return nil }
+                let blocks = (Double(row[1] ?? "0") ?? 0, Double(row[2] ?? "0") ?? 0)
+                let tuples = (Double(row[3] ?? "0") ?? 0, Double(row[4] ?? "0") ?? 0)
+                let fraction = blocks.1 > 0 ? blocks.0 / blocks.1 : tuples.1 > 0 ? tuples.0 / tuples.1 : nil
+                return JobProgress(fraction: fraction, message: phase)
+            }, body)
     }
 
     /// Drops an index left INVALID (never a valid one).

@@ -71,13 +71,24 @@ public struct CreateIndexJob: Job {
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let spec = try payload.spec()
-        let env = try environment()
-        let url = try env.database(payload.database)
-        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
-            let builder = try await IndexBuilder.connect(url, database: payload.database, lockTimeoutMs: payload.lockTimeoutMs, context: context)
-            defer { Task { await builder.close() } }
-            return try await builder.create(spec, check: payload.check, requireUse: payload.requireUse ?? false)
+        return try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+            try await IndexBuilder.with(database, lockTimeoutMs: payload.lockTimeoutMs) {
+                try await $0.create(spec, check: payload.check, requireUse: payload.requireUse ?? false)
+            }
         }
+    }
+}
+
+/// The payload of the kinds that act on one existing index (drop-index, reindex).
+public struct IndexPayload: Codable, Sendable {
+    public var database: String
+    /// `schema.index` or a name in `public`.
+    public var index: String
+    public var lockTimeoutMs: Int?
+    public init(database: String, index: String, lockTimeoutMs: Int? = nil) {
+        self.database = database
+        self.index = index
+        self.lockTimeoutMs = lockTimeoutMs
     }
 }
 
@@ -88,29 +99,14 @@ public struct DropIndexJob: Job {
     public static var lockClass: DatabaseLockClass? { .build }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(3600) }
-
-    public struct Payload: Codable, Sendable {
-        public var database: String
-        /// `schema.index` or a name in `public`.
-        public var index: String
-        public var lockTimeoutMs: Int?
-        public init(database: String, index: String, lockTimeoutMs: Int? = nil) {
-            self.database = database
-            self.index = index
-            self.lockTimeoutMs = lockTimeoutMs
-        }
-    }
+    public typealias Payload = IndexPayload
 
     let environment: @Sendable () throws -> JobEnvironment
     public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
-        let url = try env.database(payload.database)
-        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
-            let builder = try await IndexBuilder.connect(url, database: payload.database, lockTimeoutMs: payload.lockTimeoutMs, context: context)
-            defer { Task { await builder.close() } }
-            return try await builder.drop(payload.index)
+        try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+            try await IndexBuilder.with(database, lockTimeoutMs: payload.lockTimeoutMs) { try await $0.drop(payload.index) }
         }
     }
 }
@@ -122,28 +118,14 @@ public struct ReindexJob: Job {
     public static var lockClass: DatabaseLockClass? { .build }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(12 * 3600) }
-
-    public struct Payload: Codable, Sendable {
-        public var database: String
-        public var index: String
-        public var lockTimeoutMs: Int?
-        public init(database: String, index: String, lockTimeoutMs: Int? = nil) {
-            self.database = database
-            self.index = index
-            self.lockTimeoutMs = lockTimeoutMs
-        }
-    }
+    public typealias Payload = IndexPayload
 
     let environment: @Sendable () throws -> JobEnvironment
     public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
-        let url = try env.database(payload.database)
-        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
-            let builder = try await IndexBuilder.connect(url, database: payload.database, lockTimeoutMs: payload.lockTimeoutMs, context: context)
-            defer { Task { await builder.close() } }
-            return try await builder.reindex(payload.index)
+        try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+            try await IndexBuilder.with(database, lockTimeoutMs: payload.lockTimeoutMs) { try await $0.reindex(payload.index) }
         }
     }
 }
@@ -180,10 +162,8 @@ public struct IndexAdviceJob: Job {
     public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
-        let url = try env.database(payload.database)
-        let report = try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
-            try await IndexAdvice.report(url, database: payload.database, options: payload.options, logger: context.logger)
+        let report = try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+            try await IndexAdvice.report(database.url, database: database.name, options: payload.options, logger: context.logger)
         }
         return try JSONValue(json: String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
     }
@@ -200,13 +180,12 @@ public struct IndexAdvice: Sendable, Codable {
 
     public static func report(_ url: PostgresConnectionString, database: String, options: WorkloadAdvisor.Options, logger: Logger) async throws -> IndexAdvice {
         let started = ContinuousClock.now
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: logger, applicationName: "dbq index-advice")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: database)
+        return try await DatabaseScope.withConnection(url, database: database, application: "dbq index-advice", logger: logger) { connection in
+            try await report(connection, database: database, options: options, started: started)
         }
-        defer { Task { await connection.close() } }
+    }
+
+    static func report(_ connection: PostgresConnection, database: String, options: WorkloadAdvisor.Options, started: ContinuousClock.Instant) async throws -> IndexAdvice {
         let catalog = try await IndexCatalogQuery.load(connection)
         let availability = try await WorkloadAdvisor.availability(connection, database: database)
         var findings = try await WorkloadAdvisor.advise(connection, catalog: catalog, availability: availability, options: options)

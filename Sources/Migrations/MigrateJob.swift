@@ -94,13 +94,12 @@ public struct MigrateJob: Job {
     }
 
     static func migrate(_ payload: Payload, files: [MigrationFile], url: PostgresConnectionString, env: JobEnvironment, context: JobContext) async throws -> JSONValue {
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq migrate")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: payload.database)
+        try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq migrate", logger: context.logger) { connection in
+            try await migrate(payload, files: files, url: url, env: env, context: context, connection: connection)
         }
-        defer { Task { await connection.close() } }
+    }
+
+    private static func migrate(_ payload: Payload, files: [MigrationFile], url: PostgresConnectionString, env: JobEnvironment, context: JobContext, connection: PostgresConnection) async throws -> JSONValue {
         let runner = MigrationRunner(connection: connection, database: payload.database,
                                      retry: LockRetry(lockTimeoutMs: payload.lockTimeoutMs),
                                      statementTimeoutMs: payload.statementTimeoutMs ?? 0, logger: context.logger)
@@ -108,7 +107,7 @@ public struct MigrateJob: Job {
         if !dryRun {
             try await runner.lock(wait: .seconds(600)) { await context.progress(JobProgress(message: $0)) }
         }
-        defer { if !dryRun { Task { await runner.unlock() } } }
+        // The advisory lock is the session's: it ends with the connection, which the scope closes.
         if !dryRun { try await MigrationRunner.ensureTable(connection) }
         let applied = try await MigrationRunner.applied(connection)
         let steps: [MigrationPlanner.Step]
@@ -199,39 +198,38 @@ public struct MigrateRevertJob: Job {
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         let env = try environment()
-        let url = try env.database(payload.database)
+        _ = try env.database(payload.database)
         if payload.steps != nil && payload.to != nil { throw JobError.permanent("give --steps N or --to VERSION, not both") }
         let (files, _) = try migrationFiles(payload.files, database: payload.database, env: env)
-        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
-            let connection: PostgresConnection
-            do {
-                connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq migrate-revert")
-            } catch {
-                throw DatabaseScope.classifyConnect(error, database: payload.database)
+        return try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
+            try await database.withConnection(application: "dbq migrate-revert") { connection in
+                try await Self.revert(payload, files: files, connection: connection, context: context)
             }
-            defer { Task { await connection.close() } }
-            let runner = MigrationRunner(connection: connection, database: payload.database,
-                                         retry: LockRetry(lockTimeoutMs: payload.lockTimeoutMs),
-                                         statementTimeoutMs: payload.statementTimeoutMs ?? 0, logger: context.logger)
-            try await runner.lock(wait: .seconds(600)) { await context.progress(JobProgress(message: $0)) }
-            defer { Task { await runner.unlock() } }
-            let applied = try await MigrationRunner.applied(connection)
-            let chosen: [(AppliedMigration, MigrationFile)]
-            do {
-                chosen = try MigrationPlanner.revert(files: files, applied: applied, steps: payload.steps, to: payload.to)
-            } catch {
-                throw JobError.permanent("\(error); nothing was reverted")
-            }
-            let analyses = try analyze(chosen.map(\.1), down: true, allow: [])
-            var reverted: [JSONValue] = []
-            for (index, (row, file)) in chosen.enumerated() {
-                await context.progress(JobProgress(fraction: Double(index) / Double(chosen.count), message: "reverting \(file.downFile)"))
-                let ms = try await runner.revert(row, file: file, analysis: analyses[file.version]!)
-                reverted.append(.object(["version": .string(row.version), "name": .string(row.name), "ms": .number(Double(ms))]))
-            }
-            let now = try await MigrationRunner.applied(connection).filter { !$0.isPartial }.map(\.version).max()
-            return .object(["database": .string(payload.database), "reverted": .array(reverted), "version": now.map(JSONValue.string) ?? .null])
         }
+    }
+
+    static func revert(_ payload: Payload, files: [MigrationFile], connection: PostgresConnection, context: JobContext) async throws -> JSONValue {
+        let runner = MigrationRunner(connection: connection, database: payload.database,
+                                     retry: LockRetry(lockTimeoutMs: payload.lockTimeoutMs),
+                                     statementTimeoutMs: payload.statementTimeoutMs ?? 0, logger: context.logger)
+        try await runner.lock(wait: .seconds(600)) { await context.progress(JobProgress(message: $0)) }
+        // The advisory lock is the session's: it ends with the connection, which the scope closes.
+        let applied = try await MigrationRunner.applied(connection)
+        let chosen: [(AppliedMigration, MigrationFile)]
+        do {
+            chosen = try MigrationPlanner.revert(files: files, applied: applied, steps: payload.steps, to: payload.to)
+        } catch {
+            throw JobError.permanent("\(error); nothing was reverted")
+        }
+        let analyses = try analyze(chosen.map(\.1), down: true, allow: [])
+        var reverted: [JSONValue] = []
+        for (index, (row, file)) in chosen.enumerated() {
+            await context.progress(JobProgress(fraction: Double(index) / Double(chosen.count), message: "reverting \(file.downFile)"))
+            let ms = try await runner.revert(row, file: file, analysis: analyses[file.version]!)
+            reverted.append(.object(["version": .string(row.version), "name": .string(row.name), "ms": .number(Double(ms))]))
+        }
+        let now = try await MigrationRunner.applied(connection).filter { !$0.isPartial }.map(\.version).max()
+        return .object(["database": .string(payload.database), "reverted": .array(reverted), "version": now.map(JSONValue.string) ?? .null])
     }
 }
 

@@ -104,16 +104,15 @@ public struct ValidateIntegrityJob: Job {
     }
 
     static func validate(_ payload: Payload, files: [MigrationFile]?, url: PostgresConnectionString, context: JobContext) async throws -> JSONValue {
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq validate-integrity")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: payload.database)
+        try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq validate-integrity", logger: context.logger) { connection in
+            try await validate(payload, files: files, url: url, context: context, connection: connection)
         }
-        defer { Task { await connection.close() } }
+    }
+
+    private static func validate(_ payload: Payload, files: [MigrationFile]?, url: PostgresConnectionString, context: JobContext, connection: PostgresConnection) async throws -> JSONValue {
         let limit = max(1, min(payload.samples ?? 5, 100))
         _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        defer { Task { _ = try? await connection.execute("ROLLBACK") } }
+        // Read only; the scope closes the connection, which ends the transaction.
         var findings: [Finding] = []
 
         // Foreign keys, valid or not: rows whose key has no referenced row (MATCH SIMPLE: a NULL part skips the row).

@@ -6,14 +6,6 @@ import ObjectStorage
 import PostgresClient
 import Queue
 
-func connectTo(_ url: PostgresConnectionString, database: String, logger: Logger, name: String) async throws -> PostgresConnection {
-    do {
-        return try await PostgresConnection.connect(url.raw, logger: logger, applicationName: name)
-    } catch {
-        throw DatabaseScope.classifyConnect(error, database: database)
-    }
-}
-
 /// `maintenance`: the plan (freeze by transaction-id age first, vacuum, analyze, reindex),
 /// run within a budget after a preflight, each statement under lock_timeout with retries.
 public struct MaintenanceJob: Job {
@@ -68,19 +60,18 @@ public struct MaintenanceJob: Job {
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
         if let p = payload.preflight, !["wait", "skip"].contains(p) { throw JobError.permanent("preflight must be wait or skip, not '\(p)'") }
         let env = try environment()
-        let url = try env.database(payload.database)
-        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
+        return try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
             var payload = payload
             // Without thresholds in the job (a schedule entry), the database's in dbq.yaml.
             if payload.thresholds == nil { payload.thresholds = overridden(MaintenancePlan.Thresholds(), env.configuration.maintenance[payload.database]) }
-            return try await Self.maintain(payload, url: url, context: context)
+            return try await database.withConnection(application: "dbq maintenance") { c in
+                try await Self.maintain(payload, connection: c, url: database.url, context: context)
+            }
         }
     }
 
-    static func maintain(_ payload: Payload, url: PostgresConnectionString, context: JobContext) async throws -> JSONValue {
+    static func maintain(_ payload: Payload, connection c: PostgresConnection, url: PostgresConnectionString, context: JobContext) async throws -> JSONValue {
         let started = ContinuousClock.now
-        let c = try await connectTo(url, database: payload.database, logger: context.logger, name: "dbq maintenance")
-        defer { Task { await c.close() } }
         let thresholds = payload.thresholds ?? MaintenancePlan.Thresholds()
         var result: [String: JSONValue] = ["database": .string(payload.database)]
         // Preflight: an old transaction keeps vacuum from removing rows; a lagging replica
@@ -158,25 +149,14 @@ public struct MaintenanceJob: Job {
 
     /// Runs `body` while a second connection reports vacuum's (or a rebuild's) progress.
     static func watching(pid: String, url: PostgresConnectionString, context: JobContext, label: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                guard let w = try? await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq progress") else { return }
-                defer { Task { await w.close() } }
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(500))
-                    let row = try? await w.query("""
-                        SELECT phase, heap_blks_scanned, heap_blks_total FROM pg_stat_progress_vacuum WHERE pid = \(Int(pid) ?? 0)
-                        UNION ALL SELECT phase, blocks_done, blocks_total FROM pg_stat_progress_create_index WHERE pid = \(Int(pid) ?? 0)
-                        """).first
-                    guard let row, let phase = row[0] else { continue }
-                    let done = Double(row[1] ?? "0") ?? 0, total = Double(row[2] ?? "0") ?? 0
-                    await context.progress(JobProgress(fraction: total > 0 ? done / total : nil, message: "\(label): \(phase)"))
-                }
-            }
-            try await group.next()
-            group.cancelAll()
-        }
+        try await ProgressWatch.run(url: url, context: context, query: """
+            SELECT phase, heap_blks_scanned, heap_blks_total FROM pg_stat_progress_vacuum WHERE pid = \(Int(pid) ?? 0)
+            UNION ALL SELECT phase, blocks_done, blocks_total FROM pg_stat_progress_create_index WHERE pid = \(Int(pid) ?? 0)
+            """, report: { row in
+                guard let phase = row[0] else { return nil }
+                let done = Double(row[1] ?? "0") ?? 0, total = Double(row[2] ?? "0") ?? 0
+                return JobProgress(fraction: total > 0 ? done / total : nil, message: "\(label): \(phase)")
+            }, body)
     }
 }
 
@@ -207,9 +187,10 @@ public struct HealthJob: Job {
     public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public static func report(_ url: PostgresConnectionString, database: String, thresholds: HealthChecks.Thresholds, logger: Logger) async throws -> Report {
-        let c = try await connectTo(url, database: database, logger: logger, name: "dbq health")
-        defer { Task { await c.close() } }
-        let checks = HealthChecks.evaluate(try await OperationsQueries.healthFacts(c), thresholds: thresholds)
+        let facts = try await DatabaseScope.withConnection(url, database: database, application: "dbq health", logger: logger) {
+            try await OperationsQueries.healthFacts($0)
+        }
+        let checks = HealthChecks.evaluate(facts, thresholds: thresholds)
         return Report(database: database, checks: checks, critical: HealthChecks.exitCode(checks) == 2, warnings: checks.filter { $0.status == .warning }.count)
     }
 
@@ -265,9 +246,9 @@ public struct StatsJob: Job {
     public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
 
     public static func sample(_ url: PostgresConnectionString, database: String, logger: Logger) async throws -> StatsSample {
-        let c = try await connectTo(url, database: database, logger: logger, name: "dbq stats")
-        defer { Task { await c.close() } }
-        return try await OperationsQueries.statsSample(c, database: database)
+        try await DatabaseScope.withConnection(url, database: database, application: "dbq stats", logger: logger) {
+            try await OperationsQueries.statsSample($0, database: database)
+        }
     }
 
     public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {

@@ -36,18 +36,16 @@ public struct PartitionsJob: Job {
         guard !payload.tables.isEmpty else {
             throw JobError.permanent("no partitioned tables for database '\(payload.database)': declare them in dbq.yaml under partitions: {\(payload.database): [{table: public.events, interval: daily, premake: 7, retention: 90d}]}")
         }
-        let env = try environment()
-        let url = try env.database(payload.database)
-        return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
-            let c = try await connectTo(url, database: payload.database, logger: context.logger, name: "dbq partitions")
-            defer { Task { await c.close() } }
-            _ = try await c.execute("SET TIME ZONE 'UTC'")
-            let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)
-            var tables: [String: JSONValue] = [:]
-            for spec in payload.tables {
-                tables[spec.table] = try await Self.keep(spec, connection: c, retry: retry, dryRun: payload.dryRun ?? false, now: payload.now ?? Date(), context: context)
+        return try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+            try await database.withConnection(application: "dbq partitions") { c in
+                _ = try await c.execute("SET TIME ZONE 'UTC'")
+                let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)
+                var tables: [String: JSONValue] = [:]
+                for spec in payload.tables {
+                    tables[spec.table] = try await Self.keep(spec, connection: c, retry: retry, dryRun: payload.dryRun ?? false, now: payload.now ?? Date(), context: context)
+                }
+                return .object(["database": .string(payload.database), "dryRun": .bool(payload.dryRun ?? false), "tables": .object(tables)])
             }
-            return .object(["database": .string(payload.database), "dryRun": .bool(payload.dryRun ?? false), "tables": .object(tables)])
         }
     }
 

@@ -66,21 +66,21 @@ public struct RollbackJob: Job {
 
     static func rollback(_ entry: SnapshotCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,
                          retry: LockRetry, context: JobContext) async throws -> JSONValue {
+        try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq rollback", logger: context.logger) { connection in
+            try await rollback(entry, payload: payload, url: url, store: store, retry: retry, context: context, connection: connection)
+        }
+    }
+
+    private static func rollback(_ entry: SnapshotCatalog.Entry, payload: Payload, url: PostgresConnectionString, store: any ObjectStore,
+                         retry: LockRetry, context: JobContext, connection: PostgresConnection) async throws -> JSONValue {
         let manifest = entry.manifest
         let started = ContinuousClock.now
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq rollback")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: payload.database)
-        }
-        defer { Task { await connection.close() } }
         let names = try manifest.tables.map { try PostgresIdentifier.qualified(schema: $0.schema, name: $0.name) }
         var result: [String: JSONValue] = ["snapshot": .string(manifest.id), "database": .string(payload.database)]
 
         if payload.dryRun ?? false {
             _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            defer { Task { _ = try? await connection.execute("ROLLBACK") } }
+            // Read only; the scope closes the connection, which ends the transaction.
             try await check(manifest, database: payload.database, connection: connection)
             var tables: [String: JSONValue] = [:]
             for (table, name) in zip(manifest.tables, names) {

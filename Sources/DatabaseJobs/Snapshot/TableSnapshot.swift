@@ -30,16 +30,16 @@ public enum TableSnapshot {
     /// Takes the snapshot and returns its manifest (written).
     public static func take(_ request: SnapshotRequest, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec,
                                 context: JobContext) async throws -> SnapshotManifest {
+        try await DatabaseScope.withConnection(url, database: request.database, application: "dbq snapshot", logger: context.logger) { connection in
+            try await take(request, url: url, store: store, objectLimit: objectLimit, codec: codec, context: context, connection: connection)
+        }
+    }
+
+    private static func take(_ request: SnapshotRequest, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec,
+                                context: JobContext, connection: PostgresConnection) async throws -> SnapshotManifest {
         let startedAt = Date()
         let id = ArtefactLayout.id(startedAt: startedAt, jobID: context.id)
         let folder = SnapshotLayout.folder(database: request.database, id: id)
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(url.raw, logger: context.logger, applicationName: "dbq snapshot")
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: request.database)
-        }
-        defer { Task { await connection.close() } }
         _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         let serverVersion = try await connection.query("SELECT current_setting('server_version')").scalar ?? "?"
         let tables = try await SnapshotQueries.resolve(tables: request.tables, schema: request.schema, database: request.database, connection: connection)
