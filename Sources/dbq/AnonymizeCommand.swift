@@ -40,7 +40,7 @@ struct AnonymizeCommand: AsyncParsableCommand {
                 defer { Task { await connection.close() } }
                 _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 let full = try await ExportCatalogQuery.load(connection)
-                let selection = try ExportSelection.resolve(full, tables: BackupPushOptions.tableList(tables), conditions: nil, followReferences: false)
+                let selection = try ExportSelection.resolve(full, tables: OptionLists.tables(tables), conditions: nil, followReferences: false)
                 var result: [(table: String, columns: [(name: String, suggestion: PersonalDataScanner.Suggestion)])] = []
                 for table in selection.catalog.dependencyOrder {
                     let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)

@@ -17,7 +17,7 @@ struct ExportScopeOptions: ParsableArguments {
     @Flag(help: "With --where, also take every row the chosen rows reference.") var followReferences = false
 
     func payload(policy: String?) throws -> ExportJob.Payload {
-        ExportJob.Payload(database: database, tables: BackupPushOptions.tableList(tables), conditions: try BackupPushOptions.conditionMap(conditions),
+        ExportJob.Payload(database: database, tables: OptionLists.tables(tables), conditions: try OptionLists.conditions(conditions),
                           policy: policy, followReferences: followReferences)
     }
 

@@ -164,26 +164,26 @@ struct IndexesCommand: AsyncParsableCommand {
     }
 }
 
-extension CreateIndexOptions: KindOptions {
+extension CreateIndexOptions: RequiredKindOptions {
     static var kind: String { CreateIndexJob.kind }
     static var abstract: String { "Build an index CONCURRENTLY as a job: lock_timeout with retries, no INVALID index left behind, partitions one by one, the plan checked." }
 }
 
-struct DropIndexOptions: KindOptions {
+struct DropIndexOptions: RequiredKindOptions {
     static var kind: String { DropIndexJob.kind }
     static var abstract: String { "DROP INDEX CONCURRENTLY as a job (never an index that backs a constraint)." }
     @OptionGroup var index: IndexNameOptions
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue { try index.payload(configuration, drop: true) }
 }
 
-struct ReindexOptions: KindOptions {
+struct ReindexOptions: RequiredKindOptions {
     static var kind: String { ReindexJob.kind }
     static var abstract: String { "REINDEX INDEX CONCURRENTLY as a job (a failed rebuild's leftover dropped)." }
     @OptionGroup var index: IndexNameOptions
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue { try index.payload(configuration, drop: false) }
 }
 
-extension AdviceOptions: KindOptions {
+extension AdviceOptions: RequiredKindOptions {
     static var kind: String { IndexAdviceJob.kind }
     static var abstract: String { "Index advice as a job: its result holds the report." }
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue { try json(configuration) }

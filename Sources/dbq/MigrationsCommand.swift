@@ -59,7 +59,7 @@ struct MigrateOptions: ParsableArguments {
         }
         let files = try source.files(configuration)
         if storage != nil && !snapshot { throw ValidationError("--storage is for --snapshot") }
-        if snapshot { try BackupPushOptions.checkStorage(storage.map(JSONValue.string), in: configuration) }
+        if snapshot { try StorageCheck.check(storage.map(JSONValue.string), in: configuration) }
         let payload = MigrateJob.Payload(
             database: source.database, files: files, to: to, dryRun: dryRun ? true : nil, snapshot: snapshot ? true : nil, storage: storage,
             allow: allow.isEmpty ? nil : allow, outOfOrder: outOfOrder ? true : nil,
@@ -212,7 +212,7 @@ struct ValidateIntegrityOptions: ParsableArguments {
 
 
 
-extension MigrateOptions: KindOptions {
+extension MigrateOptions: RequiredKindOptions {
     static var kind: String { MigrateJob.kind }
     static var abstract: String { "Apply a database's pending migration files (read here, sent with the job)." }
     static var discussion: String {
@@ -220,12 +220,12 @@ extension MigrateOptions: KindOptions {
     }
 }
 
-extension MigrateRevertOptions: KindOptions {
+extension MigrateRevertOptions: RequiredKindOptions {
     static var kind: String { MigrateRevertJob.kind }
     static var abstract: String { "Run down files of applied migrations, newest first (--steps N or --to VERSION)." }
 }
 
-extension ValidateIntegrityOptions: KindOptions {
+extension ValidateIntegrityOptions: RequiredKindOptions {
     static var kind: String { ValidateIntegrityJob.kind }
     static var abstract: String { "Count (read-only) rows that break a foreign key or NOT VALID check, or would break a pending migration's NOT NULL or UNIQUE." }
 }

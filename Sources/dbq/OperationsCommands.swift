@@ -270,12 +270,12 @@ func mergedThresholds<T: Codable>(_ defaults: T, _ text: String?, option: String
     }
 }
 
-extension MaintenanceOptions: KindOptions {
+extension MaintenanceOptions: RequiredKindOptions {
     static var kind: String { MaintenanceJob.kind }
     static var abstract: String { "VACUUM (FREEZE) by transaction-id age first, then VACUUM, ANALYZE and REINDEX CONCURRENTLY by thresholds, within a budget." }
 }
 
-extension HealthOptions: KindOptions {
+extension HealthOptions: RequiredKindOptions {
     static var kind: String { HealthJob.kind }
     static var abstract: String { "Health checks as a job: its result holds every check (critical: true when one is)." }
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
@@ -285,19 +285,19 @@ extension HealthOptions: KindOptions {
 }
 
 /// The options of `stats`.
-struct StatsOptions: KindOptions {
+struct StatsOptions: RequiredKindOptions {
     static var kind: String { StatsJob.kind }
     static var abstract: String { "A stats sample as a job, kept in the storage for 'dbq stats trends'." }
     @OptionGroup var name: DatabaseName
     @Option(help: "The storage that keeps the samples (default: 'archive', the only one, or the local default).") var storage: String?
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         try name.check(configuration)
-        try BackupPushOptions.checkStorage(storage.map(JSONValue.string), in: configuration)
+        try StorageCheck.check(storage.map(JSONValue.string), in: configuration)
         return try payloadJSON(StatsJob.Payload(database: name.database, storage: storage))
     }
 }
 
-extension PartitionsOptions: KindOptions {
+extension PartitionsOptions: RequiredKindOptions {
     static var kind: String { PartitionsJob.kind }
     static var abstract: String { "Keep the range-partitioned tables of dbq.yaml: partitions made ahead, old ones detached or dropped, the default partition's rows reported." }
 }

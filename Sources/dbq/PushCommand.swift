@@ -4,14 +4,17 @@ import Foundation
 import Queue
 import RedisQueue
 
-/// `dbq push`: a kind with its own subcommand takes only its options (dbq push migrate
-/// --to 0003); any other kind goes to `dbq push KIND` with the shared job options.
+/// `dbq push`: each kind is a subcommand with only its options and the queue options
+/// (dbq push backup --database main --wait); `dbq push job KIND --payload JSON` (the
+/// default, so `dbq push noop`) pushes any kind from JSON, one or many.
 struct PushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
         abstract: "Push a job onto a queue (prints its id).",
-        discussion: "dbq push KIND [options] for any kind; these kinds have a subcommand of their own, with only their options: rollback, migrate, migrate-revert, validate-integrity, index-advice, apply-advice, create-index, drop-index, reindex, maintenance, health, stats, partitions.",
-        subcommands: [PushAny.self, PushKind<RollbackOptions>.self, PushKind<MigrateOptions>.self, PushKind<MigrateRevertOptions>.self,
+        discussion: "dbq push KIND [options]: 'dbq push KIND --help' lists that kind's options. Any kind, from JSON: dbq push job KIND --payload JSON (or --payload-file, or --bulk FILE for many).",
+        subcommands: [PushAny.self, PushKind<BackupOptions>.self, PushKind<RestoreOptions>.self, PushKind<VerifyBackupOptions>.self,
+                      PushKind<RetentionOptions>.self, PushKind<ExportOptions>.self, PushKind<ImportOptions>.self, PushKind<SnapshotOptions>.self,
+                      PushKind<SnapshotRetentionOptions>.self, PushKind<RollbackOptions>.self, PushKind<MigrateOptions>.self, PushKind<MigrateRevertOptions>.self,
                       PushKind<ValidateIntegrityOptions>.self, PushKind<AdviceOptions>.self, PushApplyAdvice.self, PushKind<CreateIndexOptions>.self,
                       PushKind<DropIndexOptions>.self, PushKind<ReindexOptions>.self, PushKind<MaintenanceOptions>.self, PushKind<HealthOptions>.self,
                       PushKind<StatsOptions>.self, PushKind<PartitionsOptions>.self],
@@ -22,7 +25,7 @@ struct PushCommand: AsyncParsableCommand {
 struct PushAny: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "job",
-        abstract: "Push a job of any kind (the default: 'dbq push KIND …').",
+        abstract: "Push a job of any kind from JSON (the default: 'dbq push noop').",
         discussion: """
             The payload is checked against the kind before it is queued: a payload of the \
             wrong shape is refused here, not by a worker later. With --unique-key, a push \
@@ -32,7 +35,7 @@ struct PushAny: AsyncParsableCommand {
             $TRACEPARENT is carried in the envelope.
             """)
 
-    @Argument(help: "The job kind: backup, restore, verify-backup, retention, export, import, snapshot, snapshot-retention, noop, sleep (and the kinds with their own subcommand).")
+    @Argument(help: "The job kind (any registered kind: noop, sleep, backup, …).")
     var kind: String
 
     @OptionGroup var redis: RedisOptions
@@ -48,8 +51,6 @@ struct PushAny: AsyncParsableCommand {
     @Option(help: "Push one job per line of this file (each line a JSON payload), pipelined.")
     var bulk: String?
 
-    @OptionGroup(title: "Backup, export, import and snapshot jobs") var backupOptions: BackupPushOptions
-    @OptionGroup var config: ConfigOptions
 
     func validate() throws {
         if [payload != nil, payloadFile != nil, bulk != nil].filter({ $0 }).count > 1 {
@@ -70,16 +71,14 @@ struct PushAny: AsyncParsableCommand {
             let queue = try redis.queue(logger: logger, connections: 1)
 
             func envelope(_ payload: JSONValue) throws -> JobEnvelope {
-                let payload = bulk == nil ? payload : try backupOptions.apply(to: payload, kind: kind, configuration: nil)
-                return try job.envelope(kind: kind, payload: payload, defaults: defaults, runAt: runAt, registry: registry)
+                try job.envelope(kind: kind, payload: payload, defaults: defaults, runAt: runAt, registry: registry)
             }
 
             if let bulk {
                 try await pushBulk(bulk, queue: queue, envelope: envelope)
                 return
             }
-            let payload = try backupOptions.apply(to: try readPayload(), kind: kind, configuration: try? config.load())
-            outcome = try await job.push(try envelope(payload), to: queue)
+            outcome = try await job.push(try envelope(try readPayload()), to: queue)
         }
         if outcome != 0 { throw ExitCode(outcome) }
     }

@@ -6,38 +6,35 @@ import Foundation
 import Logging
 import Queue
 
-/// `dbq run`: like `dbq push`, a kind with its own subcommand takes only its options.
+/// `dbq run`: like `dbq push`, each kind is a subcommand with only its options.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run one job inline, in this process, without Redis (an in-memory queue).",
-        discussion: "dbq run KIND [options] for any kind; these kinds have a subcommand of their own: rollback, migrate, migrate-revert, validate-integrity, create-index, drop-index, reindex, maintenance, partitions.",
-        subcommands: [RunAny.self, RunKind<RollbackOptions>.self, RunKind<MigrateOptions>.self, RunKind<MigrateRevertOptions>.self,
+        discussion: "dbq run KIND [options]: 'dbq run KIND --help' lists that kind's options. Any kind, from JSON: dbq run job KIND --payload JSON.",
+        subcommands: [RunAny.self, RunKind<BackupOptions>.self, RunKind<RestoreOptions>.self, RunKind<VerifyBackupOptions>.self,
+                      RunKind<RetentionOptions>.self, RunKind<ExportOptions>.self, RunKind<ImportOptions>.self, RunKind<SnapshotOptions>.self,
+                      RunKind<SnapshotRetentionOptions>.self, RunKind<RollbackOptions>.self, RunKind<MigrateOptions>.self, RunKind<MigrateRevertOptions>.self,
                       RunKind<ValidateIntegrityOptions>.self, RunKind<CreateIndexOptions>.self, RunKind<DropIndexOptions>.self, RunKind<ReindexOptions>.self,
-                      RunKind<MaintenanceOptions>.self, RunKind<PartitionsOptions>.self],
+                      RunKind<MaintenanceOptions>.self, RunKind<PartitionsOptions>.self,
+                      RunKind<AdviceOptions>.self, RunKind<HealthOptions>.self, RunKind<StatsOptions>.self],
         defaultSubcommand: RunAny.self)
 }
 
 struct RunAny: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "job",
-        abstract: "Run one job of any kind inline (the default: 'dbq run KIND …').",
-        discussion: """
-            Takes the same job options as 'dbq push' (dbq run export --database main --policy p.yaml). \
-            Prints the job's result as JSON; exits 0 if it succeeded, 1 if it ended dead.
-            """)
+        abstract: "Run one job of any kind inline from JSON (the default: 'dbq run noop').",
+        discussion: "Prints the job's result as JSON; exits 0 if it succeeded, 1 if it ended dead.")
 
     @Argument(help: "The job kind.") var kind: String
     @Option(help: "The payload as JSON (default: {}).") var payload = "{}"
     @Option(help: "Attempts (default: the kind's).") var maxAttempts: Int?
-    @OptionGroup(title: "Backup, export, import and snapshot jobs") var backupOptions: BackupPushOptions
     @OptionGroup var config: ConfigOptions
 
     func run() async throws {
         try await runInline(kind: kind, config: config, maxAttempts: maxAttempts) { loaded in
-            var value: JSONValue
-            do { value = try JSONValue(json: payload) } catch { throw ValidationError("the payload is not valid JSON: \(JSONErrorText.describe(error))") }
-            return try backupOptions.apply(to: value, kind: kind, configuration: loaded)
+            do { return try JSONValue(json: payload) } catch { throw ValidationError("the payload is not valid JSON: \(JSONErrorText.describe(error))") }
         }
     }
 }

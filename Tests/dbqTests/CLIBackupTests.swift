@@ -22,7 +22,7 @@ struct CLIBackupTests {
     }
 
 
-    @Test("push backup without --database, with an unknown one, and an option of another kind")
+    @Test("push backup without --database, with an unknown one, and an option of another kind (each kind takes only its own)")
     func pushRefusals() async throws {
         let (path, _) = try config()
         let env = ["DBQ_CONFIG": path]
@@ -37,10 +37,16 @@ struct CLIBackupTests {
         let (several, _) = try config(storage: "  a: {url: \"file:///tmp/a\"}\n  b: {url: \"file:///tmp/b\"}")
         expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main"], environment: ["DBQ_CONFIG": several]),
                     ["several storages are configured (a, b) and none is named 'archive'; say which with --storage"])
-        expectClear(try await runCommand(dbq, ["push", "noop", "--codec", "gzip"], environment: env), ["--codec applies to backup, export, snapshot, not to noop"])
+        expectUnknownOption(try await runCommand(dbq, ["push", "noop", "--codec", "gzip"], environment: env), "--codec", help: "dbq push job")
         expectClear(try await runCommand(dbq, ["push", "restore", "--database", "main"], environment: env), ["restore needs --target"])
-        expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main", "--min-age", "soon"], environment: env),
+        expectUnknownOption(try await runCommand(dbq, ["push", "backup", "--database", "main", "--min-age", "soon"], environment: env),
+                            "--min-age", help: "dbq push backup")
+        expectClear(try await runCommand(dbq, ["push", "retention", "--database", "main", "--min-age", "soon"], environment: env),
                     ["--min-age 'soon' is not a duration"])
+        // --payload and the options mix: the options are set over the JSON.
+        expectClear(try await runCommand(dbq, ["push", "backup", "--payload", #"{"database": "nope"}"#], environment: env),
+                    ["unknown database 'nope'; configured: main"])
+        expectClear(try await runCommand(dbq, ["push", "backup", "--payload", "[1]"], environment: env), ["the payload must be a JSON object"])
     }
 
     @Test("an unreachable database, refused S3 credentials, a missing backup id: one message each, no data left")
@@ -89,7 +95,7 @@ struct CLIBackupTests {
                     ["tables.public.customers.email.kind: 'ssn' is not a fake kind"])
         expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--where", "no condition"], environment: env),
                     ["--where 'no condition' must be TABLE=CONDITION"])
-        expectClear(try await runCommand(dbq, ["push", "backup", "--database", "main", "--policy", bad], environment: env),
-                    ["--policy applies to export, not to backup"])
+        expectUnknownOption(try await runCommand(dbq, ["push", "backup", "--database", "main", "--policy", bad], environment: env),
+                            "--policy", help: "dbq push backup")
     }
 }

@@ -95,8 +95,8 @@ struct CLIExportTests {
                            ["--format 'xml' is not a format; use copy, csv or jsonl"])
         expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--all", "--tables", "orders"], environment: env),
                            ["--all and --tables exclude each other"])
-        expectClear(try await runCommand(dbq, ["push", "import", "--database", "main", "--follow-references"], environment: env),
-                           ["--follow-references applies to export, not to import"])
+        expectUnknownOption(try await runCommand(dbq, ["push", "import", "--database", "main", "--follow-references"], environment: env),
+                            "--follow-references", help: "dbq push import")
         let wrong = url.replacingOccurrences(of: #"password=\S+"#, with: "password=wrong-password", options: .regularExpression)
         #expect(wrong.contains("password=wrong-password"))
         let (badConfig, _) = try helper.config(database: wrong)

@@ -1,0 +1,66 @@
+import PostgresParser
+
+/// One lint rule, squawk-style: its name, why it matters, the safe recipe, and a pure
+/// check of a statement (or of one `ALTER TABLE` command) against what the file did
+/// before it. The linter walks the file and asks every rule; a rule knows nothing of
+/// the others.
+protocol MigrationRule: Sendable {
+    var id: LintRule { get }
+    var why: String { get }
+    var recipe: String { get }
+    /// What each finding in `statement` is about (`DROP TABLE public.users`); empty: none.
+    func check(_ statement: ParsedStatement, _ context: LintContext) -> [String]
+    /// The same for one command of an `ALTER TABLE`.
+    func check(_ command: AlterCommand, _ context: LintContext) -> [String]
+}
+
+extension MigrationRule {
+    func check(_ statement: ParsedStatement, _ context: LintContext) -> [String] { [] }
+    func check(_ command: AlterCommand, _ context: LintContext) -> [String] { [] }
+}
+
+/// What the file did before the statement a rule looks at.
+struct LintContext: Sendable {
+    /// Tables the file created (`schema.table`): changing them endangers nobody.
+    var created: Set<String> = []
+    /// Indexes the file created, by name.
+    var createdIndexes: Set<String> = []
+    /// Tables with a `VALIDATE CONSTRAINT` so far (before this command, in an ALTER).
+    var validated: Set<String> = []
+    /// Inside a `BEGIN` the file wrote itself.
+    var openTransaction = false
+
+    /// `schema.table` of a `RangeVar` (a bare name is in `public`).
+    static func qualified(_ relation: ParseNode?) -> String? {
+        guard let relation, let name = relation["relname"]?.string else { return nil }
+        return "\(relation["schemaname"]?.string ?? "public").\(name)"
+    }
+
+    func isNew(_ table: String?) -> Bool { table.map(created.contains) ?? false }
+}
+
+/// One command of an `ALTER TABLE` on `table`.
+struct AlterCommand: Sendable {
+    var table: String
+    /// The table existed before this file (it did not create it).
+    var existing: Bool
+    /// `AT_DropColumn`, `AT_AddColumn`, …
+    var subtype: String
+    /// The column it names, or `?`.
+    var column: String
+    var node: ParseNode
+}
+
+/// Every rule, in the order the linter asks them (which orders a statement's findings).
+enum MigrationRules {
+    static let all: [any MigrationRule] = [
+        TransactionControl(), ConcurrentlyInTransaction(), CreateIndexWithoutConcurrently(), DropTable(), DropIndexWithoutConcurrently(),
+        DropDatabase(), Truncate(), DeleteWithoutWhere(), UpdateWithoutWhere(), RenameTable(), RenameColumn(),
+        DropColumn(), ColumnTypeChange(), SetNotNull(), NotNullColumnWithoutDefault(), VolatileDefault(), UniqueColumn(),
+        ConstraintWithoutNotValid(), KeyConstraintWithoutIndex(), MissingLockTimeout(),
+    ]
+
+    static func rule(_ id: LintRule) -> any MigrationRule {
+        all.first { $0.id == id }!
+    }
+}

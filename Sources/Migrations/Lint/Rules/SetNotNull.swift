@@ -1,0 +1,13 @@
+import PostgresParser
+
+/// `ALTER COLUMN … SET NOT NULL` on a table with no `VALIDATE CONSTRAINT` before it.
+struct SetNotNull: MigrationRule {
+    let id = LintRule.setNotNull
+    let why = "scans the whole table under an ACCESS EXCLUSIVE lock"
+    let recipe = "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c; then SET NOT NULL (PostgreSQL 12+ uses the check and skips the scan)"
+
+    func check(_ command: AlterCommand, _ context: LintContext) -> [String] {
+        guard command.existing, command.subtype == "AT_SetNotNull", !context.validated.contains(command.table) else { return [] }
+        return ["ALTER TABLE \(command.table) ALTER COLUMN \(command.column) SET NOT NULL"]
+    }
+}
