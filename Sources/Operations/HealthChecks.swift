@@ -85,6 +85,12 @@ public struct HealthCheck: Sendable, Equatable, Codable {
     public var action: String?
 }
 
+/// One health check: a name and a pure verdict from the facts and thresholds, or nil
+/// when the facts it needs are absent.
+protocol HealthRule: Sendable {
+    func check(_ facts: HealthFacts, _ thresholds: HealthChecks.Thresholds) -> HealthCheck?
+}
+
 /// Health verdicts from `HealthFacts` and thresholds (check_postgres's and pghero's). Pure.
 public enum HealthChecks {
     public struct Thresholds: Sendable, Equatable, Codable {
@@ -106,84 +112,24 @@ public enum HealthChecks {
     /// PostgreSQL stops assigning transaction ids 3 million before 2^31.
     static let wraparoundLimit: Int64 = 2_147_483_647 - 3_000_000
 
-    public static func evaluate(_ f: HealthFacts, thresholds t: Thresholds = Thresholds()) -> [HealthCheck] {
-        var out: [HealthCheck] = []
-        func grade(_ value: Double, _ warning: Double, _ critical: Double) -> HealthCheck.Status {
-            value >= critical ? .critical : value >= warning ? .warning : .ok
-        }
-        func minutes(_ s: Double) -> String { s >= 120 ? String(format: "%.0f min", s / 60) : String(format: "%.0f s", s) }
-
-        let used = f.connectionsByState.values.reduce(0, +)
-        let share = Double(used) / Double(max(f.maxConnections, 1))
-        let states = f.connectionsByState.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        let connections = grade(share, t.connectionsWarning, t.connectionsCritical)
-        out.append(HealthCheck(name: "connections", status: connections, value: String(format: "%d of %d (%.0f%%): %@", used, f.maxConnections, share * 100, states),
-                               action: connections == .ok ? nil : "find who holds them (idle ones first); put a pooler (PgBouncer) in front"))
-
-        let idle = f.idleInTransaction.max { $0.seconds < $1.seconds }
-        let idleStatus = idle.map { grade($0.seconds, t.idleInTransactionWarning, t.idleInTransactionCritical) } ?? .ok
-        out.append(HealthCheck(name: "idle-in-transaction", status: idleStatus,
-                               value: idle.map { "\(f.idleInTransaction.count) session(s); the longest, pid \($0.pid), for \(minutes($0.seconds)): \($0.query.prefix(80))" } ?? "none",
-                               action: idleStatus == .ok ? nil : "fix the application that leaves transactions open; meanwhile pg_terminate_backend(pid) or idle_in_transaction_session_timeout"))
-
-        let tx = f.longestTransaction
-        let txStatus = tx.map { grade($0.seconds, t.transactionWarning, t.transactionCritical) } ?? .ok
-        out.append(HealthCheck(name: "longest-transaction", status: txStatus, value: tx.map { "pid \($0.pid), \(minutes($0.seconds)): \($0.query.prefix(80))" } ?? "none",
-                               action: txStatus == .ok ? nil : "a long transaction keeps vacuum from removing dead rows; end it or find why it runs"))
-        let query = f.longestQuery
-        let queryStatus = query.map { grade($0.seconds, t.queryWarning, t.queryCritical) } ?? .ok
-        out.append(HealthCheck(name: "longest-query", status: queryStatus, value: query.map { "pid \($0.pid), \(minutes($0.seconds)): \($0.query.prefix(80))" } ?? "none",
-                               action: queryStatus == .ok ? nil : "look at its plan; pg_cancel_backend(pid) if it must stop; set statement_timeout"))
-
-        let worst = f.blocked.max { $0.seconds < $1.seconds }
-        let blockedStatus = worst.map { grade($0.seconds, t.blockedWarning, t.blockedCritical) } ?? .ok
-        out.append(HealthCheck(name: "blocked-queries", status: blockedStatus,
-                               value: worst.map { b in "\(f.blocked.count) blocked; pid \(b.pid) for \(minutes(b.seconds)) (\(b.query.prefix(60))) waits for "
-                                   + b.blockers.map { "pid \($0.pid) (\($0.query.prefix(60)))" }.joined(separator: " ← ") } ?? "none",
-                               action: blockedStatus == .ok ? nil : "end the first blocker of the chain (pg_terminate_backend) or the transaction it belongs to"))
-
-        let lag = f.replicas.compactMap(\.lagSeconds).max()
-        let lagStatus = lag.map { grade($0, t.replicationLagWarning, t.replicationLagCritical) } ?? .ok
-        out.append(HealthCheck(name: "replication-lag", status: lagStatus,
-                               value: f.replicas.isEmpty ? "no replicas" : f.replicas.map { "\($0.name) \($0.lagSeconds.map { minutes($0) } ?? "?")" }.joined(separator: ", "),
-                               action: lagStatus == .ok ? nil : "check the replica's disk, network and apply (long queries on it delay replay)"))
-        let slot = f.slots.max { $0.retainedBytes < $1.retainedBytes }
-        let slotStatus = slot.map { grade(Double($0.retainedBytes), Double(t.slotWarningBytes), Double(t.slotCriticalBytes)) } ?? .ok
-        out.append(HealthCheck(name: "replication-slots", status: slotStatus,
-                               value: f.slots.isEmpty ? "none" : f.slots.map { "\($0.name)\($0.active ? "" : " (inactive)") holds \(bytes($0.retainedBytes)) of WAL" }.joined(separator: ", "),
-                               action: slotStatus == .ok ? nil : "an inactive slot keeps WAL forever: reconnect its consumer or pg_drop_replication_slot"))
-
-        let left = wraparoundLimit - f.xidAge
-        let wrap: HealthCheck.Status = left <= t.wraparoundCritical ? .critical : left <= t.wraparoundWarning ? .warning : f.xidAge > f.freezeMaxAge * 2 ? .warning : .ok
-        out.append(HealthCheck(name: "wraparound", status: wrap,
-                               value: "\(left) transaction ids left before writes stop (age \(f.xidAge); autovacuum_freeze_max_age \(f.freezeMaxAge))",
-                               action: wrap == .ok ? nil : "VACUUM (FREEZE) the oldest tables now (dbq push maintenance does them first); end long transactions that hold it back"))
-
-        if let hit = f.cacheHit {
-            let status: HealthCheck.Status = hit < t.cacheHitWarning ? .warning : .ok
-            out.append(HealthCheck(name: "cache-hit", status: status, value: String(format: "%.2f%%", hit * 100),
-                                   action: status == .ok ? nil : "the working set does not fit shared_buffers and the OS cache: more memory, or fewer full scans"))
-        }
-        let checkpoints = f.checkpointsTimed + f.checkpointsRequested
-        let requested = checkpoints == 0 ? 0 : Double(f.checkpointsRequested) / Double(checkpoints)
-        let cpStatus: HealthCheck.Status = checkpoints >= 10 && requested > t.requestedCheckpointsWarning ? .warning : .ok
-        out.append(HealthCheck(name: "checkpoints", status: cpStatus,
-                               value: "\(f.checkpointsRequested) requested, \(f.checkpointsTimed) timed",
-                               action: cpStatus == .ok ? nil : "WAL fills before checkpoint_timeout: raise max_wal_size"))
-
-        out.append(HealthCheck(name: "invalid-indexes", status: f.invalidIndexes.isEmpty ? .ok : .warning,
-                               value: f.invalidIndexes.isEmpty ? "none" : f.invalidIndexes.joined(separator: ", "),
-                               action: f.invalidIndexes.isEmpty ? nil : "rebuild or drop them (dbq push reindex / drop-index): they cost writes and serve no reads"))
-
-        let fullest = f.sequences.max { Double($0.lastValue) / Double($0.maxValue) < Double($1.lastValue) / Double($1.maxValue) }
-        let seqShare = fullest.map { Double($0.lastValue) / Double(max($0.maxValue, 1)) } ?? 0
-        let seqStatus = grade(seqShare, t.sequenceWarning, t.sequenceCritical)
-        out.append(HealthCheck(name: "sequences", status: seqStatus,
-                               value: fullest.map { String(format: "%@ (%@) at %.1f%% of its maximum (%lld of %lld)", $0.name, $0.type, seqShare * 100, $0.lastValue, $0.maxValue) } ?? "none",
-                               action: seqStatus == .ok ? nil : "move the column and its sequence to bigint before it runs out (inserts will fail)"))
-        out.append(HealthCheck(name: "database-size", status: .ok, value: bytes(f.databaseBytes), action: nil))
-        return out
+    /// Every check's verdict, in the order `all` lists them (a check whose facts are
+    /// absent, as a cache hit ratio before any read, gives none).
+    public static func evaluate(_ facts: HealthFacts, thresholds: Thresholds = Thresholds()) -> [HealthCheck] {
+        all.compactMap { $0.check(facts, thresholds) }
     }
+
+    /// The checks, one file each under `Checks/`, in the order a report lists them.
+    static let all: [any HealthRule] = [
+        ConnectionsCheck(), IdleInTransactionCheck(), LongestTransactionCheck(), LongestQueryCheck(), BlockedQueriesCheck(),
+        ReplicationLagCheck(), ReplicationSlotsCheck(), WraparoundCheck(), CacheHitCheck(), CheckpointsCheck(), InvalidIndexesCheck(),
+        SequencesCheck(), DatabaseSizeCheck(),
+    ]
+
+    static func grade(_ value: Double, _ warning: Double, _ critical: Double) -> HealthCheck.Status {
+        value >= critical ? .critical : value >= warning ? .warning : .ok
+    }
+
+    static func minutes(_ s: Double) -> String { s >= 120 ? String(format: "%.0f min", s / 60) : String(format: "%.0f s", s) }
 
     /// 0 when nothing is critical, 2 when something is (as `dbq beat status`).
     public static func exitCode(_ checks: [HealthCheck]) -> Int32 { checks.contains { $0.status == .critical } ? 2 : 0 }
