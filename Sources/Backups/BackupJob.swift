@@ -150,18 +150,32 @@ public struct BackupJob: Job {
                 objects: objects,
                 tables: tables)
             let seconds = (ContinuousClock.now - clock).seconds
-            return (manifest, .object([
-                "id": .string(id), "database": .string(name), "store": .string(store.url), "key": .string(dumpKey),
-                "codec": .string(codec.rawValue), "size": .number(Double(source.storedBytes)), "rawSize": .number(Double(source.rawBytes)),
-                "sha256": .string(first.sha256), "objects": .number(Double(objects.count)), "tables": .number(Double(tables.count)),
-                "seconds": .number((seconds * 1000).rounded() / 1000),
-            ]))
+            return (manifest, try Result(
+                id: id, database: name, store: store.url, key: dumpKey, codec: codec.rawValue, size: source.storedBytes, rawSize: source.rawBytes,
+                sha256: first.sha256, objects: objects.count, tables: tables.count, seconds: (seconds * 1000).rounded() / 1000).json)
         }
         context.logger.info("backup done", metadata: [
             "backup.id": "\(id)", "bytes.raw": "\(source.rawBytes)", "bytes.stored": "\(source.storedBytes)",
             "seconds": "\(String(format: "%.2f", (ContinuousClock.now - clock).seconds))",
         ])
         return result
+    }
+
+    /// What a backup reports: where it is, its sizes and checksum.
+    public struct Result: JobResult {
+        public var id: String
+        public var database: String
+        public var store: String
+        /// The first data object's key.
+        public var key: String
+        public var codec: String
+        /// Bytes stored, and before compression.
+        public var size: Int64
+        public var rawSize: Int64
+        public var sha256: String
+        public var objects: Int
+        public var tables: Int
+        public var seconds: Double
     }
 
     /// `pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)` → `15.8 (Debian 15.8-0+deb12u1)`.

@@ -77,15 +77,22 @@ public struct RestoreJob: Job {
         }
         do {
             let bytes = try await Restorer.restore(entry, from: store, into: target, clean: payload.clean == true, env: env, context: context)
-            return .object([
-                "backup": .string(entry.id), "target": .string(targetName), "bytes": .number(Double(bytes)),
-                "tables": .number(Double(entry.manifest.tables.count)),
-                "seconds": .number(((ContinuousClock.now - clock).seconds * 1000).rounded() / 1000),
-            ])
+            return try Result(backup: entry.id, target: targetName, bytes: bytes, tables: entry.manifest.tables.count,
+                              seconds: ((ContinuousClock.now - clock).seconds * 1000).rounded() / 1000).json
         } catch {
             if payload.create == true { await Restorer.dropDatabase(targetName, on: target, logger: context.logger) }
             throw error
         }
+    }
+
+    /// What a restore reports.
+    public struct Result: JobResult {
+        public var backup: String
+        public var target: String
+        /// Bytes of the backup read.
+        public var bytes: Int64
+        public var tables: Int
+        public var seconds: Double
     }
 
     /// A configured database name, else a database of that name on the source's server.
@@ -169,11 +176,17 @@ public struct VerifyBackupJob: Job {
             throw JobError.permanent("backup \(entry.id) failed verification: " + mismatches.joined(separator: "; "))
         }
         context.logger.info("backup verified", metadata: ["backup.id": "\(entry.id)", "tables": "\(entry.manifest.tables.count)"])
-        return .object([
-            "backup": .string(entry.id), "database": .string(entry.manifest.database), "outcome": .string("passed"),
-            "tables": .number(Double(entry.manifest.tables.count)),
-            "seconds": .number(verification.seconds),
-        ])
+        return try Result(backup: entry.id, database: entry.manifest.database, outcome: "passed", tables: entry.manifest.tables.count,
+                          seconds: verification.seconds).json
+    }
+
+    /// A passed verification (a failed one ends the job with its mismatches).
+    public struct Result: JobResult {
+        public var backup: String
+        public var database: String
+        public var outcome: String
+        public var tables: Int
+        public var seconds: Double
     }
 }
 

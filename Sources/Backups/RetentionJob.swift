@@ -59,26 +59,28 @@ public struct RetentionJob: Job {
         let store = try env.store(payload.storage).store
         let report = try await Retention.apply(policy, database: payload.database, store: store, env: env,
                                                owner: "\(context.id)#\(context.fencingToken)", logger: context.logger)
-        return report.json
+        return try report.json
     }
 }
 
 /// What one application of retention did.
-public struct RetentionReport: Sendable {
+public struct RetentionReport: Sendable, JobResult {
     public var decisions: [RetentionPolicy.Decision]
     public var deleted: [String]
     public var orphansRemoved: [String]
     public var uploadsAborted: [String]
     public var unreadable: [String]
 
-    public var json: JSONValue {
-        .object([
-            "kept": .number(Double(decisions.filter(\.keep).count)),
-            "deleted": .array(deleted.map(JSONValue.string)),
-            "orphansRemoved": .array(orphansRemoved.map(JSONValue.string)),
-            "uploadsAborted": .array(uploadsAborted.map(JSONValue.string)),
-            "unreadable": .array(unreadable.map(JSONValue.string)),
-        ])
+    /// As the job reports it: how many kept, and what went.
+    private enum CodingKeys: String, CodingKey { case kept, deleted, orphansRemoved, uploadsAborted, unreadable }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(decisions.filter(\.keep).count, forKey: .kept)
+        try container.encode(deleted, forKey: .deleted)
+        try container.encode(orphansRemoved, forKey: .orphansRemoved)
+        try container.encode(uploadsAborted, forKey: .uploadsAborted)
+        try container.encode(unreadable, forKey: .unreadable)
     }
 }
 

@@ -150,15 +150,26 @@ public struct ExportJob: Job {
                 tables: tables, schema: ManifestObject(name: "schema.sql", size: Int64(ddl.count), sha256: sha256Hex(ddl), rawSize: Int64(ddl.count)))
             return (manifest, tables)
         }
-        var result: [String: JSONValue] = [
-            "id": .string(id), "database": .string(payload.database), "store": .string(store.url), "folder": .string(folder),
-            "tables": .number(Double(tables.count)), "rows": .number(Double(tables.reduce(0) { $0 + $1.rows })),
-            "masked": .bool(policy != nil), "format": .string(format.rawValue),
-            "rowsPerTable": .object(Dictionary(uniqueKeysWithValues: tables.map { ($0.qualifiedName, .number(Double($0.rows))) })),
-        ]
         let reports = tables.compactMap(\.kAnonymity).filter { !$0.passed }
-        if !reports.isEmpty { result["kAnonymity"] = .array(reports.map { .string($0.summary) }) }
-        return .object(result)
+        return try Result(id: id, database: payload.database, store: store.url, folder: folder, tables: tables.count,
+                          rows: tables.reduce(0) { $0 + $1.rows }, masked: policy != nil, format: format.rawValue,
+                          rowsPerTable: Dictionary(uniqueKeysWithValues: tables.map { ($0.qualifiedName, $0.rows) }),
+                          kAnonymity: reports.isEmpty ? nil : reports.map(\.summary)).json
+    }
+
+    /// What an export reports: where it is and how many rows of each table it holds.
+    public struct Result: JobResult {
+        public var id: String
+        public var database: String
+        public var store: String
+        public var folder: String
+        public var tables: Int
+        public var rows: Int64
+        public var masked: Bool
+        public var format: String
+        public var rowsPerTable: [String: Int64]
+        /// The k-anonymity checks that did not pass (reported, when the policy allows it).
+        public var kAnonymity: [String]?
     }
 
     /// What an export (or its plan) decides before reading a row, in one open transaction

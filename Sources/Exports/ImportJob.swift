@@ -121,7 +121,7 @@ public struct ImportJob: Job {
             }
         }
         _ = try await connection.execute("BEGIN")
-        var report: [String: JSONValue] = [:]
+        var report: [String: Result.Table] = [:]
         do {
             if payload.createSchema ?? false {
                 let ddl = try await store.getBytes(entry.folder + "/" + entry.manifest.schema.name)
@@ -159,10 +159,10 @@ public struct ImportJob: Job {
                 let existing = key.isEmpty || mode == .replace ? 0 : try await connection.query(
                     "SELECT count(*) FROM \(temp) s WHERE EXISTS (SELECT 1 FROM \(qualified) t WHERE (\(key.map { "t.\(try PostgresIdentifier.quoted($0))" }.joined(separator: ", "))) = (\(key.map { "s.\(try PostgresIdentifier.quoted($0))" }.joined(separator: ", "))))"
                 ).scalar.flatMap { Int($0) } ?? 0
-                var line: [String: JSONValue] = ["rows": .number(Double(loaded))]
+                var line = Result.Table(rows: loaded)
                 switch mode {
                 case .insert, .replace:
-                    line["insert"] = .number(Double(loaded))
+                    line.insert = loaded
                     if !dryRun {
                         do {
                             _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp)")
@@ -175,15 +175,15 @@ public struct ImportJob: Job {
                     guard !key.isEmpty || loaded == 0 else {
                         throw JobError.permanent("table \(table.qualifiedName) has no primary key: skip cannot tell which rows exist (it would add every row again); use insert or replace, or leave the table out with --tables. Nothing was imported")
                     }
-                    line["insert"] = .number(Double(loaded - existing))
-                    line["skip"] = .number(Double(existing))
+                    line.insert = loaded - existing
+                    line.skip = existing
                     if !dryRun { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT DO NOTHING") }
                 case .upsert:
                     guard !key.isEmpty || loaded == 0 else {
                         throw JobError.permanent("table \(table.qualifiedName) has no primary key: upsert needs one; use insert or replace, or leave the table out with --tables. Nothing was imported")
                     }
-                    line["insert"] = .number(Double(loaded - existing))
-                    line["update"] = .number(Double(existing))
+                    line.insert = loaded - existing
+                    line.update = existing
                     let updates = try table.columns.filter { !key.contains($0.name) }.map { c -> String in
                         let q = try PostgresIdentifier.quoted(c.name)
                         return "\(q) = EXCLUDED.\(q)"
@@ -191,7 +191,7 @@ public struct ImportJob: Job {
                     let action = updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + updates.joined(separator: ", ")
                     if !dryRun && !key.isEmpty { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT (\(keyList)) \(action)") }
                 }
-                report[table.qualifiedName] = .object(line)
+                report[table.qualifiedName] = line
                 await context.progress(JobProgress(fraction: Double(index + 1) / Double(plans.count), message: "\(index + 1) of \(plans.count) tables"))
             }
             if !dryRun {
@@ -202,8 +202,22 @@ public struct ImportJob: Job {
             _ = try? await connection.execute("ROLLBACK")
             throw error
         }
-        return .object(["export": .string(entry.id), "database": .string(payload.database), "mode": .string(mode.rawValue),
-                        "dryRun": .bool(dryRun), "tables": .object(report)])
+        return try Result(export: entry.id, database: payload.database, mode: mode.rawValue, dryRun: dryRun, tables: report).json
+    }
+
+    /// What an import loaded (or, dry, would load), per table.
+    public struct Result: JobResult {
+        public struct Table: Encodable, Sendable {
+            public var rows: Int
+            public var insert: Int?
+            public var skip: Int?
+            public var update: Int?
+        }
+        public var export: String
+        public var database: String
+        public var mode: String
+        public var dryRun: Bool
+        public var tables: [String: Table]
     }
 
     /// The target table must have the export's columns, by name and type, and no other

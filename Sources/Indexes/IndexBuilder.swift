@@ -50,12 +50,12 @@ final class IndexBuilder: @unchecked Sendable {
         guard kind == "r" || kind == "p" || kind == "m" else {
             throw JobError.permanent("\(spec.qualifiedTable) is not a table (relkind \(kind)); indexes go on tables and materialized views")
         }
-        var result: [String: JSONValue] = ["database": .string(database), "index": .string("\(spec.schema).\(spec.name)"), "table": .string(spec.qualifiedTable)]
+        var result = IndexJobResult(database: database, index: "\(spec.schema).\(spec.name)", outcome: "", table: spec.qualifiedTable)
         var names = [spec.name]
         switch try await state(of: spec.qualifiedName) {
         case .valid?:
-            result["outcome"] = .string("exists")
-            result["note"] = .string("a valid index of this name exists; nothing was built")
+            result.outcome = "exists"
+            result.note = "a valid index of this name exists; nothing was built"
         case .invalid?:
             context.logger.info("an INVALID index of the requested name exists: dropped, then built", metadata: ["index": "\(spec.name)"])
             try await dropInvalid(spec.qualifiedName)
@@ -69,7 +69,7 @@ final class IndexBuilder: @unchecked Sendable {
             } else {
                 try await build(IndexBuildPlan.createSQL(spec), name: spec.qualifiedName, table: qualifiedTable)
             }
-            result["outcome"] = .string("built")
+            result.outcome = "built"
         }
         // Valid and ready, or it is not done.
         let flags = try await connection.query("""
@@ -79,18 +79,18 @@ final class IndexBuilder: @unchecked Sendable {
         guard flags?[0] == "t" else {
             throw JobError.retryable("index \(spec.schema).\(spec.name) is not valid and ready after its build; the job will be tried again")
         }
-        result["bytes"] = .number(Double(Int64(flags?[1] ?? "0") ?? 0))
-        result["seconds"] = .number((ContinuousClock.now - started).seconds)
-        result["lockWaits"] = .number(Double(lockWaits))
+        result.bytes = Int64(flags?[1] ?? "0") ?? 0
+        result.seconds = (ContinuousClock.now - started).seconds
+        result.lockWaits = lockWaits
         if let check {
             let used = try await planUses(check, names: Set(names))
-            result["checkUsesIndex"] = .bool(used.used)
-            result["checkPlan"] = .string(used.summary)
+            result.checkUsesIndex = used.used
+            result.checkPlan = used.summary
             if requireUse && !used.used {
                 throw JobError.permanent("the plan of the check statement does not use \(spec.schema).\(spec.name) (\(used.summary)); the index stays, valid: drop it with dbq push drop-index if it is not wanted")
             }
         }
-        return .object(result)
+        return try result.json
     }
 
     enum IndexState { case valid, invalid }
@@ -220,7 +220,7 @@ final class IndexBuilder: @unchecked Sendable {
             SELECT c.relkind::text, (SELECT con.conname FROM pg_constraint con WHERE con.conindid = c.oid AND con.contype IN ('p', 'u', 'x') LIMIT 1)
             FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('i', 'I')
             """, [PostgresParameter(name)]).first else {
-            return .object(["database": .string(database), "index": .string(index), "outcome": .string("absent")])
+            return try IndexJobResult(database: database, index: index, outcome: "absent").json
         }
         if let constraint = row[1] {
             throw JobError.permanent("index \(index) backs constraint \(constraint): it is never dropped as an index (drop the constraint in a migration if you mean it)")
@@ -229,7 +229,7 @@ final class IndexBuilder: @unchecked Sendable {
         try await retry.run(connection, what: "dropping index \(index)", logger: context.logger) {
             _ = try await connection.execute("DROP INDEX \(concurrently ? "CONCURRENTLY " : "")IF EXISTS \(name)")
         }
-        return .object(["database": .string(database), "index": .string(index), "outcome": .string("dropped"), "concurrently": .bool(concurrently)])
+        return try IndexJobResult(database: database, index: index, outcome: "dropped", concurrently: concurrently).json
     }
 
     func reindex(_ index: String) async throws -> JSONValue {
@@ -254,7 +254,24 @@ final class IndexBuilder: @unchecked Sendable {
             }
         }
         let size = try await connection.query("SELECT pg_relation_size(to_regclass($1))", [PostgresParameter(name)]).scalar
-        return .object(["database": .string(database), "index": .string(index), "outcome": .string("rebuilt"),
-                        "bytes": .number(Double(size ?? "0") ?? 0), "seconds": .number((ContinuousClock.now - started).seconds)])
+        return try IndexJobResult(database: database, index: index, outcome: "rebuilt", bytes: Int64(size ?? "0") ?? 0,
+                                  seconds: (ContinuousClock.now - started).seconds).json
     }
+}
+
+/// What create-index, drop-index and reindex report.
+public struct IndexJobResult: JobResult {
+    public var database: String
+    public var index: String
+    /// `built`, `exists`, `dropped`, `absent` or `rebuilt`.
+    public var outcome: String
+    public var table: String?
+    public var note: String?
+    public var concurrently: Bool?
+    public var bytes: Int64?
+    public var seconds: Double?
+    public var lockWaits: Int?
+    /// Whether the plan of the check statement uses the new index, and that plan in brief.
+    public var checkUsesIndex: Bool?
+    public var checkPlan: String?
 }

@@ -117,51 +117,82 @@ public struct MigrateJob: Job {
             throw JobError.permanent("\(error); nothing was applied")
         }
         let analyses = try analyze(steps.map(\.file), allow: Set(payload.allow ?? []))
-        var result: [String: JSONValue] = ["database": .string(payload.database), "dryRun": .bool(dryRun)]
-        let plan: [JSONValue] = steps.map { step in
+        var result = Result(database: payload.database, dryRun: dryRun, plan: steps.map { step in
             let a = analyses[step.file.version]!
-            var line: [String: JSONValue] = [
-                "version": .string(step.file.version), "name": .string(step.file.name), "transactional": .bool(a.transactional),
-                "statements": .number(Double(a.statements.count)),
-            ]
-            if step.resumeAt > 0 { line["resumeAt"] = .number(Double(step.resumeAt)) }
-            if !a.nonTransactionalReasons.isEmpty { line["nonTransactional"] = .array(a.nonTransactionalReasons.map(JSONValue.string)) }
-            if !a.findings.isEmpty { line["findings"] = .array(a.findings.map { .string($0.description) }) }
-            return .object(line)
-        }
-        result["plan"] = .array(plan)
+            return Result.Step(version: step.file.version, name: step.file.name, transactional: a.transactional, statements: a.statements.count,
+                               resumeAt: step.resumeAt > 0 ? step.resumeAt : nil,
+                               nonTransactional: a.nonTransactionalReasons.isEmpty ? nil : a.nonTransactionalReasons,
+                               findings: a.findings.isEmpty ? nil : a.findings.map(\.description))
+        })
         if dryRun || steps.isEmpty {
-            result["applied"] = .array([])
-            result["version"] = applied.filter { !$0.isPartial }.map(\.version).max().map(JSONValue.string) ?? .null
-            return .object(result)
+            result.version = applied.filter { !$0.isPartial }.map(\.version).max()
+            return try result.json
         }
         if payload.snapshot ?? false {
             let touched = Array(Set(steps.flatMap { analyses[$0.file.version]!.touchedTables })).sorted()
             let existing = try await SnapshotQueries.shapes(connection)
             let tables = touched.filter { existing[$0] != nil }
             if tables.isEmpty {
-                result["snapshot"] = .null
-                result["snapshotNote"] = .string("the pending migrations change no existing table's rows or shape")
+                result.snapshot = Result.Snapshot.none
+                result.snapshotNote = "the pending migrations change no existing table's rows or shape"
             } else {
                 let store = try env.store(payload.storage).store
                 let manifest = try await TableSnapshot.take(
                     SnapshotRequest(database: payload.database, tables: tables,
                           label: "before migrating to \(steps.last!.file.version)_\(steps.last!.file.name)"),
                     url: url, store: store, objectLimit: env.objectLimit(payload.storage), codec: .zstd, context: context)
-                result["snapshot"] = .string(manifest.id)
+                result.snapshot = .taken(manifest.id)
             }
         }
-        var done: [JSONValue] = []
         for (index, step) in steps.enumerated() {
             await context.progress(JobProgress(fraction: Double(index) / Double(steps.count), message: "applying \(step.file.upFile)"))
             let ms = try await runner.apply(step, analysis: analyses[step.file.version]!, jobID: context.id)
-            done.append(.object(["version": .string(step.file.version), "name": .string(step.file.name), "ms": .number(Double(ms)),
-                                 "transactional": .bool(analyses[step.file.version]!.transactional)]))
+            result.applied.append(Result.Applied(version: step.file.version, name: step.file.name, ms: ms,
+                                                 transactional: analyses[step.file.version]!.transactional))
         }
-        result["applied"] = .array(done)
-        result["version"] = .string(steps.last!.file.version)
-        result["lockWaits"] = .number(Double(runner.lockWaits))
-        return .object(result)
+        result.version = steps.last!.file.version
+        result.lockWaits = runner.lockWaits
+        return try result.json
+    }
+
+    /// The plan, what was applied, and the version the database is at.
+    public struct Result: JobResult {
+        public struct Step: Encodable, Sendable {
+            public var version: String
+            public var name: String
+            public var transactional: Bool
+            public var statements: Int
+            /// The statement a part-done file resumes at.
+            public var resumeAt: Int?
+            public var nonTransactional: [String]?
+            public var findings: [String]?
+        }
+        public struct Applied: Encodable, Sendable {
+            public var version: String
+            public var name: String
+            public var ms: Int64
+            public var transactional: Bool?
+        }
+        /// The snapshot taken first: its id, or `null` when the migrations touch no existing table.
+        public enum Snapshot: Encodable, Sendable {
+            case none
+            case taken(String)
+            public func encode(to encoder: any Encoder) throws {
+                var container = encoder.singleValueContainer()
+                switch self {
+                case .none: try container.encodeNil()
+                case .taken(let id): try container.encode(id)
+                }
+            }
+        }
+        public var database: String
+        public var dryRun: Bool
+        public var plan: [Step]
+        public var applied: [Applied] = []
+        @ExplicitNull public var version: String?
+        public var snapshot: Snapshot?
+        public var snapshotNote: String?
+        public var lockWaits: Int?
     }
 }
 
@@ -222,14 +253,26 @@ public struct MigrateRevertJob: Job {
             throw JobError.permanent("\(error); nothing was reverted")
         }
         let analyses = try analyze(chosen.map(\.1), down: true, allow: [])
-        var reverted: [JSONValue] = []
+        var reverted: [Result.Reverted] = []
         for (index, (row, file)) in chosen.enumerated() {
             await context.progress(JobProgress(fraction: Double(index) / Double(chosen.count), message: "reverting \(file.downFile)"))
             let ms = try await runner.revert(row, file: file, analysis: analyses[file.version]!)
-            reverted.append(.object(["version": .string(row.version), "name": .string(row.name), "ms": .number(Double(ms))]))
+            reverted.append(Result.Reverted(version: row.version, name: row.name, ms: ms))
         }
         let now = try await MigrationRunner.applied(connection).filter { !$0.isPartial }.map(\.version).max()
-        return .object(["database": .string(payload.database), "reverted": .array(reverted), "version": now.map(JSONValue.string) ?? .null])
+        return try Result(database: payload.database, reverted: reverted, version: now).json
+    }
+
+    /// The files reverted, newest first, and the version the database is at now.
+    public struct Result: JobResult {
+        public struct Reverted: Encodable, Sendable {
+            public var version: String
+            public var name: String
+            public var ms: Int64
+        }
+        public var database: String
+        public var reverted: [Reverted]
+        @ExplicitNull public var version: String?
     }
 }
 

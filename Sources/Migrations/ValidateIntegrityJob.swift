@@ -193,14 +193,24 @@ public struct ValidateIntegrityJob: Job {
             note = "no migration files (the job carries none and the worker has no migrations: folder for '\(payload.database)'): pending migrations not checked"
         }
         let violated = findings.filter { $0.violations > 0 }
-        var result: [String: JSONValue] = [
-            "database": .string(payload.database), "checks": .number(Double(findings.count)), "clean": .bool(violated.isEmpty),
-            "violations": .array(violated.map { f in
-                .object(["kind": .string(f.kind), "table": .string(f.table), "source": .string(f.source), "rows": .number(Double(f.violations)),
-                         "samples": .array(f.samples.map(JSONValue.string))])
-            }),
-        ]
-        if let note { result["note"] = .string(note) }
-        return .object(result)
+        return try Result(database: payload.database, checks: findings.count, clean: violated.isEmpty,
+                          violations: violated.map { Result.Violation(kind: $0.kind, table: $0.table, source: $0.source, rows: $0.violations, samples: $0.samples) },
+                          note: note).json
+    }
+
+    /// How many checks ran, and the rows that violate each constraint that does not hold.
+    public struct Result: JobResult {
+        public struct Violation: Encodable, Sendable {
+            public var kind: String
+            public var table: String
+            public var source: String
+            public var rows: Int64
+            public var samples: [String]
+        }
+        public var database: String
+        public var checks: Int
+        public var clean: Bool
+        public var violations: [Violation]
+        public var note: String?
     }
 }

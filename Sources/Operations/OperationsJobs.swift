@@ -73,7 +73,7 @@ public struct MaintenanceJob: Job {
     static func maintain(_ payload: Payload, connection c: PostgresConnection, url: PostgresConnectionString, context: JobContext) async throws -> JSONValue {
         let started = ContinuousClock.now
         let thresholds = payload.thresholds ?? MaintenancePlan.Thresholds()
-        var result: [String: JSONValue] = ["database": .string(payload.database)]
+        var result = Result(database: payload.database)
         // Preflight: an old transaction keeps vacuum from removing rows; a lagging replica
         // would fall further behind.
         let maxTransaction = payload.maxTransactionSeconds ?? 3600, maxLag = payload.maxLagSeconds ?? 300
@@ -91,25 +91,25 @@ public struct MaintenanceJob: Job {
                 try await Task.sleep(for: .seconds(2))
                 continue
             }
-            result["skipped"] = .string("preflight: " + reasons.joined(separator: "; ") + (payload.preflight == "wait" ? " (waited, still so)" : ""))
-            result["actions"] = .array([])
-            return .object(result)
+            result.skipped = .preflight("preflight: " + reasons.joined(separator: "; ") + (payload.preflight == "wait" ? " (waited, still so)" : ""))
+            result.actions = []
+            return try result.json
         }
         let actions = try await plan(c, thresholds: thresholds)
         if payload.dryRun ?? false {
-            result["dryRun"] = .bool(true)
-            result["plan"] = .array(actions.map { .object(["kind": .string($0.kind.rawValue), "target": .string($0.target), "reason": .string($0.reason), "sql": .string($0.sql)]) })
-            return .object(result)
+            result.dryRun = true
+            result.plan = actions.map { Result.Planned(kind: $0.kind.rawValue, target: $0.target, reason: $0.reason, sql: $0.sql) }
+            return try result.json
         }
         if let delay = payload.costDelayMs { _ = try await c.execute("SET vacuum_cost_delay = \(delay)") }
         if let limit = payload.costLimit { _ = try await c.execute("SET vacuum_cost_limit = \(limit)") }
         let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)
         let pid = try await c.query("SELECT pg_backend_pid()").scalar ?? "0"
-        var ran: [JSONValue] = []
-        var skipped: [JSONValue] = []
+        var ran: [Result.Ran] = []
+        var skipped: [Result.Skipped.Action] = []
         for (index, action) in actions.enumerated() {
             guard MaintenancePlan.withinBudget(elapsed: (ContinuousClock.now - started).seconds, budget: payload.budgetSeconds) else {
-                skipped.append(.object(["kind": .string(action.kind.rawValue), "target": .string(action.target), "reason": .string("budget spent")]))
+                skipped.append(Result.Skipped.Action(kind: action.kind.rawValue, target: action.target, reason: "budget spent"))
                 continue
             }
             await context.progress(JobProgress(fraction: Double(index) / Double(actions.count), message: "\(action.kind.rawValue) \(action.target)"))
@@ -121,20 +121,61 @@ public struct MaintenanceJob: Job {
                 }
             }
             let after = try await vitals(action.table, c)
-            var line: [String: JSONValue] = ["kind": .string(action.kind.rawValue), "target": .string(action.target), "reason": .string(action.reason),
-                                             "seconds": .number((ContinuousClock.now - t0).seconds)]
+            var line = Result.Ran(kind: action.kind.rawValue, target: action.target, reason: action.reason, seconds: (ContinuousClock.now - t0).seconds)
             if let before, let after {
-                line["deadRowsBefore"] = .number(Double(before.deadRows))
-                line["deadRowsAfter"] = .number(Double(after.deadRows))
-                line["xidAgeBefore"] = .number(Double(before.xidAge))
-                line["xidAgeAfter"] = .number(Double(after.xidAge))
+                line.deadRowsBefore = before.deadRows
+                line.deadRowsAfter = after.deadRows
+                line.xidAgeBefore = before.xidAge
+                line.xidAgeAfter = after.xidAge
             }
-            ran.append(.object(line))
+            ran.append(line)
         }
-        result["actions"] = .array(ran)
-        if !skipped.isEmpty { result["skipped"] = .array(skipped) }
-        result["seconds"] = .number((ContinuousClock.now - started).seconds)
-        return .object(result)
+        result.actions = ran
+        if !skipped.isEmpty { result.skipped = .budget(skipped) }
+        result.seconds = (ContinuousClock.now - started).seconds
+        return try result.json
+    }
+
+    /// The actions run (or, dry, planned), and what was skipped and why.
+    public struct Result: JobResult {
+        public struct Planned: Encodable, Sendable {
+            public var kind: String
+            public var target: String
+            public var reason: String
+            public var sql: String
+        }
+        public struct Ran: Encodable, Sendable {
+            public var kind: String
+            public var target: String
+            public var reason: String
+            public var seconds: Double
+            public var deadRowsBefore: Int64?
+            public var deadRowsAfter: Int64?
+            public var xidAgeBefore: Int64?
+            public var xidAgeAfter: Int64?
+        }
+        /// The whole run skipped by the preflight (its reason), or actions past the budget.
+        public enum Skipped: Encodable, Sendable {
+            public struct Action: Encodable, Sendable {
+                public var kind: String
+                public var target: String
+                public var reason: String
+            }
+            case preflight(String)
+            case budget([Action])
+            public func encode(to encoder: any Encoder) throws {
+                switch self {
+                case .preflight(let reason): try reason.encode(to: encoder)
+                case .budget(let actions): try actions.encode(to: encoder)
+                }
+            }
+        }
+        public var database: String
+        public var dryRun: Bool?
+        public var plan: [Planned]?
+        public var actions: [Ran]?
+        public var skipped: Skipped?
+        public var seconds: Double?
     }
 
     static func vitals(_ table: String, _ c: PostgresConnection) async throws -> TableVitals? {
@@ -199,7 +240,7 @@ public struct HealthJob: Job {
         let report = try await Self.report(try env.database(payload.database), database: payload.database,
                                            thresholds: payload.thresholds ?? overridden(HealthChecks.Thresholds(), env.configuration.health[payload.database]),
                                            logger: context.logger)
-        return try JSONValue(json: String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+        return try JSONValue(encoding: report)
     }
 }
 
@@ -257,8 +298,18 @@ public struct StatsJob: Job {
         let store = try env.store(payload.storage).store
         let sample = try await Self.sample(url, database: payload.database, logger: context.logger)
         let key = try await StatsStore.save(sample, id: context.id, store: store)
-        return .object(["database": .string(payload.database), "sample": .string(key), "tables": .number(Double(sample.tables.count)),
-                        "statements": .number(Double(sample.statements.count)), "databaseBytes": .number(Double(sample.databaseBytes))])
+        return try Result(database: payload.database, sample: key, tables: sample.tables.count, statements: sample.statements.count,
+                          databaseBytes: sample.databaseBytes).json
+    }
+
+    /// Where the sample was kept, and its size.
+    public struct Result: JobResult {
+        public var database: String
+        /// The sample's key in the store.
+        public var sample: String
+        public var tables: Int
+        public var statements: Int
+        public var databaseBytes: Int64
     }
 }
 

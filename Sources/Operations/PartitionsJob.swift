@@ -40,16 +40,16 @@ public struct PartitionsJob: Job {
             try await database.withConnection(application: "dbq partitions") { c in
                 _ = try await c.execute("SET TIME ZONE 'UTC'")
                 let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)
-                var tables: [String: JSONValue] = [:]
+                var tables: [String: TableResult] = [:]
                 for spec in payload.tables {
                     tables[spec.table] = try await Self.keep(spec, connection: c, retry: retry, dryRun: payload.dryRun ?? false, now: payload.now ?? Date(), context: context)
                 }
-                return .object(["database": .string(payload.database), "dryRun": .bool(payload.dryRun ?? false), "tables": .object(tables)])
+                return try Result(database: payload.database, dryRun: payload.dryRun ?? false, tables: tables).json
             }
         }
     }
 
-    static func keep(_ spec: PartitionSpec, connection c: PostgresConnection, retry: LockRetry, dryRun: Bool, now: Date, context: JobContext) async throws -> JSONValue {
+    static func keep(_ spec: PartitionSpec, connection c: PostgresConnection, retry: LockRetry, dryRun: Bool, now: Date, context: JobContext) async throws -> TableResult {
         let parts = spec.table.split(separator: ".", maxSplits: 1).map(String.init)
         let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts[0])
         let parent = try PostgresIdentifier.qualified(schema: schema, name: name)
@@ -103,15 +103,15 @@ public struct PartitionsJob: Job {
             default: return "'" + text.prefix(19).replacingOccurrences(of: "T", with: " ") + "+00'"
             }
         }
-        var created: [JSONValue] = []
-        var retired: [JSONValue] = []
+        var created: [String] = []
+        var retired: [String] = []
         if !dryRun {
             for (child, from, to) in plan.create {
                 let qualifiedChild = try PostgresIdentifier.qualified(schema: schema, name: child)
                 try await retry.run(c, what: "creating partition \(child)", logger: context.logger) {
                     _ = try await c.execute("CREATE TABLE IF NOT EXISTS \(qualifiedChild) PARTITION OF \(parent) FOR VALUES FROM (\(literal(from))) TO (\(literal(to)))")
                 }
-                created.append(.string(child))
+                created.append(child)
             }
             for old in plan.retire {
                 let qualifiedChild = try PostgresIdentifier.qualified(schema: schema, name: old.name)
@@ -123,17 +123,50 @@ public struct PartitionsJob: Job {
                         _ = try await c.execute("DROP TABLE \(qualifiedChild)")
                     }
                 }
-                retired.append(.string(old.name))
+                retired.append(old.name)
             }
         } else {
-            created = plan.create.map { .string($0.name) }
-            retired = plan.retire.map { .string($0.name) }
+            created = plan.create.map(\.name)
+            retired = plan.retire.map(\.name)
         }
-        var out: [String: JSONValue] = ["created": .array(created), spec.retentionAction == .drop ? "dropped" : "detached": .array(retired)]
-        if !plan.refused.isEmpty { out["refused"] = .array(plan.refused.map(JSONValue.string)) }
-        if !plan.notes.isEmpty { out["notes"] = .array(plan.notes.map(JSONValue.string)) }
-        if defaultPartition != nil { out["defaultRows"] = .number(Double(defaultRows.reduce(0) { $0 + $1.count })) }
-        return .object(out)
+        return TableResult(created: created, retired: retired, dropsRetired: spec.retentionAction == .drop,
+                           refused: plan.refused.isEmpty ? nil : plan.refused, notes: plan.notes.isEmpty ? nil : plan.notes,
+                           defaultRows: defaultPartition == nil ? nil : defaultRows.reduce(0) { $0 + $1.count })
+    }
+
+    /// What each partitioned table got.
+    public struct Result: JobResult {
+        public var database: String
+        public var dryRun: Bool
+        public var tables: [String: TableResult]
+    }
+
+    /// Partitions created, and retired under the key of what retirement did (`detached`
+    /// or `dropped`); what was refused, notes, rows in the default partition.
+    public struct TableResult: Encodable, Sendable {
+        public var created: [String]
+        public var retired: [String]
+        public var dropsRetired: Bool
+        public var refused: [String]?
+        public var notes: [String]?
+        public var defaultRows: Int64?
+
+        private struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ string: String) { stringValue = string }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(created, forKey: Key("created"))
+            try container.encode(retired, forKey: Key(dropsRetired ? "dropped" : "detached"))
+            try container.encodeIfPresent(refused, forKey: Key("refused"))
+            try container.encodeIfPresent(notes, forKey: Key("notes"))
+            try container.encodeIfPresent(defaultRows, forKey: Key("defaultRows"))
+        }
     }
 
     /// The quoted literals of `FOR VALUES FROM (…) TO (…)`; nil for MINVALUE/MAXVALUE.

@@ -50,7 +50,13 @@ public struct SleepJob: Job {
         if let message = payload.fail, context.attempt <= (payload.failAttempts ?? Int.max) {
             throw JobError(message, retryable: !(payload.permanent ?? false))
         }
-        return .object(["slept": .number(payload.seconds), "attempt": .number(Double(context.attempt))])
+        return try Result(slept: payload.seconds, attempt: context.attempt).json
+    }
+
+    /// How long it slept, and on which attempt it ended.
+    public struct Result: JobResult {
+        public var slept: Double
+        public var attempt: Int
     }
 }
 

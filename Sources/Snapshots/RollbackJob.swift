@@ -76,20 +76,20 @@ public struct RollbackJob: Job {
         let manifest = entry.manifest
         let started = ContinuousClock.now
         let names = try manifest.tables.map { try PostgresIdentifier.qualified(schema: $0.schema, name: $0.name) }
-        var result: [String: JSONValue] = ["snapshot": .string(manifest.id), "database": .string(payload.database)]
+        var result = Result(snapshot: manifest.id, database: payload.database)
 
         if payload.dryRun ?? false {
             _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             // Read only; the scope closes the connection, which ends the transaction.
             try await check(manifest, database: payload.database, connection: connection)
-            var tables: [String: JSONValue] = [:]
+            var tables: [String: Result.Rows] = [:]
             for (table, name) in zip(manifest.tables, names) {
                 let now = try await connection.query("SELECT count(*) FROM \(name)").scalar.flatMap { Int64($0) } ?? 0
-                tables[table.qualifiedName] = .object(["now": .number(Double(now)), "snapshot": .number(Double(table.rows))])
+                tables[table.qualifiedName] = Result.Rows(now: now, snapshot: table.rows)
             }
-            result["dryRun"] = .bool(true)
-            result["tables"] = .object(tables)
-            return .object(result)
+            result.dryRun = true
+            result.tables = .dryRun(tables)
+            return try result.json
         }
 
         let waits = Mutex(0)
@@ -158,13 +158,41 @@ public struct RollbackJob: Job {
                 throw error
             }
         }
-        result["tables"] = .object(loaded.mapValues { .number(Double($0)) })
-        result["rows"] = .number(Double(loaded.values.reduce(0, +)))
-        result["sequences"] = .object(Dictionary(uniqueKeysWithValues: manifest.sequences.map { ($0.name, .number(Double($0.lastValue))) }))
-        result["lockWaits"] = .number(Double(waits.withLock { $0 }))
-        result["indexesRebuilt"] = .number(Double(rebuiltCount.withLock { $0 }))
-        result["seconds"] = .number((ContinuousClock.now - started).seconds)
-        return .object(result)
+        result.tables = .loaded(loaded)
+        result.rows = loaded.values.reduce(0, +)
+        result.sequences = Dictionary(uniqueKeysWithValues: manifest.sequences.map { ($0.name, $0.lastValue) })
+        result.lockWaits = waits.withLock { $0 }
+        result.indexesRebuilt = rebuiltCount.withLock { $0 }
+        result.seconds = (ContinuousClock.now - started).seconds
+        return try result.json
+    }
+
+    /// What a rollback loaded per table (or, dry, the rows now and in the snapshot).
+    public struct Result: JobResult {
+        public struct Rows: Encodable, Sendable {
+            public var now: Int64
+            public var snapshot: Int64
+        }
+        public enum Tables: Encodable, Sendable {
+            case loaded([String: Int64])
+            case dryRun([String: Rows])
+            public func encode(to encoder: any Encoder) throws {
+                switch self {
+                case .loaded(let rows): try rows.encode(to: encoder)
+                case .dryRun(let rows): try rows.encode(to: encoder)
+                }
+            }
+        }
+        public var snapshot: String
+        public var database: String
+        public var dryRun: Bool?
+        public var tables: Tables?
+        public var rows: Int64?
+        /// Each owned sequence's value, as restored.
+        public var sequences: [String: Int64]?
+        public var lockWaits: Int?
+        public var indexesRebuilt: Int?
+        public var seconds: Double?
     }
 
     /// Refuses (permanently, before any change) a snapshot whose tables changed shape, or

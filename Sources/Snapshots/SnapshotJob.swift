@@ -56,13 +56,25 @@ public struct SnapshotJob: Job {
             try await TableSnapshot.take(SnapshotRequest(database: payload.database, tables: payload.tables, schema: payload.schema, label: payload.label),
                                          url: url, store: store, objectLimit: limit, codec: codec, context: context)
         }
-        return .object([
-            "id": .string(manifest.id), "database": .string(manifest.database), "store": .string(storeURL),
-            "folder": .string(SnapshotLayout.folder(database: manifest.database, id: manifest.id)),
-            "tables": .number(Double(manifest.tables.count)), "rows": .number(Double(manifest.rows)), "bytes": .number(Double(manifest.size)),
-            "rowsPerTable": .object(Dictionary(uniqueKeysWithValues: manifest.tables.map { ($0.qualifiedName, .number(Double($0.rows))) })),
-            "sequences": .number(Double(manifest.sequences.count)),
-            "migrationVersion": manifest.migrationVersion.map(JSONValue.string) ?? .null,
-        ])
+        return try Result(id: manifest.id, database: manifest.database, store: storeURL,
+                          folder: SnapshotLayout.folder(database: manifest.database, id: manifest.id), tables: manifest.tables.count,
+                          rows: manifest.rows, bytes: manifest.size,
+                          rowsPerTable: Dictionary(uniqueKeysWithValues: manifest.tables.map { ($0.qualifiedName, $0.rows) }),
+                          sequences: manifest.sequences.count, migrationVersion: manifest.migrationVersion).json
+    }
+
+    /// What a snapshot reports: where it is, its rows per table, the migration version.
+    public struct Result: JobResult {
+        public var id: String
+        public var database: String
+        public var store: String
+        public var folder: String
+        public var tables: Int
+        public var rows: Int64
+        public var bytes: Int64
+        public var rowsPerTable: [String: Int64]
+        public var sequences: Int
+        /// The newest applied migration, `null` when none is tracked.
+        @ExplicitNull public var migrationVersion: String?
     }
 }

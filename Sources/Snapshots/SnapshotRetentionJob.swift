@@ -46,11 +46,17 @@ public struct SnapshotRetentionJob: Job {
         _ = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let report = try await Self.apply(payload, store: store, now: Date())
-        return .object([
-            "database": .string(payload.database), "dryRun": .bool(payload.dryRun ?? false),
-            "deleted": .array(report.deleted.map(JSONValue.string)), "kept": .array(report.kept.map(JSONValue.string)),
-            "orphansRemoved": .array(report.orphans.map(JSONValue.string)),
-        ])
+        return try Result(database: payload.database, dryRun: payload.dryRun ?? false, deleted: report.deleted, kept: report.kept,
+                          orphansRemoved: report.orphans).json
+    }
+
+    /// The snapshots removed (or, dry, that would be) and kept, and the leftovers swept.
+    public struct Result: JobResult {
+        public var database: String
+        public var dryRun: Bool
+        public var deleted: [String]
+        public var kept: [String]
+        public var orphansRemoved: [String]
     }
 
     public static func apply(_ payload: Payload, store: any ObjectStore, now: Date) async throws -> (deleted: [String], kept: [String], orphans: [String]) {
