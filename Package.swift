@@ -200,6 +200,10 @@ let package = Package(
         // Where the integration tests find the servers deploy/local/start.sh runs.
         .target(name: "DBQTestSupport", dependencies: ["DBQSupport", "PostgresClient", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/DBQTestSupport", swiftSettings: swiftSettings),
+        // What the job families' integration tests share: environments, contexts, stores.
+        .target(name: "JobTestSupport", dependencies: ["DatabaseJobs", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue", "DBQTestSupport",
+                                                       .product(name: "Logging", package: "swift-log")],
+                path: "Tests/JobTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "DBQSupportTests", dependencies: ["DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisClientTests",
@@ -223,31 +227,31 @@ let package = Package(
         .testTarget(name: "AnonymizationTests", dependencies: ["Anonymization", "FeistelKernel", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         .testTarget(
             name: "ExportsTests",
-            dependencies: ["DatabaseJobs", "Exports", "Anonymization", "Backups", "Snapshots", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
+            dependencies: ["JobTestSupport", "DatabaseJobs", "Exports", "Anonymization", "Backups", "Snapshots", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue", "RedisQueue", "RedisClient",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SnapshotsTests",
-            dependencies: ["DatabaseJobs", "Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
+            dependencies: ["JobTestSupport", "DatabaseJobs", "Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Codecs", "Queue",
                            "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MigrationsTests",
-            dependencies: ["DatabaseJobs", "Migrations", "PostgresParser", "Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
+            dependencies: ["JobTestSupport", "DatabaseJobs", "Migrations", "PostgresParser", "Snapshots", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
                            "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IndexesTests",
-            dependencies: ["DatabaseJobs", "Indexes", "PostgresParser", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
+            dependencies: ["JobTestSupport", "DatabaseJobs", "Indexes", "PostgresParser", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue",
                            "RedisQueue", "RedisClient", "DBQSupport", "DBQTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "OperationsTests",
-            dependencies: ["DatabaseJobs", "Operations", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue", "DBQSupport", "DBQTestSupport",
+            dependencies: ["JobTestSupport", "DatabaseJobs", "Operations", "Backups", "DBQConfig", "ObjectStorage", "PostgresClient", "Queue", "DBQSupport", "DBQTestSupport",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
@@ -262,7 +266,7 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BackupsTests",
-            dependencies: ["DatabaseJobs", 
+            dependencies: ["JobTestSupport", "DatabaseJobs", 
                 "Backups", "Codecs", "Queue", "RedisQueue", "DBQConfig", "PostgresClient", "ObjectStorage", "DBQSupport", "DBQTestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -67,12 +67,8 @@ struct BackupFaultTests {
                                                        queue: queueName, maxAttempts: 3))
         let store = try #require(try storage.open(logger: Fixtures.logger) as? S3Store)
         // Wait until A's multipart upload has begun (two parts in, then the dump stalls).
-        var uploads: [PendingUpload] = []
-        let deadline = ContinuousClock.now + .seconds(90)
-        while uploads.isEmpty && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            uploads = try await store.listUploads(prefix: "backups/main/")
-        }
+        let uploads = try await polled(.seconds(90), every: .milliseconds(200), { try await store.listUploads(prefix: "backups/main/") },
+                                       until: { !$0.isEmpty })
         #expect(uploads.count == 1, "worker A never started its upload: \(a.stderr.suffix(2000))")
         a.signal(SIGKILL)
         // Let A's orphaned pg_dump pipeline go on: it writes into the dead worker's pipe and ends.
@@ -81,13 +77,7 @@ struct BackupFaultTests {
 
         let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
         defer { b.signal(SIGTERM) }
-        var record: JobRecord?
-        let until = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < until {
-            record = try await driver.job(pushed.id, queue: queueName)
-            if let state = record?.state, ["succeeded", "dead"].contains(state) { break }
-            try await Task.sleep(for: .milliseconds(250))
-        }
+        let record = try await polled(.seconds(120), { try await driver.job(pushed.id, queue: queueName) }, until: { ["succeeded", "dead"].contains($0?.state ?? "") })
         #expect(record?.state == "succeeded", "job: \(String(describing: record)); B: \(b.stderr.suffix(3000))")
         #expect(record?.attempt == 2)
         #expect(record?.worker == "B")
@@ -118,11 +108,8 @@ struct BackupFaultTests {
         let proxy = try ChildProcess("/usr/bin/env", ["python3", TestServices.projectRoot + "/deploy/local/fault-proxy.py",
                                                       "--upstream", "\(upstream.host!):\(upstream.port!)", "--fail", "0.2", "--reset", "0.1", "--seed", "5"])
         defer { proxy.signal(SIGKILL) }
-        var port = ""
-        for _ in 0..<100 where port.isEmpty {
-            try await Task.sleep(for: .milliseconds(50))
-            port = proxy.stdout.split(separator: "\n").first.map(String.init) ?? ""
-        }
+        let port = try await polled(.seconds(5), every: .milliseconds(50), { proxy.stdout.split(separator: "\n").first.map(String.init) ?? "" },
+                                    until: { !$0.isEmpty })
         let flaky = try Fixtures.storage(.s3, endpoint: "http://127.0.0.1:\(port)")
         let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: flaky)
         for codec in ["none", "zstd"] {

@@ -4,6 +4,7 @@ import DBQConfig
 import DBQSupport
 import DBQTestSupport
 import Foundation
+import JobTestSupport
 import Logging
 import ObjectStorage
 import PostgresClient
@@ -14,7 +15,7 @@ import Queue
 enum Fixtures {
     static let logger = Logger(label: "dbq.test.backups")
 
-    static var serverURL: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+    static var serverURL: PostgresConnectionString { JobFixtures.server }
 
     static func url(_ database: String) -> PostgresConnectionString {
         try! PostgresConnectionString(serverURL.replacingDatabase(database))
@@ -104,16 +105,12 @@ enum Fixtures {
     }
 
     static func environment(databases: [String: String], storage: StorageSettings, locks: any ResourceLocks = MemoryLocks()) throws -> JobEnvironment {
-        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
-        configuration.databases = try databases.mapValues { try PostgresConnectionString($0) }
-        configuration.storages = ["archive": storage]
-        return JobEnvironment(configuration: configuration, locks: locks, logger: logger, lockWait: .seconds(2))
+        try JobFixtures.environment(databases: databases, storage: storage, locks: locks, lockWait: .seconds(2), logger: logger)
     }
 
     static func context(_ kind: String, id: String = JobID.make(), attempt: Int = 1, token: Int64 = 1,
                         confirmLease: @escaping @Sendable () async throws -> Void = {}) -> JobContext {
-        JobContext(id: id, kind: kind, queue: "test", attempt: attempt, fencingToken: token, logger: logger,
-                   confirmLease: confirmLease, reportProgress: { _ in })
+        JobFixtures.context(kind, id: id, attempt: attempt, token: token, logger: logger, confirmLease: confirmLease)
     }
 
     static func run<J: Job>(_ job: J, _ payload: J.Payload, context: JobContext? = nil) async throws -> JSONValue? {

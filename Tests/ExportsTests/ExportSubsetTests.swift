@@ -264,16 +264,13 @@ struct ExportFaultTests {
         // pg_stat_activity is a snapshot taken at its first read, and would never change.
         let observer = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
         defer { Task { await observer.close() } }
-        var waiting = 0
-        let deadline = ContinuousClock.now + .seconds(90)
-        while waiting == 0 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            // Waiting for the held table itself, not for any other lock.
-            waiting = try await observer.query("""
-                SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
-                 WHERE a.application_name = 'dbq export' AND l.relation = 'tickets'::regclass
-                """).scalar.flatMap { Int($0) } ?? 0
-        }
+        // Waiting for the held table itself, not for any other lock.
+        let waiting = try await polled(.seconds(90), every: .milliseconds(200), {
+            try await observer.query("""
+                    SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+                     WHERE a.application_name = 'dbq export' AND l.relation = 'tickets'::regclass
+                    """).scalar.flatMap { Int($0) } ?? 0
+        }, until: { $0 != 0 })
         if waiting != 1 {
             let activity = try await observer.query("SELECT application_name, state, wait_event_type, wait_event, left(query, 120) FROM pg_stat_activity WHERE datname = current_database()")
             let job = try await driver.job(pushed.id, queue: queueName)
@@ -289,13 +286,7 @@ struct ExportFaultTests {
 
         let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
         defer { b.signal(SIGTERM) }
-        var record: JobRecord?
-        let until = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < until {
-            record = try await driver.job(pushed.id, queue: queueName)
-            if let state = record?.state, ["succeeded", "dead"].contains(state) { break }
-            try await Task.sleep(for: .milliseconds(250))
-        }
+        let record = try await polled(.seconds(120), { try await driver.job(pushed.id, queue: queueName) }, until: { ["succeeded", "dead"].contains($0?.state ?? "") })
         #expect(record?.state == "succeeded", "job: \(String(describing: record)); B: \(b.stderr.suffix(3000))")
         #expect(record?.attempt == 2 && record?.worker == "B")
         let store = try StorageSettings(url: try StorageURL("file://" + dir)).open(logger: T.logger)

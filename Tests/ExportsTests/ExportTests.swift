@@ -7,6 +7,7 @@ import DBQSupport
 import DBQTestSupport
 @testable import Exports
 import Foundation
+import JobTestSupport
 import Logging
 import ObjectStorage
 import PostgresClient
@@ -17,7 +18,7 @@ import Testing
 @Suite("Exports with anonymization (real PostgreSQL)", .serialized)
 struct ExportTests {
     static let logger = Logger(label: "dbq.test.exports")
-    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+    static var server: PostgresConnectionString { JobFixtures.server }
 
     /// customers (unique email and national id, phone, name, birth date, city, zip),
     /// orders → customers by foreign key, tickets → customers by email value, with bodies
@@ -76,16 +77,10 @@ struct ExportTests {
         """
 
     static func environment(_ database: String, store: String) throws -> JobEnvironment {
-        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
-        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
-        configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + store))]
-        return JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(2))
+        try JobFixtures.environment(main: database, storage: JobFixtures.localStorage(path: store), lockWait: .seconds(2), logger: logger)
     }
 
-    static func context() -> JobContext {
-        JobContext(id: JobID.make(), kind: "export", queue: "test", attempt: 1, fencingToken: 1, logger: logger,
-                   confirmLease: {}, reportProgress: { _ in })
-    }
+    static func context() -> JobContext { JobFixtures.context("export", logger: logger) }
 
     /// Runs an export with `key` in the environment, returns the folder's objects by name.
     static func export(_ env: JobEnvironment, policy: String?, key: String, codec: String = "none") async throws -> (ExportManifest, [String: [UInt8]]) {

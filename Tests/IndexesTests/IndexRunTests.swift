@@ -5,6 +5,7 @@ import DBQSupport
 import DBQTestSupport
 import Foundation
 @testable import Indexes
+import JobTestSupport
 import Logging
 import ObjectStorage
 import PostgresClient
@@ -18,7 +19,7 @@ import Testing
 @Suite("Index advice and builds against real PostgreSQL", .serialized)
 struct IndexRunTests {
     static let logger = Logger(label: "dbq.test.indexes")
-    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+    static var server: PostgresConnectionString { JobFixtures.server }
 
     static func makeDatabase() async throws -> String {
         let name = try await ScratchDatabase.create("dbqt_idx")
@@ -37,18 +38,12 @@ struct IndexRunTests {
         return name
     }
 
-    static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
+    static func connect(_ database: String) async throws -> PostgresConnection { try await JobFixtures.connect(database) }
     static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
-    static func environment(_ database: String) throws -> JobEnvironment {
-        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
-        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
-        return JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(30))
-    }
+    static func environment(_ database: String) throws -> JobEnvironment { try JobFixtures.environment(main: database, logger: logger) }
 
-    static func context(_ kind: String = "create-index") -> JobContext {
-        JobContext(id: JobID.make(), kind: kind, queue: "test", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })
-    }
+    static func context(_ kind: String = "create-index") -> JobContext { JobFixtures.context(kind, logger: logger) }
 
     static func create(_ env: JobEnvironment, _ payload: CreateIndexJob.Payload) async throws -> [String: JSONValue] {
         guard case .object(let fields)? = try await CreateIndexJob { env }.run(payload, context: context()) else { throw JobError.permanent("no result") }
@@ -226,44 +221,31 @@ struct IndexFaultTests {
         let pushed = try await driver.push(JobEnvelope(kind: "create-index", version: 1, payload: payload, queue: queueName, maxAttempts: 3))
         let observer = try await T.connect(db)
         defer { Task { await observer.close() } }
-        var waiting = 0
-        let deadline = ContinuousClock.now + .seconds(90)
-        while waiting == 0 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            // Waiting in the build's second phase (after the INVALID index was committed), not
-            // on a lock of its first phase (an autovacuum of the new table can hold one briefly):
-            // only then does a kill leave an INVALID index behind.
-            waiting = try await observer.query("""
-                SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid)
-                 WHERE a.application_name = 'dbq create-index' AND a.wait_event_type = 'Lock'
-                   AND p.phase = 'waiting for writers before build' AND to_regclass('orders_status_idx') IS NOT NULL
-                """).scalar.flatMap { Int($0) } ?? 0
-        }
+        // Waiting in the build's second phase (after the INVALID index was committed), not
+        // on a lock of its first phase (an autovacuum of the new table can hold one briefly):
+        // only then does a kill leave an INVALID index behind.
+        let waiting = try await polled(.seconds(90), every: .milliseconds(200), {
+            try await observer.query("""
+                    SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_stat_activity a USING (pid)
+                     WHERE a.application_name = 'dbq create-index' AND a.wait_event_type = 'Lock'
+                       AND p.phase = 'waiting for writers before build' AND to_regclass('orders_status_idx') IS NOT NULL
+                    """).scalar.flatMap { Int($0) } ?? 0
+        }, until: { $0 != 0 })
         #expect(waiting == 1, "worker A never reached the wait: \(a.stderr.suffix(3000))")
         a.signal(SIGKILL)
         _ = await a.wait(timeout: .seconds(30))
         // The server notices the client is gone (client_connection_check_interval) and stops the build.
-        var left: String?
-        let until = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < until {
-            left = try await observer.query("SELECT indisvalid::text FROM pg_index WHERE indexrelid = to_regclass('orders_status_idx')").scalar
-            let running = try await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq create-index'").scalar
-            if running == "0" { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let (left, _) = try await polled(.seconds(30), every: .milliseconds(200), {
+            (try await observer.query("SELECT indisvalid::text FROM pg_index WHERE indexrelid = to_regclass('orders_status_idx')").scalar,
+             try await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq create-index'").scalar)
+        }, until: { $0.1 == "0" })
         #expect(left == "false", "the killed build left an INVALID index")
         _ = try await holder.execute("ROLLBACK")
         await holder.close()
 
         let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
         defer { b.signal(SIGTERM) }
-        var record: JobRecord?
-        let end = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < end {
-            record = try await driver.job(pushed.id, queue: queueName)
-            if let state = record?.state, ["succeeded", "dead"].contains(state) { break }
-            try await Task.sleep(for: .milliseconds(250))
-        }
+        let record = try await polled(.seconds(120), { try await driver.job(pushed.id, queue: queueName) }, until: { ["succeeded", "dead"].contains($0?.state ?? "") })
         #expect(record?.state == "succeeded", "job: \(String(describing: record)); B: \(b.stderr.suffix(3000))")
         #expect(record?.attempt == 2 && record?.worker == "B")
         #expect(try await observer.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'orders_status_idx'::regclass").scalar == "t")

@@ -4,6 +4,7 @@ import DBQConfig
 import DBQSupport
 import DBQTestSupport
 import Foundation
+import JobTestSupport
 import Logging
 @testable import Migrations
 import ObjectStorage
@@ -19,7 +20,7 @@ import Testing
 @Suite("Migrations against real PostgreSQL", .serialized)
 struct MigrationRunTests {
     static let logger = Logger(label: "dbq.test.migrations")
-    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+    static var server: PostgresConnectionString { JobFixtures.server }
 
     static func makeDatabase() async throws -> String {
         let name = try await ScratchDatabase.create("dbqt_migr")
@@ -33,19 +34,14 @@ struct MigrationRunTests {
         return name
     }
 
-    static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
+    static func connect(_ database: String) async throws -> PostgresConnection { try await JobFixtures.connect(database) }
     static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
     static func environment(_ database: String, locks: any ResourceLocks = MemoryLocks()) throws -> JobEnvironment {
-        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
-        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
-        configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + TestServices.temporaryDirectory("dbq-migrations")))]
-        return JobEnvironment(configuration: configuration, locks: locks, logger: logger, lockWait: .seconds(30))
+        try JobFixtures.environment(main: database, storage: JobFixtures.localStorage("dbq-migrations"), locks: locks, logger: logger)
     }
 
-    static func context() -> JobContext {
-        JobContext(id: JobID.make(), kind: "migrate", queue: "test", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })
-    }
+    static func context() -> JobContext { JobFixtures.context("migrate", logger: logger) }
 
     static func migrate(_ env: JobEnvironment, _ payload: MigrateJob.Payload) async throws -> [String: JSONValue] {
         guard case .object(let fields)? = try await MigrateJob { env }.run(payload, context: context()) else { throw JobError.permanent("no result") }
@@ -304,16 +300,13 @@ struct MigrationFaultTests {
         let pushed = try await driver.push(JobEnvelope(kind: "migrate", version: 1, payload: payload, queue: queueName, maxAttempts: 3))
         let observer = try await T.connect(db)
         defer { Task { await observer.close() } }
-        var waiting = 0
-        let deadline = ContinuousClock.now + .seconds(90)
-        while waiting == 0 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            // Waiting for the held table itself, not for any other lock.
-            waiting = try await observer.query("""
-                SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
-                 WHERE a.application_name = 'dbq migrate' AND l.relation = 'gate'::regclass
-                """).scalar.flatMap { Int($0) } ?? 0
-        }
+        // Waiting for the held table itself, not for any other lock.
+        let waiting = try await polled(.seconds(90), every: .milliseconds(200), {
+            try await observer.query("""
+                    SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+                     WHERE a.application_name = 'dbq migrate' AND l.relation = 'gate'::regclass
+                    """).scalar.flatMap { Int($0) } ?? 0
+        }, until: { $0 != 0 })
         #expect(waiting == 1, "worker A never reached the lock: \(a.stderr.suffix(3000))")
         a.signal(SIGKILL)
         _ = await a.wait(timeout: .seconds(30))
@@ -323,13 +316,7 @@ struct MigrationFaultTests {
 
         let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
         defer { b.signal(SIGTERM) }
-        var record: JobRecord?
-        let until = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < until {
-            record = try await driver.job(pushed.id, queue: queueName)
-            if let state = record?.state, ["succeeded", "dead"].contains(state) { break }
-            try await Task.sleep(for: .milliseconds(250))
-        }
+        let record = try await polled(.seconds(120), { try await driver.job(pushed.id, queue: queueName) }, until: { ["succeeded", "dead"].contains($0?.state ?? "") })
         #expect(record?.state == "succeeded", "job: \(String(describing: record)); B: \(b.stderr.suffix(3000))")
         #expect(record?.attempt == 2 && record?.worker == "B")
         #expect(try await observer.query("SELECT count(*) FROM made").scalar == "100")

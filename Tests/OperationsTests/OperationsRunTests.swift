@@ -4,6 +4,7 @@ import DBQConfig
 import DBQSupport
 import DBQTestSupport
 import Foundation
+import JobTestSupport
 import Logging
 import ObjectStorage
 @testable import Operations
@@ -16,28 +17,23 @@ import Testing
 @Suite("Maintenance, health and stats against real PostgreSQL", .serialized)
 struct OperationsRunTests {
     static let logger = Logger(label: "dbq.test.operations")
-    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+    static var server: PostgresConnectionString { JobFixtures.server }
 
     static func makeDatabase() async throws -> String {
         let name = try await ScratchDatabase.create("dbqt_ops")
         return name
     }
 
-    static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
+    static func connect(_ database: String) async throws -> PostgresConnection { try await JobFixtures.connect(database) }
     static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
     static func environment(_ database: String) throws -> JobEnvironment {
-        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
-        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
-        configuration.storages = ["archive": StorageSettings(url: try StorageURL("file://" + TestServices.temporaryDirectory("dbq-stats")))]
-        return JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(30))
+        try JobFixtures.environment(main: database, storage: JobFixtures.localStorage("dbq-stats"), logger: logger)
     }
 
-    static func context(_ kind: String) -> JobContext {
-        JobContext(id: JobID.make(), kind: kind, queue: "test", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })
-    }
+    static func context(_ kind: String) -> JobContext { JobFixtures.context(kind, logger: logger) }
 
-    static func object(_ value: JSONValue?) -> [String: JSONValue] { if case .object(let o)? = value { o } else { [:] } }
+    static func object(_ value: JSONValue?) -> [String: JSONValue] { JobFixtures.object(value) }
 
     @Test("a table with many dead rows is vacuumed (dead rows before and after in the result); a clean one is not; a dry run changes nothing")
     func maintenance() async throws {

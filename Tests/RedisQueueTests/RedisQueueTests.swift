@@ -17,23 +17,6 @@ func noop(_ queue: String, id: String = JobID.make(), priority: Int = 5, runAt: 
     JobEnvelope(id: id, kind: "noop", version: 1, payload: .object([:]), queue: queue, priority: priority, maxAttempts: max, runAt: runAt, uniqueKey: unique)
 }
 
-/// Polls `condition` until it holds or `timeout` passes. An error counts as "not yet"
-/// (the server may be restarting); the last one is thrown if time runs out.
-func eventually(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    var lastError: (any Error)?
-    while ContinuousClock.now < deadline {
-        do {
-            if try await condition() { return true }
-            lastError = nil
-        } catch {
-            lastError = error
-        }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    if let lastError { throw lastError }
-    return false
-}
 
 @Suite("Redis queue scripts against a real server")
 struct RedisQueueScriptTests {

@@ -4,6 +4,7 @@ import DBQConfig
 import DBQSupport
 import DBQTestSupport
 import Foundation
+import JobTestSupport
 import Logging
 import ObjectStorage
 import PostgresClient
@@ -16,7 +17,7 @@ import Testing
 @Suite("Snapshots and rollback (real PostgreSQL)", .serialized)
 struct SnapshotRollbackTests {
     static let logger = Logger(label: "dbq.test.snapshots")
-    static var server: PostgresConnectionString { try! PostgresConnectionString(TestServices.databaseURL) }
+    static var server: PostgresConnectionString { JobFixtures.server }
 
     enum StoreKind: String, CaseIterable, Sendable { case local, s3 }
 
@@ -45,7 +46,7 @@ struct SnapshotRollbackTests {
         return name
     }
 
-    static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
+    static func connect(_ database: String) async throws -> PostgresConnection { try await JobFixtures.connect(database) }
     static func drop(_ name: String) async { await ScratchDatabase.drop(name) }
 
     static func storage(_ kind: StoreKind) throws -> StorageSettings {
@@ -60,16 +61,10 @@ struct SnapshotRollbackTests {
     }
 
     static func environment(_ database: String, _ kind: StoreKind = .local) throws -> JobEnvironment {
-        var configuration = try DBQConfiguration.parse("", file: nil, environment: [:])
-        configuration.databases = ["main": try PostgresConnectionString(server.replacingDatabase(database))]
-        configuration.storages = ["archive": try storage(kind)]
-        return JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: logger, lockWait: .seconds(2))
+        try JobFixtures.environment(main: database, storage: try storage(kind), lockWait: .seconds(2), logger: logger)
     }
 
-    static func context(_ kind: String) -> JobContext {
-        JobContext(id: JobID.make(), kind: kind, queue: "test", attempt: 1, fencingToken: 1, logger: logger,
-                   confirmLease: {}, reportProgress: { _ in })
-    }
+    static func context(_ kind: String) -> JobContext { JobFixtures.context(kind, logger: logger) }
 
     static func snapshot(_ env: JobEnvironment, tables: [String]? = nil, schema: String? = nil) async throws -> String {
         let result = try await SnapshotJob { env }.run(.init(database: "main", tables: tables, schema: schema, label: "test"), context: context("snapshot"))

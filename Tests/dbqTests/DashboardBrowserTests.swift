@@ -42,11 +42,10 @@ struct DashboardBrowserTests {
             let child = try ChildProcess(TestServices.dbqBinary, ["dashboard", "--listen", "127.0.0.1:\(port)", "--schedule", TestServices.projectRoot + "/jobs/schedule.yaml"],
                                          environment: env)
             dashboard = child
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !ready && ContinuousClock.now < deadline && child.isRunning {
-                try await Task.sleep(for: .milliseconds(200))
-                ready = (try? await runCommand("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/healthz"]))?.status == 0
-            }
+            ready = try await eventually(.seconds(30), every: .milliseconds(200)) {
+                guard child.isRunning else { return true }  // it stopped: the check below says why
+                return (try? await runCommand("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/healthz"]))?.status == 0
+            } && child.isRunning
             if !ready {
                 child.signal(SIGTERM)
                 try await Task.sleep(for: .milliseconds(300))  // its last words reach stderr

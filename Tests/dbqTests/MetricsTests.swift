@@ -39,13 +39,8 @@ struct MetricsTests {
             #expect(r.status == 0, "\(kind): \(r.stderr) worker: \(worker.stderr.suffix(2000))")
         }
 
-        var text = ""
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            try await Task.sleep(for: .seconds(1))
-            text = try await scrape(workerPort).stdout
-            if text.contains("kind=\"noop\",outcome=\"succeeded\"") { break }
-        }
+        let text = try await polled(.seconds(30), every: .seconds(1), { try await scrape(workerPort).stdout },
+                                    until: { $0.contains("kind=\"noop\",outcome=\"succeeded\"") })
         #expect(text.contains("dbq_jobs_finished_total{queue=\"\(queue)\",kind=\"backup\",outcome=\"succeeded\"} 1"), "\(text.prefix(3000))")
         #expect(text.contains("dbq_jobs_finished_total{queue=\"\(queue)\",kind=\"verify-backup\",outcome=\"succeeded\"} 1"))
         #expect(text.contains("kind=\"noop\",outcome=\"succeeded\""), "the beat's ticks ran")
@@ -58,13 +53,9 @@ struct MetricsTests {
         #expect(health.stdout.hasSuffix("200"), "\(health.stdout)")
         #expect(try await scrape(workerPort, "/livez").stdout.hasSuffix("200"), "the liveness endpoint answers")
 
-        var beatText = ""
-        let beatDeadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < beatDeadline {
-            beatText = try await scrape(beatPort).stdout
-            if beatText.contains("dbq_beat_leader 1") && beatText.contains("dbq_schedule_seconds_since_success{entry=\"metrics-tick\"}") { break }
-            try await Task.sleep(for: .seconds(1))
-        }
+        let beatText = try await polled(.seconds(20), every: .seconds(1), { try await scrape(beatPort).stdout }, until: {
+            $0.contains("dbq_beat_leader 1") && $0.contains("dbq_schedule_seconds_since_success{entry=\"metrics-tick\"}")
+        })
         #expect(beatText.contains("dbq_beat_leader 1"), "\(beatText.prefix(2000)) beat: \(beat.stderr.suffix(2000))")
         #expect(beatText.contains("dbq_schedule_seconds_since_success{entry=\"metrics-tick\"}"))
 
