@@ -144,7 +144,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // PostgreSQL's own parser (libpg_query): statements and their parse trees.
-        .target(name: "PostgresParser", dependencies: ["CPgQuery"], swiftSettings: swiftSettings),
+        .target(name: "PostgresParser", dependencies: ["CPgQuery", "DBQSupport"], swiftSettings: swiftSettings),
         // Migration files, their lint, the planner and the runner; migrate and migrate-revert.
         .target(
             name: "Migrations",
@@ -181,9 +181,34 @@ let package = Package(
             dependencies: ["DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        // What every dbq command shares: option groups (--config, --redis-url, S3), failure
+        // reporting, logging, text formats, and the registry of every kind.
+        .target(
+            name: "DBQCommand",
+            dependencies: [
+                "CDBQSystem", "DBQSupport", "RedisClient", "ObjectStorage", "Queue", "RedisQueue", "DBQConfig", "DatabaseJobs",
+                "Backups", "Exports", "Snapshots", "Migrations", "Indexes", "Operations",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `dbq bench`: each bench measures one part beside its reference tool and prints figures.
+        .target(
+            name: "DBQBench",
+            dependencies: [
+                "DBQCommand", "CDBQSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "DBQConfig",
+                "Codecs", "DatabaseJobs", "Backups", "Exports", "Anonymization", "Snapshots", "Indexes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "dbq",
             dependencies: [
+                "DBQCommand", "DBQBench",
                 "CDBQSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "DBQConfig",
                 "Codecs", "DatabaseJobs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations", "Dashboard",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -275,6 +300,6 @@ let package = Package(
         .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport", "PostgresClient", "RedisQueue", "RedisClient", "Queue", "Dashboard",
                                                   "DatabaseJobs", "Backups", "Exports", "Snapshots", "Migrations", "Indexes", "Operations",
                                                   .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
-                    exclude: ["Browser"], swiftSettings: swiftSettings),
+                    exclude: ["Browser", "Pinned"], swiftSettings: swiftSettings),
     ]
 )

@@ -9,11 +9,8 @@ import Queue
 /// `backup`: `pg_dump --format=custom` (its own compression off) streamed through the
 /// codec and SHA-256 into the store, row counts taken in the same snapshot, and the
 /// manifest written last, while the lease is still held.
-public struct BackupJob: Job {
+public struct BackupJob: ArtefactJob {
     public static let kind = "backup"
-    public static var lockClass: DatabaseLockClass? { .read }
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
     public struct Payload: Codable, Sendable {
         /// A database name from the configuration.
@@ -32,22 +29,11 @@ public struct BackupJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
-        let codec: Codec
-        let level: Int
-        do {
-            codec = try Codec(parsing: payload.codec ?? "zstd")
-            level = try codec.checkedLevel(payload.level)
-        } catch {
-            throw JobError.permanent("\(error)")
-        }
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
+        let codec = try Codec.payload(payload.codec)
+        let level = try JobError.payload { try codec.checkedLevel(payload.level) }
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let objectLimit = env.objectLimit(payload.storage)

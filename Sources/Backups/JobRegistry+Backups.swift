@@ -6,11 +6,11 @@ import Queue
 extension JobRegistry {
     /// Registers backup, restore, verify-backup and retention. `environment` is called
     /// when a job runs (a pusher only decodes payloads and never calls it).
-    public mutating func registerBackupJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        register(BackupJob(environment: environment))
-        register(RestoreJob(environment: environment))
-        register(VerifyBackupJob(environment: environment))
-        register(RetentionJob(environment: environment))
+    public mutating func registerBackupJobs(environment: @escaping JobEnvironment.Provider) {
+        register(BackupJob.self, environment: environment)
+        register(RestoreJob.self, environment: environment)
+        register(VerifyBackupJob.self, environment: environment)
+        register(RetentionJob.self, environment: environment)
     }
 }
 

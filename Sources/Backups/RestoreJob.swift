@@ -8,7 +8,7 @@ import Queue
 
 /// `restore`: streams a backup into `pg_restore` in one transaction, checking size and
 /// SHA-256 as it reads; a mismatch stops it before anything is committed.
-public struct RestoreJob: Job {
+public struct RestoreJob: DatabaseJob {
     public static let kind = "restore"
     public static var lockClass: DatabaseLockClass? { .ddl }
     /// A restore is not retried blindly: its target may have changed in between.
@@ -43,14 +43,9 @@ public struct RestoreJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let sourceURL = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let target = try Self.resolveTarget(payload.target, source: sourceURL, env: env)
@@ -110,7 +105,7 @@ public struct RestoreJob: Job {
 /// `verify-backup`: restores a backup into a scratch database, compares its tables and
 /// row counts with the manifest, writes the verification beside the manifest and drops
 /// the scratch database whatever happens.
-public struct VerifyBackupJob: Job {
+public struct VerifyBackupJob: DatabaseJob {
     public static let kind = "verify-backup"
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
@@ -127,14 +122,9 @@ public struct VerifyBackupJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let sourceURL = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let catalog = try await BackupCatalog.load(store, database: payload.database)

@@ -6,7 +6,7 @@ import Queue
 /// `retention`: applies a grandfather-father-son policy to a database's backups in a
 /// store, under the lock its backups share, then removes what killed writers left:
 /// unfinished uploads and data that never got a manifest, once older than the grace.
-public struct RetentionJob: Job {
+public struct RetentionJob: DatabaseJob {
     public static let kind = "retention"
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(3600) }
@@ -45,14 +45,9 @@ public struct RetentionJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let policy = payload.policy
         try policy.validate()
         _ = try env.database(payload.database)

@@ -78,7 +78,7 @@ extension JobEnvironment {
     /// The scope of `database` for one attempt of a job of kind `J`: the configured
     /// database (an unknown name is a permanent error), held under the lock class `J`
     /// declares for as long as `body` runs.
-    public func withDatabase<J: Job, T: Sendable>(
+    public func withDatabase<J: JobKind, T: Sendable>(
         _ database: String, for kind: J.Type, context: JobContext, _ body: @escaping @Sendable (DatabaseScope) async throws -> T
     ) async throws -> T {
         let scope = DatabaseScope(name: database, url: try self.database(database), context: context)
@@ -89,7 +89,7 @@ extension JobEnvironment {
 
     /// Holds `database`'s lock in `J`'s class, without resolving it in the configuration
     /// (a restore's target may be a new database on the source's server).
-    public func withDatabaseLock<J: Job, T: Sendable>(
+    public func withDatabaseLock<J: JobKind, T: Sendable>(
         _ database: String, for kind: J.Type, context: JobContext, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         try await locks.withDatabaseLock(database, lockClass: J.lockClass, owner: DatabaseScope.owner(context), wait: lockWait, body)

@@ -9,6 +9,10 @@ import Queue
 /// What every database job needs from the process that runs it: the configuration (named
 /// databases and storages), the locks shared with other workers, and the tools.
 public struct JobEnvironment: Sendable {
+    /// How a registered job gets its environment: called when the job runs (a pusher only
+    /// decodes payloads and never calls it).
+    public typealias Provider = @Sendable () throws -> JobEnvironment
+
     public var configuration: DBQConfiguration
     public var locks: any ResourceLocks
     public var pgDump: String

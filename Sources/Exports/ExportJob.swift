@@ -10,11 +10,8 @@ import Queue
 /// `export`: tables read in one snapshot with `COPY … TO STDOUT`, masked row by row by
 /// the policy (or kept, without one), compressed and written like backups (objects
 /// first, `schema.sql`, the manifest last under the lease).
-public struct ExportJob: Job {
+public struct ExportJob: ArtefactJob {
     public static let kind = "export"
-    public static var lockClass: DatabaseLockClass? { .read }
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
     public struct Payload: Codable, Sendable {
         /// A database name from the configuration.
@@ -45,22 +42,11 @@ public struct ExportJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
-        let codec: Codec
-        let format: RowFormat
-        do {
-            codec = try Codec(parsing: payload.codec ?? "zstd")
-            format = try RowFormat(parsing: payload.format ?? "copy")
-        } catch {
-            throw JobError.permanent("\(error)")
-        }
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
+        let codec = try Codec.payload(payload.codec)
+        let format = try JobError.payload { try RowFormat(parsing: payload.format ?? "copy") }
         let policy: AnonymizationPolicy?
         let key: AnonymizationKey?
         do {
@@ -481,8 +467,8 @@ extension MaskingPipe {
 
 extension JobRegistry {
     /// Registers `export` and `import`.
-    public mutating func registerExportJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        register(ExportJob(environment: environment))
-        register(ImportJob(environment: environment))
+    public mutating func registerExportJobs(environment: @escaping JobEnvironment.Provider) {
+        register(ExportJob.self, environment: environment)
+        register(ImportJob.self, environment: environment)
     }
 }

@@ -10,7 +10,7 @@ import Queue
 /// `import`: an export loaded into a configured database in one transaction: each table
 /// streamed with `COPY FROM` into a temporary table, then merged by the mode; sequences
 /// moved past the imported values. `dryRun` reports what would change and commits nothing.
-public struct ImportJob: Job {
+public struct ImportJob: DatabaseJob {
     public static let kind = "import"
     public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
@@ -57,14 +57,9 @@ public struct ImportJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let entry = try await ExportCatalog.load(store).find(payload.export ?? "latest", database: payload.source)

@@ -11,7 +11,7 @@ import Synchronization
 /// INVALID index (a failed build's leftover is dropped, an INVALID index of the requested
 /// name is rebuilt, not skipped); partitioned tables one partition at a time, then the
 /// parent `ON ONLY` and attached; checked valid and, with `check`, used by the planner.
-public struct CreateIndexJob: Job {
+public struct CreateIndexJob: DatabaseJob {
     public static let kind = "create-index"
     public static var lockClass: DatabaseLockClass? { .build }
     public static var defaultMaxAttempts: Int { 3 }
@@ -63,15 +63,11 @@ public struct CreateIndexJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let spec = try payload.spec()
-        return try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+        return try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
             try await IndexBuilder.with(database, lockTimeoutMs: payload.lockTimeoutMs) {
                 try await $0.create(spec, check: payload.check, requireUse: payload.requireUse ?? false)
             }
@@ -94,18 +90,17 @@ public struct IndexPayload: Codable, Sendable {
 
 /// `drop-index`: DROP INDEX CONCURRENTLY under lock_timeout with retries; never an index
 /// that backs a constraint.
-public struct DropIndexJob: Job {
+public struct DropIndexJob: DatabaseJob {
     public static let kind = "drop-index"
     public static var lockClass: DatabaseLockClass? { .build }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(3600) }
     public typealias Payload = IndexPayload
 
-    let environment: @Sendable () throws -> JobEnvironment
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
+    public init() {}
 
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
+        try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
             try await IndexBuilder.with(database, lockTimeoutMs: payload.lockTimeoutMs) { try await $0.drop(payload.index) }
         }
     }
@@ -113,25 +108,24 @@ public struct DropIndexJob: Job {
 
 /// `reindex`: REINDEX INDEX CONCURRENTLY under lock_timeout with retries; a failed
 /// rebuild's leftover (`…_ccnew`) is dropped.
-public struct ReindexJob: Job {
+public struct ReindexJob: DatabaseJob {
     public static let kind = "reindex"
     public static var lockClass: DatabaseLockClass? { .build }
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(12 * 3600) }
     public typealias Payload = IndexPayload
 
-    let environment: @Sendable () throws -> JobEnvironment
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
+    public init() {}
 
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
+        try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
             try await IndexBuilder.with(database, lockTimeoutMs: payload.lockTimeoutMs) { try await $0.reindex(payload.index) }
         }
     }
 }
 
 /// `index-advice`: the report `dbq indexes advise` prints, as a job result.
-public struct IndexAdviceJob: Job {
+public struct IndexAdviceJob: DatabaseJob {
     public static let kind = "index-advice"
     public static var lockClass: DatabaseLockClass? { .read }
     public static var defaultMaxAttempts: Int { 2 }
@@ -158,11 +152,10 @@ public struct IndexAdviceJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
+    public init() {}
 
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let report = try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
+        let report = try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
             try await IndexAdvice.report(database.url, database: database.name, options: payload.options, logger: context.logger)
         }
         return try JSONValue(json: String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
@@ -198,10 +191,10 @@ public struct IndexAdvice: Sendable, Codable {
 
 extension JobRegistry {
     /// Registers index-advice, create-index, drop-index and reindex.
-    public mutating func registerIndexJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        register(IndexAdviceJob(environment: environment))
-        register(CreateIndexJob(environment: environment))
-        register(DropIndexJob(environment: environment))
-        register(ReindexJob(environment: environment))
+    public mutating func registerIndexJobs(environment: @escaping JobEnvironment.Provider) {
+        register(IndexAdviceJob.self, environment: environment)
+        register(CreateIndexJob.self, environment: environment)
+        register(DropIndexJob.self, environment: environment)
+        register(ReindexJob.self, environment: environment)
     }
 }

@@ -40,7 +40,7 @@ func analyze(_ files: [MigrationFile], down: Bool = false, allow: Set<String>) t
 }
 
 /// `migrate`: applies the pending migration files of a database, in order, each once.
-public struct MigrateJob: Job {
+public struct MigrateJob: DatabaseJob {
     public static let kind = "migrate"
     public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
@@ -78,14 +78,9 @@ public struct MigrateJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let url = try env.database(payload.database)
         let (files, _) = try migrationFiles(payload.files, database: payload.database, env: env)
         return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
@@ -197,7 +192,7 @@ public struct MigrateJob: Job {
 }
 
 /// `migrate-revert`: runs down files, newest first.
-public struct MigrateRevertJob: Job {
+public struct MigrateRevertJob: DatabaseJob {
     public static let kind = "migrate-revert"
     public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
@@ -221,14 +216,9 @@ public struct MigrateRevertJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         _ = try env.database(payload.database)
         if payload.steps != nil && payload.to != nil { throw JobError.permanent("give --steps N or --to VERSION, not both") }
         let (files, _) = try migrationFiles(payload.files, database: payload.database, env: env)
@@ -278,9 +268,9 @@ public struct MigrateRevertJob: Job {
 
 extension JobRegistry {
     /// Registers migrate, migrate-revert and validate-integrity.
-    public mutating func registerMigrationJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        register(MigrateJob(environment: environment))
-        register(MigrateRevertJob(environment: environment))
-        register(ValidateIntegrityJob(environment: environment))
+    public mutating func registerMigrationJobs(environment: @escaping JobEnvironment.Provider) {
+        register(MigrateJob.self, environment: environment)
+        register(MigrateRevertJob.self, environment: environment)
+        register(ValidateIntegrityJob.self, environment: environment)
     }
 }

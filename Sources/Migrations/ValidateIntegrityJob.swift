@@ -7,7 +7,7 @@ import Queue
 /// `validate-integrity`: read-only counts and sample keys of rows that violate a foreign
 /// key (NOT VALID ones included), violate a NOT VALID check, or would violate a pending
 /// migration's SET NOT NULL, primary key or unique index. One repeatable-read snapshot.
-public struct ValidateIntegrityJob: Job {
+public struct ValidateIntegrityJob: DatabaseJob {
     public static let kind = "validate-integrity"
     public static var lockClass: DatabaseLockClass? { .read }
     public static var defaultMaxAttempts: Int { 3 }
@@ -47,11 +47,7 @@ public struct ValidateIntegrityJob: Job {
         public var source: String
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
-
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
+    public init() {}
 
     /// What the pending files would add: SET NOT NULL, primary keys and unique constraints
     /// or indexes on tables that exist before them. Pure.
@@ -94,8 +90,7 @@ public struct ValidateIntegrityJob: Job {
         return found
     }
 
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let url = try env.database(payload.database)
         let files = payload.files ?? env.configuration.migrations[payload.database].flatMap { try? MigrationFiles.load(directory: $0) }
         return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {

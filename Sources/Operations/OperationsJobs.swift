@@ -8,7 +8,7 @@ import Queue
 
 /// `maintenance`: the plan (freeze by transaction-id age first, vacuum, analyze, reindex),
 /// run within a budget after a preflight, each statement under lock_timeout with retries.
-public struct MaintenanceJob: Job {
+public struct MaintenanceJob: DatabaseJob {
     public static let kind = "maintenance"
     public static var lockClass: DatabaseLockClass? { .maintenance }
     public static var defaultMaxAttempts: Int { 3 }
@@ -48,8 +48,7 @@ public struct MaintenanceJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
+    public init() {}
 
     /// The plan for a database now (what `dbq maintenance plan` prints).
     public static func plan(_ c: PostgresConnection, thresholds: MaintenancePlan.Thresholds) async throws -> [MaintenancePlan.Action] {
@@ -57,10 +56,9 @@ public struct MaintenanceJob: Job {
                              indexes: try await OperationsQueries.indexVitals(c, minimumBytes: thresholds.bloatMinimumBytes), thresholds: thresholds)
     }
 
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         if let p = payload.preflight, !["wait", "skip"].contains(p) { throw JobError.permanent("preflight must be wait or skip, not '\(p)'") }
-        let env = try environment()
-        return try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
+                return try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
             var payload = payload
             // Without thresholds in the job (a schedule entry), the database's in dbq.yaml.
             if payload.thresholds == nil { payload.thresholds = overridden(MaintenancePlan.Thresholds(), env.configuration.maintenance[payload.database]) }
@@ -203,7 +201,7 @@ public struct MaintenanceJob: Job {
 
 /// `health`: the checks, with their verdicts; the job fails (for alerting) only when the
 /// checks could not run — a critical finding is a result, with `critical: true`.
-public struct HealthJob: Job {
+public struct HealthJob: DatabaseJob {
     public static let kind = "health"
     public static var defaultMaxAttempts: Int { 2 }
     public static var defaultTimeout: Duration { .seconds(300) }
@@ -224,8 +222,7 @@ public struct HealthJob: Job {
         public var warnings: Int
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
+    public init() {}
 
     public static func report(_ url: PostgresConnectionString, database: String, thresholds: HealthChecks.Thresholds, logger: Logger) async throws -> Report {
         let facts = try await DatabaseScope.withConnection(url, database: database, application: "dbq health", logger: logger) {
@@ -235,8 +232,7 @@ public struct HealthJob: Job {
         return Report(database: database, checks: checks, critical: HealthChecks.exitCode(checks) == 2, warnings: checks.filter { $0.status == .warning }.count)
     }
 
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let report = try await Self.report(try env.database(payload.database), database: payload.database,
                                            thresholds: payload.thresholds ?? overridden(HealthChecks.Thresholds(), env.configuration.health[payload.database]),
                                            logger: context.logger)
@@ -269,7 +265,7 @@ public enum StatsStore {
 }
 
 /// `stats`: a sample of sizes, rows, scans and the top statements, kept in the storage.
-public struct StatsJob: Job {
+public struct StatsJob: DatabaseJob {
     public static let kind = "stats"
     public static var defaultMaxAttempts: Int { 2 }
     public static var defaultTimeout: Duration { .seconds(600) }
@@ -283,8 +279,7 @@ public struct StatsJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
+    public init() {}
 
     public static func sample(_ url: PostgresConnectionString, database: String, logger: Logger) async throws -> StatsSample {
         try await DatabaseScope.withConnection(url, database: database, application: "dbq stats", logger: logger) {
@@ -292,8 +287,7 @@ public struct StatsJob: Job {
         }
     }
 
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let sample = try await Self.sample(url, database: payload.database, logger: context.logger)
@@ -315,10 +309,10 @@ public struct StatsJob: Job {
 
 extension JobRegistry {
     /// Registers maintenance, health, stats and partitions.
-    public mutating func registerOperationsJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        register(MaintenanceJob(environment: environment))
-        register(HealthJob(environment: environment))
-        register(StatsJob(environment: environment))
-        register(PartitionsJob(environment: environment))
+    public mutating func registerOperationsJobs(environment: @escaping JobEnvironment.Provider) {
+        register(MaintenanceJob.self, environment: environment)
+        register(HealthJob.self, environment: environment)
+        register(StatsJob.self, environment: environment)
+        register(PartitionsJob.self, environment: environment)
     }
 }

@@ -7,7 +7,7 @@ import Queue
 /// `partitions`: for each declared range-partitioned table, make the partitions ahead of
 /// time, detach or drop those past retention (under lock_timeout, retried), and report
 /// rows in the default partition — without pg_partman.
-public struct PartitionsJob: Job {
+public struct PartitionsJob: DatabaseJob {
     public static let kind = "partitions"
     public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
@@ -29,14 +29,13 @@ public struct PartitionsJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) { self.environment = environment }
+    public init() {}
 
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         guard !payload.tables.isEmpty else {
             throw JobError.permanent("no partitioned tables for database '\(payload.database)': declare them in dbq.yaml under partitions: {\(payload.database): [{table: public.events, interval: daily, premake: 7, retention: 90d}]}")
         }
-        return try await environment().withDatabase(payload.database, for: Self.self, context: context) { database in
+        return try await env.withDatabase(payload.database, for: Self.self, context: context) { database in
             try await database.withConnection(application: "dbq partitions") { c in
                 _ = try await c.execute("SET TIME ZONE 'UTC'")
                 let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)

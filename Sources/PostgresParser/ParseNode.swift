@@ -1,30 +1,12 @@
+import DBQSupport
 import Foundation
 
 /// A node of PostgreSQL's parse tree as libpg_query prints it (JSON): objects keyed by
 /// field name, node types as one-key objects (`{"CreateStmt": {…}}`).
-public indirect enum ParseNode: Sendable, Equatable, Decodable {
-    case object([String: ParseNode])
-    case array([ParseNode])
-    case string(String)
-    case number(Double)
-    case bool(Bool)
-    case null
+public typealias ParseNode = JSONValue
 
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let b = try? container.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? container.decode(Double.self) { self = .number(n) }
-        else if let s = try? container.decode(String.self) { self = .string(s) }
-        else if let a = try? container.decode([ParseNode].self) { self = .array(a) }
-        else { self = .object(try container.decode([String: ParseNode].self)) }
-    }
-
-    public subscript(_ key: String) -> ParseNode? {
-        if case .object(let fields) = self { return fields[key] }
-        return nil
-    }
-
+/// Reading a parse tree: fields by name, typed nodes, every node of a type below.
+extension JSONValue {
     public var string: String? { if case .string(let s) = self { return s }; return nil }
     public var bool: Bool { if case .bool(let b) = self { return b }; return false }
     public var int: Int? { if case .number(let n) = self { return Int(n) }; return nil }

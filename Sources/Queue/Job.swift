@@ -1,7 +1,9 @@
 import Logging
 
-/// A kind of job: a stable name, a Codable payload with a version, and the work.
-public protocol Job: Sendable {
+/// What names and describes a kind of job: a stable name, a Codable payload with a
+/// version, its defaults, its lock class and its own metrics. `Job` adds the work;
+/// database jobs (in DatabaseJobs) add it with an environment.
+public protocol JobKind: Sendable {
     associatedtype Payload: Codable & Sendable
 
     /// The stable name jobs of this kind carry in the queue (`backup`, `noop`).
@@ -21,11 +23,14 @@ public protocol Job: Sendable {
     /// Metrics of this kind's own, from a successful job's result (a backup's size, a
     /// verification's time); called by the worker once per success.
     static func recordMetrics(result: JSONValue)
+}
 
+/// A kind of job with its work.
+public protocol Job: JobKind {
     func run(_ payload: Payload, context: JobContext) async throws -> JSONValue?
 }
 
-extension Job {
+extension JobKind {
     public static var payloadVersion: Int { 1 }
     public static var defaultMaxAttempts: Int { 5 }
     public static var defaultTimeout: Duration { .seconds(3600) }

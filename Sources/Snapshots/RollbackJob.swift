@@ -10,7 +10,7 @@ import Synchronization
 /// (under `lock_timeout`, retried with backoff), check nothing moved on, empty them, load
 /// the rows, reset the owned sequences, commit. Refused, before changing anything, when a
 /// table's shape differs from the snapshot's or a table outside it references one in it.
-public struct RollbackJob: Job {
+public struct RollbackJob: DatabaseJob {
     public static let kind = "rollback"
     public static var lockClass: DatabaseLockClass? { .ddl }
     public static var defaultMaxAttempts: Int { 3 }
@@ -43,19 +43,14 @@ public struct RollbackJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let dryRun = payload.dryRun ?? false
         guard dryRun || payload.confirm == true else {
             throw JobError.permanent("a rollback replaces every row of the snapshot's tables (changes since it are lost): add --confirm, or --dry-run to see rows now and in the snapshot")
         }
-        let env = try environment()
-        let url = try env.database(payload.database)
+                let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let entry = try await SnapshotCatalog.load(store, database: payload.database).find(payload.snapshot, database: payload.database)
         let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)

@@ -10,11 +10,8 @@ import Synchronization
 /// `snapshot`: the chosen tables' rows read in one snapshot with binary `COPY`, with the
 /// sequences they own, their shapes and the migration version, written like backups (the
 /// objects, then the manifest last under the lease).
-public struct SnapshotJob: Job {
+public struct SnapshotJob: ArtefactJob {
     public static let kind = "snapshot"
-    public static var lockClass: DatabaseLockClass? { .read }
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
     public struct Payload: Codable, Sendable {
         public var database: String
@@ -35,16 +32,10 @@ public struct SnapshotJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
-        let env = try environment()
-        let codec: Codec
-        do { codec = try Codec(parsing: payload.codec ?? "zstd") } catch { throw JobError.permanent("\(error)") }
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
+        let codec = try Codec.payload(payload.codec)
         if (payload.tables ?? []).isEmpty && payload.schema == nil {
             throw JobError.permanent("a snapshot needs --tables a,b or --schema NAME")
         }

@@ -7,7 +7,7 @@ import Queue
 /// those older than `maxAge` (never the newest), manifest first; and what killed snapshot
 /// jobs left behind (folders without a manifest, unfinished uploads) once older than any
 /// snapshot can run.
-public struct SnapshotRetentionJob: Job {
+public struct SnapshotRetentionJob: DatabaseJob {
     public static let kind = "snapshot-retention"
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(3600) }
@@ -29,21 +29,16 @@ public struct SnapshotRetentionJob: Job {
         }
     }
 
-    let environment: @Sendable () throws -> JobEnvironment
+    public init() {}
 
-    public init(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        self.environment = environment
-    }
-
-    public func run(_ payload: Payload, context: JobContext) async throws -> JSONValue? {
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         guard payload.keepLast != nil || payload.maxAgeSeconds != nil else {
             throw JobError.permanent("snapshot retention needs --keep-last N or --max-age DURATION (or both)")
         }
         if let keep = payload.keepLast, keep < 1 {
             throw JobError.permanent("--keep-last must be at least 1 (the newest snapshot is always kept), not \(keep)")
         }
-        let env = try environment()
-        _ = try env.database(payload.database)
+                _ = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let report = try await Self.apply(payload, store: store, now: Date())
         return try Result(database: payload.database, dryRun: payload.dryRun ?? false, deleted: report.deleted, kept: report.kept,
@@ -89,9 +84,9 @@ public struct SnapshotRetentionJob: Job {
 
 extension JobRegistry {
     /// Registers snapshot, rollback and snapshot-retention.
-    public mutating func registerSnapshotJobs(environment: @escaping @Sendable () throws -> JobEnvironment) {
-        register(SnapshotJob(environment: environment))
-        register(RollbackJob(environment: environment))
-        register(SnapshotRetentionJob(environment: environment))
+    public mutating func registerSnapshotJobs(environment: @escaping JobEnvironment.Provider) {
+        register(SnapshotJob.self, environment: environment)
+        register(RollbackJob.self, environment: environment)
+        register(SnapshotRetentionJob.self, environment: environment)
     }
 }

@@ -1,5 +1,6 @@
 import Anonymization
 import ArgumentParser
+import DBQCommand
 import Exports
 import Foundation
 import PostgresClient
@@ -35,36 +36,9 @@ struct AnonymizeCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let scope = try ExportScopeOptions.parse(["--database", database] + (config.path.map { ["--config", $0] } ?? []))
-                let connection = try await scope.connect("dbq anonymize scan")
+                let connection = try await ExportScopeOptions.connect(database, config: config, application: "dbq anonymize scan")
                 defer { Task { await connection.close() } }
-                _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                let full = try await ExportCatalogQuery.load(connection)
-                let selection = try ExportSelection.resolve(full, tables: OptionLists.tables(tables), conditions: nil, followReferences: false)
-                var result: [(table: String, columns: [(name: String, suggestion: PersonalDataScanner.Suggestion)])] = []
-                for table in selection.catalog.dependencyOrder {
-                    let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
-                    let list = try table.columns.map { "\(try PostgresIdentifier.quoted($0.name))::text" }.joined(separator: ", ")
-                    // Large tables are sampled across their pages (TABLESAMPLE SYSTEM), not from their start.
-                    let estimate = try await connection.query("SELECT reltuples FROM pg_class WHERE oid = $1::regclass",
-                                                              [PostgresParameter(qualified)]).scalar.flatMap(Double.init) ?? -1
-                    let sampling = estimate > Double(sample) * 10
-                        ? String(format: " TABLESAMPLE SYSTEM (%.4f)", min(100, Double(sample) * 10 / estimate * 100)) : ""
-                    let rows = try await connection.query("SELECT \(list) FROM ONLY \(qualified)\(sampling) LIMIT \(sample)")
-                    var columns: [(String, PersonalDataScanner.Suggestion)] = []
-                    for (i, column) in table.columns.enumerated() {
-                        let unique = table.uniqueKeys.contains { $0 == [column.name] }
-                        let inReference = full.foreignKeys.contains { fk in
-                            (fk.table == table.qualifiedName && fk.columns.contains(column.name))
-                                || (fk.referenced == table.qualifiedName && fk.referencedColumns.contains(column.name))
-                        }
-                        let samples = rows.compactMap { $0[i] }
-                        columns.append((column.name, PersonalDataScanner.suggest(table: table.qualifiedName, column: column, unique: unique,
-                                                                                 inReference: inReference, samples: samples)))
-                    }
-                    result.append((table.qualifiedName, columns))
-                }
-                _ = try? await connection.execute("ROLLBACK")
+                let (result, catalog) = try await PersonalDataScan.scan(connection, tables: OptionLists.tables(tables), sample: sample)
                 let personal = result.reduce(0) { $0 + $1.columns.filter(\.suggestion.personal).count }
                 let header = """
                     Starting policy written by 'dbq anonymize scan --database \(database)' on \(ISO8601DateFormatter().string(from: Date())),
@@ -74,7 +48,7 @@ struct AnonymizeCommand: AsyncParsableCommand {
                 let text = PersonalDataScanner.policy(result, header: header)
                 // The written policy must be one the export accepts for this very database.
                 do {
-                    _ = try AnonymizationPolicy.parse(text, file: "scan").plan(for: selection.catalog)
+                    _ = try AnonymizationPolicy.parse(text, file: "scan").plan(for: catalog)
                 } catch {
                     throw ValidationError("the scan wrote a policy the export would refuse (\(error)); please report this")
                 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import DBQCommand
 import DBQConfig
 import Queue
 
@@ -8,19 +9,15 @@ struct BackupOptions: KindOptions {
     static var kind: String { BackupJob.kind }
     static var abstract: String { "Back up a database: pg_dump streamed through compression and SHA-256 into the store, manifest last." }
 
-    @Option(help: "The configured database.") var database: String?
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup var target: TargetOptions
     @Option(help: "zstd (default), gzip or none.") var codec: String?
     @Option(help: "Compression level (zstd 1-19, default 1; gzip 1-9, default 6).") var level: Int?
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
-        var fields = PayloadFields(base)
-        fields.set("database", database)
-        fields.set("storage", storage)
+        var fields = PayloadFields(base, target)
         fields.set("codec", codec)
         fields.set("level", level)
-        try fields.checkTarget(kind: Self.kind, configuration)
-        return fields.json
+        return try fields.checked(kind: Self.kind, configuration)
     }
 }
 
@@ -29,8 +26,7 @@ struct RestoreOptions: KindOptions {
     static var kind: String { RestoreJob.kind }
     static var abstract: String { "Restore a backup into a database (checked against its manifest as it streams)." }
 
-    @Option(help: "The configured database whose backup is restored.") var database: String?
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup var source: TargetOptions
     @Option(help: "Backup id, job id or prefix (default: latest).") var backup: String?
     @Option(help: "The database to restore into (a configured name, or a name on the source's server).") var target: String?
     @Flag(help: "Create the target database first.") var create = false
@@ -38,9 +34,7 @@ struct RestoreOptions: KindOptions {
     @Flag(help: "Allow restoring over the source database itself.") var force = false
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
-        var fields = PayloadFields(base)
-        fields.set("database", database)
-        fields.set("storage", storage)
+        var fields = PayloadFields(base, source)
         fields.set("backup", backup)
         fields.set("target", target)
         fields.set("create", flag: create)
@@ -50,8 +44,7 @@ struct RestoreOptions: KindOptions {
         guard fields.has("target") else {
             throw ValidationError("restore needs --target DATABASE: a configured database, or a new name with --create")
         }
-        try fields.checkTarget(kind: Self.kind, configuration)
-        return fields.json
+        return try fields.checked(kind: Self.kind, configuration)
     }
 }
 
@@ -60,17 +53,13 @@ struct VerifyBackupOptions: KindOptions {
     static var kind: String { VerifyBackupJob.kind }
     static var abstract: String { "Restore a backup into a scratch database, compare tables and rows with its manifest, record the verification." }
 
-    @Option(help: "The configured database.") var database: String?
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup var target: TargetOptions
     @Option(help: "Backup id, job id or prefix (default: latest).") var backup: String?
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
-        var fields = PayloadFields(base)
-        fields.set("database", database)
-        fields.set("storage", storage)
+        var fields = PayloadFields(base, target)
         fields.set("backup", backup)
-        try fields.checkTarget(kind: Self.kind, configuration)
-        return fields.json
+        return try fields.checked(kind: Self.kind, configuration)
     }
 }
 
@@ -79,8 +68,7 @@ struct RetentionOptions: KindOptions {
     static var kind: String { RetentionJob.kind }
     static var abstract: String { "Apply a grandfather-father-son policy to a database's backups, and remove what killed backups left." }
 
-    @Option(help: "The configured database.") var database: String?
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup var target: TargetOptions
     @Option(help: "Keep the newest N backups.") var keepLast: Int?
     @Option(help: "Keep the newest backup of each of the last N days.") var daily: Int?
     @Option(help: "… of each of the last N ISO weeks.") var weekly: Int?
@@ -90,9 +78,7 @@ struct RetentionOptions: KindOptions {
     @Option(help: "Remove unfinished uploads and manifest-less data older than this (default 1d).") var grace: String?
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
-        var fields = PayloadFields(base)
-        fields.set("database", database)
-        fields.set("storage", storage)
+        var fields = PayloadFields(base, target)
         fields.set("keepLast", keepLast)
         fields.set("daily", daily)
         fields.set("weekly", weekly)
@@ -100,7 +86,6 @@ struct RetentionOptions: KindOptions {
         fields.set("yearly", yearly)
         fields.set("minAgeSeconds", try minAge.map { try parseDuration($0, option: "--min-age").seconds })
         fields.set("graceSeconds", try grace.map { try parseDuration($0, option: "--grace").seconds })
-        try fields.checkTarget(kind: Self.kind, configuration)
-        return fields.json
+        return try fields.checked(kind: Self.kind, configuration)
     }
 }

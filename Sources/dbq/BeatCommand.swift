@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dashboard
+import DBQCommand
 import DBQConfig
 import Beat
 import Foundation

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DBQCommand
 import DBQConfig
 import Crypto
 import DBQSupport
@@ -106,11 +107,6 @@ struct CheckCommand: AsyncParsableCommand {
         }
         print("storage   ok  \(store.url)  \(formatBytes(size)) streamed from COPY, read back, sha256 \(a.prefix(16))… matches")
     }
-}
-
-struct CheckFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// A SHA-256 that chunks can be fed to from a stream's `tap`.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DBQCommand
 import DBQConfig
 import DBQSupport
 import Foundation
@@ -6,14 +7,6 @@ import Logging
 import ObjectStorage
 import PostgresClient
 import RedisClient
-
-/// `--config` for commands that read dbq.yaml.
-struct ConfigOptions: ParsableArguments {
-    @Option(name: .customLong("config"), help: "The configuration file (default: $DBQ_CONFIG, else ./dbq.yaml if present).")
-    var path: String?
-
-    func load() throws -> DBQConfiguration { try DBQConfiguration.load(path: path) }
-}
 
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

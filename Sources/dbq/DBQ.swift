@@ -1,5 +1,7 @@
 import ArgumentParser
 
+import DBQBench
+import DBQCommand
 @main
 struct DBQ: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import Backups
 import Beat
 import Dashboard
 import DatabaseJobs
+import DBQCommand
 import DBQConfig
 import Exports
 import Foundation

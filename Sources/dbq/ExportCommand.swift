@@ -2,6 +2,7 @@ import Anonymization
 import ArgumentParser
 import Backups
 import DatabaseJobs
+import DBQCommand
 import Exports
 import Foundation
 import PostgresClient
@@ -23,13 +24,12 @@ struct ExportScopeOptions: ParsableArguments {
 
     /// A connection to the database, named in errors by its configured name.
     func connect(_ application: String) async throws -> PostgresConnection {
+        try await Self.connect(database, config: config, application: application)
+    }
+
+    static func connect(_ database: String, config: ConfigOptions, application: String) async throws -> PostgresConnection {
         let env = JobEnvironment(configuration: try config.load(), locks: MemoryLocks(), logger: makeLogger("dbq.export"))
-        let url = try env.database(database)
-        do {
-            return try await PostgresConnection.connect(url.raw, logger: env.logger, applicationName: application)
-        } catch {
-            throw DatabaseScope.classifyConnect(error, database: database)
-        }
+        return try await DatabaseScope.connect(try env.database(database), database: database, application: application, logger: env.logger)
     }
 }
 
@@ -62,42 +62,8 @@ struct ExportCommand: AsyncParsableCommand {
                 }
                 let connection = try await scope.connect("dbq export plan")
                 defer { Task { await connection.close() } }
-                let prepared = try await ExportJob.prepare(try scope.payload(policy: nil), policy: parsed, connection: connection)
-                var tables: [PlanJSON.Table] = []
-                for table in prepared.selection.catalog.dependencyOrder {
-                    let name = table.qualifiedName
-                    let rows = prepared.selection.rows[name] ?? .all
-                    let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
-                    var estimate: Int64?
-                    var exact = false
-                    var condition: String?
-                    switch rows {
-                    case .all:
-                        estimate = try await connection.query("SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass",
-                                                              [PostgresParameter(qualified)]).scalar.flatMap { Int64($0) }.flatMap { $0 < 0 ? nil : $0 }
-                    case .condition(let c) where !prepared.selection.followsReferences:
-                        condition = c
-                        do {
-                            estimate = try await Self.plannedRows(connection, "SELECT 1 FROM ONLY \(qualified) WHERE \(c)")
-                        } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
-                            throw ValidationError("--where for table \(name) does not work in database '\(scope.database)': \(error.message)")
-                        }
-                    case .condition(let c):
-                        condition = c + " (and rows referenced)"
-                        estimate = prepared.chosenRows[name]; exact = true
-                    case .referenced:
-                        condition = "rows referenced by exported rows"
-                        estimate = prepared.chosenRows[name]; exact = true
-                    }
-                    let k = prepared.plan.kAnonymity[name].map { "\($0.columns.joined(separator: ", ")) at least \($0.k) times (\($0.mode.rawValue))" }
-                    tables.append(.init(name: name, rows: estimate, rowsExact: exact, condition: condition, kAnonymity: k,
-                                        columns: (prepared.plan.tables[name] ?? []).map {
-                                            .init(name: $0.name, type: table.column($0.name)?.type ?? "", rule: $0.rule.identity, source: $0.source)
-                                        }))
-                }
-                _ = try? await connection.execute("ROLLBACK")
-                let plan = PlanJSON(database: scope.database, serverVersion: prepared.serverVersion, policyDigest: parsed?.digest,
-                                    strict: parsed?.strict, tables: tables)
+                let plan = try await ExportPlan.plan(try scope.payload(policy: nil), policy: parsed, connection: connection)
+                let tables = plan.tables
                 if json {
                     try printManifestJSON(plan)
                     return
@@ -117,28 +83,6 @@ struct ExportCommand: AsyncParsableCommand {
                 }
             }
         }
-
-        static func plannedRows(_ connection: PostgresConnection, _ sql: String) async throws -> Int64? {
-            let text = try await connection.query("EXPLAIN (FORMAT JSON) " + sql).scalar ?? ""
-            guard let data = text.data(using: .utf8), let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]],
-                  let plan = array.first?["Plan"] as? [String: Any], let rows = plan["Plan Rows"] as? NSNumber else { return nil }
-            return rows.int64Value
-        }
     }
 
-    struct PlanJSON: Encodable {
-        struct Table: Encodable {
-            var name: String
-            var rows: Int64?
-            var rowsExact: Bool
-            var condition: String?
-            var kAnonymity: String?
-            var columns: [ExportManifest.Column]
-        }
-        var database: String
-        var serverVersion: String
-        var policyDigest: String?
-        var strict: Bool?
-        var tables: [Table]
-    }
 }

@@ -1,5 +1,6 @@
 import Anonymization
 import ArgumentParser
+import DBQCommand
 import DBQConfig
 import Exports
 import Foundation
@@ -10,8 +11,7 @@ struct ExportOptions: KindOptions {
     static var kind: String { ExportJob.kind }
     static var abstract: String { "Export tables (all, or chosen, or a subset by --where), masked by an anonymization policy." }
 
-    @Option(help: "The configured database.") var database: String?
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup var target: TargetOptions
     @Option(help: "An anonymization policy file (YAML); read here and sent with the job. The key comes from DBQ_ANONYMIZE_KEY on the worker.")
     var policy: String?
     @Option(help: "The tables (schema.table or a name in public), comma-separated (default: all).") var tables: String?
@@ -23,9 +23,7 @@ struct ExportOptions: KindOptions {
     @Option(help: "zstd (default), gzip or none.") var codec: String?
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
-        var fields = PayloadFields(base)
-        fields.set("database", database)
-        fields.set("storage", storage)
+        var fields = PayloadFields(base, target)
         fields.set("codec", codec)
         fields.set("policy", try policy.map { path -> String in
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -42,10 +40,9 @@ struct ExportOptions: KindOptions {
         if all && tables != nil { throw ValidationError("--all and --tables exclude each other: name tables, or take all") }
         if all { fields.set("tables", JSONValue.array([])) }
         fields.set("followReferences", flag: followReferences)
-        fields.set("tables", OptionLists.tables(tables).map { JSONValue.array($0.map(JSONValue.string)) })
+        fields.set(list: "tables", tables)
         fields.set("conditions", try OptionLists.conditions(conditions).map { JSONValue.object($0.mapValues(JSONValue.string)) })
-        try fields.checkTarget(kind: Self.kind, configuration)
-        return fields.json
+        return try fields.checked(kind: Self.kind, configuration)
     }
 }
 
@@ -54,8 +51,7 @@ struct ImportOptions: KindOptions {
     static var kind: String { ImportJob.kind }
     static var abstract: String { "Load an export into a configured database in one transaction." }
 
-    @Option(help: "The configured database to load into.") var database: String?
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup var target: TargetOptions
     @Option(help: "The export to load: id, job id, prefix or 'latest' (default).") var export: String?
     @Option(help: "The tables (schema.table or a name in public), comma-separated (default: all of the export's).") var tables: String?
     @Option(help: "insert (default; fails on existing keys), upsert, skip or replace.") var mode: String?
@@ -65,9 +61,7 @@ struct ImportOptions: KindOptions {
     @Flag(help: "Report rows to insert, update and skip; change nothing.") var dryRun = false
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
-        var fields = PayloadFields(base)
-        fields.set("database", database)
-        fields.set("storage", storage)
+        var fields = PayloadFields(base, target)
         fields.set("export", export)
         if let mode, !["insert", "upsert", "skip", "replace"].contains(mode) {
             throw ValidationError("--mode '\(mode)' is not a mode; use insert, upsert, skip or replace")
@@ -76,8 +70,7 @@ struct ImportOptions: KindOptions {
         fields.set("createSchema", flag: createSchema)
         fields.set("dryRun", flag: dryRun)
         fields.set("snapshot", flag: snapshot)
-        fields.set("tables", OptionLists.tables(tables).map { JSONValue.array($0.map(JSONValue.string)) })
-        try fields.checkTarget(kind: Self.kind, configuration)
-        return fields.json
+        fields.set(list: "tables", tables)
+        return try fields.checked(kind: Self.kind, configuration)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DBQCommand
 import DBQConfig
 import Foundation
 import Queue

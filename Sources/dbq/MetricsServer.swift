@@ -1,3 +1,4 @@
+import DBQCommand
 import Foundation
 import Synchronization
 import Hummingbird

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DBQCommand
 import DBQConfig
 import Foundation
 import Queue
@@ -11,6 +12,13 @@ struct PayloadFields {
 
     init(_ base: [String: JSONValue]?) { object = base ?? [:] }
 
+    /// The base with the target's database and storage set over it.
+    init(_ base: [String: JSONValue]?, _ target: TargetOptions) {
+        object = base ?? [:]
+        set("database", target.database)
+        set("storage", target.storage)
+    }
+
     mutating func set(_ field: String, _ value: JSONValue?) {
         if let value { object[field] = value }
     }
@@ -19,6 +27,11 @@ struct PayloadFields {
     mutating func set(_ field: String, _ value: Double?) { set(field, value.map(JSONValue.number)) }
     /// A flag: set when given, left as the base has it otherwise.
     mutating func set(_ field: String, flag: Bool) { if flag { object[field] = .bool(true) } }
+
+    /// A comma-separated list option (`a, b`) as an array.
+    mutating func set(list field: String, _ text: String?) {
+        set(field, OptionLists.tables(text).map { JSONValue.array($0.map(JSONValue.string)) })
+    }
 
     func has(_ field: String) -> Bool { object[field] != nil && object[field] != .null }
 
@@ -37,7 +50,17 @@ struct PayloadFields {
         }
     }
 
-    var json: JSONValue { .object(object) }
+    /// The payload, once `checkTarget` passes.
+    func checked(kind: String, _ configuration: DBQConfiguration) throws -> JSONValue {
+        try checkTarget(kind: kind, configuration)
+        return .object(object)
+    }
+}
+
+/// `--database` and `--storage`: where a job that reads or writes artefacts works.
+struct TargetOptions: ParsableArguments {
+    @Option(help: "The configured database.") var database: String?
+    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
 }
 
 /// The storage a job names (or the default it will use) exists in the configuration: the

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DBQCommand
 import Foundation
 import Queue
 import RedisQueue

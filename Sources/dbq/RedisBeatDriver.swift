@@ -1,4 +1,5 @@
 import Beat
+import DBQCommand
 import Foundation
 import Queue
 import RedisQueue

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backups
 import DatabaseJobs
+import DBQCommand
 import DBQConfig
 import Foundation
 import Logging
@@ -16,8 +17,7 @@ struct RunCommand: AsyncParsableCommand {
                       RunKind<RetentionOptions>.self, RunKind<ExportOptions>.self, RunKind<ImportOptions>.self, RunKind<SnapshotOptions>.self,
                       RunKind<SnapshotRetentionOptions>.self, RunKind<RollbackOptions>.self, RunKind<MigrateOptions>.self, RunKind<MigrateRevertOptions>.self,
                       RunKind<ValidateIntegrityOptions>.self, RunKind<CreateIndexOptions>.self, RunKind<DropIndexOptions>.self, RunKind<ReindexOptions>.self,
-                      RunKind<MaintenanceOptions>.self, RunKind<PartitionsOptions>.self,
-                      RunKind<AdviceOptions>.self, RunKind<HealthOptions>.self, RunKind<StatsOptions>.self],
+                      RunKind<MaintenanceOptions>.self, RunKind<PartitionsOptions>.self],
         defaultSubcommand: RunAny.self)
 }
 

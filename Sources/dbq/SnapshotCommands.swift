@@ -1,5 +1,6 @@
 import ArgumentParser
 import DatabaseJobs
+import DBQCommand
 import DBQConfig
 import Foundation
 import Queue
@@ -46,28 +47,24 @@ struct SnapshotOptions: KindOptions {
     static var kind: String { SnapshotJob.kind }
     static var abstract: String { "Snapshot tables (rows, owned sequences, shapes) in one consistent read, for a later rollback." }
 
-    @Option(help: "The configured database.") var database: String?
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup var target: TargetOptions
     @Option(help: "The tables (schema.table or a name in public), comma-separated.") var tables: String?
     @Option(help: "Every table of this schema (instead of --tables).") var schema: String?
     @Option(help: "A note kept in the manifest (e.g. 'before 0042_split_names').") var label: String?
     @Option(help: "zstd (default), gzip or none.") var codec: String?
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
-        var fields = PayloadFields(base)
-        fields.set("database", database)
-        fields.set("storage", storage)
+        var fields = PayloadFields(base, target)
         fields.set("codec", codec)
         fields.set("schema", schema)
         fields.set("label", label)
         if schema != nil && tables != nil { throw ValidationError("--schema and --tables exclude each other: name tables, or take a schema's") }
-        fields.set("tables", OptionLists.tables(tables).map { JSONValue.array($0.map(JSONValue.string)) })
+        fields.set(list: "tables", tables)
         guard fields.has("database") else { throw ValidationError("snapshot needs --database NAME (a database of dbq.yaml)") }
         guard fields.has("tables") || fields.has("schema") else {
             throw ValidationError("snapshot needs --tables a,b or --schema NAME (the tables a rollback will replace)")
         }
-        try fields.checkTarget(kind: Self.kind, configuration)
-        return fields.json
+        return try fields.checked(kind: Self.kind, configuration)
     }
 }
 
@@ -76,16 +73,13 @@ struct SnapshotRetentionOptions: KindOptions {
     static var kind: String { SnapshotRetentionJob.kind }
     static var abstract: String { "Remove a database's snapshots beyond --keep-last and older than --max-age (never the newest)." }
 
-    @Option(help: "The configured database.") var database: String?
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default).") var storage: String?
+    @OptionGroup var target: TargetOptions
     @Option(help: "Keep the newest N snapshots.") var keepLast: Int?
     @Option(help: "Remove snapshots older than this (e.g. 14d); the newest is always kept.") var maxAge: String?
     @Flag(help: "Report what would go; remove nothing.") var dryRun = false
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
-        var fields = PayloadFields(base)
-        fields.set("database", database)
-        fields.set("storage", storage)
+        var fields = PayloadFields(base, target)
         fields.set("keepLast", keepLast)
         fields.set("maxAgeSeconds", try maxAge.map { try parseDuration($0, option: "--max-age").seconds })
         fields.set("dryRun", flag: dryRun)
@@ -93,7 +87,6 @@ struct SnapshotRetentionOptions: KindOptions {
         guard fields.has("keepLast") || fields.has("maxAgeSeconds") else {
             throw ValidationError("snapshot-retention needs --keep-last N or --max-age DURATION (or both)")
         }
-        try fields.checkTarget(kind: Self.kind, configuration)
-        return fields.json
+        return try fields.checked(kind: Self.kind, configuration)
     }
 }

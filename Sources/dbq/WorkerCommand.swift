@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backups
 import DatabaseJobs
+import DBQCommand
 import DBQSupport
 import Foundation
 import Logging

@@ -12,9 +12,8 @@ struct JobEnvironmentTests {
         let broken = StorageSettings(url: try StorageURL("s3://bucket/prefix"), endpoint: "ftp://not-s3", region: "us-east-1",
                                      addressing: .path, accessKeyID: "AKIAEXAMPLE", secretAccessKey: "secret", partSizeMiB: 5)
         let env = try Fixtures.environment(databases: ["main": "postgresql://u@127.0.0.1:1/main"], storage: broken)
-        let job = BackupJob(environment: { env })
         let error = await #expect(throws: JobError.self) {
-            _ = try await job.run(.init(database: "main", storage: "archive"), context: Fixtures.context("backup"))
+            _ = try await BackupJob().run(.init(database: "main", storage: "archive"), in: env, context: Fixtures.context("backup"))
         }
         #expect(error?.isRetryable == false)
         #expect(error?.message.hasPrefix("storage 'archive': ") == true)

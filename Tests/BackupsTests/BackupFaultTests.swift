@@ -113,7 +113,7 @@ struct BackupFaultTests {
         let flaky = try Fixtures.storage(.s3, endpoint: "http://127.0.0.1:\(port)")
         let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: flaky)
         for codec in ["none", "zstd"] {
-            _ = try await Fixtures.run(BackupJob { env }, .init(database: "main", codec: codec))
+            _ = try await Fixtures.run(BackupJob(), in: env, .init(database: "main", codec: codec))
         }
         let faults = proxy.stderr.split(separator: "\n")
         #expect(faults.filter { $0.hasPrefix("503") }.count >= 3, "\(faults)")
@@ -132,7 +132,7 @@ struct BackupFaultTests {
         }
         #expect(try await (store as! S3Store).listUploads(prefix: "backups/").isEmpty)
         // And a restore through the proxy: reads are retried too.
-        _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
+        _ = try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: target, create: true))
         #expect(try await Fixtures.checksums(source) == Fixtures.checksums(target))
     }
 }

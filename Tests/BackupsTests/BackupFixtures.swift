@@ -113,7 +113,7 @@ enum Fixtures {
         JobFixtures.context(kind, id: id, attempt: attempt, token: token, logger: logger, confirmLease: confirmLease)
     }
 
-    static func run<J: Job>(_ job: J, _ payload: J.Payload, context: JobContext? = nil) async throws -> JSONValue? {
-        try await job.run(payload, context: context ?? Self.context(J.kind))
+    static func run<J: DatabaseJob>(_ job: J, in env: JobEnvironment, _ payload: J.Payload, context: JobContext? = nil) async throws -> JSONValue? {
+        try await job.run(payload, in: env, context: context ?? Self.context(J.kind))
     }
 }

@@ -105,11 +105,11 @@ struct RetentionIntegrationTests {
         for kind in Fixtures.StoreKind.allCases {
             let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(kind))
             let (_, store) = try env.store(nil)
-            for _ in 0..<4 { _ = try await Fixtures.run(BackupJob { env }, .init(database: "main")) }
+            for _ in 0..<4 { _ = try await Fixtures.run(BackupJob(), in: env, .init(database: "main")) }
             var catalog = try await BackupCatalog.load(store)
             #expect(catalog.entries.count == 4)
             let oldest = catalog.entries.last!.id
-            _ = try await Fixtures.run(VerifyBackupJob { env }, .init(database: "main", backup: oldest))
+            _ = try await Fixtures.run(VerifyBackupJob(), in: env, .init(database: "main", backup: oldest))
             // A folder with data and no manifest, and (on S3) an upload never completed.
             _ = try await store.put("backups/main/20200101T000000Z-orphan/dump.zst", bytes: [1, 2, 3])
             if let s3 = store as? S3Store { try await s3.startAbandonedUpload("backups/main/20200101T000000Z-killed/dump.zst") }

@@ -21,7 +21,7 @@ struct RoundTripTests {
         defer { Task { await Fixtures.drop(source); await Fixtures.drop(target) } }
         let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(kind))
 
-        let result = try await Fixtures.run(BackupJob { env }, .init(database: "main", codec: codec.rawValue))
+        let result = try await Fixtures.run(BackupJob(), in: env, .init(database: "main", codec: codec.rawValue))
         guard case .object(let fields)? = result, case .string(let id)? = fields["id"] else { Issue.record("no id in \(String(describing: result))"); return }
 
         let (_, store) = try env.store(nil)
@@ -39,7 +39,7 @@ struct RoundTripTests {
         #expect(SHA256Hex.of(stored) == entry.manifest.dump?.sha256)
         if codec == .none { #expect(stored.prefix(5) == Array("PGDMP".utf8)[...]) }
 
-        _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
+        _ = try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: target, create: true))
         let before = try await Fixtures.checksums(source)
         let after = try await Fixtures.checksums(target)
         #expect(before.count == 4)
@@ -61,13 +61,13 @@ struct RoundTripTests {
         var gzipDump = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(.local))
         gzipDump.pgDump = wrapper
         let env = gzipDump
-        _ = try await Fixtures.run(BackupJob { env }, .init(database: "main", codec: "none"))
+        _ = try await Fixtures.run(BackupJob(), in: env, .init(database: "main", codec: "none"))
         let (_, store) = try env.store(nil)
         let entry = try #require(try await BackupCatalog.load(store).entries.first)
         #expect(entry.manifest.tables.first { $0.name == "accounts" }?.rows == 3_000)
         #expect(entry.manifest.tables.contains { $0.schema == "Odd Schema" && $0.name == "Weird \"Name\"" && $0.rows == 500 })
         #expect(entry.manifest.tables.first { $0.name == "empty_table" }?.rows == 0)
-        _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
+        _ = try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: target, create: true))
         #expect(try await Fixtures.checksums(source) == Fixtures.checksums(target))
     }
 
@@ -78,12 +78,12 @@ struct RoundTripTests {
         defer { Task { await Fixtures.drop(source); await Fixtures.drop(target) } }
         let storage = try Fixtures.storage(.local)
         let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: storage)
-        _ = try await Fixtures.run(BackupJob { env }, .init(database: "main"))
+        _ = try await Fixtures.run(BackupJob(), in: env, .init(database: "main"))
         let (_, store) = try env.store(nil)
         let entry = try #require(try await BackupCatalog.load(store).entries.first)
 
         // A verification of the intact backup passes and is recorded.
-        _ = try await Fixtures.run(VerifyBackupJob { env }, .init(database: "main"))
+        _ = try await Fixtures.run(VerifyBackupJob(), in: env, .init(database: "main"))
         #expect(try await BackupCatalog.load(store).entries.first?.verification?.outcome == .passed)
 
         guard case .file(let root) = storage.url else { Issue.record("not a local store"); return }
@@ -94,7 +94,7 @@ struct RoundTripTests {
         let object = "\(store.url)/\(entry.dumpKey)"
 
         let verifyError = await #expect(throws: JobError.self) {
-            try await Fixtures.run(VerifyBackupJob { env }, .init(database: "main"))
+            try await Fixtures.run(VerifyBackupJob(), in: env, .init(database: "main"))
         }
         #expect(verifyError?.message.contains("backup object \(object) is corrupt") == true, "\(String(describing: verifyError))")
         let verification = try #require(try await BackupCatalog.load(store).entries.first?.verification)
@@ -102,7 +102,7 @@ struct RoundTripTests {
         #expect(verification.mismatches.first?.contains(object) == true)
 
         let restoreError = await #expect(throws: JobError.self) {
-            try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
+            try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: target, create: true))
         }
         #expect(restoreError?.message.contains("backup object \(object) is corrupt") == true, "\(String(describing: restoreError))")
         // The database it created for the restore is gone again; no scratch database is left.
@@ -118,23 +118,23 @@ struct RoundTripTests {
         let source = try await Fixtures.makeSource(rows: 100)
         defer { Task { await Fixtures.drop(source) } }
         let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(.local))
-        _ = try await Fixtures.run(BackupJob { env }, .init(database: "main"))
+        _ = try await Fixtures.run(BackupJob(), in: env, .init(database: "main"))
         let (_, store) = try env.store(nil)
 
         let overSource = await #expect(throws: JobError.self) {
-            try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: "main"))
+            try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: "main"))
         }
         #expect(overSource?.message.contains("refusing to restore over the source database 'main'") == true)
         let exists = await #expect(throws: JobError.self) {
-            try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: source, create: true, force: true))
+            try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: source, create: true, force: true))
         }
         #expect(exists?.message.contains("already exists") == true, "\(String(describing: exists))")
         let missing = await #expect(throws: JobError.self) {
-            try await Fixtures.run(RestoreJob { env }, .init(database: "main", backup: "20200101T000000Z-nothing", target: "x_restore", create: true))
+            try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", backup: "20200101T000000Z-nothing", target: "x_restore", create: true))
         }
         #expect(missing?.message == "no backup '20200101T000000Z-nothing' of database 'main' in \(store.url); dbq backups list shows the ids")
         // --force with --clean restores over the source itself.
-        _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: "main", clean: true, force: true))
+        _ = try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: "main", clean: true, force: true))
         #expect(try await Fixtures.checksums(source)["public.accounts"]?.hasPrefix("100:") == true)
     }
 
@@ -146,7 +146,7 @@ struct RoundTripTests {
         let id = JobID.make()
         let context = Fixtures.context("backup", id: id, confirmLease: { throw LeaseLostError(jobID: id) })
         await #expect(throws: LeaseLostError.self) {
-            try await Fixtures.run(BackupJob { env }, .init(database: "main"), context: context)
+            try await Fixtures.run(BackupJob(), in: env, .init(database: "main"), context: context)
         }
         let (_, store) = try env.store(nil)
         let catalog = try await BackupCatalog.load(store)
@@ -177,7 +177,7 @@ struct SegmentedBackupTests {
         let env = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: storage)
         #expect(env.objectLimit(nil) == 5 << 20)
 
-        let result = try await Fixtures.run(BackupJob { env }, .init(database: "main", codec: "none"))
+        let result = try await Fixtures.run(BackupJob(), in: env, .init(database: "main", codec: "none"))
         guard case .object(let fields)? = result, case .number(let count)? = fields["objects"] else { Issue.record("\(String(describing: result))"); return }
         #expect(count >= 3)
         let (_, store) = try env.store(nil)
@@ -195,9 +195,9 @@ struct SegmentedBackupTests {
         #expect(whole.prefix(5) == Array("PGDMP".utf8)[...])
         #expect(Int64(whole.count) == objects[0].rawSize)
 
-        _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: target, create: true))
+        _ = try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: target, create: true))
         #expect(try await Fixtures.checksums(source) == Fixtures.checksums(target))
-        _ = try await Fixtures.run(VerifyBackupJob { env }, .init(database: "main"))
+        _ = try await Fixtures.run(VerifyBackupJob(), in: env, .init(database: "main"))
 
         // One byte flipped in the second object: refused, naming that object.
         let second = entry.folder + "/" + objects[1].name
@@ -207,7 +207,7 @@ struct SegmentedBackupTests {
         let other = Fixtures.freshName("segments-bad")
         defer { Task { await Fixtures.drop(other) } }
         do {
-            _ = try await Fixtures.run(RestoreJob { env }, .init(database: "main", target: other, create: true))
+            _ = try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: other, create: true))
             Issue.record("a restore of a corrupt object succeeded")
         } catch {
             #expect("\(error)".contains("\(objects[1].name) is corrupt"), "\(error)")

@@ -65,7 +65,7 @@ struct ExportSubsetTests {
         guard case .object(let fields)? = result, case .object(let perTable)? = fields["rowsPerTable"] else { Issue.record("no rows per table"); return }
         #expect(perTable["public.customers"] == .number(Double(expected)))
         // Loads with its foreign keys in place (schema.sql has them): nothing dangles.
-        _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
+        _ = try await ImportJob().run(.init(database: "staging", createSchema: true), in: env, context: T.context())
         #expect(try await T.count(target, "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id") == 30)
 
         // Without following, the subset is only what the condition says.
@@ -184,11 +184,11 @@ struct ExportSubsetTests {
         setup.configuration.databases["staging"] = try PostgresConnectionString(T.server.replacingDatabase(target))
         let env = setup
         _ = try await Self.export(env, .init(database: "main", codec: "none"), key: "nokey-key-0123456789abcdef")
-        _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
+        _ = try await ImportJob().run(.init(database: "staging", createSchema: true), in: env, context: T.context())
         #expect(try await T.count(target, "SELECT count(*) FROM audit") == 20)
         for mode in [ImportJob.Mode.skip, .upsert] {
             do {
-                _ = try await ImportJob { env }.run(.init(database: "staging", mode: mode), context: T.context())
+                _ = try await ImportJob().run(.init(database: "staging", mode: mode), in: env, context: T.context())
                 Issue.record("\(mode) ran on a table without a key")
             } catch {
                 #expect("\(error)".contains("table public.audit has no primary key"), "\(error)")
@@ -196,7 +196,7 @@ struct ExportSubsetTests {
             #expect(try await T.count(target, "SELECT count(*) FROM audit") == 20, "\(mode) added rows")
         }
         // Without the keyless table with rows, upsert runs (scratch is empty and keyless).
-        _ = try await ImportJob { env }.run(.init(database: "staging", tables: ["customers", "scratch"], mode: .upsert), context: T.context())
+        _ = try await ImportJob().run(.init(database: "staging", tables: ["customers", "scratch"], mode: .upsert), in: env, context: T.context())
         #expect(try await T.count(target, "SELECT count(*) FROM customers") == 50)
     }
 
@@ -220,7 +220,7 @@ struct ExportSubsetTests {
             let (manifest, _, _) = try await Self.export(env, .init(database: "main", policy: T.policy, format: format), key: "format-key-0123456789abc")
             #expect(manifest.rowFormat?.rawValue == format)
             #expect(manifest.tables.allSatisfy { $0.objects.first?.name.hasSuffix(".\(format).zst") == true })
-            _ = try await ImportJob { env }.run(.init(database: "t\(i)", export: manifest.id, createSchema: true), context: T.context())
+            _ = try await ImportJob().run(.init(database: "t\(i)", export: manifest.id, createSchema: true), in: env, context: T.context())
         }
         for table in ["customers", "orders", "tickets"] {
             let copy = try await Self.digest(targets[0], table)
@@ -327,9 +327,9 @@ struct MillionRowTests {
                 email: {rule: email, length: 52}
                 national_id: {rule: hash, pattern: digits}
             """
-        _ = try await T.withKey("million-key-0123456789abcdef") { try await ExportJob { env }.run(.init(database: "main", policy: policy), context: T.context()) }
+        _ = try await T.withKey("million-key-0123456789abcdef") { try await ExportJob().run(.init(database: "main", policy: policy), in: env, context: T.context()) }
         // The schema carries PRIMARY KEY and both UNIQUE constraints: one duplicate and the import fails.
-        _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
+        _ = try await ImportJob().run(.init(database: "staging", createSchema: true), in: env, context: T.context())
         #expect(try await T.count(target, "SELECT count(*) FROM people") == 1_000_000)
         #expect(try await T.count(target, "SELECT count(DISTINCT email) + count(DISTINCT national_id) + count(DISTINCT id) FROM people") == 3_000_000)
         #expect(try await T.count(target, "SELECT count(*) FROM people WHERE email LIKE 'p%@x%.example'") == 0)

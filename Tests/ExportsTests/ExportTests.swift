@@ -109,7 +109,7 @@ struct ExportTests {
     /// Runs an export of `payload` with `key` in the environment: its manifest, its objects
     /// by name (as stored), and the job's result.
     static func export(_ env: JobEnvironment, _ payload: ExportJob.Payload, key: String) async throws -> (ExportManifest, [String: [UInt8]], JSONValue?) {
-        let result = try await withKey(key) { try await ExportJob { env }.run(payload, context: context()) }
+        let result = try await withKey(key) { try await ExportJob().run(payload, in: env, context: context()) }
         guard case .object(let fields)? = result, case .string(let folder)? = fields["folder"] else { throw JobError.permanent("no folder") }
         let (_, store) = try env.store(nil)
         var objects: [String: [UInt8]] = [:]
@@ -258,7 +258,7 @@ struct ExportTests {
         let env = setup
         _ = try await Self.export(env, policy: Self.policy, key: "import-key-0123456789abcdef")
         func load(_ mode: ImportJob.Mode, createSchema: Bool = false, dryRun: Bool = false) async throws -> JSONValue? {
-            try await ImportJob { env }.run(.init(database: "staging", mode: mode, createSchema: createSchema, dryRun: dryRun), context: Self.context())
+            try await ImportJob().run(.init(database: "staging", mode: mode, createSchema: createSchema, dryRun: dryRun), in: env, context: Self.context())
         }
         _ = try await load(.insert, createSchema: true)
         let joins = "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id"
@@ -298,7 +298,7 @@ struct ExportTests {
         let db = try await PostgresConnection.connect(Self.server.replacingDatabase(target), logger: Self.logger)
         _ = try await db.execute("CREATE TABLE customers (id bigint PRIMARY KEY, email varchar(10), extra text NOT NULL)")
         do {
-            _ = try await ImportJob { env }.run(.init(database: "staging", tables: ["customers"]), context: Self.context())
+            _ = try await ImportJob().run(.init(database: "staging", tables: ["customers"]), in: env, context: Self.context())
             Issue.record("imported into a different table")
         } catch {
             let text = "\(error)"

@@ -24,11 +24,11 @@ struct ImportSnapshotTests {
         let before = try await T.count(target, "SELECT count(*) FROM customers")
         #expect(before == 50)
 
-        let dry = try await ImportJob { env }.run(.init(database: "staging", mode: .replace, dryRun: true, snapshot: true), context: T.context())
+        let dry = try await ImportJob().run(.init(database: "staging", mode: .replace, dryRun: true, snapshot: true), in: env, context: T.context())
         guard case .object(let dryFields)? = dry else { Issue.record("no result"); return }
         #expect(dryFields["snapshot"] == .null, "a dry run takes no snapshot")
 
-        let result = try await ImportJob { env }.run(.init(database: "staging", mode: .replace, snapshot: true), context: T.context())
+        let result = try await ImportJob().run(.init(database: "staging", mode: .replace, snapshot: true), in: env, context: T.context())
         guard case .object(let fields)? = result, case .string(let id)? = fields["snapshot"] else { Issue.record("no snapshot in \(String(describing: result))"); return }
         #expect(try await T.count(target, "SELECT count(*) FROM customers") == 300)
         let (_, store) = try env.store(nil)
@@ -37,7 +37,7 @@ struct ImportSnapshotTests {
         #expect(Set(snapshot.manifest.tables.map(\.qualifiedName)) == ["public.customers", "public.orders", "public.tickets"])
         #expect(snapshot.manifest.label?.hasPrefix("before importing export ") == true)
 
-        _ = try await RollbackJob { env }.run(.init(database: "staging", snapshot: id, confirm: true), context: T.context())
+        _ = try await RollbackJob().run(.init(database: "staging", snapshot: id, confirm: true), in: env, context: T.context())
         #expect(try await T.count(target, "SELECT count(*) FROM customers") == 50)
         #expect(try await T.count(target, "SELECT count(*) FROM orders") == 150)
     }
@@ -63,7 +63,7 @@ struct GeneratedColumnTests {
         let env = setup
         let (manifest, _, _) = try await T.export(env, .init(database: "main", codec: "none"), key: "generated-key-0123456789abcdef")
         #expect(manifest.tables.first?.columns.map(\.name) == ["id", "email"])
-        _ = try await ImportJob { env }.run(.init(database: "staging", createSchema: true), context: T.context())
+        _ = try await ImportJob().run(.init(database: "staging", createSchema: true), in: env, context: T.context())
         #expect(try await T.count(target, "SELECT count(*) FROM people WHERE email_lower = lower(email)") == 50)
     }
 }

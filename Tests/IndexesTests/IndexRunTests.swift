@@ -46,7 +46,7 @@ struct IndexRunTests {
     static func context(_ kind: String = "create-index") -> JobContext { JobFixtures.context(kind, logger: logger) }
 
     static func create(_ env: JobEnvironment, _ payload: CreateIndexJob.Payload) async throws -> [String: JSONValue] {
-        guard case .object(let fields)? = try await CreateIndexJob { env }.run(payload, context: context()) else { throw JobError.permanent("no result") }
+        guard case .object(let fields)? = try await CreateIndexJob().run(payload, in: env, context: context()) else { throw JobError.permanent("no result") }
         return fields
     }
 
@@ -126,11 +126,11 @@ struct IndexRunTests {
         #expect(missing?.message == "database 'main' has no table public.nope")
         // Drop refuses a constraint's index; reindex and drop work on a plain one.
         let refused = await #expect(throws: JobError.self) {
-            _ = try await DropIndexJob { env }.run(.init(database: "main", index: "orders_pkey"), context: Self.context("drop-index"))
+            _ = try await DropIndexJob().run(.init(database: "main", index: "orders_pkey"), in: env, context: Self.context("drop-index"))
         }
         #expect(refused?.message.contains("backs constraint orders_pkey") == true)
-        _ = try await ReindexJob { env }.run(.init(database: "main", index: "public.orders_customer_id_idx"), context: Self.context("reindex"))
-        _ = try await DropIndexJob { env }.run(.init(database: "main", index: "orders_customer_id_idx"), context: Self.context("drop-index"))
+        _ = try await ReindexJob().run(.init(database: "main", index: "public.orders_customer_id_idx"), in: env, context: Self.context("reindex"))
+        _ = try await DropIndexJob().run(.init(database: "main", index: "orders_customer_id_idx"), in: env, context: Self.context("drop-index"))
         #expect(try await Self.scalar(db, "SELECT to_regclass('orders_customer_id_idx') IS NULL") == "t")
     }
 

@@ -44,7 +44,7 @@ struct MigrationRunTests {
     static func context() -> JobContext { JobFixtures.context("migrate", logger: logger) }
 
     static func migrate(_ env: JobEnvironment, _ payload: MigrateJob.Payload) async throws -> [String: JSONValue] {
-        guard case .object(let fields)? = try await MigrateJob { env }.run(payload, context: context()) else { throw JobError.permanent("no result") }
+        guard case .object(let fields)? = try await MigrateJob().run(payload, in: env, context: context()) else { throw JobError.permanent("no result") }
         return fields
     }
 
@@ -90,7 +90,7 @@ struct MigrationRunTests {
         #expect(again["applied"] == .array([]))
         #expect(try await Self.scalar(db, "SELECT count(*) FROM orders") == "2000")
 
-        guard case .object(let reverted)? = try await MigrateRevertJob { env }.run(.init(database: "main", files: Self.files, steps: 2), context: Self.context()) else {
+        guard case .object(let reverted)? = try await MigrateRevertJob().run(.init(database: "main", files: Self.files, steps: 2), in: env, context: Self.context()) else {
             Issue.record("no revert result"); return
         }
         #expect(reverted["version"] == .string("0001"))
@@ -108,7 +108,7 @@ struct MigrationRunTests {
         var noDown = Self.files
         noDown[0].down = nil
         let refused = await #expect(throws: JobError.self) {
-            _ = try await MigrateRevertJob { env }.run(.init(database: "main", files: noDown), context: Self.context())
+            _ = try await MigrateRevertJob().run(.init(database: "main", files: noDown), in: env, context: Self.context())
         }
         #expect(refused?.message.contains("0001_orders has no down file (0001_orders.down.sql): it cannot be reverted") == true)
     }
@@ -217,7 +217,7 @@ struct MigrationRunTests {
         #expect(entry.manifest.tables.map(\.qualifiedName) == ["public.users"])
         #expect(entry.manifest.label == "before migrating to 0001_purge")
         // The shape moved on (the tracking table is not one of the snapshot's tables): rollback works.
-        _ = try await RollbackJob { env }.run(.init(database: "main", snapshot: id, confirm: true), context: Self.context())
+        _ = try await RollbackJob().run(.init(database: "main", snapshot: id, confirm: true), in: env, context: Self.context())
         #expect(try await Self.scalar(db, "SELECT count(*) || ':' || max(name) FROM users") == "2000:User 999")
     }
 }
@@ -250,7 +250,7 @@ extension MigrationRunTests {
             "not-null users [\"email\"] 0001_tighten.up.sql:1", "unique users [\"name\"] 0001_tighten.up.sql:2",
         ])
         let before = try await c.query("SELECT count(*) FROM users WHERE email IS NULL").scalar
-        guard case .object(let result)? = try await ValidateIntegrityJob { env }.run(.init(database: "main", files: files, samples: 3), context: Self.context()),
+        guard case .object(let result)? = try await ValidateIntegrityJob().run(.init(database: "main", files: files, samples: 3), in: env, context: Self.context()),
               case .array(let violations)? = result["violations"] else { Issue.record("no result"); return }
         #expect(result["clean"] == .bool(false))
         func find(_ kind: String) -> [String: JSONValue]? {
@@ -266,7 +266,7 @@ extension MigrationRunTests {
         #expect(try await c.query("SELECT count(*) FROM users WHERE email IS NULL").scalar == before, "read-only")
 
         _ = try await c.execute("DELETE FROM orders WHERE user_id > 900000 OR total < 0; UPDATE users SET email = 'x' || id WHERE email IS NULL; UPDATE users SET name = 'N' || id WHERE name = 'Twin'")
-        guard case .object(let clean)? = try await ValidateIntegrityJob { env }.run(.init(database: "main", files: files), context: Self.context()) else { return }
+        guard case .object(let clean)? = try await ValidateIntegrityJob().run(.init(database: "main", files: files), in: env, context: Self.context()) else { return }
         #expect(clean["clean"] == .bool(true))
         #expect(clean["checks"] == .number(4))
     }

@@ -56,12 +56,12 @@ struct OperationsRunTests {
         _ = try await c.query("SELECT pg_stat_force_next_flush()")
         _ = try await c.query("SELECT 1")
         let env = try Self.environment(db)
-        let dry = Self.object(try await MaintenanceJob { env }.run(.init(database: "main", dryRun: true), context: Self.context("maintenance")))
+        let dry = Self.object(try await MaintenanceJob().run(.init(database: "main", dryRun: true), in: env, context: Self.context("maintenance")))
         guard case .array(let plan)? = dry["plan"] else { Issue.record("no plan: \(dry)"); return }
         #expect(plan.map { Self.object($0)["target"] } == [.string("public.dirty")], "\(plan)")
         #expect(try await c.query("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'dirty'").scalar == "25000")
 
-        let result = Self.object(try await MaintenanceJob { env }.run(.init(database: "main", costDelayMs: 0), context: Self.context("maintenance")))
+        let result = Self.object(try await MaintenanceJob().run(.init(database: "main", costDelayMs: 0), in: env, context: Self.context("maintenance")))
         guard case .array(let actions)? = result["actions"] else { Issue.record("no actions: \(result)"); return }
         #expect(actions.count == 1)
         let action = Self.object(actions.first)
@@ -81,7 +81,7 @@ struct OperationsRunTests {
         let pid = try await holder.query("SELECT pg_backend_pid()").scalar ?? "?"
         try await Task.sleep(for: .milliseconds(1200))
         let env = try Self.environment(db)
-        let result = Self.object(try await MaintenanceJob { env }.run(.init(database: "main", maxTransactionSeconds: 1, preflight: "skip"), context: Self.context("maintenance")))
+        let result = Self.object(try await MaintenanceJob().run(.init(database: "main", maxTransactionSeconds: 1, preflight: "skip"), in: env, context: Self.context("maintenance")))
         guard case .string(let skipped)? = result["skipped"] else { Issue.record("not skipped: \(result)"); return }
         #expect(skipped.contains("a transaction (pid \(pid)) has been open"))
         #expect(result["actions"] == .array([]))
@@ -136,10 +136,10 @@ struct OperationsRunTests {
             """)
         for i in 0..<30 { _ = try await c.query("SELECT note FROM items WHERE code = $1", [PostgresParameter("c\(i * 7)")]) }
         let env = try Self.environment(db)
-        _ = try await StatsJob { env }.run(.init(database: "main"), context: Self.context("stats"))
+        _ = try await StatsJob().run(.init(database: "main"), in: env, context: Self.context("stats"))
         _ = try await c.execute("DROP INDEX items_code; INSERT INTO items SELECT i, 'c' || i, repeat('y', 50) FROM generate_series(200001, 260000) i")
         for i in 0..<30 { _ = try await c.query("SELECT note FROM items WHERE code = $1", [PostgresParameter("c\(i * 7)")]) }
-        _ = try await StatsJob { env }.run(.init(database: "main"), context: Self.context("stats"))
+        _ = try await StatsJob().run(.init(database: "main"), in: env, context: Self.context("stats"))
         let (_, store) = try env.store(nil)
         let samples = try await StatsStore.load(database: "main", since: Date().addingTimeInterval(-3600), store: store)
         #expect(samples.count == 2)

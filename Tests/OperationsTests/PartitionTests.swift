@@ -59,7 +59,7 @@ struct PartitionTests {
         let spec = PartitionSpec(table: "public.events", interval: .daily, premake: 3, retentionSeconds: 5 * 86_400, retentionAction: .drop)
         let now = Self.day("2026-03-10").addingTimeInterval(3600)
         let context = JobContext(id: JobID.make(), kind: "partitions", queue: "t", attempt: 1, fencingToken: 1, logger: logger, confirmLease: {}, reportProgress: { _ in })
-        guard case .object(let result)? = try await PartitionsJob { env }.run(.init(database: "main", tables: [spec], now: now), context: context),
+        guard case .object(let result)? = try await PartitionsJob().run(.init(database: "main", tables: [spec], now: now), in: env, context: context),
               case .object(let events)? = result["tables"]?.objectValue?["public.events"] ?? nil else { Issue.record("no result"); return }
         #expect(events["created"] == .array(["events_p20260310", "events_p20260311", "events_p20260313"].map(JSONValue.string)))
         #expect(events["dropped"] == .array([.string("events_p20260301")]))

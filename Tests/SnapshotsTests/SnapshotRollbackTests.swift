@@ -67,16 +67,16 @@ struct SnapshotRollbackTests {
     static func context(_ kind: String) -> JobContext { JobFixtures.context(kind, logger: logger) }
 
     static func snapshot(_ env: JobEnvironment, tables: [String]? = nil, schema: String? = nil) async throws -> String {
-        let result = try await SnapshotJob { env }.run(.init(database: "main", tables: tables, schema: schema, label: "test"), context: context("snapshot"))
+        let result = try await SnapshotJob().run(.init(database: "main", tables: tables, schema: schema, label: "test"), in: env, context: context("snapshot"))
         guard case .object(let fields)? = result, case .string(let id)? = fields["id"] else { throw JobError.permanent("no id") }
         return id
     }
 
     static func rollback(_ env: JobEnvironment, _ id: String, confirm: Bool? = true, dryRun: Bool? = nil, lockTimeoutMs: Int? = nil,
                          rebuildIndexesFrom: Int64? = nil) async throws -> [String: JSONValue] {
-        let result = try await RollbackJob { env }.run(.init(database: "main", snapshot: id, confirm: confirm, dryRun: dryRun, lockTimeoutMs: lockTimeoutMs,
-                                                             rebuildIndexesFrom: rebuildIndexesFrom),
-                                                       context: context("rollback"))
+        let result = try await RollbackJob().run(.init(database: "main", snapshot: id, confirm: confirm, dryRun: dryRun, lockTimeoutMs: lockTimeoutMs,
+                                                       rebuildIndexesFrom: rebuildIndexesFrom),
+                                                 in: env, context: context("rollback"))
         guard case .object(let fields)? = result else { throw JobError.permanent("no result") }
         return fields
     }
@@ -259,17 +259,17 @@ struct SnapshotRollbackTests {
         FileManager.default.createFile(atPath: orphan + "/public.tags.bin.zst", contents: Data([1, 2, 3]))
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-8 * 3600)], ofItemAtPath: orphan + "/public.tags.bin.zst")
 
-        let dry = try await SnapshotRetentionJob { env }.run(.init(database: "main", keepLast: 1, dryRun: true), context: Self.context("snapshot-retention"))
+        let dry = try await SnapshotRetentionJob().run(.init(database: "main", keepLast: 1, dryRun: true), in: env, context: Self.context("snapshot-retention"))
         #expect(dry.flatMap { if case .object(let o) = $0 { o["deleted"] } else { nil } } == .array(ids.prefix(2).map(JSONValue.string)))
         let (_, store) = try env.store(nil)
         #expect(try await SnapshotCatalog.load(store).entries.count == 3)
 
-        _ = try await SnapshotRetentionJob { env }.run(.init(database: "main", keepLast: 1), context: Self.context("snapshot-retention"))
+        _ = try await SnapshotRetentionJob().run(.init(database: "main", keepLast: 1), in: env, context: Self.context("snapshot-retention"))
         #expect(try await SnapshotCatalog.load(store).entries.map(\.id) == [ids[2]])
         let left = try await store.list(prefix: "snapshots/")
         #expect(left.allSatisfy { $0.key.contains(ids[2]) })
         let error = await #expect(throws: JobError.self) {
-            _ = try await SnapshotRetentionJob { env }.run(.init(database: "main"), context: Self.context("snapshot-retention"))
+            _ = try await SnapshotRetentionJob().run(.init(database: "main"), in: env, context: Self.context("snapshot-retention"))
         }
         #expect(error?.message.contains("--keep-last") == true)
     }

@@ -6,7 +6,7 @@ import ObjectStorage
 
 /// Runs a command body and turns any failure into one line on stderr and exit code 1:
 /// never a stack trace.
-func reportingFailures(_ body: () async throws -> Void) async throws {
+public func reportingFailures(_ body: () async throws -> Void) async throws {
     MemoryTuning.applied
     OpenSSLExit.disableCleanup
     do {
@@ -22,13 +22,13 @@ func reportingFailures(_ body: () async throws -> Void) async throws {
 }
 
 /// A logger that writes to stderr at `DBQ_LOG_LEVEL` (default: warning).
-func makeLogger(_ label: String) -> Logger {
+public func makeLogger(_ label: String) -> Logger {
     LoggingBootstrap.once
     return Logger(label: label)
 }
 
-enum LoggingBootstrap {
-    static let once: Void = {
+public enum LoggingBootstrap {
+    public static let once: Void = {
         let level = ProcessInfo.processInfo.environment["DBQ_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -39,29 +39,31 @@ enum LoggingBootstrap {
 }
 
 /// The environment variable's value, if set and not empty.
-func environment(_ name: String) -> String? {
+public func environment(_ name: String) -> String? {
     guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
     return value
 }
 
 /// Options every command that touches S3 takes.
-struct S3OptionGroup: ParsableArguments {
+public struct S3OptionGroup: ParsableArguments {
+    public init() {}
+
     @Option(name: .customLong("endpoint"), help: "S3 endpoint, http(s)://host[:port] (default: $DBQ_S3_ENDPOINT, else AWS).")
-    var endpoint: String?
+    public var endpoint: String?
 
     @Option(help: "S3 region.")
-    var region: String = environment("AWS_DEFAULT_REGION") ?? environment("AWS_REGION") ?? "us-east-1"
+    public var region: String = environment("AWS_DEFAULT_REGION") ?? environment("AWS_REGION") ?? "us-east-1"
 
     @Option(help: "Addressing style: path or virtual (default: virtual for AWS, path otherwise).")
-    var addressing: String?
+    public var addressing: String?
 
     @Option(name: .customLong("part-size"), help: "Multipart part size in MiB (at least 5).")
-    var partSizeMiB: Int = S3Configuration.defaultPartSize >> 20
+    public var partSizeMiB: Int = S3Configuration.defaultPartSize >> 20
 
     @Option(help: "Parts held in memory at once, uploading or filling (memory: part size × this).")
-    var partConcurrency: Int = 2
+    public var partConcurrency: Int = 2
 
-    func s3Options() throws -> S3Options {
+    public func s3Options() throws -> S3Options {
         var style: S3Configuration.Addressing?
         if let addressing {
             guard let parsed = S3Configuration.Addressing(rawValue: addressing) else {
@@ -75,7 +77,7 @@ struct S3OptionGroup: ParsableArguments {
 }
 
 /// Human-readable byte counts.
-func formatBytes(_ count: Int64) -> String {
+public func formatBytes(_ count: Int64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var value = Double(count)
     var unit = 0

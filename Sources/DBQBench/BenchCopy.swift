@@ -1,4 +1,5 @@
 import ArgumentParser
+import DBQCommand
 import DBQSupport
 import Foundation
 import PostgresClient

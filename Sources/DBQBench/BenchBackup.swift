@@ -2,6 +2,7 @@ import ArgumentParser
 import Backups
 import Codecs
 import DatabaseJobs
+import DBQCommand
 import DBQSupport
 import Foundation
 import Logging
@@ -618,12 +619,6 @@ func median(_ values: [Double]) -> Double {
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
-func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
-
-func mebibytes(_ bytes: Int?) -> String { bytes.map { formatBytes(Int64($0)) } ?? "?" }
-
-func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
-func lpad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
 
 private extension Double {
     var int64: Int64 { isFinite ? Int64(self) : 0 }

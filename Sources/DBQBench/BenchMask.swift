@@ -1,6 +1,7 @@
 import Anonymization
 import ArgumentParser
 import Crypto
+import DBQCommand
 import Foundation
 
 /// The masking rules alone, on one thread, with no database and no disk: what a row of

@@ -47,7 +47,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Decodes this JSON into a Codable value.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try JSONDecoder().decode(T.self, from: Data(jsonText.utf8))
+        try JSONDecoder().decode(T.self, from: JSONEncoder().encode(self))
     }
 
     public subscript(key: String) -> JSONValue? {

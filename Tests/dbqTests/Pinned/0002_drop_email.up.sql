@@ -1,0 +1,2 @@
+ALTER TABLE accounts DROP COLUMN email;
+CREATE INDEX accounts_id ON accounts (id);
