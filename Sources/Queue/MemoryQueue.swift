@@ -114,6 +114,12 @@ public final class MemoryQueue: JobQueueDriver {
             completions.map { lease, outcome -> Bool in
                 guard holds(s, lease) else { return false }
                 var record = s.jobs[lease.id]!
+                // A job whose cancellation was asked for is not run again (as the Redis queue).
+                var outcome = outcome
+                switch outcome {
+                case .retry, .released: if record.cancelRequested { outcome = .cancelled }
+                default: break
+                }
                 switch outcome {
                 case .succeeded(let result):
                     record.state = .succeeded

@@ -275,10 +275,11 @@ enum QueueScripts {
         """)
 
     /// ARGV: prefix, keepSucceededMs, keepFailedMs, then groups of 5: id, token, outcome
-    /// (ok, retry, dead, release, cancelled), data (result or error), retryAfterMs.
+    /// (ok, retry, dead, release, cancelled), data (result or error), retryAfterMs. A retry
+    /// or release of a job whose cancellation was asked for ends it cancelled.
     /// → per job 1 accepted, 0 refused (stale token or no longer running).
     static let finish = RedisScript(prelude + """
-        -- dbq finish v6
+        -- dbq finish v7
         local p, keep_ok, keep_failed = ARGV[1], ARGV[2], ARGV[3]
         local now, now_str = now_ms()
         local now_s = tostring(now)
@@ -289,7 +290,10 @@ enum QueueScripts {
         for i = 4, #ARGV, 5 do
           local id, token, outcome, data = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local jk = p .. 'job:' .. id
-          local fields = redis.call('HMGET', jk, 'state', 'token', 'unique', 'beat_entry', 'priority', 'done_token')
+          local fields = redis.call('HMGET', jk, 'state', 'token', 'unique', 'beat_entry', 'priority', 'done_token', 'cancel')
+          -- A job whose cancellation was asked for is not run again: a retry or a hand-back
+          -- ends it cancelled (a success or a death still ends it as it ended).
+          if fields[7] and (outcome == 'retry' or outcome == 'release') then outcome = 'cancelled' end
           if fields[1] ~= 'running' and fields[6] == token then
             -- This very completion, sent again (its first reply was lost): accepted once.
             out[#out + 1] = 1

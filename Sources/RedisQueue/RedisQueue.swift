@@ -40,18 +40,56 @@ public final class RedisQueue: JobQueueDriver {
     }
 
     /// Connects, and refuses a Redis (every master of a cluster) that could evict queue
-    /// keys under memory pressure.
-    public func checkServer() async throws {
+    /// keys under memory pressure. The policy is read with `CONFIG GET`, else from `INFO
+    /// memory` (managed Redis and ACL users without `+config` refuse CONFIG); where neither
+    /// answers, the server is accepted and the returned warning says what could not be
+    /// checked (the caller logs it).
+    @discardableResult
+    public func checkServer() async throws -> [String] {
         let policies = try await nodes.eachMaster { connection in
-            (connection.configuration.endpoint, try await connection.send("CONFIG", "GET", "maxmemory-policy").array?.last?.string)
+            (connection.configuration.endpoint, try await Self.evictionPolicy(connection))
         }
+        var warnings: [String] = []
         for (endpoint, policy) in policies {
-            guard let policy, policy != "noeviction" else { continue }
-            throw RedisError(
-                code: .server,
-                message: "maxmemory-policy is '\(policy)'\(nodes.isCluster ? " on \(endpoint)" : ""): under memory pressure Redis would evict queue keys and lose jobs. Set 'maxmemory-policy noeviction' (CONFIG SET maxmemory-policy noeviction, and in redis.conf)",
-                endpoint: endpoint, command: "CONFIG")
+            let on = nodes.isCluster ? " on \(endpoint)" : ""
+            switch policy {
+            case .read("noeviction"):
+                continue
+            case .read(let policy):
+                throw RedisError(
+                    code: .server,
+                    message: "maxmemory-policy is '\(policy)'\(on): under memory pressure Redis would evict queue keys and lose jobs. Set 'maxmemory-policy noeviction' (CONFIG SET maxmemory-policy noeviction, and in redis.conf)",
+                    endpoint: endpoint, command: "CONFIG")
+            case .unreadable(let why):
+                warnings.append("maxmemory-policy could not be read\(on) (\(why)); make sure it is noeviction: any other policy lets Redis evict queue keys and lose jobs")
+            }
         }
+        for warning in warnings { logger.warning("\(warning)") }
+        return warnings
+    }
+
+    /// What a server says of its eviction policy.
+    public enum EvictionPolicy: Equatable, Sendable { case read(String), unreadable(String) }
+
+    /// `CONFIG GET maxmemory-policy`, else `maxmemory_policy` of `INFO memory`.
+    public static func evictionPolicy(_ connection: RedisConnection) async throws -> EvictionPolicy {
+        var refusals: [String] = []
+        do {
+            if let policy = try await connection.send("CONFIG", "GET", "maxmemory-policy").array?.last?.string { return .read(policy) }
+            refusals.append("CONFIG GET answered nothing")
+        } catch let error as RedisError where error.code == .server {
+            refusals.append("CONFIG GET refused: \(error.message)")
+        }
+        do {
+            let info = try await connection.send("INFO", "memory").string ?? ""
+            for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("maxmemory_policy:") {
+                return .read(String(line.dropFirst("maxmemory_policy:".count)).trimmingCharacters(in: .whitespaces))
+            }
+            refusals.append("INFO memory has no maxmemory_policy")
+        } catch let error as RedisError where error.code == .server {
+            refusals.append("INFO refused: \(error.message)")
+        }
+        return .unreadable(refusals.joined(separator: "; "))
     }
 
     /// Whether Redis answers PING (for readiness probes): every master of a cluster.

@@ -8,6 +8,7 @@ import Logging
 import ObjectStorage
 import PostgresClient
 import RedisClient
+import RedisQueue
 
 /// Round-trips data through each service dbq depends on and says, per service, whether
 /// it works and, if not, what to do.
@@ -57,11 +58,16 @@ struct CheckCommand: AsyncParsableCommand {
         guard back.bytes == value.bytes else { throw CheckFailure("Redis returned other bytes than it was given") }
         let script = RedisScript("return redis.call('DEL', KEYS[1])")
         guard try await connection.run(script, keys: [key]).int == 1 else { throw CheckFailure("Redis Lua script did not run") }
-        let info = try await connection.send("INFO", "server").string ?? ""
+        let info = (try? await connection.send("INFO", "server"))?.string ?? ""
         let version = info.split(separator: "\r\n").first { $0.hasPrefix("redis_version:") }?.split(separator: ":").last ?? "?"
-        let policy = try await connection.send("CONFIG", "GET", "maxmemory-policy").array?.last?.string ?? "?"
-        var line = "redis     ok  \(configuration.redactedURL)  version \(version), two commands in \(String(format: "%.2f", roundTrip.seconds * 1000)) ms, maxmemory-policy \(policy)"
-        if policy != "noeviction" && !policy.hasPrefix("volatile") { line += "  (WARNING: this policy can evict queue keys)" }
+        var line = "redis     ok  \(configuration.redactedURL)  version \(version), two commands in \(String(format: "%.2f", roundTrip.seconds * 1000)) ms, "
+        switch try await RedisQueue.evictionPolicy(connection) {
+        case .read(let policy):
+            line += "maxmemory-policy \(policy)"
+            if policy != "noeviction" { line += "  (WARNING: this policy can evict queue keys; workers refuse it)" }
+        case .unreadable(let why):
+            line += "maxmemory-policy unreadable (\(why); WARNING: make sure it is noeviction)"
+        }
         print(line)
         await connection.close()
     }

@@ -131,4 +131,17 @@ struct MemoryQueueTests {
         #expect(q.cancel("busy") == .running)
         #expect(try await q.heartbeat([lease], lease: .seconds(5)) == [.cancelRequested])
     }
+
+    @Test("a running job asked to cancel ends cancelled when it fails retryably or is handed back", arguments: [
+        Outcome.retry(afterMilliseconds: 0, error: "boom"), .released,
+    ])
+    func cancelledNotRetried(outcome: Outcome) async throws {
+        let q = queue
+        _ = try await q.push(envelope("busy"))
+        let lease = try await q.fetch(queue: "q", max: 1, worker: "w", lease: .seconds(5)).jobs[0].lease
+        #expect(q.cancel("busy") == .running)
+        #expect(try await q.finish([(lease, outcome)]) == [true])
+        #expect(q.record("busy")?.state == .cancelled)
+        #expect(try await q.fetch(queue: "q", max: 1, worker: "w", lease: .seconds(5)).jobs.isEmpty)
+    }
 }

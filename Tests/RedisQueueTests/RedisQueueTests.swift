@@ -176,6 +176,38 @@ struct RedisQueueScriptTests {
         #expect(result.status == 1)
         #expect(result.stderr.contains("maxmemory-policy"))
     }
+
+    @Test("a Redis that refuses CONFIG (managed Redis, an ACL user without +config): the policy is read from INFO; where nothing can be read, a warning, and the worker starts")
+    func evictionPolicyWithoutConfig() async throws {
+        for (policy, refusesEviction) in [("noeviction", false), ("allkeys-lru", true)] {
+            let redis = try ScratchRedis(["--maxmemory-policy", policy])
+            try await redis.start()
+            for user in ["ACL SETUSER noconfig on >pw ~* &* +@all -config", "ACL SETUSER blind on >pw ~* &* +@all -config -info"] {
+                let r = try await runCommand("/usr/bin/redis-cli", ["-p", String(redis.port)] + user.split(separator: " ").map(String.init))
+                #expect(r.stdout.contains("OK"), "\(r.stdout) \(r.stderr)")
+            }
+            func queue(_ user: String) throws -> RedisQueue {
+                RedisQueue(configuration: try RedisConfiguration(url: "redis://\(user):pw@127.0.0.1:\(redis.port)/0"), logger: Logger(label: "t"))
+            }
+            // CONFIG refused: the policy comes from INFO memory.
+            if refusesEviction {
+                await #expect(throws: RedisError.self) { try await queue("noconfig").checkServer() }
+            } else {
+                #expect(try await queue("noconfig").checkServer().isEmpty)
+            }
+            // CONFIG and INFO refused: accepted, with a warning that names what could not be read.
+            let warnings = try await queue("blind").checkServer()
+            #expect(warnings.count == 1 && warnings[0].contains("could not be read") && warnings[0].contains("noeviction"), "\(warnings)")
+            if !refusesEviction {
+                let worker = try ChildProcess(TestServices.dbqBinary, ["worker", "--redis-url", "redis://blind:pw@127.0.0.1:\(redis.port)/0", "--queues", "q"])
+                try await Task.sleep(for: .seconds(2))
+                #expect(worker.isRunning, "the worker started: \(worker.stderr)")
+                #expect(worker.stderr.contains("could not be read"), "\(worker.stderr)")
+                worker.signal(SIGTERM)
+                _ = await worker.wait(timeout: .seconds(20))
+            }
+        }
+    }
 }
 
 @Suite("Redis queue: correctness at the edges")
@@ -211,6 +243,25 @@ struct RedisQueueEdgeTests {
         #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [false])
         // Its unique key is free again.
         #expect(try await q.push(noop(name, unique: "one")).id != id)
+    }
+
+    @Test("a job whose cancellation was asked for ends cancelled when it fails retryably or is handed back, and never runs again")
+    func cancelOnRetryAndRelease() async throws {
+        let q = try makeDriver(), name = freshQueueName("cancel")
+        let failing = try await q.push(noop(name, unique: "failing")).id
+        let handedBack = try await q.push(noop(name)).id
+        let leases = try await q.fetch(queue: name, max: 2, worker: "w", lease: .seconds(300)).jobs.map(\.lease)
+        #expect(leases.count == 2)
+        for id in [failing, handedBack] { #expect(try await q.cancel(id, queue: name) == "running") }
+        let outcomes: [(Lease, Outcome)] = leases.map { ($0, $0.id == failing ? .retry(afterMilliseconds: 10, error: "boom") : .released) }
+        #expect(try await q.finish(outcomes) == [true, true])
+        for id in [failing, handedBack] { #expect(try await q.job(id, queue: name)?.state == "cancelled", "\(id)") }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await q.fetch(queue: name, max: 2, worker: "w2", lease: .seconds(300)).jobs.isEmpty)
+        // The unique key was released with the job's end.
+        #expect(try await q.push(noop(name, unique: "failing")).id != failing)
+        let stats = try await q.stats(queue: name, workers: [])
+        #expect(stats.cancelled == 2 && stats.scheduled == 0)
     }
 
     @Test("a beat job's success is kept on its entry after the job's hash expires")
