@@ -72,13 +72,16 @@ enum QueueScripts {
         -- Pending jobs' scores are collected in `pending` (ZADD once per batch).
         -- Fields at their default are not written: no attempt (0), no token (0), no
         -- unique key (''); every reader takes a missing one for its default.
-        local function push_job(p, id, envelope, priority, run_at, unique, unique_ttl, max_attempts, now, now_str, pending)
+        -- A unique key lives as long as its job (released when the job ends, by whoever
+        -- ends it); a key whose holder no longer exists (its hash deleted by hand) is free.
+        local function push_job(p, id, envelope, priority, run_at, unique, max_attempts, now, now_str, pending)
           local jk = p .. 'job:' .. id
           if redis.call('EXISTS', jk) == 1 then return 0, id end
           if unique ~= '' then
-            local holder = redis.call('GET', p .. 'unique:' .. unique)
-            if holder then return 0, holder end
-            redis.call('SET', p .. 'unique:' .. unique, id, 'PX', unique_ttl)
+            local uk = p .. 'unique:' .. unique
+            local holder = redis.call('GET', uk)
+            if holder and redis.call('EXISTS', p .. 'job:' .. holder) == 1 then return 0, holder end
+            redis.call('SET', uk, id)
             redis.call('HSET', jk, 'unique', unique)
           end
           run_at = tonumber(run_at)
@@ -103,31 +106,32 @@ enum QueueScripts {
         """
 
     /// ARGV: prefix, id, envelope, priority, runAtMs (0 = now), uniqueKey ('' = none),
-    /// uniqueTTLms, maxAttempts. → {1, id} queued, {0, existingID} merged. (For other
+    /// (unused: a unique key lives as long as its job; the slot keeps the layout other
+    /// programs send), maxAttempts. → {1, id} queued, {0, existingID} merged. (For other
     /// programs that push one job; dbq itself pushes with `pushMany`.)
     static let push = RedisScript(prelude + """
-        -- dbq push v5
+        -- dbq push v6
         local pending = {}
         local now, now_str = now_ms()
-        local ok, id = push_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], now, now_str, pending)
+        local ok, id = push_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[8], now, now_str, pending)
         if #pending > 0 then redis.call('ZADD', K_PENDING, unpack(pending)) end
         wake()
         return {ok, id}
         """)
 
-    /// ARGV: prefix, uniqueTTLms, then groups of 6: id, envelope, priority, runAtMs,
-    /// uniqueKey, maxAttempts. → only the jobs not queued: per such job its position in
+    /// ARGV: prefix, (unused, as in `push`), then groups of 6: id, envelope, priority,
+    /// runAtMs, uniqueKey, maxAttempts. → only the jobs not queued: per such job its position in
     /// the batch (1-based) and the id of the job holding its id or unique key (a reply per
     /// job cost Redis more to build than the pushes).
     static let pushMany = RedisScript(prelude + """
-        -- dbq push many v2
-        local p, unique_ttl = ARGV[1], ARGV[2]
+        -- dbq push many v3
+        local p = ARGV[1]
         local now, now_str = now_ms()
         local out, pending = {}, {}
         local n = 0
         for i = 3, #ARGV, 6 do
           n = n + 1
-          local ok, id = push_job(p, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], unique_ttl, ARGV[i + 5], now, now_str, pending)
+          local ok, id = push_job(p, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], now, now_str, pending)
           if ok == 0 then
             out[#out + 1] = n
             out[#out + 1] = id
@@ -145,7 +149,7 @@ enum QueueScripts {
     /// queued) while the entry's previous job is queued or running.
     /// → {1, id} fired, {0, 'done'} already handled, {2, previousID} skipped for overlap.
     static let fireSlot = RedisScript(prelude + """
-        -- dbq beat fire v3
+        -- dbq beat fire v4
         local p, entry, slot = ARGV[1], ARGV[2], tonumber(ARGV[3])
         local bk = p .. 'beat:' .. entry
         local last = tonumber(redis.call('HGET', bk, 'cursor') or '-1')
@@ -162,7 +166,7 @@ enum QueueScripts {
         end
         local now, now_str = now_ms()
         local pending = {}
-        push_job(p, ARGV[5], ARGV[6], ARGV[7], 0, '', 0, ARGV[8], now, now_str, pending)
+        push_job(p, ARGV[5], ARGV[6], ARGV[7], 0, '', ARGV[8], now, now_str, pending)
         if #pending > 0 then redis.call('ZADD', K_PENDING, unpack(pending)) end
         wake()
         redis.call('HSET', p .. 'job:' .. ARGV[5], 'beat_slot', slot, 'beat_entry', entry)

@@ -19,8 +19,6 @@ public final class RedisQueue: JobQueueDriver {
     /// How long finished jobs are kept (their hashes expire, their ids are trimmed).
     public let keepSucceeded: Duration
     public let keepFailed: Duration
-    /// How long a unique key holds at most if its job never ends.
-    public let uniqueTTL: Duration
     /// On a cluster, one blocking wait per queue (a wait may not span slots).
     private let waits = Mutex<[String: Task<Bool, Never>]>([:])
     /// When set, one worker of the fleet rescues a queue per this interval (the others'
@@ -28,14 +26,12 @@ public final class RedisQueue: JobQueueDriver {
     public let rescueEvery: Duration
 
     public init(configuration: RedisConfiguration, logger: Logger, connections: Int = 3,
-                keepSucceeded: Duration = .seconds(24 * 3600), keepFailed: Duration = .seconds(7 * 24 * 3600),
-                uniqueTTL: Duration = .seconds(24 * 3600), rescueEvery: Duration = .zero) {
+                keepSucceeded: Duration = .seconds(24 * 3600), keepFailed: Duration = .seconds(7 * 24 * 3600), rescueEvery: Duration = .zero) {
         self.configuration = configuration
         self.rescueEvery = rescueEvery
         self.logger = logger
         self.keepSucceeded = keepSucceeded
         self.keepFailed = keepFailed
-        self.uniqueTTL = uniqueTTL
         nodes = RedisNodes(configuration: configuration, logger: logger, connectionsPerNode: max(1, connections))
     }
 
@@ -132,7 +128,7 @@ public final class RedisQueue: JobQueueDriver {
         for (queue, indices) in byQueue.sorted(by: { $0.key < $1.key }) {
             for start in stride(from: 0, to: indices.count, by: Self.pushBatch) {
                 let batch = Array(indices[start..<min(start + Self.pushBatch, indices.count)])
-                var arguments = [RedisArgument(Int(uniqueTTL.milliseconds))]
+                var arguments = [RedisArgument(0)]
                 arguments.reserveCapacity(1 + 6 * batch.count)
                 for i in batch {
                     let e = envelopes[i]

@@ -264,6 +264,30 @@ struct RedisQueueEdgeTests {
         #expect(stats.cancelled == 2 && stats.scheduled == 0)
     }
 
+    @Test("a unique key lives as long as its job (a job due in two days keeps it, with no expiry), is released once at its end, and a key whose job is gone is free")
+    func uniqueKeyLivesWithItsJob() async throws {
+        let q = try makeDriver(), name = freshQueueName("unique")
+        let keys = RedisQueueKeys(queue: name)
+        let later = Date().addingTimeInterval(2 * 86_400)
+        let scheduled = try await q.push(noop(name, runAt: later, unique: "nightly")).id
+        #expect(try await q.nodes.send(key: keys.routing, "PTTL", RedisArgument(keys.unique("nightly"))).int == -1, "no expiry while its job waits")
+        #expect(try await q.push(noop(name, runAt: later, unique: "nightly")).id == scheduled, "merged, however long before it is due")
+        #expect(try await q.cancel(scheduled, queue: name) == "cancelled")
+
+        // Its end releases it, once: a completion sent again never releases a newer holder's key.
+        let first = try await q.push(noop(name, unique: "daily")).id
+        let lease = try #require(try await q.fetch(queue: name, max: 1, worker: "w", lease: .seconds(300)).jobs.first).lease
+        #expect(lease.id == first)
+        #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [true])
+        let second = try await q.push(noop(name, unique: "daily")).id
+        #expect(second != first)
+        #expect(try await q.finish([(lease, .succeeded(result: nil))]) == [true], "the first completion, sent again, is acknowledged")
+        #expect(try await q.push(noop(name, unique: "daily")).id == second, "and did not release the second job's key")
+        // A holder whose hash was deleted by hand leaves a free key.
+        try await q.nodes.send(key: keys.routing, "DEL", RedisArgument(keys.job(second)))
+        #expect(try await q.push(noop(name, unique: "daily")).id != second)
+    }
+
     @Test("a beat job's success is kept on its entry after the job's hash expires")
     func beatSuccessOutlivesJob() async throws {
         let q = try makeDriver(), name = freshQueueName("weekly")
