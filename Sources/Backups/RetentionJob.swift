@@ -6,10 +6,8 @@ import Queue
 /// `retention`: applies a grandfather-father-son policy to a database's backups in a
 /// store, under the lock its backups share, then removes what killed writers left:
 /// unfinished uploads and data that never got a manifest, once older than the grace.
-public struct RetentionJob: DatabaseJob {
+public struct RetentionJob: ArtefactCleanupJob {
     public static let kind = "retention"
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(3600) }
 
     public struct Payload: Codable, Sendable {
         public var database: String

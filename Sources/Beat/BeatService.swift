@@ -43,6 +43,12 @@ public final class BeatService: Service {
         token = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(8))"
     }
 
+    /// How late a slot may be and still fire under `catch_up: skip`: longer than the
+    /// longest takeover (the dead leader's lock lapsing, then a tick), so a leader killed
+    /// just before a slot never makes that slot late; a slot missed while no beat ran at
+    /// all is still dropped.
+    var onTime: TimeInterval { max(SlotPlanner.onTime, lockTTL.seconds + 2 * tick.seconds + 5) }
+
     public func run() async throws {
         var leading = false
         var failures = 0
@@ -78,7 +84,7 @@ public final class BeatService: Service {
             try await driver.advance(entry: entry, to: start)
             cursor = start
         }
-        let plan = SlotPlanner.plan(cron: entry.cron, zone: entry.zone, catchUp: entry.catchUp, lastFired: cursor, now: now)
+        let plan = SlotPlanner.plan(cron: entry.cron, zone: entry.zone, catchUp: entry.catchUp, lastFired: cursor, now: now, onTime: onTime)
         for slot in plan.fire {
             let envelope = try self.envelope(entry, slot: slot)
             if try await driver.fire(entry: entry, slot: slot, envelope: envelope) {

@@ -31,14 +31,16 @@ public struct SlotPlan: Sendable, Equatable {
 }
 
 public enum SlotPlanner {
-    /// How late a slot may be and still count as due now rather than missed.
+    /// How late a slot may be and still count as due now rather than missed (by default;
+    /// a beat passes a window longer than a leader takeover can take, `BeatService.onTime`).
     public static let onTime: TimeInterval = 5
     /// A new entry starts this far back: it fires the slot of the current second, not its past.
     public static let newEntryGrace: TimeInterval = 1
 
     /// `lastFired` is the cursor stored for the entry: the newest slot already handled;
     /// nil for an entry never fired, which starts from now (it does not fire its past).
-    public static func plan(cron: CronExpression, zone: TimeZone, catchUp: CatchUp, lastFired: Date?, now: Date) -> SlotPlan {
+    public static func plan(cron: CronExpression, zone: TimeZone, catchUp: CatchUp, lastFired: Date?, now: Date,
+                            onTime: TimeInterval = SlotPlanner.onTime) -> SlotPlan {
         let from = lastFired ?? now.addingTimeInterval(-newEntryGrace)
         let want: Int = switch catchUp {
         case .skip, .once: 1

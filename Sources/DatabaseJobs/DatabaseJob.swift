@@ -44,3 +44,24 @@ extension ArtefactJob {
     public static var defaultMaxAttempts: Int { 3 }
     public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 }
+
+/// A job that changes a database's schema or replaces its rows (migrate, migrate-revert,
+/// rollback, import): it holds the database alone, and is tried three times, each attempt
+/// for up to six hours.
+public protocol SchemaChangeJob: DatabaseJob {}
+
+extension SchemaChangeJob {
+    public static var lockClass: DatabaseLockClass? { .ddl }
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
+}
+
+/// A job that removes old artefacts of a database from a store (retention): it takes no
+/// database lock (the store's artefact lock orders it with writers), and is tried three
+/// times, each attempt for up to an hour.
+public protocol ArtefactCleanupJob: DatabaseJob {}
+
+extension ArtefactCleanupJob {
+    public static var defaultMaxAttempts: Int { 3 }
+    public static var defaultTimeout: Duration { .seconds(3600) }
+}

@@ -10,11 +10,8 @@ import Queue
 /// `import`: an export loaded into a configured database in one transaction: each table
 /// streamed with `COPY FROM` into a temporary table, then merged by the mode; sequences
 /// moved past the imported values. `dryRun` reports what would change and commits nothing.
-public struct ImportJob: DatabaseJob {
+public struct ImportJob: SchemaChangeJob {
     public static let kind = "import"
-    public static var lockClass: DatabaseLockClass? { .ddl }
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
     public enum Mode: String, Codable, Sendable, CaseIterable {
         /// Insert every row; a row whose key exists fails the import (nothing is kept).

@@ -40,11 +40,8 @@ func analyze(_ files: [MigrationFile], down: Bool = false, allow: Set<String>) t
 }
 
 /// `migrate`: applies the pending migration files of a database, in order, each once.
-public struct MigrateJob: DatabaseJob {
+public struct MigrateJob: SchemaChangeJob {
     public static let kind = "migrate"
-    public static var lockClass: DatabaseLockClass? { .ddl }
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
     public struct Payload: Codable, Sendable {
         public var database: String
@@ -192,11 +189,8 @@ public struct MigrateJob: DatabaseJob {
 }
 
 /// `migrate-revert`: runs down files, newest first.
-public struct MigrateRevertJob: DatabaseJob {
+public struct MigrateRevertJob: SchemaChangeJob {
     public static let kind = "migrate-revert"
-    public static var lockClass: DatabaseLockClass? { .ddl }
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
     public struct Payload: Codable, Sendable {
         public var database: String

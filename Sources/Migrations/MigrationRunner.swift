@@ -86,21 +86,13 @@ public final class MigrationRunner: @unchecked Sendable {
         if statementTimeoutMs > 0 { _ = try await connection.execute("SET statement_timeout = \(statementTimeoutMs)") }
         let file = step.file
         if analysis.transactional {
-            try await retry.run(connection, what: file.upFile, logger: logger, waited: { _ in }) {
-                _ = try await connection.execute("BEGIN")
-                do {
-                    for statement in analysis.statements { try await run(statement, file: file.upFile, transactional: true) }
-                    let ms = (ContinuousClock.now - started).milliseconds
-                    _ = try await connection.query(
-                        "INSERT INTO \(Self.table) (version, name, checksum, duration_ms, job_id, transactional) VALUES ($1, $2, $3, $4, $5, true)",
-                        [PostgresParameter(file.version), PostgresParameter(file.name), PostgresParameter(file.checksum),
-                         PostgresParameter(String(ms)), PostgresParameter(jobID)])
-                    _ = try await connection.execute("COMMIT")
-                } catch {
-                    _ = try? await connection.execute("ROLLBACK")
-                    if LockRetry.isLockTimeout(error) { lockWaits += 1 }
-                    throw error
-                }
+            try await inTransaction(file.upFile) {
+                for statement in analysis.statements { try await run(statement, file: file.upFile, transactional: true) }
+                let ms = (ContinuousClock.now - started).milliseconds
+                _ = try await connection.query(
+                    "INSERT INTO \(Self.table) (version, name, checksum, duration_ms, job_id, transactional) VALUES ($1, $2, $3, $4, $5, true)",
+                    [PostgresParameter(file.version), PostgresParameter(file.name), PostgresParameter(file.checksum),
+                     PostgresParameter(String(ms)), PostgresParameter(jobID)])
             }
         } else {
             if step.resumeAt == 0 {
@@ -128,23 +120,31 @@ public final class MigrationRunner: @unchecked Sendable {
         return (ContinuousClock.now - started).milliseconds
     }
 
+    /// One whole file in one transaction, retried from BEGIN when a lock is not granted in
+    /// time (the timed-out attempt rolled back first).
+    private func inTransaction(_ what: String, _ body: () async throws -> Void) async throws {
+        try await retry.run(connection, what: what, logger: logger, waited: { _ in }) {
+            _ = try await connection.execute("BEGIN")
+            do {
+                try await body()
+                _ = try await connection.execute("COMMIT")
+            } catch {
+                _ = try? await connection.execute("ROLLBACK")
+                if LockRetry.isLockTimeout(error) { lockWaits += 1 }
+                throw error
+            }
+        }
+    }
+
     /// Runs a file's down script in one transaction (statement by statement when it must)
     /// and removes the version from the tracking table.
     public func revert(_ row: AppliedMigration, file: MigrationFile, analysis: MigrationAnalysis) async throws -> Int64 {
         let started = ContinuousClock.now
         if statementTimeoutMs > 0 { _ = try await connection.execute("SET statement_timeout = \(statementTimeoutMs)") }
         if analysis.transactional {
-            try await retry.run(connection, what: file.downFile, logger: logger, waited: { _ in }) {
-                _ = try await connection.execute("BEGIN")
-                do {
-                    for statement in analysis.statements { try await run(statement, file: file.downFile, transactional: true) }
-                    _ = try await connection.query("DELETE FROM \(Self.table) WHERE version = $1", [PostgresParameter(row.version)])
-                    _ = try await connection.execute("COMMIT")
-                } catch {
-                    _ = try? await connection.execute("ROLLBACK")
-                    if LockRetry.isLockTimeout(error) { lockWaits += 1 }
-                    throw error
-                }
+            try await inTransaction(file.downFile) {
+                for statement in analysis.statements { try await run(statement, file: file.downFile, transactional: true) }
+                _ = try await connection.query("DELETE FROM \(Self.table) WHERE version = $1", [PostgresParameter(row.version)])
             }
         } else {
             for statement in analysis.statements {

@@ -205,7 +205,7 @@ enum QueueScripts {
     /// ARGV: prefix, max, worker, leaseMs. Promotes due scheduled jobs, then leases up
     /// to max pending jobs. → {{id, token, attempt, envelope}…, msUntilNextScheduled or -1}
     static let fetch = RedisScript(prelude + """
-        -- dbq fetch v4
+        -- dbq fetch v5
         local p, max, worker, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
         local now, now_str = now_ms()
         local first = redis.call('ZRANGE', K_SCHEDULED, 0, 0, 'WITHSCORES')
@@ -248,6 +248,9 @@ enum QueueScripts {
             end
           end
           call_chunked('ZADD', K_RUNNING, running, 2000)
+          -- Jobs left for others: the wake is passed on, so a bulk push wakes as many idle
+          -- workers as it has jobs for, one after another, not one.
+          if redis.call('ZCARD', K_PENDING) > 0 then wake() end
         end
         local nxt = redis.call('ZRANGE', K_SCHEDULED, 0, 0, 'WITHSCORES')
         local wait = -1

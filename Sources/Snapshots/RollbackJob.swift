@@ -10,11 +10,8 @@ import Synchronization
 /// (under `lock_timeout`, retried with backoff), check nothing moved on, empty them, load
 /// the rows, reset the owned sequences, commit. Refused, before changing anything, when a
 /// table's shape differs from the snapshot's or a table outside it references one in it.
-public struct RollbackJob: DatabaseJob {
+public struct RollbackJob: SchemaChangeJob {
     public static let kind = "rollback"
-    public static var lockClass: DatabaseLockClass? { .ddl }
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(6 * 3600) }
 
     public struct Payload: Codable, Sendable {
         public var database: String

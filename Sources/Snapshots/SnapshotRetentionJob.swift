@@ -7,10 +7,8 @@ import Queue
 /// those older than `maxAge` (never the newest), manifest first; and what killed snapshot
 /// jobs left behind (folders without a manifest, unfinished uploads) once older than any
 /// snapshot can run.
-public struct SnapshotRetentionJob: DatabaseJob {
+public struct SnapshotRetentionJob: ArtefactCleanupJob {
     public static let kind = "snapshot-retention"
-    public static var defaultMaxAttempts: Int { 3 }
-    public static var defaultTimeout: Duration { .seconds(3600) }
 
     public struct Payload: Codable, Sendable {
         public var database: String

@@ -31,6 +31,13 @@ struct AdviceOptions: ParsableArguments {
         try check(configuration)
         return try payloadJSON(payload)
     }
+
+    /// The advice for the database, read here (what the index-advice job reports).
+    func report(_ configuration: DBQConfiguration) async throws -> IndexAdvice {
+        try check(configuration)
+        let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.indexes"))
+        return try await IndexAdvice.report(try env.database(database), database: database, options: payload.options, logger: env.logger)
+    }
 }
 
 /// The options of `create-index`.
@@ -99,11 +106,7 @@ struct PushApplyAdvice: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let configuration = try config.load()
-            try options.check(configuration)
-            let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.indexes"))
-            let report = try await IndexAdvice.report(try env.database(options.database), database: options.database, options: options.payload.options,
-                                                      logger: makeLogger("dbq.indexes"))
+            let report = try await options.report(try config.load())
             let chosen = report.findings.filter { ($0.kind == .missing || $0.kind == .unindexedForeignKey) && $0.columns != nil && (includeHeuristic || !$0.heuristic) }
                 .prefix(max(0, top))
             if chosen.isEmpty { stderrLine("no index to build: " + (report.notes.first ?? "the advice recommends none")); return }
@@ -145,11 +148,7 @@ struct IndexesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let configuration = try config.load()
-                try options.check(configuration)
-                let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.indexes"))
-                let report = try await IndexAdvice.report(try env.database(options.database), database: options.database, options: options.payload.options,
-                                                          logger: makeLogger("dbq.indexes"))
+                let report = try await options.report(try config.load())
                 if json { try printJSON(report); return }
                 for note in report.notes { stderrLine("note: \(note)") }
                 if report.findings.isEmpty { print("nothing to advise for database '\(options.database)'") }

@@ -23,6 +23,20 @@ struct PlannerTests {
         #expect(p.cursor.map(isoString) == "2026-01-01T00:01:00Z")
     }
 
+    @Test("a takeover never makes an on-time slot late: a beat's window is longer than the leader lock can lapse in, and a slot later than it is still dropped under skip")
+    func takeoverWindow() {
+        let service = BeatService(schedule: Schedule(entries: []), driver: NoDriver(), registry: JobRegistry(), logger: .init(label: "t"))
+        #expect(service.onTime > service.lockTTL.seconds + service.tick.seconds)
+        // The leader died a second before the slot: the next leader steps in a lock's life later.
+        let late = service.lockTTL.seconds + service.tick.seconds + 1
+        let fired = SlotPlanner.plan(cron: everyMinute, zone: utc, catchUp: .skip, lastFired: iso("2026-01-01T00:00:00Z"),
+                                     now: iso("2026-01-01T00:01:00Z").addingTimeInterval(late), onTime: service.onTime)
+        #expect(fired.fire.map(isoString) == ["2026-01-01T00:01:00Z"])
+        let missed = SlotPlanner.plan(cron: everyMinute, zone: utc, catchUp: .skip, lastFired: iso("2026-01-01T00:00:00Z"),
+                                      now: iso("2026-01-01T00:01:00Z").addingTimeInterval(service.onTime + 1), onTime: service.onTime)
+        #expect(missed.fire.isEmpty && missed.skipped == 1)
+    }
+
     @Test("nothing due: nothing fires and the cursor stays")
     func nothingDue() {
         let p = plan(.all(limit: 10), last: "2026-01-01T00:01:00Z", now: "2026-01-01T00:01:59Z")
@@ -182,4 +196,13 @@ struct DerivedIDTests {
         let many = Set((0..<10_000).map { BeatService.jobID(entry: "e", slot: slot.addingTimeInterval(Double($0))) })
         #expect(many.count == 10_000)
     }
+}
+
+/// A beat driver for tests that never run the beat.
+struct NoDriver: BeatDriver {
+    func lead(schedule: String, token: String, ttl: Duration) async throws -> Bool { false }
+    func resign(schedule: String, token: String) async throws {}
+    func cursor(entry: ScheduleEntry) async throws -> Date? { nil }
+    func fire(entry: ScheduleEntry, slot: Date, envelope: JobEnvelope) async throws -> Bool { false }
+    func advance(entry: ScheduleEntry, to cursor: Date) async throws {}
 }

@@ -61,6 +61,28 @@ struct FleetTests {
         #expect(perWorker.count >= 2, "work spread over the fleet: \(perWorker)")
     }
 
+    @Test("a bulk push onto an idle queue wakes as many idle workers as it has jobs for, not one (each waits 30 s)")
+    func bulkPushWakesEveryIdleWorker() async throws {
+        let name = freshQueueName("wake")
+        let workers = try (0..<4).map { i in
+            try ChildProcess(dbq, ["worker", "--queues", name, "--concurrency", "1", "--idle-wait", "30s", "--id", "W\(i)"], environment: env)
+        }
+        defer { for w in workers { w.signal(SIGTERM) } }
+        try await Task.sleep(for: .seconds(2))  // every worker in its 30 s wait
+        let hold = Hold()
+        let q = try makeDriver()
+        let jobs = try (0..<4).map { _ in try sleepJob(name, seconds: 0, hold: hold) }
+        _ = try await q.pushMany(jobs)
+        // Each worker takes one (concurrency 1): all four run, long before any 30 s wait ends.
+        let running = try await polled(.seconds(10), every: .milliseconds(100), {
+            try await q.list(queue: name, state: .running).count
+        }, until: { $0 == 4 })
+        #expect(running == 4, "only \(running) of 4 idle workers woke for 4 jobs")
+        hold.release()
+        let done = try await polled(.seconds(20), { try await q.stats(queue: name, workers: []).succeeded }, until: { $0 == 4 })
+        #expect(done == 4)
+    }
+
     @Test("SIGKILL mid-job: the lease lapses, another worker runs the job again, it completes")
     func sigkill() async throws {
         let q = try makeDriver(), name = freshQueueName("kill")
