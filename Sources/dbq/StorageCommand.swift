@@ -21,7 +21,7 @@ struct StorageCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let store = try StorageURL(url).open(options: s3.s3Options(), logger: makeLogger("dbq.storage"))
+                let store = try s3.open(url)
                 let objects = try await store.list(prefix: "")
                 for object in objects {
                     let time = object.lastModified.map { ISO8601DateFormatter().string(from: $0) } ?? "-"
@@ -46,8 +46,7 @@ struct StorageCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let (location, key) = try StorageURL.splitObject(url)
-                let store = try location.open(options: s3.s3Options(), logger: makeLogger("dbq.storage"))
+                let (store, key) = try s3.openObject(url)
                 let source = try FileSource(path: file)
                 let started = ContinuousClock.now
                 let info = try await store.put(key, from: source.stream())
@@ -71,8 +70,7 @@ struct StorageCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let (location, key) = try StorageURL.splitObject(url)
-                let store = try location.open(options: s3.s3Options(), logger: makeLogger("dbq.storage"))
+                let (store, key) = try s3.openObject(url)
                 let stream = try await store.get(key)
                 try await FileSink.write(stream, to: file)
             }
@@ -89,8 +87,7 @@ struct StorageCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let (location, key) = try StorageURL.splitObject(url)
-                let store = try location.open(options: s3.s3Options(), logger: makeLogger("dbq.storage"))
+                let (store, key) = try s3.openObject(url)
                 guard try await store.head(key) != nil else {
                     throw ObjectStoreError(code: .notFound, message: "no object at \(url)", key: key)
                 }
@@ -166,5 +163,18 @@ struct UncheckedBox<T>: @unchecked Sendable {
 extension String {
     func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
+
+extension S3OptionGroup {
+    /// The store a storage URL names, opened with these options.
+    func open(_ url: String) throws -> any ObjectStore {
+        try StorageURL(url).open(options: s3Options(), logger: makeLogger("dbq.storage"))
+    }
+
+    /// The store and key an object URL (`s3://bucket/dir/key`, `file:///dir/key`) names.
+    func openObject(_ url: String) throws -> (store: any ObjectStore, key: String) {
+        let (location, key) = try StorageURL.splitObject(url)
+        return (try location.open(options: s3Options(), logger: makeLogger("dbq.storage")), key)
     }
 }
