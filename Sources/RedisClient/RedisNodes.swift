@@ -66,9 +66,11 @@ public final class RedisNodes: Sendable {
     }
 
     /// Commands whose keys share one slot, in one round trip; error replies in place.
-    public func pipeline(_ commands: [RedisCommand], key: String?, idempotent: Bool = false) async throws -> [RedisValue] {
+    /// `redirectable`: a redirect of the first command is followed for the whole pipeline
+    /// (by default only for a pipeline of one command).
+    public func pipeline(_ commands: [RedisCommand], key: String?, idempotent: Bool = false, redirectable: Bool? = nil) async throws -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
-        return try await route(key: key, redirectable: commands.count == 1, idempotent: idempotent) { connection, asking in
+        return try await route(key: key, redirectable: redirectable ?? (commands.count == 1), idempotent: idempotent) { connection, asking in
             let replies = try await connection.pipeline(asking ? [RedisCommand("ASKING")] + commands : commands)
             return asking ? Array(replies.dropFirst()) : replies
         }
@@ -144,12 +146,15 @@ public final class RedisNodes: Sendable {
         return count
     }
 
-    /// A pipeline, ended by `WAIT` for the node's replicas when `durable` (see `runMany`).
+    /// A pipeline, ended by `WAIT` for one of the node's replicas when `durable` (see
+    /// `runMany`): one acknowledgement is what a failover needs, so a lagging replica
+    /// beside a current one costs nothing. A single command with its WAIT follows
+    /// redirects as the command alone would (a slot moved or being migrated).
     private func pipelineDurable(_ commands: [RedisCommand], key: String?, durable: Bool, idempotent: Bool = false) async throws -> [RedisValue] {
         let replicas = durable ? await replicaCount(for: key) : 0
         guard replicas > 0 else { return try await pipeline(commands, key: key, idempotent: idempotent) }
-        let wait = RedisCommand("WAIT", RedisArgument(replicas), RedisArgument(Int(Self.durableWait.milliseconds)))
-        var replies = try await pipeline(commands + [wait], key: key, idempotent: idempotent)
+        let wait = RedisCommand("WAIT", RedisArgument(1), RedisArgument(Int(Self.durableWait.milliseconds)))
+        var replies = try await pipeline(commands + [wait], key: key, idempotent: idempotent, redirectable: commands.count == 1)
         let acknowledged = replies.removeLast().int ?? 0
         if acknowledged < 1 { state.withLock { $0.unreplicated += 1 } }
         return replies
@@ -286,9 +291,11 @@ public final class RedisNodes: Sendable {
         }
     }
 
+    /// The redirect or error a reply asks the router to act on: a command's error, or the
+    /// first command's error of a pipeline routed as one (a command and its WAIT).
     private static func errorMessage<T>(_ result: T) -> String? {
         if case .error(let m)? = result as? RedisValue { return m }
-        if let replies = result as? [RedisValue], replies.count == 1, case .error(let m) = replies[0] { return m }
+        if let replies = result as? [RedisValue], let first = replies.first, case .error(let m) = first { return m }
         return nil
     }
 
