@@ -205,7 +205,7 @@ enum QueueScripts {
     /// ARGV: prefix, max, worker, leaseMs. Promotes due scheduled jobs, then leases up
     /// to max pending jobs. → {{id, token, attempt, envelope}…, msUntilNextScheduled or -1}
     static let fetch = RedisScript(prelude + """
-        -- dbq fetch v5
+        -- dbq fetch v6
         local p, max, worker, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
         local now, now_str = now_ms()
         local first = redis.call('ZRANGE', K_SCHEDULED, 0, 0, 'WITHSCORES')
@@ -229,7 +229,17 @@ enum QueueScripts {
         local n = #popped / 2
         if n > 0 then
           -- One fence increment and one ZADD for the batch: tokens are base+1 … base+n.
+          -- Never below Redis' clock × 1024: a Redis that lost its last writes (a restart
+          -- from an older RDB, a failover to a replica that missed them) rolls the counter
+          -- back with the leases, but not its clock, so no token it issued before the loss
+          -- is issued again (1,024 tokens a millisecond before the counter runs ahead of
+          -- the clock; far more than any drain here reaches, and a restart takes seconds).
           local base = redis.call('INCRBY', K_FENCE, n) - n
+          local floor = now * 1024
+          if base < floor then
+            base = floor
+            redis.call('SET', K_FENCE, string.format('%d', floor + n))
+          end
           -- Numbers become text once per call, not once per job (Lua formats each number it passes).
           local deadline = tostring(now + lease)
           local running = {}
@@ -239,7 +249,8 @@ enum QueueScripts {
             local f = redis.call('HMGET', jk, 'envelope', 'attempt')
             if f[1] then
               local attempt = tonumber(f[2] or 0) + 1
-              local token = base + i
+              -- As text: Redis and Lua would write a number this large in exponent form.
+              local token = string.format('%d', base + i)
               redis.call('HSET', jk, 'state', 'running', 'attempt', attempt, 'token', token, 'worker', worker,
                 'lease', deadline, 'started', now_str)
               running[#running + 1] = deadline

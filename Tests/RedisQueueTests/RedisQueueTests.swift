@@ -177,6 +177,33 @@ struct RedisQueueScriptTests {
         #expect(result.stderr.contains("maxmemory-policy"))
     }
 
+    @Test("Redis loses its last writes (SIGKILLed, restarted from an RDB saved before a fetch): the next lease's token is a new one, the first worker's heartbeat, completion and commit are refused, the job ends with the second's outcome")
+    func tokensNeverRepeatAfterLoss() async throws {
+        let redis = try ScratchRedis(["--maxmemory-policy", "noeviction"])
+        try await redis.start()
+        func queue() throws -> RedisQueue { RedisQueue(configuration: try RedisConfiguration(url: redis.url), logger: Logger(label: "t")) }
+        let name = freshQueueName("loss")
+        let q = try queue()
+        let id = try await q.push(noop(name)).id
+        // What Redis will come back from: the job pending, the fence counter before A's fetch.
+        let save = try await runCommand("/usr/bin/redis-cli", ["-p", String(redis.port), "SAVE"])
+        #expect(save.stdout.contains("OK"), "\(save.stdout) \(save.stderr)")
+        let a = try #require(try await q.fetch(queue: name, max: 1, worker: "A", lease: .seconds(300)).jobs.first).lease
+        await redis.crash()
+        try await redis.start()
+        let q2 = try queue()
+        #expect(try await q2.job(id, queue: name)?.state == "pending", "the lease was lost with the writes")
+        let b = try #require(try await q2.fetch(queue: name, max: 1, worker: "B", lease: .seconds(300)).jobs.first).lease
+        #expect(b.token != a.token, "B's lease does not carry A's token again (\(a.token))")
+        // A's lease is gone: its heartbeat (what confirms a lease before an artefact's
+        // manifest is written) and its completion are refused.
+        #expect(try await q2.heartbeat([a], lease: .seconds(300)) == [.lost])
+        #expect(try await q2.finish([(a, .succeeded(result: .string("A")))]) == [false], "A's late completion is refused")
+        #expect(try await q2.finish([(b, .succeeded(result: .string("B")))]) == [true])
+        let record = try #require(try await q2.job(id, queue: name))
+        #expect(record.state == "succeeded" && record.worker == "B" && record.result == .string("B"))
+    }
+
     @Test("a Redis that refuses CONFIG (managed Redis, an ACL user without +config): the policy is read from INFO; where nothing can be read, a warning, and the worker starts")
     func evictionPolicyWithoutConfig() async throws {
         for (policy, refusesEviction) in [("noeviction", false), ("allkeys-lru", true)] {
