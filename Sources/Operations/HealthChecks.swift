@@ -42,6 +42,9 @@ public struct HealthFacts: Sendable, Equatable, Codable {
     /// age(datfrozenxid) of the oldest database, and autovacuum_freeze_max_age.
     public var xidAge: Int64
     public var freezeMaxAge: Int64
+    /// mxid_age(datminmxid) of the oldest database: MultiXact ids wrap around like
+    /// transaction ids (row locks shared by several transactions use them).
+    public var multixactAge: Int64 = 0
     public var cacheHit: Double?
     public var checkpointsTimed: Int64
     public var checkpointsRequested: Int64
@@ -121,7 +124,7 @@ public enum HealthChecks {
     /// The checks, one file each under `Checks/`, in the order a report lists them.
     static let all: [any HealthRule] = [
         ConnectionsCheck(), IdleInTransactionCheck(), LongestTransactionCheck(), LongestQueryCheck(), BlockedQueriesCheck(),
-        ReplicationLagCheck(), ReplicationSlotsCheck(), WraparoundCheck(), CacheHitCheck(), CheckpointsCheck(), InvalidIndexesCheck(),
+        ReplicationLagCheck(), ReplicationSlotsCheck(), WraparoundCheck(), MultiXactWraparoundCheck(), CacheHitCheck(), CheckpointsCheck(), InvalidIndexesCheck(),
         SequencesCheck(), DatabaseSizeCheck(),
     ]
 

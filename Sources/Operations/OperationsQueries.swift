@@ -102,6 +102,7 @@ public enum OperationsQueries {
             SELECT slot_name, active, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint FROM pg_replication_slots
             """).map { HealthFacts.Slot(name: $0[0] ?? "?", active: $0[1] == "t", retainedBytes: Int64($0[2] ?? "0") ?? 0) }
         f.xidAge = Int64(try await c.query("SELECT max(age(datfrozenxid)) FROM pg_database").scalar ?? "0") ?? 0
+        f.multixactAge = Int64(try await c.query("SELECT max(mxid_age(datminmxid)) FROM pg_database").scalar ?? "0") ?? 0
         f.freezeMaxAge = Int64(try await c.query("SHOW autovacuum_freeze_max_age").scalar ?? "200000000") ?? 200_000_000
         f.cacheHit = try await c.query("""
             SELECT CASE WHEN blks_hit + blks_read >= 1000 THEN blks_hit::float8 / (blks_hit + blks_read) END FROM pg_stat_database WHERE datname = current_database()
@@ -114,9 +115,23 @@ public enum OperationsQueries {
             SELECT n.nspname || '.' || ct.relname FROM pg_index i JOIN pg_class ct ON ct.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ct.relnamespace
             WHERE NOT i.indisvalid ORDER BY 1
             """).compactMap { $0[0] }
+        // A sequence runs out at the smaller of its own maximum and its column's type: an
+        // int column fed by a bigint sequence (common after upgrades from before
+        // PostgreSQL 10) fails at 2^31 - 1, whatever the sequence allows.
         f.sequences = try await c.query("""
-            SELECT schemaname || '.' || sequencename, data_type::text, coalesce(last_value, start_value), max_value FROM pg_sequences
-            WHERE increment_by > 0 ORDER BY 1
+            SELECT s.schemaname || '.' || s.sequencename,
+                   CASE WHEN a.atttypid IS NOT NULL AND format_type(a.atttypid, NULL) <> s.data_type::text
+                        THEN s.data_type::text || ' sequence, ' || format_type(a.atttypid, NULL) || ' column'
+                        ELSE s.data_type::text END,
+                   coalesce(s.last_value, s.start_value),
+                   least(s.max_value, CASE a.atttypid WHEN 'int2'::regtype THEN 32767 WHEN 'int4'::regtype THEN 2147483647 ELSE s.max_value END)
+            FROM pg_sequences s
+            JOIN pg_namespace n ON n.nspname = s.schemaname
+            JOIN pg_class c ON c.relname = s.sequencename AND c.relnamespace = n.oid
+            LEFT JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                                 AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+            LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+            WHERE s.increment_by > 0 ORDER BY 1
             """).compactMap { r in
             guard let name = r[0], let type = r[1], let last = r[2].flatMap({ Int64($0) }), let max = r[3].flatMap({ Int64($0) }) else { return nil }
             return HealthFacts.Sequence(name: name, type: type, lastValue: last, maxValue: max)

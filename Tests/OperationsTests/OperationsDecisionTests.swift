@@ -46,6 +46,7 @@ struct OperationsDecisionTests {
         f.blocked = [.init(pid: 43, seconds: 40, query: "UPDATE t SET a = 2", blockers: [.init(pid: 42, seconds: 400, query: "UPDATE t SET a = 1")])]
         f.sequences = [.init(name: "public.t_id_seq", type: "integer", lastValue: 2_040_109_465, maxValue: 2_147_483_647)]
         f.xidAge = 2_140_000_000
+        f.multixactAge = 2_050_000_000
         checks = HealthChecks.evaluate(f)
         func status(_ name: String) -> HealthCheck.Status? { checks.first { $0.name == name }?.status }
         #expect(status("idle-in-transaction") == .warning)
@@ -55,6 +56,7 @@ struct OperationsDecisionTests {
         #expect(status("sequences") == .critical)
         #expect(checks.first { $0.name == "sequences" }?.value.contains("95.0%") == true)
         #expect(status("wraparound") == .critical)
+        #expect(status("multixact-wraparound") == .warning, "94 million MultiXact ids left")
         #expect(checks.filter { $0.status != .ok }.allSatisfy { $0.action != nil })
         #expect(HealthChecks.exitCode(checks) == 2)
     }

@@ -88,6 +88,25 @@ struct OperationsRunTests {
         _ = try await holder.execute("ROLLBACK")
     }
 
+    @Test("a bigint sequence feeding an int column is judged by the column's type (it fails at 2^31 - 1); MultiXact age is checked")
+    func sequenceByColumnType() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE TABLE fed (id int, note text); CREATE SEQUENCE fed_id_seq AS bigint OWNED BY fed.id;
+            ALTER TABLE fed ALTER COLUMN id SET DEFAULT nextval('fed_id_seq'); SELECT setval('fed_id_seq', 2040109466)
+            """)
+        let report = try await HealthJob.report(try PostgresConnectionString(Self.server.replacingDatabase(db)), database: "main",
+                                                thresholds: HealthChecks.Thresholds(), logger: Self.logger)
+        let sequences = try #require(report.checks.first { $0.name == "sequences" })
+        #expect(sequences.status == .critical, "\(sequences)")
+        #expect(sequences.value.contains("public.fed_id_seq (bigint sequence, integer column) at 95.0%"), "\(sequences.value)")
+        let multixact = try #require(report.checks.first { $0.name == "multixact-wraparound" })
+        #expect(multixact.status == .ok && multixact.value.contains("MultiXact ids left"), "\(multixact)")
+    }
+
     @Test("health: an idle-in-transaction session, a blocked query and its blocker, an int4 sequence at 95%: critical (exit 2)")
     func health() async throws {
         let db = try await Self.makeDatabase()
