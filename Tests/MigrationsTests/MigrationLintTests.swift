@@ -46,7 +46,17 @@ struct MigrationLintTests {
         Case(sql: "CREATE INDEX CONCURRENTLY i ON t (a);\nDROP INDEX CONCURRENTLY old;\nSET lock_timeout TO '1s';", expected: []),
         // Allowed in the file: reported, not blocking.
         Case(sql: "-- dbq:allow drop-table\nDROP TABLE legacy;", expected: ["drop-table@2(allowed)"]),
-        Case(sql: "DROP TABLE a; -- dbq:allow drop-table\nDROP TABLE b;", expected: ["drop-table@1", "drop-table@2(allowed)"]),
+        // The comment on a statement's own line allows that statement, not the next.
+        Case(sql: "DROP TABLE a; -- dbq:allow drop-table\nDROP TABLE b;", expected: ["drop-table@1(allowed)", "drop-table@2"]),
+        Case(sql: "DROP TABLE a;\n-- dbq:allow drop-table\nDROP TABLE b;", expected: ["drop-table@1", "drop-table@3(allowed)"]),
+        // dbq's own safe recipe for a key: the unique index built CONCURRENTLY, then the constraint on it.
+        Case(sql: "SET lock_timeout = '2s';\nCREATE UNIQUE INDEX CONCURRENTLY users_pk_idx ON users (id);\nALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pk_idx;", expected: []),
+        // A table made by CREATE TABLE AS is new too.
+        Case(sql: "CREATE TABLE archive AS SELECT * FROM orders;\nCREATE INDEX archive_at ON archive (at);", expected: []),
+        // Columns whose values are computed for every existing row: the table is rewritten.
+        Case(sql: "ALTER TABLE users ADD COLUMN seq bigserial;", expected: ["add-column-rewrites-table@1"]),
+        Case(sql: "ALTER TABLE users ADD COLUMN n bigint GENERATED ALWAYS AS IDENTITY;", expected: ["add-column-rewrites-table@1"]),
+        Case(sql: "ALTER TABLE users ADD COLUMN lower_email text GENERATED ALWAYS AS (lower(email)) STORED;", expected: ["add-column-rewrites-table@1"]),
         // Comments and strings that look like SQL are not statements.
         Case(sql: "/* DROP TABLE users; */ SELECT 'DELETE FROM users;';\n-- TRUNCATE users;", expected: []),
         // Schema-qualified names.
@@ -73,7 +83,7 @@ struct MigrationLintTests {
     func transactional() throws {
         #expect(try MigrationAnalysis.analyze("CREATE TABLE a (id int); INSERT INTO a VALUES (1); ANALYZE a;", file: "f").transactional)
         for sql in ["CREATE INDEX CONCURRENTLY i ON t (a)", "DROP INDEX CONCURRENTLY i", "REINDEX INDEX CONCURRENTLY i", "VACUUM t",
-                    "ALTER SYSTEM SET work_mem = '8MB'", "CREATE DATABASE x"] {
+                    "ALTER SYSTEM SET work_mem = '8MB'", "CREATE DATABASE x", "ALTER TABLE events DETACH PARTITION events_2020 CONCURRENTLY"] {
             let analysis = try MigrationAnalysis.analyze("SELECT 1;\n" + sql, file: "f")
             #expect(!analysis.transactional, "\(sql)")
             #expect(analysis.nonTransactionalReasons.first?.hasPrefix("line 2: ") == true, "\(sql)")

@@ -21,6 +21,7 @@ public enum LintRule: String, Sendable, CaseIterable, Codable {
     case renameTable = "rename-table"
     case renameColumn = "rename-column"
     case volatileDefault = "volatile-default"
+    case addColumnRewritesTable = "add-column-rewrites-table"
     case missingLockTimeout = "missing-lock-timeout"
 
     public enum Severity: String, Sendable, Codable { case danger, warning }

@@ -29,9 +29,9 @@ public struct MigrationAnalysis: Sendable, Equatable {
             if let table, !context.created.contains(table), !touched.contains(table) { touched.append(table) }
         }
 
-        for statement in statements {
+        for (index, statement) in statements.enumerated() {
             let body = statement.body
-            let allowedHere = allow.union(allowances(in: statement.text))
+            let allowedHere = allow.union(allowances(of: index, in: statements))
             func flag(_ rule: LintRule, _ subjects: [String]) {
                 for subject in subjects {
                     findings.append(LintFinding(file: file, line: statement.line, rule: rule, severity: rule.severity, subject: subject,
@@ -54,7 +54,10 @@ public struct MigrationAnalysis: Sendable, Equatable {
             // What the statement did, for the statements after it.
             switch statement.type {
             case "CreateStmt", "CreateTableAsStmt":
-                if let table = LintContext.qualified(body["relation"] ?? body["into"]?["IntoClause"]?["rel"]) { context.created.insert(table) }
+                // CREATE TABLE AS names its table in `into.rel` (an IntoClause, written without its type).
+                if let table = LintContext.qualified(body["relation"] ?? body["into"]?["rel"] ?? body["into"]?["IntoClause"]?["rel"]) {
+                    context.created.insert(table)
+                }
             case "TransactionStmt":
                 let kind = body["kind"]?.string ?? ""
                 if ["TRANS_STMT_BEGIN", "TRANS_STMT_START"].contains(kind) { context.openTransaction = true }
@@ -97,11 +100,36 @@ public struct MigrationAnalysis: Sendable, Equatable {
         case "AlterSystemStmt": return "ALTER SYSTEM"
         case "CreateTableSpaceStmt": return "CREATE TABLESPACE"
         case "DropTableSpaceStmt": return "DROP TABLESPACE"
+        case "AlterTableStmt" where (body["cmds"]?.array ?? []).contains(where: {
+            $0.node("AlterTableCmd")?["subtype"]?.string == "AT_DetachPartition" && $0.node("AlterTableCmd")?["def"]?.node("PartitionCmd")?["concurrent"]?.bool == true
+        }): return "DETACH PARTITION CONCURRENTLY"
         default: return nil
         }
     }
 
-    /// Rules a statement's comments allow: `-- dbq:allow rule-a, rule-b`.
+    /// Rules a statement's comments allow (`-- dbq:allow rule-a, rule-b`): on the lines
+    /// before it, on its own lines, and after its end on its last line. A statement's text
+    /// starts right after the previous statement's semicolon, so what stands before the
+    /// first line break there is the previous statement's line, and its comment the
+    /// previous statement's.
+    static func allowances(of index: Int, in statements: [ParsedStatement]) -> Set<String> {
+        let text = statements[index].text
+        var rules = allowances(in: index == 0 ? text : ownLines(text))
+        if index + 1 < statements.count { rules.formUnion(allowances(in: firstLine(statements[index + 1].text))) }
+        return rules
+    }
+
+    static func firstLine(_ text: String) -> String { text.firstIndex(of: "\n").map { String(text[..<$0]) } ?? text }
+
+    static func ownLines(_ text: String) -> String {
+        guard let newline = text.firstIndex(of: "\n") else {
+            // The statement starts on the previous one's line: a comment there is the previous one's.
+            return text.range(of: "--").map { String(text[..<$0.lowerBound]) } ?? text
+        }
+        return String(text[text.index(after: newline)...])
+    }
+
+    /// Rules the `-- dbq:allow` comments of `text` allow.
     static func allowances(in text: String) -> Set<String> {
         var rules: Set<String> = []
         for line in text.split(separator: "\n") {

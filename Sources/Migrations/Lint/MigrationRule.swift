@@ -56,7 +56,7 @@ enum MigrationRules {
     static let all: [any MigrationRule] = [
         TransactionControl(), ConcurrentlyInTransaction(), CreateIndexWithoutConcurrently(), DropTable(), DropIndexWithoutConcurrently(),
         DropDatabase(), Truncate(), DeleteWithoutWhere(), UpdateWithoutWhere(), RenameTable(), RenameColumn(),
-        DropColumn(), ColumnTypeChange(), SetNotNull(), NotNullColumnWithoutDefault(), VolatileDefault(), UniqueColumn(),
+        DropColumn(), ColumnTypeChange(), SetNotNull(), NotNullColumnWithoutDefault(), VolatileDefault(), RewritingColumn(), UniqueColumn(),
         ConstraintWithoutNotValid(), KeyConstraintWithoutIndex(), MissingLockTimeout(),
     ]
 
