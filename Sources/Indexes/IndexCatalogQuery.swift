@@ -49,7 +49,7 @@ public enum IndexCatalogQuery {
                    rn.nspname || '.' || rc.relname
             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_class rc ON rc.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-            WHERE con.contype = 'f' AND \(userSchemas) ORDER BY 1, 2, 3
+            WHERE con.contype = 'f' AND con.conparentid = 0 AND \(userSchemas) ORDER BY 1, 2, 3
             """)
         let fks = fkRows.compactMap { r -> IndexCatalog.ForeignKey? in
             guard let schema = r[0], let table = r[1], let name = r[2], let columns = r[3], let referenced = r[4] else { return nil }

@@ -117,7 +117,7 @@ public struct ValidateIntegrityJob: DatabaseJob {
                    array_to_string(ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.confkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o), ',')
             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_class rc ON rc.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-            WHERE con.contype = 'f' ORDER BY 3, 4, 1
+            WHERE con.contype = 'f' AND con.conparentid = 0 ORDER BY 3, 4, 1
             """)
         for (index, row) in fks.enumerated() {
             guard let name = row[0], let schema = row[2], let table = row[3], let rschema = row[4], let rtable = row[5], let cols = row[6], let rcols = row[7] else { continue }
