@@ -110,6 +110,10 @@ public enum MigrationPlanner {
             guard file.down != nil else {
                 throw Refusal(description: "\(row.version)_\(row.name) has no down file (\(file.downFile)): it cannot be reverted")
             }
+            // The down file undoes what the up file did: only if that is what was applied.
+            if file.checksum != row.checksum {
+                throw Refusal(description: "\(file.upFile) changed after it was applied (SHA-256 \(row.checksum.prefix(12))… in the database, \(file.checksum.prefix(12))… now): its down file may not undo what was applied; put the applied text back to revert it")
+            }
             return (row, file)
         }
     }

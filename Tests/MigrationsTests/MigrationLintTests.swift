@@ -155,7 +155,7 @@ struct MigrationLintTests {
         #expect(throws: MigrationPlanner.Refusal.self) { _ = try MigrationPlanner.pending(files: Self.files, applied: gap, target: "0001") }
     }
 
-    @Test("revert: newest first by --steps or --to; a file without a down file cannot be reverted and says so")
+    @Test("revert: newest first by --steps or --to; a file without a down file, or whose up file changed since it was applied, cannot be reverted and says so")
     func revert() throws {
         let all = Self.files.map { Self.applied($0) }
         #expect(try MigrationPlanner.revert(files: Self.files, applied: [all[0], all[2]], steps: 2, to: nil).map(\.0.version) == ["0003", "0001"])
@@ -164,6 +164,14 @@ struct MigrationLintTests {
             #expect(error.description == "0002_b has no down file (0002_b.down.sql): it cannot be reverted")
         }
         #expect(throws: MigrationPlanner.Refusal.self) { _ = try MigrationPlanner.revert(files: Self.files, applied: [], steps: nil, to: nil) }
+        // An up file edited after it was applied: its down file may not undo what ran.
+        let edited = MigrationFile(version: "0003", name: "c", up: "CREATE TABLE c (id bigint);", down: "DROP TABLE c;")
+        do {
+            _ = try MigrationPlanner.revert(files: [Self.files[0], Self.files[1], edited], applied: [all[2]], steps: 1, to: nil)
+            Issue.record("a changed file was reverted")
+        } catch {
+            #expect(error.description.hasPrefix("0003_c.up.sql changed after it was applied"), "\(error)")
+        }
     }
 
     @Test("file names: versions, names, down files, and every malformed name refused by name")
