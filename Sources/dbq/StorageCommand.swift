@@ -14,14 +14,11 @@ struct StorageCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the objects under a URL.")
 
-        @Argument(help: "s3://bucket/prefix or file:///path")
-        var url: String
-
-        @OptionGroup var s3: S3OptionGroup
+        @OptionGroup var location: StorageLocation
 
         func run() async throws {
             try await reportingFailures {
-                let store = try s3.open(url)
+                let store = try location.s3.open(location.url)
                 let objects = try await store.list(prefix: "")
                 for object in objects {
                     let time = object.lastModified.map { ISO8601DateFormatter().string(from: $0) } ?? "-"
@@ -80,19 +77,16 @@ struct StorageCommand: AsyncParsableCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete an object.")
 
-        @Argument(help: "The object: s3://bucket/dir/key or file:///dir/key")
-        var url: String
-
-        @OptionGroup var s3: S3OptionGroup
+        @OptionGroup var location: StorageLocation
 
         func run() async throws {
             try await reportingFailures {
-                let (store, key) = try s3.openObject(url)
+                let (store, key) = try location.s3.openObject(location.url)
                 guard try await store.head(key) != nil else {
-                    throw ObjectStoreError(code: .notFound, message: "no object at \(url)", key: key)
+                    throw ObjectStoreError(code: .notFound, message: "no object at \(location.url)", key: key)
                 }
                 try await store.delete(key)
-                print("deleted \(url)")
+                print("deleted \(location.url)")
             }
         }
     }
@@ -164,6 +158,14 @@ extension String {
     func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }
+}
+
+/// A storage or object URL and the S3 options to open it with.
+struct StorageLocation: ParsableArguments {
+    @Argument(help: "s3://bucket/prefix[/key] or file:///path[/key]")
+    var url: String
+
+    @OptionGroup var s3: S3OptionGroup
 }
 
 extension S3OptionGroup {
