@@ -7,17 +7,6 @@ import Foundation
 import Queue
 import RedisQueue
 
-/// `--storage` and `--config` for commands that read a backup store directly.
-struct BackupStoreOptions: ParsableArguments {
-    @OptionGroup var config: ConfigOptions
-    @Option(help: "The configured storage (default: 'archive', the only one, or the local default ./.dbq-storage).")
-    var storage: String?
-
-    func environment(locks: any ResourceLocks = MemoryLocks()) throws -> JobEnvironment {
-        JobEnvironment(configuration: try config.load(), locks: locks, logger: makeLogger("dbq.backups"))
-    }
-}
-
 struct BackupsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backups", abstract: "List and show the backups in a store (read from their manifests).",
@@ -28,7 +17,7 @@ struct BackupsCommand: AsyncParsableCommand {
             commandName: "list",
             abstract: "List backups, newest first: time, database, size, codec, verified, checksum prefix.",
             discussion: "Only backups with a manifest are listed; unfinished ones are counted on standard error.")
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @Option(help: "Only this database.") var database: String?
         @Flag(help: "Print JSON: an array of {id, folder, manifest, verification}.") var json = false
 
@@ -62,7 +51,7 @@ struct BackupsCommand: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one backup: manifest, tables, verification.")
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @Argument(help: "Backup id, job id, an unambiguous prefix (8+ characters), or 'latest'.") var id: String
         @Option(help: "The database (needed for 'latest' when several are stored).") var database: String?
         @Flag(help: "Print JSON: {id, folder, manifest, verification}.") var json = false
@@ -164,7 +153,7 @@ struct RetentionCommand: AsyncParsableCommand {
 
     struct Plan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "plan", abstract: "Show, for every backup, keep or delete and why; change nothing.")
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @OptionGroup var policy: PolicyOptions
         @Flag(help: "Print JSON: an array of {id, time, keep, reasons}.") var json = false
 
@@ -188,7 +177,7 @@ struct RetentionCommand: AsyncParsableCommand {
 
     struct Apply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "apply", abstract: "Apply the policy now, under the database's backup lock (needs Redis).")
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @OptionGroup var policy: PolicyOptions
         @OptionGroup var redis: RedisOptions
 

@@ -13,7 +13,7 @@ struct ExportsCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list", abstract: "List exports, newest first: id, time, database, tables, rows, masked.")
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @Option(help: "Only exports of this database.") var database: String?
         @Flag(help: "Print JSON: an array of {folder, manifest}.") var json = false
 
@@ -40,7 +40,7 @@ struct ExportsCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "show", abstract: "One export: its tables, rows, and each column's rule.")
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @Argument(help: "An export id, job id, prefix, or 'latest'.") var export: String
         @Flag(help: "Print the manifest as JSON.") var json = false
 

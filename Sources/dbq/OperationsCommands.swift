@@ -164,7 +164,7 @@ struct StatsCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "show", abstract: "Take a sample, keep it, print it (the default).")
         @OptionGroup var name: DatabaseName
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
@@ -196,7 +196,7 @@ struct StatsCommand: AsyncParsableCommand {
     struct Trends: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "trends", abstract: "Growth per table and statements that became slower, between the first and last sample since --since.")
         @OptionGroup var name: DatabaseName
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @Option(help: "How far back (default 7d).") var since = "7d"
         @Option(help: "A statement is slower when its calls between the samples took this many times its earlier mean (default 2).") var factor = 2.0
         @Flag(help: "Print JSON.") var json = false

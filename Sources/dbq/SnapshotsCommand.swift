@@ -14,7 +14,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list", abstract: "List snapshots, newest first: id, time, database, tables, rows, size, migration version, label.")
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @Option(help: "Only snapshots of this database.") var database: String?
         @Flag(help: "Print JSON: an array of {folder, manifest}.") var json = false
 
@@ -41,7 +41,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "show", abstract: "One snapshot: its tables, rows, sequences and schema shape.")
-        @OptionGroup var store: BackupStoreOptions
+        @OptionGroup var store: StoreOptions
         @Argument(help: "A snapshot id, job id, prefix, or 'latest'.") var snapshot: String
         @Option(help: "With 'latest': of this database.") var database: String?
         @Flag(help: "Print the manifest as JSON.") var json = false
