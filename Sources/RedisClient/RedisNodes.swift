@@ -228,6 +228,12 @@ public final class RedisNodes: Sendable {
         isCluster ? (state.withLock { s in key.flatMap { s.map.node(for: HashSlot.of($0)) } } ?? configuration.endpoint) : configuration.endpoint
     }
 
+    /// Points `slot` at `endpoint` in this client's map only, as a map gone stale would
+    /// (for tests of redirect handling; the next MOVED corrects it).
+    func pretendSlot(_ slot: Int, isAt endpoint: String) {
+        state.withLock { $0.map.move(slot, to: endpoint) }
+    }
+
     /// Closes every connection.
     public func close() async {
         let all = state.withLock { s -> [RedisConnection] in
