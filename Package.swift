@@ -298,7 +298,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "dbqTests", dependencies: ["DBQSupport", "DBQTestSupport", "PostgresClient", "RedisQueue", "RedisClient", "Queue", "Dashboard",
-                                                  "DatabaseJobs", "Backups", "Exports", "Snapshots", "Migrations", "Indexes", "Operations",
+                                                  "DatabaseJobs", "DBQCommand",
                                                   .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
                     exclude: ["Browser", "Pinned"], swiftSettings: swiftSettings),
     ]
