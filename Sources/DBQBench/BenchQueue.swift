@@ -19,8 +19,11 @@ struct BenchQueue: AsyncParsableCommand {
             (every master of a cluster, from INFO cpu), Redis commands per job, and the bound \
             named from those figures. Pickup latency p50/p99 on an idle queue (enqueue to \
             start by Redis' clock, each job read back once it has started, so no poller competes \
-            with the pickup); an idle worker's Redis commands per second; an idle \
-            worker's RSS and PSS. With --celery PYTHON (a Python with celery[redis]; \
+            with the pickup), and after a bulk push of four jobs to four idle workers (each \
+            must wake, not only one); an idle worker's Redis commands per second; an idle \
+            worker's RSS and PSS. On a Redis whose queue master has replicas: push, fetch and \
+            finish times (each waits for one replica's acknowledgement) with every replica \
+            current, then with one replica paused (CLIENT PAUSE) so it lags. With --celery PYTHON (a Python with celery[redis]; \
             deploy/local/bench-queue.sh makes one), Celery's solo worker drains --celery-jobs \
             no-op tasks on the same Redis in the same run, measured the same way, and the \
             ratio is printed. Uses fresh queues and deletes them afterwards, with their jobs. \
@@ -35,12 +38,16 @@ struct BenchQueue: AsyncParsableCommand {
     @Option(help: "Push batches in flight at once.") var pushStreams = 4
     @Option(help: "Jobs for the pickup-latency figure.") var latencySamples = 1000
     @Option(help: "Seconds to count an idle worker's Redis commands.") var idleSeconds = 30
+    @Option(help: "Bulk pushes of four 0.3 s jobs to four idle workers, for the pickup-after-bulk figure (0: none).") var bulkRounds = 20
+    @Option(help: "Push-fetch-finish cycles for the lagging-replica figure (0: none; needs a master with a replica).") var replicaCycles = 20
     @Option(help: "A Python interpreter with celery[redis], to drain the same jobs with Celery beside dbq.") var celery: String?
     @Option(help: "Tasks for Celery's drain (it is ~30x slower).") var celeryJobs = 20_000
 
     func validate() throws {
         if jobs < 1000 || jobs > 10_000_000 { throw ValidationError("--jobs must be from 1000 to 10000000") }
         if runs < 1 || runs > 20 { throw ValidationError("--runs must be from 1 to 20") }
+        if bulkRounds < 0 || bulkRounds > 1000 { throw ValidationError("--bulk-rounds must be from 0 to 1000") }
+        if replicaCycles < 0 || replicaCycles > 1000 { throw ValidationError("--replica-cycles must be from 0 to 1000") }
         if counts.isEmpty || counts.contains(where: { $0 < 1 || $0 > 64 }) { throw ValidationError("--scaling must list worker counts from 1 to 64, e.g. 1,2,4") }
         if let celery, !FileManager.default.isExecutableFile(atPath: celery) {
             throw ValidationError("--celery \(celery) is not an executable Python; make one with deploy/local/bench-queue.sh")
@@ -117,6 +124,8 @@ struct BenchQueue: AsyncParsableCommand {
             }
 
             try await idleFigures(driver: driver)
+            if bulkRounds > 0 { try await bulkPickup(driver: driver) }
+            if replicaCycles > 0 { try await laggingReplica(driver: driver) }
         }
     }
 
@@ -232,15 +241,97 @@ struct BenchQueue: AsyncParsableCommand {
             if let s = record?.startedAt, let e = record?.enqueuedAt { latencies.append(s.timeIntervalSince(e) * 1000) }
             try await Task.sleep(for: .milliseconds(20))  // let the worker go idle again
         }
-        latencies.sort()
-        func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         print(String(format: "pickup      p50 %.2f ms, p99 %.2f ms   (idle queue, %d jobs, enqueue to start by Redis' clock)",
-                     percentile(0.5), percentile(0.99), latencies.count))
+                     percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.count))
         print(String(format: "idle        %9.2f Redis commands/s per idle worker, server side (Lua's commands included), over %d s", idleRate, idleSeconds))
         if let memory { print("idle worker RSS \(formatBytes(Int64(memory.rss))), PSS \(formatBytes(Int64(memory.pss)))") }
         idleWorker.terminate()
         idleWorker.waitUntilExit()
         try await removeBenchQueue(latencyQueue, driver: driver)
+    }
+
+    /// Four idle workers (one job at a time, the default idle wait) and bulk pushes of four
+    /// 0.3 s jobs: each job's enqueue-to-start time. A bulk push that woke one worker
+    /// leaves the other jobs waiting for a running one to finish, or for an idle wait to end.
+    func bulkPickup(driver: RedisQueue) async throws {
+        let queue = freshName("bulk")
+        let fleet = try (0..<4).map { i in try spawnWorker(queue: queue, extra: ["--concurrency", "1", "--id", "bench-bulk-\(i)"]) }
+        defer { for w in fleet where w.isRunning { w.terminate() } }
+        try await Task.sleep(for: .seconds(3))
+        var latencies: [Double] = []
+        for _ in 0..<bulkRounds {
+            let envelopes = (0..<4).map { _ in JobEnvelope(kind: "sleep", version: 1, payload: .object(["seconds": .number(0.3)]), queue: queue) }
+            _ = try await driver.pushMany(envelopes)
+            var records: [JobRecord] = []
+            for _ in 0..<600 {
+                try await Task.sleep(for: .milliseconds(50))
+                records = []
+                for envelope in envelopes { if let record = try await driver.job(envelope.id, queue: queue) { records.append(record) } }
+                if records.count == 4 && records.allSatisfy({ $0.state == "succeeded" }) { break }
+            }
+            for record in records { if let s = record.startedAt, let e = record.enqueuedAt { latencies.append(s.timeIntervalSince(e) * 1000) } }
+            try await Task.sleep(for: .milliseconds(500))  // every worker idle again
+        }
+        for w in fleet { w.terminate() }
+        for w in fleet { w.waitUntilExit() }
+        try await removeBenchQueue(queue, driver: driver)
+        print(String(format: "bulk pickup p50 %.2f ms, p99 %.2f ms   (4 idle workers, 1 job each at a time; %d bulk pushes of 4 jobs of 0.3 s)",
+                     percentile(latencies, 0.5), percentile(latencies, 0.99), bulkRounds))
+    }
+
+    /// Push, fetch and finish, one job at a time, on a queue whose master has replicas:
+    /// with every replica current, then with one paused (`CLIENT PAUSE … ALL` stops it
+    /// applying the master's stream, so it stops acknowledging). Each call waits for one
+    /// acknowledgement at most `durableWait`: one lagging replica beside a current one
+    /// costs nothing; a master's only replica lagging costs up to that wait per call.
+    func laggingReplica(driver: RedisQueue) async throws {
+        let queue = freshName("replica")
+        let keys = RedisQueueKeys(queue: queue)
+        let master = driver.nodes.endpoint(for: keys.routing)
+        let info = try await driver.nodes.send(key: keys.routing, "INFO", "replication").string ?? ""
+        let replicas = info.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("slave") && $0.contains("ip=") }.compactMap { line -> String? in
+            let fields = Dictionary(line.split(separator: ":", maxSplits: 1).last.map { $0.split(separator: ",").compactMap { pair -> (String, String)? in
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                return kv.count == 2 ? (String(kv[0]), String(kv[1])) : nil
+            } } ?? [], uniquingKeysWith: { a, _ in a })
+            guard let ip = fields["ip"], let port = fields["port"] else { return nil }
+            return RedisConfiguration.endpoint(host: ip, port: Int(port) ?? 0)
+        }
+        guard let lagging = replicas.first else {
+            print("replica     (\(master) has no replica: no lagging-replica figure)")
+            return
+        }
+        func cycles() async throws -> (push: [Double], fetch: [Double], finish: [Double]) {
+            var push: [Double] = [], fetch: [Double] = [], finish: [Double] = []
+            for _ in 0..<replicaCycles {
+                var t = ContinuousClock.now
+                _ = try await driver.push(JobEnvelope(kind: "noop", version: 1, payload: .object([:]), queue: queue))
+                push.append((ContinuousClock.now - t).seconds * 1000)
+                t = ContinuousClock.now
+                let leased = try await driver.fetch(queue: queue, max: 1, worker: "bench-replica", lease: .seconds(60)).jobs
+                fetch.append((ContinuousClock.now - t).seconds * 1000)
+                t = ContinuousClock.now
+                _ = try await driver.finish(leased.map { ($0.lease, .succeeded(result: nil)) })
+                finish.append((ContinuousClock.now - t).seconds * 1000)
+            }
+            return (push, fetch, finish)
+        }
+        let current = try await cycles()
+        let replica = try await RedisConnection.connect(driver.configuration.node(lagging), logger: Logger(label: "dbq.bench"))
+        let budget = Double(replicaCycles) * 3 * RedisNodes.durableWait.seconds + 10
+        _ = try await replica.send("CLIENT", "PAUSE", RedisArgument(Int(budget * 1000)), "ALL")
+        let paused: (push: [Double], fetch: [Double], finish: [Double])
+        do { paused = try await cycles() } catch {
+            _ = try? await replica.send("CLIENT", "UNPAUSE")
+            throw error
+        }
+        _ = try await replica.send("CLIENT", "UNPAUSE")
+        await replica.close()
+        try await removeBenchQueue(queue, driver: driver)
+        print(String(format: "replica     push %.2f / fetch %.2f / finish %.2f ms p50 with %d replica(s) of %@ current; %.2f / %.2f / %.2f ms with %@ paused (each call waits for one acknowledgement, at most %d ms)",
+                     percentile(current.push, 0.5), percentile(current.fetch, 0.5), percentile(current.finish, 0.5), replicas.count, master,
+                     percentile(paused.push, 0.5), percentile(paused.fetch, 0.5), percentile(paused.finish, 0.5), lagging,
+                     Int(RedisNodes.durableWait.milliseconds)))
     }
 
     /// Redis' CPU seconds and commands processed, summed over every master.
@@ -264,6 +355,11 @@ struct BenchQueue: AsyncParsableCommand {
             }
         }
         return (cpu, commands)
+    }
+
+    func percentile(_ values: [Double], _ p: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 
     func range(_ values: [Double]) -> String {

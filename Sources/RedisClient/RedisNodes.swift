@@ -66,14 +66,35 @@ public final class RedisNodes: Sendable {
     }
 
     /// Commands whose keys share one slot, in one round trip; error replies in place.
-    /// `redirectable`: a redirect of the first command is followed for the whole pipeline
-    /// (by default only for a pipeline of one command).
-    public func pipeline(_ commands: [RedisCommand], key: String?, idempotent: Bool = false, redirectable: Bool? = nil) async throws -> [RedisValue] {
+    /// On a cluster, a command answered with a redirect (`MOVED`, `ASK`) or `TRYAGAIN` did
+    /// not run: it is sent again alone, following the redirect (which also corrects the
+    /// slot map), so a pipeline reads and writes where the slot lives now.
+    public func pipeline(_ commands: [RedisCommand], key: String?, idempotent: Bool = false) async throws -> [RedisValue] {
+        var replies = try await pipelineOnce(commands, key: key, idempotent: idempotent)
+        if isCluster {
+            for i in replies.indices where Self.isRedirect(replies[i]) {
+                replies[i] = try await pipelineOnce([commands[i]], key: key, idempotent: idempotent).first ?? .null
+            }
+        }
+        return replies
+    }
+
+    /// A pipeline sent once: `redirectable`, a redirect of the first command is followed
+    /// for the whole pipeline (by default only for a pipeline of one command); any other
+    /// redirect is left in place.
+    private func pipelineOnce(_ commands: [RedisCommand], key: String?, idempotent: Bool = false, redirectable: Bool? = nil) async throws -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
         return try await route(key: key, redirectable: redirectable ?? (commands.count == 1), idempotent: idempotent) { connection, asking in
             let replies = try await connection.pipeline(asking ? [RedisCommand("ASKING")] + commands : commands)
             return asking ? Array(replies.dropFirst()) : replies
         }
+    }
+
+    /// A reply that says the command did not run here: a redirect, `TRYAGAIN` (a slot
+    /// split by a migration) or `CLUSTERDOWN`.
+    private static func isRedirect(_ reply: RedisValue) -> Bool {
+        guard case .error(let m) = reply else { return false }
+        return ClusterRedirect(m) != nil || m.hasPrefix("TRYAGAIN") || m.hasPrefix("CLUSTERDOWN")
     }
 
     /// A script by `EVALSHA`, loaded on `NOSCRIPT`; routed by its first key.
@@ -152,9 +173,9 @@ public final class RedisNodes: Sendable {
     /// redirects as the command alone would (a slot moved or being migrated).
     private func pipelineDurable(_ commands: [RedisCommand], key: String?, durable: Bool, idempotent: Bool = false) async throws -> [RedisValue] {
         let replicas = durable ? await replicaCount(for: key) : 0
-        guard replicas > 0 else { return try await pipeline(commands, key: key, idempotent: idempotent) }
+        guard replicas > 0 else { return try await pipelineOnce(commands, key: key, idempotent: idempotent) }
         let wait = RedisCommand("WAIT", RedisArgument(1), RedisArgument(Int(Self.durableWait.milliseconds)))
-        var replies = try await pipeline(commands + [wait], key: key, idempotent: idempotent, redirectable: commands.count == 1)
+        var replies = try await pipelineOnce(commands + [wait], key: key, idempotent: idempotent, redirectable: commands.count == 1)
         let acknowledged = replies.removeLast().int ?? 0
         if acknowledged < 1 { state.withLock { $0.unreplicated += 1 } }
         return replies
@@ -179,7 +200,7 @@ public final class RedisNodes: Sendable {
         // A slot that moved under part of a pipeline: those commands one by one.
         if isCluster {
             for i in replies.indices {
-                if case .error(let m) = replies[i], ClusterRedirect(m) != nil || m.hasPrefix("TRYAGAIN") || m.hasPrefix("CLUSTERDOWN") {
+                if Self.isRedirect(replies[i]) {
                     replies[i] = try await pipelineDurable([commands[i]], key: key, durable: durable, idempotent: idempotent).first ?? .null
                 }
             }

@@ -9,11 +9,13 @@ import RedisClient
 /// all under the hash tag `{queue}`), and derives job, unique and beat-entry keys from the
 /// prefix in ARGV[1], which carries the same tag: on a Redis Cluster a queue's script runs
 /// on the one node that holds the queue's slot, and every key it touches is in that slot.
+/// A ninth declared key, never written, keeps every script from running while the slot
+/// migrates (`RedisQueueKeys.scriptKeys`).
 /// Times are whole milliseconds (formatting fractional numbers cost Redis more than the
 /// commands themselves).
 enum QueueScripts {
     /// Shared helpers, prepended to every script. KEYS: pending, scheduled, running,
-    /// succeeded, dead, cancelled, fence, wake.
+    /// succeeded, dead, cancelled, fence, wake, slot guard.
     static let prelude = """
         local K_PENDING, K_SCHEDULED, K_RUNNING, K_SUCCEEDED, K_DEAD, K_CANCELLED, K_FENCE, K_WAKE =
           KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]

@@ -18,6 +18,8 @@ public struct RedisQueueKeys: Sendable {
     public var cancelled: String { prefix + "cancelled" }
     public var fence: String { prefix + "fence" }
     public var wake: String { prefix + "wake" }
+    /// Declared by every queue script and never written (see `scriptKeys`).
+    public var slotGuard: String { prefix + "slot-guard" }
     public func job(_ id: String) -> String { prefix + "job:" + id }
     public func unique(_ key: String) -> String { prefix + "unique:" + key }
 
@@ -25,8 +27,18 @@ public struct RedisQueueKeys: Sendable {
     public func set(for state: String) -> String { prefix + state }
 
     /// The fixed keys every queue script declares, in the order the scripts' prelude
-    /// names them (KEYS[1] also routes the script to the queue's node on a cluster).
-    public var scriptKeys: [String] { [pending, scheduled, running, succeeded, dead, cancelled, fence, wake] }
+    /// names them (KEYS[1] also routes the script to the queue's node on a cluster), and
+    /// last the slot guard, a key no one writes.
+    ///
+    /// The scripts also touch job, unique and beat-entry keys they cannot declare (which
+    /// jobs a fetch leases is decided inside it). While a Redis Cluster migrates a slot
+    /// key by key (`redis-cli --cluster reshard`, `rebalance`), a script that reaches such
+    /// a key after it has moved is stopped there with its earlier writes kept: a fetch
+    /// would have popped jobs it never put in `running`. Redis refuses (`TRYAGAIN`) a
+    /// script during a slot's migration whenever a key it declares is missing, and the
+    /// guard is always missing: no queue script runs while its slot is split, the client
+    /// retries, and the script runs whole on the new owner once the slot has moved.
+    public var scriptKeys: [String] { [pending, scheduled, running, succeeded, dead, cancelled, fence, wake, slotGuard] }
 
     /// The slot-routing key for commands on this queue's keys.
     public var routing: String { pending }

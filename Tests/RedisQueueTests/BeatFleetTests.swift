@@ -77,6 +77,41 @@ struct BeatFleetTests {
         #expect(slots.count >= 60)
     }
 
+    @Test("catch_up skip, the leader SIGKILLed one second before a slot and the standby paused until 5 s past it: the standby takes over and fires that slot, once, late but on time")
+    func leaderKilledBeforeSlot() async throws {
+        let queue = freshQueueName("beat-skip")
+        let path = try scheduleFile("""
+            entries:
+              - {name: quarter, cron: "*/15 * * * * *", kind: noop, queue: \(queue), catch_up: skip, overlap: allow}
+            """)
+        let q = try makeDriver()
+        let scheduleID = try await scheduleIdentity(path)
+        var beats = try (0..<2).map { _ in try ChildProcess(dbq, ["beat", "--schedule", path], environment: env) }
+        defer { for beat in beats { beat.signal(SIGCONT); beat.signal(SIGTERM) } }
+        #expect(try await eventually(.seconds(90)) { try await q.beatLeader(schedule: scheduleID) != nil })
+        // The next slot at least 3 s away; the leader dies one second before it.
+        let now = Date().timeIntervalSince1970
+        var slot = (Int(now) / 15 + 1) * 15
+        if Double(slot) - now < 3 { slot += 15 }
+        try await Task.sleep(for: .seconds(Double(slot) - 1 - Date().timeIntervalSince1970))
+        let token = try #require(try await q.beatLeader(schedule: scheduleID))
+        let pid = try #require(Int32(token.split(separator: ":")[1]))
+        let leader = try #require(beats.first { $0.pid == pid }, "leader \(token) is not one of ours")
+        let standby = try #require(beats.first { $0.pid != pid })
+        // The standby is slow too (paused, as by a busy host) until the slot is 5 s late:
+        // the takeover comes after the lock's 5 s to live, later than a 5 s window allowed.
+        standby.signal(SIGSTOP)
+        leader.signal(SIGKILL)
+        _ = await leader.wait(timeout: .seconds(5))
+        beats.removeAll { $0.pid == pid }
+        try await Task.sleep(for: .seconds(Double(slot) + 5 - Date().timeIntervalSince1970))
+        standby.signal(SIGCONT)
+        let taken = try await eventually(.seconds(30)) { try await firedSlots(queue).contains(slot) }
+        let slots = try await firedSlots(queue)
+        #expect(taken, "slot \(slot) was dropped: fired \(slots), survivor: \(beats.first?.stderr.suffix(1500) ?? "")")
+        #expect(Set(slots).count == slots.count, "a slot fired twice: \(slots)")
+    }
+
     @Test("beat down for 5 s on an every-second schedule, then restarted: skip, once and all do what they say",
           arguments: ["skip", "once", "all"])
     func downtime(policy: String) async throws {
