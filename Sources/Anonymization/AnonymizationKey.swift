@@ -153,8 +153,23 @@ private final class KeyBox: Sendable {
 /// A problem with a policy, a key or a value; `description` names where.
 public struct AnonymizationError: Error, Sendable, CustomStringConvertible, Equatable {
     public var message: String
+    /// The row (1-based, within the text transformed) whose value could not be masked.
+    public var row: Int?
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+
+    /// A value a rule cannot read as the kind it masks: named by the rule and the kind,
+    /// never by the value. Nothing is written in its place; the export stops.
+    public static func unreadable(_ rule: String, as kind: String) -> AnonymizationError {
+        AnonymizationError("\(rule) cannot read a value as \(kind) (the value is not shown), so it cannot mask it")
+    }
+
+    /// The error, naming the column it happened in.
+    func `in`(column: String) -> AnonymizationError {
+        var error = self
+        error.message = "column \(column): " + message
+        return error
+    }
 }
 
 func hex(_ bytes: [UInt8]) -> String {

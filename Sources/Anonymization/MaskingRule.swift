@@ -23,8 +23,10 @@ public protocol MaskingRule: Sendable {
     /// True for rules the database computes in the export's query (`sql`, `shuffle`):
     /// the value arrives masked and `apply` is not called.
     var computedByServer: Bool { get }
-    /// The masked value of a non-NULL original; nil for NULL.
-    func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String?
+    /// The masked value of a non-NULL original; nil for NULL. Throws `unreadable` when the
+    /// rule cannot read the value as its kind: the export then stops, never writing the
+    /// original in its place.
+    func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) throws(AnonymizationError) -> String?
     /// The rule bound to `key` for a column of `kind`, masking bytes (see `PreparedRule`).
     func prepared(kind: ValueKind, key: AnonymizationKey) -> any PreparedRule
 }

@@ -10,11 +10,13 @@
 public protocol PreparedRule: AnyObject, Sendable {
     /// Appends the masked form of a non-NULL original (its decoded UTF-8 bytes) to `out`;
     /// false (and nothing appended) when the masked value is NULL.
-    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool
+    /// Throws when the value cannot be masked (a rule that cannot read it): nothing is
+    /// ever written unmasked in its place.
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(AnonymizationError) -> Bool
     /// `mask`, where a long number's permutation may wait in `batch` (its digits appended
     /// as they were, until the batch runs on `out`): what the export calls, a chunk of
     /// rows to a batch.
-    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) -> Bool
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) throws(AnonymizationError) -> Bool
     /// True when the masked bytes hold a tab, newline, carriage return or backslash only if
     /// the original did: a COPY field without escapes then needs none after masking.
     var addsNoControl: Bool { get }
@@ -24,8 +26,8 @@ extension PreparedRule {
     public var addsNoControl: Bool { false }
 
     /// A rule that permutes no number masks at once.
-    public func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) -> Bool {
-        mask(value, into: &out)
+    public func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8], batch: inout PermutationBatch) throws(AnonymizationError) -> Bool {
+        try mask(value, into: &out)
     }
 }
 
@@ -38,11 +40,11 @@ extension MaskingRule {
 
 extension PreparedRule {
     /// The masked value of a non-NULL original as a string (nil for NULL).
-    public func apply(_ value: String) -> String? {
+    public func apply(_ value: String) throws(AnonymizationError) -> String? {
         var value = value
         var out: [UInt8] = []
-        let present = value.withUTF8 { mask(UnsafeRawBufferPointer($0), into: &out) }
-        return present ? String(decoding: out, as: UTF8.self) : nil
+        let present = value.withUTF8 { bytes in Result { () throws(AnonymizationError) in try mask(UnsafeRawBufferPointer(bytes), into: &out) } }
+        return try present.get() ? String(decoding: out, as: UTF8.self) : nil
     }
 }
 
@@ -58,8 +60,8 @@ final class StringPrepared: PreparedRule {
         self.key = key
     }
 
-    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
-        guard let masked = rule.apply(String(decoding: value, as: UTF8.self), kind: kind, key: key) else { return false }
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(AnonymizationError) -> Bool {
+        guard let masked = try rule.apply(String(decoding: value, as: UTF8.self), kind: kind, key: key) else { return false }
         out += masked.utf8
         return true
     }

@@ -72,7 +72,13 @@ public struct RowTransformer: Sendable {
         var start = 0
         while start < text.count, let hit = memchr(base + start, 0x0A, text.count - start) {
             let newline = UnsafeRawPointer(hit) - base
-            try transform(UnsafeRawBufferPointer(rebasing: text[start..<newline]), into: &out, batch: &batch)
+            do throws(AnonymizationError) {
+                try transform(UnsafeRawBufferPointer(rebasing: text[start..<newline]), into: &out, batch: &batch)
+            } catch {
+                var error = error
+                error.row = rows + 1
+                throw error
+            }
             rows += 1
             start = newline + 1
         }
@@ -93,7 +99,11 @@ public struct RowTransformer: Sendable {
         }
         for i in columns.indices where masks[i] {
             guard let rule = prepared[i] else { throw AnonymizationError("no key to mask with") }
-            if let value = fields[i] { fields[i] = rule.apply(value) }
+            do throws(AnonymizationError) {
+                if let value = fields[i] { fields[i] = try rule.apply(value) }
+            } catch {
+                throw error.in(column: names[i])
+            }
         }
         groups?.observe(fields)
         format.encode(fields, names: names, kinds: kinds, into: &out)
@@ -120,7 +130,11 @@ public struct RowTransformer: Sendable {
                 if !masks[column] || (field.count == 2 && field[0] == 0x5C && field[1] == UInt8(ascii: "N")) {
                     out.append(contentsOf: field)
                 } else if let rule = prepared[column] {
-                    try Self.mask(field, with: rule, into: &out, batch: &batch)
+                    do throws(AnonymizationError) {
+                        try Self.mask(field, with: rule, into: &out, batch: &batch)
+                    } catch {
+                        throw error.in(column: names[column])
+                    }
                 } else {
                     throw AnonymizationError("no key to mask with")
                 }
@@ -142,8 +156,10 @@ public struct RowTransformer: Sendable {
                              batch: inout PermutationBatch) throws(AnonymizationError) {
         let from = out.count
         let escaped = memchr(field.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, 0x5C, field.count) != nil
-        let present = escaped
-            ? CopyText.decodeField(ArraySlice(field)).withUnsafeBytes { rule.mask($0, into: &out, batch: &batch) }
+        let present = try escaped
+            ? CopyText.decodeField(ArraySlice(field)).withUnsafeBytes { bytes in
+                Result { () throws(AnonymizationError) in try rule.mask(bytes, into: &out, batch: &batch) }
+            }.get()
             : rule.mask(field, into: &out, batch: &batch)
         if !present {
             out += [0x5C, UInt8(ascii: "N")]

@@ -3,13 +3,19 @@ public enum ValueKind: String, Sendable, CaseIterable, CustomStringConvertible {
     case text, integer, decimal, date, timestamp, uuid, boolean, other
 
     /// `character varying(255)` → text, `bigint` → integer, `timestamp with time zone` → timestamp, …
+    /// Matched by the whole name (a type modifier such as `(10,2)` aside): an array
+    /// (`numeric[]`) or any other type is `other`, which only rules for any value accept.
     public init(postgresType type: String) {
-        let t = type.lowercased()
-        if t.hasPrefix("character") || t == "text" || t.hasPrefix("varchar") || t == "citext" || t == "name" { self = .text }
+        var t = type.lowercased()
+        if t.hasSuffix("[]") { self = .other; return }
+        if let open = t.firstIndex(of: "("), let close = t.firstIndex(of: ")"), open < close {
+            t = String(t[..<open]) + String(t[t.index(after: close)...])
+        }
+        if ["character varying", "character", "text", "varchar", "char", "bpchar", "citext", "name"].contains(t) { self = .text }
         else if ["smallint", "integer", "bigint", "int2", "int4", "int8"].contains(t) { self = .integer }
-        else if t.hasPrefix("numeric") || t == "real" || t == "double precision" || t.hasPrefix("decimal") { self = .decimal }
+        else if ["numeric", "decimal", "real", "double precision", "float4", "float8"].contains(t) { self = .decimal }
         else if t == "date" { self = .date }
-        else if t.hasPrefix("timestamp") { self = .timestamp }
+        else if ["timestamp", "timestamp without time zone", "timestamp with time zone", "timestamptz"].contains(t) { self = .timestamp }
         else if t == "uuid" { self = .uuid }
         else if t == "boolean" { self = .boolean }
         else { self = .other }

@@ -93,7 +93,8 @@ public struct ExportJob: ArtefactJob {
                 let groups = prepared.plan.kAnonymity[table.qualifiedName].map { KAnonymityGroups($0, columns: columns.map(\.name)) }
                 let transformer = RowTransformer(columns: columns, key: key, format: format, groups: groups)
                 let sql = try ExportQuery.copy(table, columns: columns, filter: prepared.selection.filter(table.qualifiedName), key: key)
-                let pipe = try MaskingPipe(source: connection.copyOut(sql), transformer: transformer, compressor: try Compressor(codec: codec))
+                let pipe = try MaskingPipe(source: connection.copyOut(sql), transformer: transformer, compressor: try Compressor(codec: codec),
+                                           table: table.qualifiedName)
                 let name = ExportLayout.objectName(table.qualifiedName, format: format, codec: codec)
                 let segments: [SegmentInfo]
                 do {
@@ -175,6 +176,14 @@ public struct ExportJob: ArtefactJob {
     public static func prepare(_ payload: Payload, policy: AnonymizationPolicy?, connection: PostgresConnection) async throws -> Prepared {
         let follow = payload.followReferences ?? false
         _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" + (follow ? "" : ", READ ONLY"))
+        // The text forms the masking rules read, whatever the database's or the role's
+        // defaults (a date under `DateStyle = 'SQL, DMY'` is 23/04/1987, which no rule
+        // reads as a date).
+        _ = try await connection.query("""
+            SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('IntervalStyle', 'postgres', true),
+                   set_config('TimeZone', 'UTC', true), set_config('extra_float_digits', '1', true),
+                   set_config('bytea_output', 'hex', true)
+            """)
         let facts = try await connection.query("SELECT pg_export_snapshot(), current_setting('server_version')")
         guard let snapshot = facts.first?[0], let serverVersion = facts.first?[1] else {
             throw JobError.retryable("database '\(payload.database)': could not export a snapshot")
@@ -221,10 +230,19 @@ public struct ExportJob: ArtefactJob {
                             throw JobError.permanent("\(column.source).values: \(path) has more than \(RedactValues.limit) distinct values; redact can look for at most that many (name fewer columns)")
                         }
                         var map: [String: String] = [:]
+                        // An original is replaced wherever it is found, whatever its own
+                        // column's rule: by its masked value, or where that rule gives
+                        // NULL or is computed by the server (no value of its own to put
+                        // there), by a marker.
                         let rule = target.rule.prepared(kind: target.kind, key: key)
+                        let marked = target.rule.computedByServer
                         for row in rows {
-                            guard let original = row[0], let masked = rule.apply(original) else { continue }
-                            map[original] = masked
+                            guard let original = row[0] else { continue }
+                            do {
+                                map[original] = marked ? RedactValues.marker : (try rule.apply(original) ?? RedactValues.marker)
+                            } catch {
+                                throw JobError.permanent("\(column.source).values: \(path): \(error)")
+                            }
                         }
                         cache[path] = map
                     }
@@ -292,7 +310,11 @@ final class MaskingPipe: @unchecked Sendable {
     private(set) var rows: Int64 = 0
     private(set) var rawBytes: Int64 = 0
 
-    init(source: ByteStream, transformer: RowTransformer, compressor: Compressor) throws {
+    /// The table, for messages.
+    private let table: String
+
+    init(source: ByteStream, transformer: RowTransformer, compressor: Compressor, table: String = "") throws {
+        self.table = table
         // One run when a k-anonymity count needs the rows in order; else four per core, at
         // most eight: a chunk whose thread the server's COPY or the writer preempts must
         // not hold the others back (chunks leave in order). Measured on two cores (1 GiB
@@ -335,9 +357,9 @@ final class MaskingPipe: @unchecked Sendable {
         chunks += 1
         return Task { [self] in
             let lines = try await read.value
-            var masked: (bytes: [UInt8], rows: Int64)?
+            var masked: Masked?
             if let lines {
-                masked = try await run.lane.run { () throws -> ([UInt8], Int64) in try self.mask(lines, run: run) }
+                masked = try await run.lane.run { () throws -> Masked in try self.mask(lines, run: run) }
             }
             let result = masked
             // In order: the compressor's state, the counts and the end belong to the stream.
@@ -388,8 +410,16 @@ final class MaskingPipe: @unchecked Sendable {
     /// One chunk masked by one run into a buffer of the run's: whole lines in, transformed
     /// lines out. The run's two buffers alternate; the one used is free again once the
     /// caller has written its chunk (then refilled in place: no fresh pages per chunk).
-    private func mask(_ lines: Lines, run: MaskingRun) throws -> ([UInt8], Int64) {
-        if transformer.isIdentity { return (lines.chunk, lines.chunk.withUnsafeBytes { Self.countNewlines($0) }) }
+    /// A chunk masked: its bytes and rows, or the rows before the one that could not be
+    /// masked and why (numbered from the stream's start by the compress step, in order).
+    struct Masked: Sendable {
+        var bytes: [UInt8]
+        var rows: Int64
+        var failure: AnonymizationError?
+    }
+
+    private func mask(_ lines: Lines, run: MaskingRun) throws -> Masked {
+        if transformer.isIdentity { return Masked(bytes: lines.chunk, rows: lines.chunk.withUnsafeBytes { Self.countNewlines($0) }) }
         run.turn ^= 1
         var out = run.buffers[run.turn]
         run.buffers[run.turn] = []
@@ -397,19 +427,31 @@ final class MaskingPipe: @unchecked Sendable {
         out.reserveCapacity((lines.head.count + lines.body.count) * 5 / 4)
         var rows: Int64 = 0
         let transformer = run.transformer
-        do {
-            rows += Int64(try lines.head.withUnsafeBytes { try transformer.transform(lines: $0, into: &out) })
-            rows += Int64(try lines.chunk.withUnsafeBytes { try transformer.transform(lines: UnsafeRawBufferPointer(rebasing: $0[lines.body]), into: &out) })
+        do throws(AnonymizationError) {
+            rows += Int64(try lines.head.withUnsafeBytes { bytes in
+                Result { () throws(AnonymizationError) in try transformer.transform(lines: bytes, into: &out) }
+            }.get())
+            let headRows = rows
+            do throws(AnonymizationError) {
+                rows += Int64(try lines.chunk.withUnsafeBytes { bytes in
+                    Result { () throws(AnonymizationError) in try transformer.transform(lines: UnsafeRawBufferPointer(rebasing: bytes[lines.body]), into: &out) }
+                }.get())
+            } catch {
+                var error = error
+                error.row = error.row.map { $0 + Int(headRows) }
+                throw error
+            }
         } catch {
-            throw JobError.permanent("\(error)")
+            run.buffers[run.turn] = out
+            return Masked(bytes: [], rows: Int64((error.row ?? 1) - 1), failure: error)
         }
         run.buffers[run.turn] = out
-        return (out, rows)
+        return Masked(bytes: out, rows: rows)
     }
 
     /// A masked chunk compressed, in stream order; nil in: the stream's end (its header if
     /// it had no row, the compressor's last bytes), then nil out.
-    private func compress(_ masked: (bytes: [UInt8], rows: Int64)?) throws -> [UInt8]? {
+    private func compress(_ masked: Masked?) throws -> [UInt8]? {
         guard let masked else {
             if finished { return nil }
             finished = true
@@ -418,6 +460,10 @@ final class MaskingPipe: @unchecked Sendable {
             let header = started ? [] : transformer.header
             started = true
             return try (header.isEmpty ? [] : compressor.compress(header)) + compressor.finish()
+        }
+        if let failure = masked.failure {
+            let row = failure.row.map { ", row \(rows + Int64($0))" } ?? ""
+            throw JobError.permanent("table \(table)\(row), \(failure.message); the export stops so that no value leaves unmasked (choose a rule that fits the column, or fix the value)")
         }
         rows += masked.rows
         if transformer.isIdentity, let last = masked.bytes.last { insideRow = last != 0x0A }

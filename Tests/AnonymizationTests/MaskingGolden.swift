@@ -54,11 +54,12 @@ enum MaskingGolden {
             pick(["+49 30 " + digits(7), "(555) " + digits(3) + "-" + digits(4), digits(12), "+1 555." + digits(3) + "." + digits(4),
                   digits(25), "12-34", "0" + digits(6)])
         }
+        let topBandNegative = String(-(Int64(1) << 62) - 7)
         return (0..<count).map { i in
             switch kind {
             case .integer:
                 return pick([String(Int64(bitPattern: g.next())), String(Int(g.next() % 1000)), String(-Int(g.next() % 100_000)),
-                             String(Int64.max), String(Int64.min), "12x", String(Int64(1) << 31), String((Int64(1) << 62) + 5)])
+                             String(Int64.max), String(Int64.min), topBandNegative, String(Int64(1) << 31), String((Int64(1) << 62) + 5)])
             case .uuid:
                 var b = (0..<16).map { _ in UInt8(truncatingIfNeeded: g.next()) }
                 b[6] = b[6] & 0x0F | 0x40

@@ -9,7 +9,7 @@ struct MaskingGoldenTests {
         "hash-text": "53393e95c911889928bb9f8a0aa4d75dc7b9c8c96e75f3d27e2198ce08732be1",
         "hash-short-prefix": "69c334f04050bad8e4ad8774f613b68910afc86f41374f4808b7dcb7fef52707",
         "hash-digits": "cb2ec8d6c21f2aab80eea3a00b88db0ac3ed82aacc23c991c2ef64f82aedd694",
-        "hash-integer": "e7129a99a4fea223cce62ec79b95cf30d2eb72297757eeea3dc146c758faa016",
+        "hash-integer": "8220a22b188d49c5ad7320a9f3c287b2e499417f74e27371a41892bb66945607",
         "hash-uuid": "fa9280112ae489a55e84d13f59367412c2039133f11b2542bdc8e7e7d7f7b5ae",
         "email": "84178de5ae09d3e77e193d1e1fbb5d70954b5404f1960058a1118c4a6159a276",
         "email-keep-52": "e272107f3223375f26b907f04b67472871111427b5096f0d09f9f011fcd6bb24",
@@ -17,7 +17,7 @@ struct MaskingGoldenTests {
         "redact-keep-52": "0cd20391fb35cf6d7c86deff890067da65a3c201133e25388abb638ab1ea1089",
         "mask": "0dc3cdc9597fe771b49c86f2760e1d7796b4fe7312b236dbb88bd7ff60006d5c",
         "constant": "609c980c39b05937bb2cddc5d63b7c7088d4b1d2ec46d614f28fe7a58e5cd787",
-        "noise-int": "d616907f0c5055f4b21c58a064019cd4a60c849ed18f858b3ac162e728b8bd2c",
+        "noise-int": "572b4dee03b98b5c559c166ab90a96abd7d474fe39d0b8244c4e8a6a15965ba7",
         "noise-date": "a40fe7eb47321cb8bf9048a191468d68e5891b50ab2f1ab10ba68b7940e11ee8",
         "generalize-year": "9e5b3258070c72f09c7c8ed136393fecf158c36417d9ba1ff022f61424bbe2bb",
         "fake-first_name": "a08faea8be62e8a589952cd88e436e51a431760a99fc7ea09e9ccfba5426c28a",
@@ -37,8 +37,8 @@ struct MaskingGoldenTests {
     @Test("every rule gives exactly the outputs it always gave", arguments: MaskingGolden.configurations().map(\.0))
     func pinned(_ label: String) throws {
         let (_, rule, kind) = try #require(MaskingGolden.configurations().first { $0.0 == label })
-        let outputs = MaskingGolden.inputs(for: kind, label: label).map { rule.apply($0, kind: kind, key: key) }
-        #expect(MaskingGolden.digest(outputs) == Self.expected[label], "\(label): outputs changed")
+        let outputs = try MaskingGolden.inputs(for: kind, label: label).map { try rule.apply($0, kind: kind, key: key) }
+        #expect(MaskingGolden.digest(outputs) == Self.expected[label], "\(label): outputs changed (now \(MaskingGolden.digest(outputs)))")
     }
 
     @Test("the prepared (byte) path gives what apply gives, value for value", arguments: MaskingGolden.configurations().map(\.0))
@@ -47,8 +47,8 @@ struct MaskingGoldenTests {
         let prepared = rule.prepared(kind: kind, key: key)
         for value in MaskingGolden.inputs(for: kind, label: label) {
             var out: [UInt8] = [0x7C]
-            let isNull = !Array(value.utf8).withUnsafeBytes { prepared.mask($0, into: &out) }
-            let expected = rule.apply(value, kind: kind, key: key)
+            let isNull = try !Array(value.utf8).withUnsafeBytes { bytes in Result { () throws(AnonymizationError) in try prepared.mask(bytes, into: &out) } }.get()
+            let expected = try rule.apply(value, kind: kind, key: key)
             #expect(isNull == (expected == nil) && (isNull || out == [0x7C] + Array(expected!.utf8)), "\(label) of \(value)")
             // What lets the COPY path skip re-escaping must hold.
             let controls: Set<UInt8> = [0x5C, 0x0A, 0x0D, 0x09]

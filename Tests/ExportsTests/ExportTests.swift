@@ -217,6 +217,107 @@ struct ExportTests {
         #expect(try await store.list(prefix: "exports/").isEmpty)
     }
 
+    /// One table of `columns` filled by `insert`, in a database whose default DateStyle is
+    /// `SQL, DMY` (dates read back as 23/04/1987 unless a session says otherwise).
+    static func makeOdd(_ columns: String, insert: String) async throws -> String {
+        let name = "dbqt_odd_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let admin = try await PostgresConnection.connect(server.raw, logger: logger)
+        _ = try await admin.execute("CREATE DATABASE \(name)")
+        _ = try await admin.execute("ALTER DATABASE \(name) SET datestyle = 'SQL, DMY'")
+        await admin.close()
+        let db = try await PostgresConnection.connect(server.replacingDatabase(name), logger: logger)
+        _ = try await db.execute("CREATE TABLE people (\(columns)); \(insert)")
+        await db.close()
+        return name
+    }
+
+    @Test("leaks closed: dates under DateStyle 'SQL, DMY' are noised, bigints past 2^62 hashed, numeric[] refused for generalize, names nulled in their column redacted in free text")
+    func noPassThrough() async throws {
+        let db = try await Self.makeOdd("id bigint PRIMARY KEY, born date, big bigint, scores numeric[], name text, note text", insert: """
+            INSERT INTO people SELECT i, date '1950-01-01' + i * 7, (4611686018427387904 + i * 1000003) * (CASE WHEN i % 2 = 0 THEN -1 ELSE 1 END),
+                   ARRAY[i * 1.5, i * 2.5]::numeric[], 'Zebediah' || chr(65 + i % 26) || 'Quonsett', 'met Zebediah' || chr(65 + i % 26) || 'Quonsett today'
+              FROM generate_series(1, 500) i;
+            """)
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let originals = try await { () async throws -> [[String?]] in
+            let c = try await PostgresConnection.connect(Self.server.replacingDatabase(db), logger: Self.logger)
+            defer { Task { await c.close() } }
+            _ = try await c.execute("SET datestyle = 'ISO'")
+            return try await c.query("SELECT id::text, big::text, name FROM people").rows.map(\.values)
+        }()
+        let policy = """
+            strict: true
+            tables:
+              public.people:
+                id: keep
+                born: {rule: noise, days: 30}
+                big: hash
+                scores: null
+                name: null
+                note: {rule: redact, values: [public.people.name]}
+            """
+        let (_, objects) = try await Self.export(env, policy: policy, key: "k-0123456789abcdef")
+        let data = objects.filter { $0.key.hasPrefix("public.people") }.values.flatMap { $0 }
+        let rows = Self.rows(data)
+        #expect(rows.count == 500)
+        // Hashed bigints and names (nulled in their column, quoted in notes): none anywhere.
+        var leaked: [String] = []
+        for row in originals {
+            for value in row.dropFirst().compactMap({ $0 }) where Self.contains(data, value) { leaked.append(value) }
+        }
+        #expect(leaked.isEmpty, "\(leaked.count) originals in the export, e.g. \(leaked.prefix(3))")
+        // Dates: read as ISO and moved (noise of ±30 days leaves about one in sixty where it
+        // was; under DMY every one passed through unchanged before).
+        let born = Dictionary(uniqueKeysWithValues: try await { () async throws -> [(String, String)] in
+            let c = try await PostgresConnection.connect(Self.server.replacingDatabase(db), logger: Self.logger)
+            defer { Task { await c.close() } }
+            _ = try await c.execute("SET datestyle = 'ISO'")
+            return try await c.query("SELECT id::text, born::text FROM people").rows.map { ($0[0]!, $0[1]!) }
+        }())
+        let unchanged = rows.filter { born[$0[0] ?? ""] == $0[1] }.count
+        #expect(rows.allSatisfy { ($0[1] ?? "").contains("-") && !($0[1] ?? "").contains("/") }, "dates exported in ISO form")
+        #expect(unchanged < 40, "\(unchanged) of 500 dates unchanged")
+        let dmy = try await { () async throws -> [String] in
+            let c = try await PostgresConnection.connect(Self.server.replacingDatabase(db), logger: Self.logger)
+            defer { Task { await c.close() } }
+            return try await c.query("SELECT born::text FROM people").compactMap { $0[0] }
+        }()
+        #expect(dmy.first?.contains("/") == true, "the database's default DateStyle is DMY: \(dmy.first ?? "")")
+        #expect(!dmy.contains { Self.contains(data, $0) }, "a DMY original passed through")
+
+        // generalize on numeric[] is refused (an array is not a number), naming the column.
+        let refused = policy.replacingOccurrences(of: "scores: null", with: "scores: {rule: generalize, width: 10}")
+        do {
+            _ = try await Self.export(env, policy: refused, key: "k-0123456789abcdef")
+            Issue.record("generalize on numeric[] was accepted")
+        } catch {
+            #expect("\(error)".contains("scores"), "\(error)")
+        }
+    }
+
+    @Test("a value a rule cannot read stops the export, naming the table, the column and the row, never the value; nothing is stored")
+    func unreadableStops() async throws {
+        let db = try await Self.makeOdd("id integer PRIMARY KEY, born date", insert: """
+            INSERT INTO people SELECT i, date '1980-01-01' + i FROM generate_series(1, 300) i;
+            UPDATE people SET born = date '12345-06-07' WHERE id = 250;
+            """)
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let policy = "strict: true\ntables:\n  public.people:\n    id: keep\n    born: {rule: noise, days: 30}\n"
+        do {
+            _ = try await Self.export(env, .init(database: "main", tables: ["public.people"], policy: policy, codec: "none"), key: "k-0123456789abcdef")
+            Issue.record("the export went on past a date noise cannot read")
+        } catch {
+            let message = "\(error)"
+            #expect(message.contains("table public.people") && message.contains("column born") && message.contains("noise"), "\(message)")
+            #expect(!message.contains("12345"), "the value is not shown: \(message)")
+            #expect(message.contains("row "), "\(message)")
+        }
+        let (_, store) = try env.store(nil)
+        #expect(try await store.list(prefix: "exports/").isEmpty, "nothing stored")
+    }
+
     @Test("without a policy: the tables as they are, zstd-compressed, restorable by COPY")
     func plain() async throws {
         let db = try await Self.makeShop(customers: 100)

@@ -21,8 +21,8 @@ public struct Email: MaskingRule {
     public var identity: String { "email:\(length):\(keepDomain)" }
     public var keepsDistinct: Bool { length == 52 }
 
-    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
-        prepared(kind: kind, key: key).apply(value)
+    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) throws(AnonymizationError) -> String? {
+        try prepared(kind: kind, key: key).apply(value)
     }
 
     public func prepared(kind: ValueKind, key: AnonymizationKey) -> any PreparedRule { hashing(key) }

@@ -23,8 +23,8 @@ public struct Fake: MaskingRule {
     /// Only a UUID is distinct (122 keyed bits); names and cities repeat by nature.
     public var keepsDistinct: Bool { kind == "uuid" }
 
-    public func apply(_ value: String, kind columnKind: ValueKind, key: AnonymizationKey) -> String? {
-        prepared(kind: columnKind, key: key).apply(value)
+    public func apply(_ value: String, kind columnKind: ValueKind, key: AnonymizationKey) throws(AnonymizationError) -> String? {
+        try prepared(kind: columnKind, key: key).apply(value)
     }
 
     public func prepared(kind columnKind: ValueKind, key: AnonymizationKey) -> any PreparedRule {

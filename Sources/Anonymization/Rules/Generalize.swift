@@ -18,10 +18,11 @@ public struct Generalize: MaskingRule {
     public var identity: String { "generalize:\(to):\(width)" }
     public var keepsDistinct: Bool { false }
 
-    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
+    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) throws(AnonymizationError) -> String? {
+        if SpecialValue.isSpecial(value, kind: kind) { return value }
         switch kind {
         case .integer:
-            guard let v = Int64(value) else { return value }
+            guard let v = Int64(value) else { throw .unreadable(Self.name, as: "an integer") }
             // The bucket's floor, without overflow at the ends of 64 bits.
             let w = Int64(width)
             let floor = v / w * w
@@ -29,17 +30,19 @@ public struct Generalize: MaskingRule {
             let (below, overflow) = floor.subtractingReportingOverflow(w)
             return String(overflow ? floor : below)
         case .decimal:
-            // NaN and infinities (valid numerics) and values past 64 bits keep their value.
-            guard let v = Double(value), v.isFinite, abs(v) < 9e18 else { return value }
+            guard let v = Double(value), v.isFinite else { throw .unreadable(Self.name, as: "a number") }
+            // Past 64 bits the bucket is the nearest end of them.
             let bucket = (v / Double(width)).rounded(.down) * Double(width)
             return String(Int64(max(min(bucket, 9e18), -9e18)))
         case .date, .timestamp:
-            guard value.count >= 10 else { return value }
+            guard value.count >= 10, DayMath.parse(String(value.prefix(10))) != nil else {
+                throw .unreadable(Self.name, as: "an ISO date (is the session's DateStyle ISO?)")
+            }
             let day = String(value.prefix(10))
             let cut = to == "year" ? String(day.prefix(4)) + "-01-01" : String(day.prefix(7)) + "-01"
             return kind == .date ? cut : cut + " 00:00:00" + (value.hasSuffix("+00") ? "+00" : "")
         default:
-            return value
+            throw AnonymizationError("\(Self.name) does not apply to a column of kind \(kind)")
         }
     }
 }

@@ -27,8 +27,8 @@ public struct Hash: MaskingRule {
     public var identity: String { digits ? "hash:digits" : "hash:\(length):\(prefix)" }
     public var keepsDistinct: Bool { digits || length == 52 }
 
-    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
-        prepared(kind: kind, key: key).apply(value)
+    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) throws(AnonymizationError) -> String? {
+        try prepared(kind: kind, key: key).apply(value)
     }
 
     public func prepared(kind: ValueKind, key: AnonymizationKey) -> any PreparedRule {
@@ -39,12 +39,6 @@ public struct Hash: MaskingRule {
             if digits { return DigitPermutation(key: key, domain: identity) }
             return TextHash(hash: key.keyedHash(domain: identity), prefix: Array(prefix.utf8), length: length)
         }
-    }
-
-    /// The digits of `value` permuted as one number of the same length (leading zeros
-    /// kept), every other character in place: a bijection on strings of that shape.
-    static func permuteDigits(_ value: String, key: AnonymizationKey, domain: String) -> String {
-        DigitPermutation(key: key, domain: domain).apply(value) ?? value
     }
 
     static func uuid(_ digest: [UInt8]) -> String {
@@ -101,21 +95,24 @@ final class UUIDHash: PreparedRule {
     }
 }
 
-/// `hash` on an integer column: a bijection of 0..<2^31 onto itself, of 2^31..<2^62 onto
-/// itself, and of the negative bands likewise; beyond ±2^62 the value is kept (none of
-/// those in practice). Not a number: NULL.
+/// `hash` on an integer column: a bijection of each band onto itself — magnitudes
+/// 0..<2^31 (an `integer` stays an `integer`), 2^31..<2^62 and 2^62..<2^63 — for the
+/// non-negative values and the negative ones alike: every 64-bit integer is mapped, none
+/// kept. Not an integer: refused (the export stops).
 final class IntegerHash: PreparedRule {
     var addsNoControl: Bool { true }
     let small: FeistelPermutation
     let large: FeistelPermutation
+    let top: FeistelPermutation
 
     init(key: AnonymizationKey, domain: String) {
         small = FeistelPermutation(size: 1 << 31, key: key, domain: domain + ":31")
         large = FeistelPermutation(size: (1 << 62) - (1 << 31), key: key, domain: domain + ":62")
+        top = FeistelPermutation(size: 1 << 62, key: key, domain: domain + ":63")
     }
 
-    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
-        guard let v = Int64(String(decoding: value, as: UTF8.self)) else { return false }
+    func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(AnonymizationError) -> Bool {
+        guard let v = Int64(String(decoding: value, as: UTF8.self)) else { throw .unreadable(Hash.name, as: "an integer") }
         let magnitude = v < 0 ? UInt64(-(v + 1)) : UInt64(v)
         let mapped: UInt64
         if magnitude < small.size {
@@ -123,8 +120,7 @@ final class IntegerHash: PreparedRule {
         } else if magnitude < small.size + large.size {
             mapped = small.size + large.apply(magnitude - small.size)
         } else {
-            out.append(contentsOf: value)
-            return true
+            mapped = small.size + large.size + top.apply(magnitude - small.size - large.size)
         }
         Bytes.appendDecimal(v < 0 ? -Int64(mapped) - 1 : Int64(mapped), into: &out)
         return true

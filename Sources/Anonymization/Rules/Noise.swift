@@ -22,23 +22,39 @@ public struct Noise: MaskingRule {
         Double(word(key.mac(domain: identity, value)) >> 11) / Double(1 << 53) * 2 - 1
     }
 
-    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
+    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) throws(AnonymizationError) -> String? {
+        // Infinities and NaN (valid numerics, dates and timestamps) say nothing of a person.
+        if SpecialValue.isSpecial(value, kind: kind) { return value }
         let u = unit(value, key: key)
         switch kind {
         case .integer:
-            guard let v = Int64(value) else { return value }
+            guard let v = Int64(value) else { throw .unreadable(Self.name, as: "an integer") }
             return String(Self.shifted(v, by: (Double(v) * Double(percent) / 100 * u).rounded()))
         case .decimal:
-            guard let v = Double(value), v.isFinite else { return value }
+            guard let v = Double(value), v.isFinite else { throw .unreadable(Self.name, as: "a number") }
             let scale = value.split(separator: ".").dropFirst().first?.count ?? 0
             return String(format: "%.\(scale)f", v * (1 + Double(percent) / 100 * u))
         case .date, .timestamp:
             // The date part shifts by whole days; a time of day, if any, is kept.
-            guard value.count >= 10, let date = DayMath.parse(String(value.prefix(10))) else { return value }
+            guard value.count >= 10, let date = DayMath.parse(String(value.prefix(10))) else {
+                throw .unreadable(Self.name, as: "an ISO date (is the session's DateStyle ISO?)")
+            }
             let shifted = DayMath.format(date + Int((Double(days) * u).rounded()))
             return shifted + value.dropFirst(10)
         default:
-            return value
+            throw AnonymizationError("\(Self.name) does not apply to a column of kind \(kind)")
+        }
+    }
+}
+
+/// The values of numeric, date and timestamp types that name no point: `NaN`,
+/// `Infinity`, `-Infinity`, `infinity`, `-infinity`. Masking rules keep them.
+enum SpecialValue {
+    static func isSpecial(_ value: String, kind: ValueKind) -> Bool {
+        switch kind {
+        case .decimal: return value == "NaN" || value == "Infinity" || value == "-Infinity"
+        case .date, .timestamp: return value == "infinity" || value == "-infinity"
+        default: return false
         }
     }
 }

@@ -41,8 +41,8 @@ public struct Redact: MaskingRule {
     }
     public var keepsDistinct: Bool { false }
 
-    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) -> String? {
-        prepared(kind: kind, key: key).apply(value)
+    public func apply(_ value: String, kind: ValueKind, key: AnonymizationKey) throws(AnonymizationError) -> String? {
+        try prepared(kind: kind, key: key).apply(value)
     }
 
     public func prepared(kind: ValueKind, key: AnonymizationKey) -> any PreparedRule {
@@ -115,6 +115,9 @@ final class RedactText: PreparedRule {
 public final class RedactValues: Sendable {
     /// The most distinct values one export reads for `redact`: memory stays bounded.
     public static let limit = 50_000
+    /// What an original stands replaced by when its own column's rule gives no value of
+    /// its own (NULL, or a value the server computes).
+    public static let marker = "[redacted]"
     let masked: [String: String]
     let firstWords: Set<String>
     let maxWords: Int
