@@ -5,11 +5,15 @@ public struct TableCatalog: Sendable, Equatable {
         public var name: String
         public var type: String
         public var notNull: Bool
-        public var kind: ValueKind { ValueKind(postgresType: type) }
-        public init(name: String, type: String, notNull: Bool) {
+        /// The type a domain stands on (domains over domains followed to the end), or nil
+        /// when `type` is not a domain: what the masking rules read the values as.
+        public var baseType: String?
+        public var kind: ValueKind { ValueKind(postgresType: baseType ?? type) }
+        public init(name: String, type: String, notNull: Bool, baseType: String? = nil) {
             self.name = name
             self.type = type
             self.notNull = notNull
+            self.baseType = baseType
         }
     }
 

@@ -7,7 +7,14 @@ import PostgresClient
 public enum ExportCatalogQuery {
     public static func load(_ connection: PostgresConnection) async throws -> TableCatalog {
         let columnRows = try await connection.query("""
-            SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+            WITH RECURSIVE domains(oid, base, typmod) AS (
+                SELECT t.oid, t.typbasetype, t.typtypmod FROM pg_type t WHERE t.typtype = 'd'
+                UNION ALL
+                SELECT d.oid, t.typbasetype, t.typtypmod FROM domains d JOIN pg_type t ON t.oid = d.base WHERE t.typtype = 'd'
+            )
+            SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                   (SELECT format_type(d.base, d.typmod) FROM domains d JOIN pg_type b ON b.oid = d.base
+                     WHERE d.oid = a.atttypid AND b.typtype <> 'd')
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
             WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
@@ -22,7 +29,7 @@ public enum ExportCatalogQuery {
                 tables[key] = TableCatalog.Table(schema: schema, name: name, columns: [])
                 order.append(key)
             }
-            tables[key]!.columns.append(.init(name: column, type: type, notNull: row[4] == "t"))
+            tables[key]!.columns.append(.init(name: column, type: type, notNull: row[4] == "t", baseType: row[5]))
         }
         let uniques = try await connection.query("""
             SELECT n.nspname || '.' || c.relname, array_to_string(ARRAY(

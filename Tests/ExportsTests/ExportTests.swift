@@ -296,6 +296,31 @@ struct ExportTests {
         }
     }
 
+    @Test("domains are masked as the type they stand on, also a domain over a domain")
+    func domains() async throws {
+        let name = "dbqt_dom_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let admin = try await PostgresConnection.connect(Self.server.raw, logger: Self.logger)
+        _ = try await admin.execute("CREATE DATABASE \(name)")
+        await admin.close()
+        defer { Task { await Self.drop(name) } }
+        let db = try await PostgresConnection.connect(Self.server.replacingDatabase(name), logger: Self.logger)
+        _ = try await db.execute("""
+            CREATE DOMAIN email_address AS text CHECK (VALUE LIKE '%@%');
+            CREATE DOMAIN birth AS date;
+            CREATE DOMAIN adult_birth AS birth CHECK (VALUE < date '2010-01-01');
+            CREATE TABLE people (id integer PRIMARY KEY, email email_address, born adult_birth);
+            INSERT INTO people SELECT i, 'dompers' || i || '@mail.example', date '1960-01-01' + i * 11 FROM generate_series(1, 200) i;
+            """)
+        await db.close()
+        let env = try Self.environment(name, store: TestServices.temporaryDirectory("dbq-exports"))
+        let policy = "strict: true\ntables:\n  public.people:\n    id: keep\n    email: {rule: hash, length: 20}\n    born: {rule: generalize, to: year}\n"
+        let (manifest, objects) = try await Self.export(env, policy: policy, key: "k-0123456789abcdef")
+        let rows = Self.rows(objects.filter { $0.key.hasPrefix("public.people") }.values.flatMap { $0 })
+        #expect(rows.count == 200)
+        #expect(rows.allSatisfy { !($0[1] ?? "").contains("dompers") && ($0[2] ?? "").hasSuffix("-01-01") }, "\(rows.prefix(2))")
+        #expect(manifest.tables.first?.columns.map(\.type) == ["integer", "email_address", "adult_birth"], "the manifest keeps the column's own type")
+    }
+
     @Test("a value a rule cannot read stops the export, naming the table, the column and the row, never the value; nothing is stored")
     func unreadableStops() async throws {
         let db = try await Self.makeOdd("id integer PRIMARY KEY, born date", insert: """
