@@ -146,6 +146,40 @@ struct SnapshotRollbackTests {
         #expect(try await check.query("INSERT INTO accounts (owner, balance) VALUES ('after', 2) RETURNING id, doubled").first.map { [$0[0], $0[1]] } == ["3001", "4.00"])
     }
 
+    @Test("a TRUNCATE of a table while the snapshot is still copying another waits for the snapshot: the table is saved with its rows, not empty")
+    func concurrentTruncate() async throws {
+        let db = try await ScratchDatabase.create("dbqt_snap_trunc")
+        defer { Task { await Self.drop(db) } }
+        let setup = try await Self.connect(db)
+        _ = try await setup.execute("""
+            CREATE TABLE a_big (id bigint PRIMARY KEY, pad text);
+            INSERT INTO a_big SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 1000000) i;
+            CREATE TABLE b_small (id int PRIMARY KEY);
+            INSERT INTO b_small SELECT generate_series(1, 5000);
+            """)
+        await setup.close()
+        let env = try Self.environment(db)
+        let snapshot = Task { try await Self.snapshot(env, tables: ["a_big", "b_small"]) }
+        // Once the snapshot is copying the big table, the small one is truncated.
+        let watcher = try await Self.connect(db)
+        defer { Task { await watcher.close() } }
+        let copying = try await polled(.seconds(60), every: .milliseconds(10), {
+            try await watcher.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %a_big%' AND state = 'active'").scalar == "1"
+        }, until: { $0 })
+        try #require(copying, "the snapshot was never seen copying a_big")
+        let truncating = Task {
+            let c = try await Self.connect(db)
+            defer { Task { await c.close() } }
+            _ = try await c.execute("TRUNCATE b_small")
+        }
+        let id = try await snapshot.value
+        try await truncating.value
+        let (_, store) = try env.store(nil)
+        let entry = try await SnapshotCatalog.load(store).find(id)
+        #expect(entry.manifest.tables.map(\.rows) == [1_000_000, 5000], "\(entry.manifest.tables.map { "\($0.name) \($0.rows)" })")
+        #expect(try await watcher.query("SELECT count(*) FROM b_small").scalar == "0", "the TRUNCATE ran after the snapshot")
+    }
+
     @Test("a changed schema refuses the rollback, naming each difference and the migration version; nothing changes")
     func schemaDrift() async throws {
         let db = try await Self.makeDatabase()

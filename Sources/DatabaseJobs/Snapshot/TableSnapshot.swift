@@ -27,6 +27,10 @@ public struct SnapshotRequest: Sendable {
 /// artefact (the objects, then the manifest last under the lease). The `snapshot` job and
 /// the families that snapshot before they change tables (import, migrate) share it.
 public enum TableSnapshot {
+    /// How long a snapshot waits to lock its tables (ACCESS SHARE waits only behind an
+    /// exclusive lock) before it gives up for a retry.
+    public static let lockTimeout: Duration = .seconds(10)
+
     /// Takes the snapshot and returns its manifest (written).
     public static func take(_ request: SnapshotRequest, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, codec: Codec,
                                 context: JobContext) async throws -> SnapshotManifest {
@@ -40,9 +44,26 @@ public enum TableSnapshot {
         let startedAt = Date()
         let id = ArtefactLayout.id(startedAt: startedAt, jobID: context.id)
         let folder = SnapshotLayout.folder(database: request.database, id: id)
+        // The tables first, outside the snapshot: they are locked before it is taken.
+        let planned = try await SnapshotQueries.resolve(tables: request.tables, schema: request.schema, database: request.database, connection: connection)
         _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        // TRUNCATE (and ALTER TABLE … rewrites) do not respect older snapshots: a table
+        // truncated after the snapshot began and before its COPY would be saved empty. So,
+        // as pg_dump does, every table is locked ACCESS SHARE first (a TRUNCATE then waits
+        // for the snapshot's end); LOCK takes no snapshot, so the transaction's snapshot is
+        // taken after every lock is held, and sees any TRUNCATE that committed before.
+        _ = try await connection.execute("SET LOCAL lock_timeout = '\(Int(TableSnapshot.lockTimeout.milliseconds))ms'")
+        let names = try planned.map { try PostgresIdentifier.qualified(schema: $0.schema, name: $0.name) }.joined(separator: ", ")
+        do {
+            _ = try await connection.execute("LOCK TABLE \(names) IN ACCESS SHARE MODE")
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            throw JobError.retryable("could not lock the snapshot's tables within \(Int(TableSnapshot.lockTimeout.milliseconds)) ms: a session holds one of them exclusively (a TRUNCATE, an ALTER TABLE, a VACUUM FULL); retried")
+        }
         let serverVersion = try await connection.query("SELECT current_setting('server_version')").scalar ?? "?"
         let tables = try await SnapshotQueries.resolve(tables: request.tables, schema: request.schema, database: request.database, connection: connection)
+        guard tables.map(\.qualifiedName).sorted() == planned.map(\.qualifiedName).sorted() else {
+            throw JobError.retryable("the tables to snapshot changed while they were being locked (one created or dropped); retried")
+        }
         let sequences = try await SnapshotQueries.sequences(of: tables.map(\.qualifiedName), connection: connection)
         let version = try await SnapshotQueries.migrationVersion(connection)
         return try await ArtefactCommit.run(store: store, folder: folder, context: context) { commit -> (SnapshotManifest, SnapshotManifest) in
