@@ -98,6 +98,14 @@ public struct RollbackJob: SchemaChangeJob {
                 _ = try await connection.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE")
                 try await check(manifest, database: payload.database, connection: connection)
                 _ = try await connection.execute("SET CONSTRAINTS ALL DEFERRED")
+                // The application's triggers stay out of the restore: COPY would fire its
+                // row triggers (a BEFORE INSERT stamping updated_at rewrites every row) and
+                // TRUNCATE its truncate triggers. Each enabled one is disabled inside this
+                // transaction and set back as it was before the commit (ALTER TABLE is
+                // transactional: a failed rollback leaves them as they were).
+                let inside = Set(manifest.tables.map(\.qualifiedName))
+                let triggers = try await SnapshotQueries.userTriggers(connection).filter { inside.contains($0.table) && $0.enabled != "D" }
+                for trigger in triggers { _ = try await connection.execute(try Self.alterTrigger(trigger, enable: false)) }
                 _ = try await connection.execute("TRUNCATE \(names.joined(separator: ", "))")
                 let rebuild = try IndexRebuild.plan(
                     rebuilt: IndexRebuild.rebuilt(manifest.tables, threshold: payload.rebuildIndexesFrom ?? 50_000),
@@ -124,6 +132,7 @@ public struct RollbackJob: SchemaChangeJob {
                     await context.progress(JobProgress(fraction: 1, message: "building \(rebuild.create.count) indexes and constraints"))
                 }
                 for statement in rebuild.create { _ = try await connection.execute(statement) }
+                for trigger in triggers { _ = try await connection.execute(try Self.alterTrigger(trigger, enable: true)) }
                 // Sequences are not transactional: set last, just before the commit, and put
                 // back if the commit fails (a sequence behind its table's rows would hand out
                 // taken keys).
@@ -187,12 +196,29 @@ public struct RollbackJob: SchemaChangeJob {
         public var seconds: Double?
     }
 
+    /// `ALTER TABLE … DISABLE TRIGGER`, or `ENABLE [REPLICA | ALWAYS] TRIGGER` as it was.
+    static func alterTrigger(_ trigger: SnapshotQueries.Trigger, enable: Bool) throws -> String {
+        let parts = trigger.table.split(separator: ".", maxSplits: 1).map(String.init)
+        let table = try PostgresIdentifier.qualified(schema: parts[0], name: parts[1])
+        let name = try PostgresIdentifier.quoted(trigger.name)
+        guard enable else { return "ALTER TABLE \(table) DISABLE TRIGGER \(name)" }
+        switch trigger.enabled {
+        case "R": return "ALTER TABLE \(table) ENABLE REPLICA TRIGGER \(name)"
+        case "A": return "ALTER TABLE \(table) ENABLE ALWAYS TRIGGER \(name)"
+        default: return "ALTER TABLE \(table) ENABLE TRIGGER \(name)"
+        }
+    }
+
     /// Refuses (permanently, before any change) a snapshot whose tables changed shape, or
     /// one a table outside it references.
     static func check(_ manifest: SnapshotManifest, database: String, connection: PostgresConnection) async throws {
         let shapes = try await SnapshotQueries.shapes(connection)
+        // A v1 snapshot did not record triggers: compared without them.
+        let recordsTriggers = manifest.format != "dbq.snapshot.v1"
         let wanted = Dictionary(uniqueKeysWithValues: manifest.tables.map { ($0.qualifiedName, $0.shape) })
-        let current = Dictionary(uniqueKeysWithValues: manifest.tables.map { ($0.qualifiedName, shapes[$0.qualifiedName]?.shape) })
+        let current = Dictionary(uniqueKeysWithValues: manifest.tables.map { table in
+            (table.qualifiedName, shapes[table.qualifiedName].map { recordsTriggers ? $0.shape : SchemaShape.withoutTriggers($0.shape) })
+        })
         let differences = SchemaShape.differences(snapshot: wanted, current: current)
         if !differences.isEmpty {
             let version = try await SnapshotQueries.migrationVersion(connection)

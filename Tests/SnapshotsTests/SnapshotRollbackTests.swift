@@ -180,6 +180,50 @@ struct SnapshotRollbackTests {
         #expect(try await watcher.query("SELECT count(*) FROM b_small").scalar == "0", "the TRUNCATE ran after the snapshot")
     }
 
+    @Test("rollback keeps the application's triggers out: a BEFORE INSERT stamp and a TRUNCATE audit do not fire; triggers end as they were; a trigger added since refuses the rollback")
+    func triggersOff() async throws {
+        let db = try await ScratchDatabase.create("dbqt_snap_trig")
+        defer { Task { await Self.drop(db) } }
+        let setup = try await Self.connect(db)
+        _ = try await setup.execute("""
+            CREATE TABLE audit (what text);
+            CREATE TABLE items (id int PRIMARY KEY, name text, updated_at timestamptz NOT NULL DEFAULT '2020-01-01');
+            INSERT INTO items SELECT i, 'item ' || i, timestamptz '2020-01-01' + i * interval '1 hour' FROM generate_series(1, 1000) i;
+            CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := now(); NEW.name := NEW.name || ' (stamped)'; RETURN NEW; END $$;
+            CREATE FUNCTION note_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit VALUES ('truncated ' || TG_TABLE_NAME); RETURN NULL; END $$;
+            CREATE TRIGGER items_stamp BEFORE INSERT OR UPDATE ON items FOR EACH ROW EXECUTE FUNCTION stamp();
+            CREATE TRIGGER items_truncated AFTER TRUNCATE ON items FOR EACH STATEMENT EXECUTE FUNCTION note_truncate();
+            ALTER TABLE items ENABLE ALWAYS TRIGGER items_truncated;
+            """)
+        let env = try Self.environment(db)
+        func rows() async throws -> String? {
+            try await setup.query("SELECT count(*) || ':' || md5(string_agg(i::text, '|' ORDER BY id)) FROM items i").scalar
+        }
+        func triggers() async throws -> String? {
+            try await setup.query("SELECT string_agg(tgname || '=' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal").scalar
+        }
+        let before = try await rows(), triggersBefore = try await triggers()
+        let id = try await Self.snapshot(env, tables: ["items"])
+        _ = try await setup.execute("DELETE FROM items WHERE id % 2 = 0; UPDATE items SET name = 'changed' WHERE id % 3 = 0")
+        #expect(try await rows() != before)
+        let result = try await Self.rollback(env, id)
+        #expect(result["rows"] == .number(1000))
+        #expect(try await rows() == before, "restored rows as they were in the snapshot, no trigger stamped them")
+        #expect(try await setup.query("SELECT count(*) FROM audit").scalar == "0", "the TRUNCATE trigger did not fire")
+        let triggersAfter = try await triggers()
+        #expect(triggersAfter == triggersBefore, "triggers as they were: \(triggersAfter ?? "")")
+
+        // A trigger created since the snapshot: the shape differs, the rollback is refused.
+        _ = try await setup.execute("CREATE TRIGGER items_more BEFORE DELETE ON items FOR EACH ROW EXECUTE FUNCTION stamp()")
+        do {
+            _ = try await Self.rollback(env, id)
+            Issue.record("a rollback over a changed set of triggers went ahead")
+        } catch {
+            #expect("\(error)".contains("items_more"), "\(error)")
+        }
+        await setup.close()
+    }
+
     @Test("a changed schema refuses the rollback, naming each difference and the migration version; nothing changes")
     func schemaDrift() async throws {
         let db = try await Self.makeDatabase()

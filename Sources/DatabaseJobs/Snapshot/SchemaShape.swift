@@ -63,5 +63,15 @@ public enum SchemaShape {
 
     public static func constraint(name: String, definition: String) -> String { "constraint \(quoted(name)): \(definition)" }
 
+    /// A user trigger's line: its definition and whether it is enabled (`O`, `D`, `R`, `A`
+    /// as in `pg_trigger.tgenabled`).
+    public static func trigger(name: String, definition: String, enabled: String) -> String {
+        "trigger \(quoted(name)): \(definition)" + (enabled == "O" ? "" : " (enabled \(enabled))")
+    }
+
+    /// The lines without triggers: what a snapshot of format v1 (which did not record
+    /// them) is compared with.
+    public static func withoutTriggers(_ lines: [String]) -> [String] { lines.filter { !$0.hasPrefix("trigger ") } }
+
     static func quoted(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 }

@@ -6,7 +6,8 @@ import Foundation
 /// of each table (so a rollback can refuse a schema that moved on) and the migration
 /// version the database was at.
 public struct SnapshotManifest: ArtefactManifest, Equatable {
-    public static let currentFormat = "dbq.snapshot.v1"
+    /// v2: a table's shape also lists its user triggers (v1 did not: compared without them).
+    public static let currentFormat = "dbq.snapshot.v2"
     public static var family: String { "snapshot" }
     public static var root: String { ArtefactLayout.snapshotsRoot }
 

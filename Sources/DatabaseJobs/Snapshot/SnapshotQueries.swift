@@ -84,7 +84,31 @@ public enum SnapshotQueries {
             guard let table = row[0], let name = row[1], let definition = row[2] else { continue }
             tables[table]?.shape.append(SchemaShape.constraint(name: name, definition: definition))
         }
+        for trigger in try await userTriggers(connection) {
+            tables[trigger.table]?.shape.append(SchemaShape.trigger(name: trigger.name, definition: trigger.definition, enabled: trigger.enabled))
+        }
         return tables
+    }
+
+    public struct Trigger: Sendable, Equatable {
+        public var table: String
+        public var name: String
+        public var definition: String
+        /// `pg_trigger.tgenabled`: O (origin and local), D (disabled), R (replica), A (always).
+        public var enabled: String
+    }
+
+    /// The user triggers of ordinary tables (not the ones PostgreSQL makes for constraints).
+    public static func userTriggers(_ connection: PostgresConnection) async throws -> [Trigger] {
+        try await connection.query("""
+            SELECT n.nspname || '.' || c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled
+            FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE NOT t.tgisinternal AND c.relkind = 'r'
+            ORDER BY 1, 2
+            """).compactMap { row in
+            guard let table = row[0], let name = row[1], let definition = row[2], let enabled = row[3] else { return nil }
+            return Trigger(table: table, name: name, definition: definition, enabled: enabled)
+        }
     }
 
     public struct ForeignKey: Sendable, Equatable {
