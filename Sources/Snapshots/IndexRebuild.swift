@@ -56,13 +56,22 @@ public enum IndexRebuild {
     /// Drops the indexes and the primary-key, unique and exclusion constraints of the
     /// `rebuilt` tables, and every foreign key between tables of the snapshot (`inside`)
     /// that starts or ends at one of them; creates them again after in the reverse order.
-    public static func plan(rebuilt: Set<String>, inside: Set<String>, constraints: [Constraint], indexes: [Index]) throws -> Plan {
+    ///
+    /// Also every foreign key that is not `DEFERRABLE` and points at a table loaded later
+    /// in `order` (a cycle of keys: `SET CONSTRAINTS ALL DEFERRED` cannot defer it, so the
+    /// first COPY would fail): dropped and added again, which checks every row.
+    public static func plan(rebuilt: Set<String>, inside: Set<String>, order: [String] = [], constraints: [Constraint], indexes: [Index]) throws -> Plan {
         var drop: [String] = []
         var create: [String] = []
         let keys = constraints.filter { $0.type != "f" && rebuilt.contains($0.qualifiedTable) }.sorted { ($0.qualifiedTable, $0.name) < ($1.qualifiedTable, $1.name) }
+        let position = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        func loadsLater(_ c: Constraint) -> Bool {
+            guard let from = position[c.qualifiedTable], let to = c.referenced.flatMap({ position[$0] }) else { return false }
+            return to > from && !c.definition.contains("DEFERRABLE")
+        }
         let foreign = constraints.filter { c in
             c.type == "f" && inside.contains(c.qualifiedTable) && (c.referenced.map(inside.contains) ?? false)
-                && (rebuilt.contains(c.qualifiedTable) || (c.referenced.map(rebuilt.contains) ?? false))
+                && (rebuilt.contains(c.qualifiedTable) || (c.referenced.map(rebuilt.contains) ?? false) || loadsLater(c))
         }.sorted { ($0.qualifiedTable, $0.name) < ($1.qualifiedTable, $1.name) }
         let plain = indexes.filter { rebuilt.contains($0.qualifiedTable) }.sorted { ($0.qualifiedTable, $0.name) < ($1.qualifiedTable, $1.name) }
         for c in foreign {

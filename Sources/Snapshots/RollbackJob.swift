@@ -109,7 +109,7 @@ public struct RollbackJob: SchemaChangeJob {
                 _ = try await connection.execute("TRUNCATE \(names.joined(separator: ", "))")
                 let rebuild = try IndexRebuild.plan(
                     rebuilt: IndexRebuild.rebuilt(manifest.tables, threshold: payload.rebuildIndexesFrom ?? 50_000),
-                    inside: Set(manifest.tables.map(\.qualifiedName)),
+                    inside: Set(manifest.tables.map(\.qualifiedName)), order: manifest.tables.map(\.qualifiedName),
                     constraints: try await SnapshotQueries.keyConstraints(connection), indexes: try await SnapshotQueries.plainIndexes(connection))
                 for statement in rebuild.drop { _ = try await connection.execute(statement) }
                 rebuiltCount.withLock { $0 = rebuild.create.count }
