@@ -253,6 +253,30 @@ struct SnapshotRollbackTests {
         await setup.close()
     }
 
+    @Test("a snapshot object altered in the store: the rollback stops at its checksum, names the object, and the tables keep their rows")
+    func corruptObject() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let id = try await Self.snapshot(env, tables: ["tags"])
+        let (_, store) = try env.store(nil)
+        let entry = try await SnapshotCatalog.load(store).find(id)
+        let object = try #require(entry.manifest.tables.first?.objects.first)
+        let key = entry.folder + "/" + object.name
+        var bytes = try await store.getBytes(key, limit: 64 << 20)
+        bytes[bytes.count / 2] ^= 0xFF
+        _ = try await store.put(key, bytes: bytes)
+        try await Self.damage(db)
+        let damaged = try await Self.state(db)
+        do {
+            _ = try await Self.rollback(env, id)
+            Issue.record("a rollback from an altered object went ahead")
+        } catch {
+            #expect("\(error)".contains(object.name) || "\(error)".lowercased().contains("sha-256") || "\(error)".lowercased().contains("checksum"), "\(error)")
+        }
+        #expect(try await Self.state(db) == damaged, "nothing was rolled back")
+    }
+
     @Test("a changed schema refuses the rollback, naming each difference and the migration version; nothing changes")
     func schemaDrift() async throws {
         let db = try await Self.makeDatabase()
