@@ -63,12 +63,13 @@ public struct BackupJob: ArtefactJob {
         let folder = BackupLayout.folder(database: name, id: id)
         let dumpName = BackupLayout.dumpName(codec)
         let dumpKey = folder + "/" + dumpName
-        // Asked beside the dump, not before it: on Debian `pg_dump` is a Perl wrapper that
-        // takes tens of milliseconds to start.
-        let pgDumpVersion = Task { try await toolVersion(env.pgDump) }
-
         var systemIdentifier: String?
         if let row = try? await connection.query("SELECT system_identifier::text FROM pg_control_system()").first { systemIdentifier = row[0] }
+        // A pg_dump at least as new as the server (an older one refuses it).
+        let versionNumber = Int(try await connection.query("SHOW server_version_num").scalar ?? "0") ?? 0
+        let pgDump = try await env.pgDump(serverVersionNumber: versionNumber, database: name)
+        // Asked beside the dump, not before it.
+        let pgDumpVersion = Task { try await toolVersion(pgDump) }
         _ = try await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         let facts = try await connection.query("SELECT pg_export_snapshot(), current_setting('server_version'), current_database()")
         guard let snapshot = facts.first?[0], let serverVersion = facts.first?[1], let serverDatabase = facts.first?[2] else {
@@ -77,7 +78,7 @@ public struct BackupJob: ArtefactJob {
 
         let (conninfo, childEnvironment) = url.childProcessArguments()
         let process = try Subprocess(
-            env.pgDump,
+            pgDump,
             arguments: ["--format=custom", "--compress=0", "--snapshot=\(snapshot)", "--no-password", "--dbname=\(conninfo)"],
             environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdout: true)
         let compressor = try Compressor(codec: codec, level: level)
@@ -165,20 +166,7 @@ public struct BackupJob: ArtefactJob {
     }
 
     /// `pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)` → `15.8 (Debian 15.8-0+deb12u1)`.
-    static func toolVersion(_ tool: String) async throws -> String {
-        let process = try Subprocess(tool, arguments: ["--version"], environment: ProcessInfo.processInfo.environment, pipeStdout: true)
-        let text = try await BlockingLane.detached { () throws -> String in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
-            defer { buffer.deallocate() }
-            let n = try process.readStdout(into: buffer)
-            return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[0..<n]), as: UTF8.self)
-        }
-        guard await process.wait() == 0 else {
-            throw JobError.permanent("\(tool) --version failed: \(process.standardError)")
-        }
-        let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return line.split(separator: ")", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? line
-    }
+    static func toolVersion(_ tool: String) async throws -> String { try await PostgresTools.versionText(tool) }
 }
 
 /// `12.3 MiB`, to a tenth (plain integer arithmetic: this runs once per chunk).

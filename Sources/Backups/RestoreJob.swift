@@ -196,7 +196,8 @@ enum Restorer {
         if clean { arguments += ["--clean", "--if-exists"] }
         // The first object is opened before pg_restore starts: a missing backup starts nothing.
         var first: ByteStream? = try await open(entry.folder + "/" + objects[0].name, in: store)
-        let process = try Subprocess(env.pgRestore, arguments: arguments,
+        let pgRestore = try await env.pgRestore(dumpVersion: entry.manifest.pgDumpVersion, what: "backup \(entry.id)")
+        let process = try Subprocess(pgRestore, arguments: arguments,
                                      environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdin: true)
         let sink = RestoreSink(process: process, decompressor: try Decompressor(codec: entry.manifest.codec))
         do {

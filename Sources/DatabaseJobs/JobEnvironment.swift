@@ -15,8 +15,12 @@ public struct JobEnvironment: Sendable {
 
     public var configuration: DBQConfiguration
     public var locks: any ResourceLocks
-    public var pgDump: String
-    public var pgRestore: String
+    /// `pg_dump` and `pg_restore` as named by `DBQ_PG_DUMP` / `DBQ_PG_RESTORE` (used as
+    /// they are); nil: chosen per server by `PostgresTools`.
+    public var pgDump: String?
+    public var pgRestore: String?
+    /// What `PostgresTools` searches (`DBQ_PG_BIN_DIRS`, `PATH`), as the process started.
+    var toolEnvironment: [String: String]
     public var logger: Logger
     /// How long a job waits for a lock it shares or excludes (a database's lock, a store's
     /// artefact lock) before it gives up for this attempt and is retried.
@@ -30,8 +34,25 @@ public struct JobEnvironment: Sendable {
         self.locks = locks
         self.logger = logger
         self.lockWait = lockWait
-        pgDump = environment["DBQ_PG_DUMP"].flatMap { $0.isEmpty ? nil : $0 } ?? "pg_dump"
-        pgRestore = environment["DBQ_PG_RESTORE"].flatMap { $0.isEmpty ? nil : $0 } ?? "pg_restore"
+        pgDump = environment["DBQ_PG_DUMP"].flatMap { $0.isEmpty ? nil : $0 }
+        pgRestore = environment["DBQ_PG_RESTORE"].flatMap { $0.isEmpty ? nil : $0 }
+        toolEnvironment = environment.filter { $0.key == "DBQ_PG_BIN_DIRS" || $0.key == "PATH" }
+    }
+
+    /// The `pg_dump` for a server of `server_version_num` `versionNumber` (database `name`):
+    /// at least as new as the server.
+    public func pgDump(serverVersionNumber versionNumber: Int, database name: String) async throws -> String {
+        if let pgDump { return pgDump }
+        let major = PostgresTools.major(versionNumber: versionNumber)
+        return try await PostgresTools.tool("pg_dump", atLeast: major, for: "database '\(name)' (PostgreSQL \(major))", environment: toolEnvironment)
+    }
+
+    /// The `pg_restore` for an archive written by `pg_dump` `dumpVersion` (its `--version`
+    /// text): at least as new as that `pg_dump`.
+    public func pgRestore(dumpVersion: String, what: String) async throws -> String {
+        if let pgRestore { return pgRestore }
+        let major = PostgresTools.major(versionText: dumpVersion) ?? 0
+        return try await PostgresTools.tool("pg_restore", atLeast: major, for: "\(what) (written by pg_dump \(major))", environment: toolEnvironment)
     }
 
     /// The connection string of a configured database.

@@ -80,13 +80,13 @@ public struct ExportJob: ArtefactJob {
         let folder = ExportLayout.folder(database: payload.database, id: id)
         var prepared = try await prepare(payload, policy: policy, connection: connection)
         let catalog = prepared.selection.catalog
-        let snapshot = prepared.snapshot
+        let snapshot = prepared.snapshot, serverVersion = prepared.serverVersion
         prepared.plan = try await fillRedactValues(prepared.plan, catalog: catalog, key: key, connection: connection)
 
         let tables = try await ArtefactCommit.run(store: store, folder: folder, context: context) { commit -> (ExportManifest, [ExportManifest.Table]) in
             // The tables' DDL, read by pg_dump in the export's snapshot while the rows stream
             // (its start-up and catalog reads would otherwise add to every export's time).
-            async let schema = schemaSQL(catalog, snapshot: snapshot, url: url, env: env)
+            async let schema = schemaSQL(catalog, snapshot: snapshot, url: url, env: env, serverVersion: serverVersion, database: payload.database)
             var tables: [ExportManifest.Table] = []
             for table in catalog.dependencyOrder {
                 let columns = prepared.plan.tables[table.qualifiedName] ?? []
@@ -255,11 +255,13 @@ public struct ExportJob: ArtefactJob {
     }
 
     /// `pg_dump --schema-only` of the exported tables, in the export's snapshot.
-    static func schemaSQL(_ catalog: TableCatalog, snapshot: String, url: PostgresConnectionString, env: JobEnvironment) async throws -> [UInt8] {
+    static func schemaSQL(_ catalog: TableCatalog, snapshot: String, url: PostgresConnectionString, env: JobEnvironment,
+                          serverVersion: String, database: String) async throws -> [UInt8] {
         let (conninfo, childEnvironment) = url.childProcessArguments()
         var arguments = ["--schema-only", "--no-owner", "--no-privileges", "--snapshot=\(snapshot)", "--no-password", "--dbname=\(conninfo)"]
         for t in catalog.tables { arguments.append("--table=" + (try PostgresIdentifier.qualified(schema: t.schema, name: t.name))) }
-        let process = try Subprocess(env.pgDump, arguments: arguments,
+        let pgDump = try await env.pgDump(serverVersionNumber: (PostgresTools.major(versionText: serverVersion) ?? 0) * 10000, database: database)
+        let process = try Subprocess(pgDump, arguments: arguments,
                                      environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdout: true)
         let text = try await BlockingLane.detached { () throws -> [UInt8] in
             var out: [UInt8] = []

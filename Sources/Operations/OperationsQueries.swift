@@ -107,7 +107,12 @@ public enum OperationsQueries {
         f.cacheHit = try await c.query("""
             SELECT CASE WHEN blks_hit + blks_read >= 1000 THEN blks_hit::float8 / (blks_hit + blks_read) END FROM pg_stat_database WHERE datname = current_database()
             """).scalar.flatMap(Double.init)
-        if let r = try await c.query("SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").first {
+        // PostgreSQL 17 moved the checkpoint counters to pg_stat_checkpointer (and named them anew).
+        let serverVersion = Int(try await c.query("SHOW server_version_num").scalar ?? "0") ?? 0
+        let checkpoints = serverVersion >= 170000
+            ? "SELECT num_timed, num_requested FROM pg_stat_checkpointer"
+            : "SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter"
+        if let r = try await c.query(checkpoints).first {
             f.checkpointsTimed = Int64(r[0] ?? "0") ?? 0
             f.checkpointsRequested = Int64(r[1] ?? "0") ?? 0
         }

@@ -4,6 +4,7 @@ import DBQConfig
 import DBQSupport
 import DBQTestSupport
 import Foundation
+import JobTestSupport
 import Logging
 @testable import ObjectStorage
 import Queue
@@ -36,12 +37,13 @@ struct BackupFaultTests {
 
     /// pg_dump that stops after 12 MB for as long as `hold` exists, so a test can kill its
     /// worker mid-upload however slow the machine is.
-    static func slowDump(hold: String) throws -> String {
+    static func slowDump(hold: String) async throws -> String {
         let path = TestServices.temporaryDirectory("dbq-slow-dump") + "/pg_dump"
+        let pgDump = try await JobFixtures.pgDump()
         try """
             #!/bin/sh
-            case "$1" in --version) exec pg_dump --version;; esac
-            pg_dump "$@" | { head -c 12000000; while [ -e '\(hold)' ]; do sleep 0.1; done; cat; }
+            case "$1" in --version) exec '\(pgDump)' --version;; esac
+            '\(pgDump)' "$@" | { head -c 12000000; while [ -e '\(hold)' ]; do sleep 0.1; done; cat; }
             """.write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
         return path
@@ -62,7 +64,7 @@ struct BackupFaultTests {
         let hold = TestServices.temporaryDirectory("dbq-hold") + "/hold"
         FileManager.default.createFile(atPath: hold, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: hold) }
-        let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env.merging(["DBQ_PG_DUMP": try Self.slowDump(hold: hold)]) { $1 })
+        let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env.merging(["DBQ_PG_DUMP": try await Self.slowDump(hold: hold)]) { $1 })
         let pushed = try await driver.push(JobEnvelope(kind: "backup", version: 1, payload: .object(["database": .string("main"), "codec": .string("none")]),
                                                        queue: queueName, maxAttempts: 3))
         let store = try #require(try storage.open(logger: Fixtures.logger) as? S3Store)

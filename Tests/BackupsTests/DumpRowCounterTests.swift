@@ -2,6 +2,7 @@
 @testable import DatabaseJobs
 import DBQSupport
 import Foundation
+import JobTestSupport
 import PostgresClient
 import Testing
 
@@ -196,7 +197,7 @@ struct DumpRowCounterTests {
         #expect(expected.count >= 8)
 
         let (conninfo, env) = Fixtures.url(name).childProcessArguments()
-        let dump = try Subprocess("pg_dump", arguments: ["--format=custom", "--compress=0", "--no-password", "--dbname=\(conninfo)"],
+        let dump = try Subprocess(try await JobFixtures.pgDump(), arguments: ["--format=custom", "--compress=0", "--no-password", "--dbname=\(conninfo)"],
                                   environment: ProcessInfo.processInfo.environment.merging(env) { $1 }, pipeStdout: true)
         let bytes = try await BlockingLane.detached { () throws -> [UInt8] in
             var all: [UInt8] = []

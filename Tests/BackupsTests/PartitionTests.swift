@@ -67,7 +67,7 @@ struct PartitionTests {
             return try ChildProcess("/bin/bash", [Self.script, "run", host, "env"] + environment.map { "\($0)=\($1)" }
                                     + [TestServices.dbqBinary, "worker", "--queues", queue, "--id", host, "--lease", "10s", "--rescue-interval", "1s"])
         }
-        let h1 = try worker("h1", ["DBQ_PG_DUMP": try BackupFaultTests.slowDump(hold: dumpHold)])
+        let h1 = try worker("h1", ["DBQ_PG_DUMP": try await BackupFaultTests.slowDump(hold: dumpHold)])
         defer { h1.signal(SIGKILL) }
         // h1 holds all four: the three jobs wait on their hold, the dump stalls after 12 MB.
         #expect(try await eventually(.seconds(90)) {

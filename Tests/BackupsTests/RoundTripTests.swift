@@ -4,6 +4,7 @@ import Codecs
 import DBQSupport
 import DBQTestSupport
 import Foundation
+import JobTestSupport
 import ObjectStorage
 import PostgresClient
 import Queue
@@ -52,10 +53,11 @@ struct RoundTripTests {
         let target = Fixtures.freshName("fallback")
         defer { Task { await Fixtures.drop(source); await Fixtures.drop(target) } }
         let wrapper = TestServices.temporaryDirectory("dbq-gzip-dump") + "/pg_dump"
+        let pgDump = try await JobFixtures.pgDump()
         try """
             #!/bin/sh
-            case "$1" in --version) exec pg_dump --version;; esac
-            exec pg_dump "$@" --compress=1
+            case "$1" in --version) exec '\(pgDump)' --version;; esac
+            exec '\(pgDump)' "$@" --compress=1
             """.write(toFile: wrapper, atomically: true, encoding: .utf8)
         chmod(wrapper, 0o755)
         var gzipDump = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: try Fixtures.storage(.local))

@@ -16,6 +16,15 @@ public enum JobFixtures {
     /// A connection to `database` on the test server (the caller closes it).
     public static func connect(_ database: String) async throws -> PostgresConnection { try await ScratchDatabase.connect(database) }
 
+    /// The pg_dump a job chooses for the test server (at least its version), for tests
+    /// that run one themselves or wrap it.
+    public static func pgDump() async throws -> String {
+        let c = try await connect("postgres")
+        let number = Int(try await c.query("SHOW server_version_num").scalar ?? "0") ?? 0
+        await c.close()
+        return try await PostgresTools.tool("pg_dump", atLeast: PostgresTools.major(versionNumber: number), for: "the test server")
+    }
+
     /// A job environment whose configured database `main` is `database` on the test
     /// server (or `databases`, name to URL), with `storage` as `archive` when given.
     public static func environment(main database: String? = nil, databases: [String: String] = [:], storage: StorageSettings? = nil,

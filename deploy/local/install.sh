@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 packages=(redis-server redis-tools libhiredis-dev libpq-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev
-          postgresql postgresql-client postgresql-contrib zstd libxml2 curl ca-certificates python3 python3-pip time
+          postgresql postgresql-client postgresql-contrib zstd libxml2 curl ca-certificates python3 python3-pip python3-venv time
           libpg-query-dev postgresql-15-hypopg libssl-dev
           chromium chromium-driver python3-selenium systemd)
 missing=()

@@ -5,6 +5,7 @@ if [ -f "$DBQ_DEV/pg.dir" ]; then
   PGDATA="$(cat "$DBQ_DEV/pg.dir")/data"
   runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 && say "postgres: stopped" || true
 fi
+bash "$DBQ_ROOT/deploy/local/pg18.sh" stop
 if pid_alive "$DBQ_DEV/redis/redis.pid"; then kill "$(cat "$DBQ_DEV/redis/redis.pid")" && say "redis: stopped"; fi
 if pid_alive "$DBQ_DEV/s3/moto.pid"; then kill "$(cat "$DBQ_DEV/s3/moto.pid")" && say "s3: stopped"; fi
 rm -f "$DBQ_DEV/s3/credentials"
