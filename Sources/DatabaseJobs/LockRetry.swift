@@ -27,6 +27,15 @@ public struct LockRetry: Sendable, Equatable {
         (error as? PostgresError)?.sqlState == "55P03"
     }
 
+    /// What `run` throws once every attempt timed out on a lock.
+    static let notGranted = "a lock was not granted within"
+
+    /// True for `run`'s error after every attempt timed out (a job that runs many
+    /// statements may pass over that one and go on).
+    public static func isNotGranted(_ error: any Error) -> Bool {
+        (error as? JobError)?.message.contains(notGranted) == true
+    }
+
     /// `SET lock_timeout` for the session, then `body` (one whole attempt, which must
     /// leave no transaction open when it throws) until it does not time out on a lock.
     /// `waited` hears of each timed-out attempt (for progress and results).
@@ -43,7 +52,7 @@ public struct LockRetry: Sendable, Equatable {
                 attempt += 1
                 await waited?(attempt)
                 guard attempt < attempts else {
-                    throw JobError("\(what): a lock was not granted within \(lockTimeout.milliseconds) ms in \(attempts) attempts (another session holds it); the job will be tried again",
+                    throw JobError("\(what): \(Self.notGranted) \(lockTimeout.milliseconds) ms in \(attempts) attempts (another session holds it); the job will be tried again",
                                       retryable: true)
                 }
                 let delay = backoff.delay(attempt: attempt - 1)

@@ -244,11 +244,7 @@ final class IndexBuilder: @unchecked Sendable {
                 try await withProgress(table: table) { _ = try await self.connection.execute("REINDEX INDEX CONCURRENTLY \(name)") }
             } catch {
                 // A failed concurrent rebuild leaves <name>_ccnew (INVALID): dropped.
-                let leftovers = try await connection.query("""
-                    SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                    WHERE i.indrelid = to_regclass($1) AND NOT i.indisvalid AND c.relname LIKE '%\\_ccnew%'
-                    """, [PostgresParameter(table)]).compactMap { $0[0] }
-                for leftover in leftovers { _ = try? await connection.execute("DROP INDEX CONCURRENTLY IF EXISTS \(leftover)") }
+                let leftovers = try await ReindexLeftovers.drop(table: table, connection: connection)
                 if LockRetry.isLockTimeout(error) || (error as? PostgresError)?.isTransient == true { throw error }
                 throw JobError.permanent("reindex of \(index) failed: \((error as? PostgresError)?.message ?? "\(error)")\(leftovers.isEmpty ? "" : "; its leftover \(leftovers.joined(separator: ", ")) was dropped")")
             }

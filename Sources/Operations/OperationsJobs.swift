@@ -113,10 +113,24 @@ public struct MaintenanceJob: DatabaseJob {
             await context.progress(JobProgress(fraction: Double(index) / Double(actions.count), message: "\(action.kind.rawValue) \(action.target)"))
             let before = try await vitals(action.table, c)
             let t0 = ContinuousClock.now
-            try await retry.run(c, what: action.sql, logger: context.logger) {
-                try await watching(pid: pid, url: url, context: context, label: "\(action.kind.rawValue) \(action.target)") {
-                    _ = try await c.execute(action.sql)
+            do {
+                try await retry.run(c, what: action.sql, logger: context.logger) {
+                    do {
+                        try await watching(pid: pid, url: url, context: context, label: "\(action.kind.rawValue) \(action.target)") {
+                            _ = try await c.execute(action.sql)
+                        }
+                    } catch where action.kind == .reindex {
+                        // Each failed REINDEX CONCURRENTLY leaves an INVALID <name>_ccnew
+                        // that every write then maintains: dropped before the next attempt.
+                        try await ReindexLeftovers.drop(table: action.table, connection: c)
+                        throw error
+                    }
                 }
+            } catch where LockRetry.isNotGranted(error) {
+                // One busy table does not cost the others their turn.
+                skipped.append(Result.Skipped.Action(kind: action.kind.rawValue, target: action.target,
+                                                     reason: "its lock was not granted in \(retry.attempts) attempts of lock_timeout \(retry.lockTimeout.milliseconds) ms"))
+                continue
             }
             let after = try await vitals(action.table, c)
             var line = Result.Ran(kind: action.kind.rawValue, target: action.target, reason: action.reason, seconds: (ContinuousClock.now - t0).seconds)
@@ -129,7 +143,7 @@ public struct MaintenanceJob: DatabaseJob {
             ran.append(line)
         }
         result.actions = ran
-        if !skipped.isEmpty { result.skipped = .budget(skipped) }
+        if !skipped.isEmpty { result.skipped = .actions(skipped) }
         result.seconds = (ContinuousClock.now - started).seconds
         return try result.json
     }
@@ -160,11 +174,11 @@ public struct MaintenanceJob: DatabaseJob {
                 public var reason: String
             }
             case preflight(String)
-            case budget([Action])
+            case actions([Action])
             public func encode(to encoder: any Encoder) throws {
                 switch self {
                 case .preflight(let reason): try reason.encode(to: encoder)
-                case .budget(let actions): try actions.encode(to: encoder)
+                case .actions(let actions): try actions.encode(to: encoder)
                 }
             }
         }

@@ -71,6 +71,43 @@ struct OperationsRunTests {
         #expect(try await c.query("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'clean'").scalar == "1", "the clean table was left alone")
     }
 
+    @Test("maintenance that freezes and rebuilds bloated indexes; a table another session holds is passed over after its lock attempts, the rest still run, and no INVALID index is left")
+    func freezeAndReindex() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE TABLE bloated (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);
+            CREATE TABLE busy (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);
+            INSERT INTO bloated SELECT i, md5(i::text) FROM generate_series(1, 200000) i;
+            INSERT INTO busy SELECT i, md5(i::text) FROM generate_series(1, 200000) i;
+            DELETE FROM bloated WHERE id % 10 <> 0;
+            DELETE FROM busy WHERE id % 10 <> 0;
+            """)
+        _ = try await c.execute("VACUUM ANALYZE bloated")
+        _ = try await c.execute("VACUUM ANALYZE busy")
+        let holder = try await Self.connect(db)
+        defer { Task { await holder.close() } }
+        _ = try await holder.execute("BEGIN; LOCK TABLE busy IN SHARE MODE")
+        let env = try Self.environment(db)
+        var thresholds = MaintenancePlan.Thresholds()
+        thresholds.freezeAge = 1
+        thresholds.bloatMinimumBytes = 1 << 20
+        let result = Self.object(try await MaintenanceJob().run(.init(database: "main", thresholds: thresholds, costDelayMs: 0, lockTimeoutMs: 50),
+                                                                in: env, context: Self.context("maintenance")))
+        _ = try await holder.execute("ROLLBACK")
+        guard case .array(let ran)? = result["actions"], case .array(let skipped)? = result["skipped"] else { Issue.record("\(result)"); return }
+        func text(_ v: JSONValue?) -> String { if case .string(let s)? = v { s } else { "" } }
+        let done = ran.map { "\(text(Self.object($0)["kind"])) \(text(Self.object($0)["target"]))" }
+        #expect(done.contains("freeze public.bloated") && done.contains("reindex public.bloated_pkey"), "\(done)")
+        let passed = skipped.map { "\(text(Self.object($0)["kind"])) \(text(Self.object($0)["target"]))" }
+        #expect(passed.contains("freeze public.busy") && passed.contains("reindex public.busy_pkey"), "\(passed)")
+        #expect(skipped.allSatisfy { text(Self.object($0)["reason"]).contains("not granted") }, "\(skipped)")
+        #expect(try await c.query("SELECT count(*) FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname IN ('bloated', 'busy') AND NOT i.indisvalid").scalar == "0")
+        #expect(try await c.query("SELECT count(*) FROM pg_class WHERE relname LIKE '%ccnew%'").scalar == "0")
+    }
+
     @Test("preflight: a transaction open too long makes the run skip, naming it")
     func preflight() async throws {
         let db = try await Self.makeDatabase()
