@@ -15,10 +15,14 @@ protocol KindOptions: ParsableArguments {
     /// files parsed): bad input fails now, not on a worker. `base` is `--payload`'s object;
     /// a kind whose options are all optional sets them over it (`PayloadFields`).
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue
+    /// The payload with what must not change between attempts fixed at push (`rollback
+    /// --snapshot latest` names the snapshot that is latest now); as it is by default.
+    func pinned(_ payload: JSONValue, configuration: DBQConfiguration) async throws -> JSONValue
 }
 
 extension KindOptions {
     static var discussion: String { "" }
+    func pinned(_ payload: JSONValue, configuration: DBQConfiguration) async throws -> JSONValue { payload }
 }
 
 /// A kind with options it requires (`rollback --snapshot`): its payload comes from them alone.
@@ -48,7 +52,10 @@ struct PushKind<Options: KindOptions>: AsyncParsableCommand {
 
     func run() async throws {
         var payload = JSONValue.null
-        try await reportingFailures { payload = try options.payload(try config.load(), base: try input.object()) }
+        try await reportingFailures {
+            let configuration = try config.load()
+            payload = try await options.pinned(try options.payload(configuration, base: try input.object()), configuration: configuration)
+        }
         try await job.push(kind: Options.kind, payload: payload, redis: redis)
     }
 }

@@ -9,7 +9,7 @@ import Snapshots
 /// The options of `rollback`, shared by `dbq push rollback` and `dbq run rollback`.
 struct RollbackOptions: ParsableArguments {
     @Option(help: "The configured database.") var database: String
-    @Option(help: "The snapshot to load back: id, job id, prefix, or 'latest' (of the database); 'dbq snapshots list' shows them.")
+    @Option(help: "The snapshot to load back: id, job id, prefix, or 'latest' (of the database, resolved when pushed); 'dbq snapshots list' shows them.")
     var snapshot: String
     @Option(help: "The storage holding it (default: 'archive', the only one, or the local default).") var storage: String?
     @Flag(help: "Yes: replace every row of the snapshot's tables (changes since the snapshot are lost).") var confirm = false
@@ -29,6 +29,19 @@ struct RollbackOptions: ParsableArguments {
         let payload = RollbackJob.Payload(database: database, storage: storage, snapshot: snapshot, confirm: confirm ? true : nil, dryRun: dryRun ? true : nil,
                                           lockTimeoutMs: try lockTimeout.map { Int(try parseDuration($0, option: "--lock-timeout").milliseconds) })
         return try payloadJSON(payload)
+    }
+
+    /// `--snapshot latest` names the snapshot that is latest when the job is pushed: a
+    /// retry (or a worker that runs the job later) rolls back to that one, not to one taken
+    /// in between.
+    func pinned(_ payload: JSONValue, configuration: DBQConfiguration) async throws -> JSONValue {
+        guard snapshot == "latest", case .object(var fields) = payload else { return payload }
+        let env = JobEnvironment(configuration: configuration, locks: MemoryLocks(), logger: makeLogger("dbq.push"))
+        let store = try env.store(storage).store
+        let entry = try await SnapshotCatalog.load(store, database: database).find("latest", database: database)
+        FileHandle.standardError.write(Data("the latest snapshot of '\(database)' is \(entry.id) (\(entry.manifest.label ?? "no label")): the job rolls back to it\n".utf8))
+        fields["snapshot"] = .string(entry.id)
+        return .object(fields)
     }
 }
 

@@ -40,6 +40,38 @@ struct CLISnapshotMigrationTests {
                     ["database 'main' has no table 'no_such_table'"])
     }
 
+    @Test("push rollback --snapshot latest names the snapshot that is latest at the push: one taken after does not change the job")
+    func latestPinnedAtPush() async throws {
+        let db = try await ScratchDatabase.create("dbqt_pin", setup: "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);")
+        defer { Task { await ScratchDatabase.drop(db) } }
+        let dir = TestServices.temporaryDirectory("dbq-cli-pin")
+        try """
+            redis: "\(TestServices.redisURL)"
+            databases:
+              main: "\(ScratchDatabase.server.replacingDatabase(db))"
+            storages:
+              archive: {url: "file://\(dir)/store"}
+            """.write(toFile: dir + "/dbq.yaml", atomically: true, encoding: .utf8)
+        let env = ["DBQ_CONFIG": dir + "/dbq.yaml"]
+        let queue = "pin-\(UUID().uuidString.prefix(8).lowercased())"
+        let first = try await runCommand(dbq, ["run", "snapshot", "--database", "main", "--tables", "t", "--label", "first"], environment: env)
+        #expect(first.status == 0, "\(first.stderr)")
+        let pushed = try await runCommand(dbq, ["push", "rollback", "--database", "main", "--snapshot", "latest", "--confirm", "--queue", queue], environment: env)
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(pushed.stderr.contains("the latest snapshot of 'main' is ") && pushed.stderr.contains("(first)"), "\(pushed.stderr)")
+        let second = try await runCommand(dbq, ["run", "snapshot", "--database", "main", "--tables", "t", "--label", "second"], environment: env)
+        #expect(second.status == 0)
+        let listed = try await runCommand(dbq, ["snapshots", "list", "--database", "main", "--json"], environment: env)
+        let id = pushed.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let job = try await runCommand(dbq, ["jobs", "show", id, "--queue", queue, "--json"], environment: env)
+        let object = try JSONSerialization.jsonObject(with: Data(job.stdout.utf8)) as? [String: Any]
+        let snapshot = (object?["payload"] as? [String: Any])?["snapshot"] as? String ?? ""
+        #expect(snapshot != "latest" && !snapshot.isEmpty, "\(job.stdout)")
+        #expect(pushed.stderr.contains(snapshot), "the job names the snapshot the push reported")
+        #expect(listed.stdout.contains(snapshot), "\(listed.stdout)")
+        _ = try await runCommand(dbq, ["jobs", "cancel", id, "--queue", queue], environment: env)
+    }
+
     @Test("migration files: a bad name, a syntax error, a dangerous statement, an unknown rule, no folder: one line each")
     func migrationRefusals() async throws {
         let (badName, _) = try setup(files: ["1-init.sql": "SELECT 1;"])
