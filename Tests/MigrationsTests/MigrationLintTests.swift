@@ -37,6 +37,14 @@ struct MigrationLintTests {
         Case(sql: "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY users_email ON users (email);", expected: []),
         Case(sql: "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\nALTER TABLE orders VALIDATE CONSTRAINT fk;", expected: []),
         Case(sql: "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT email_nn;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;", expected: []),
+        // Another constraint validated, or the check of another column: the scan stays.
+        Case(sql: "ALTER TABLE users ADD CONSTRAINT age_pos CHECK (age > 0) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT age_pos;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+             expected: ["set-not-null@3"]),
+        Case(sql: "ALTER TABLE users ADD CONSTRAINT name_nn CHECK (name IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT name_nn;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+             expected: ["set-not-null@3"]),
+        // Not validated yet: the check does not count.
+        Case(sql: "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+             expected: ["set-not-null@2"]),
         Case(sql: "ALTER TABLE users ADD COLUMN tenant int NOT NULL DEFAULT 0;", expected: []),
         Case(sql: "ALTER TABLE users ADD COLUMN created timestamptz DEFAULT now();", expected: []),
         Case(sql: "DELETE FROM users WHERE id = 1; UPDATE users SET a = 1 WHERE id = 2;", expected: []),

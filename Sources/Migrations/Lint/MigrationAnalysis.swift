@@ -45,7 +45,7 @@ public struct MigrationAnalysis: Sendable, Equatable {
                     guard let cmd = command.node("AlterTableCmd") else { continue }
                     let alter = AlterCommand(table: table, existing: existing, subtype: cmd["subtype"]?.string ?? "", column: cmd["name"]?.string ?? "?", node: cmd)
                     for rule in MigrationRules.all { flag(rule.id, rule.check(alter, context)) }
-                    if alter.subtype == "AT_ValidateConstraint" { context.validated.insert(table) }
+                    context.noteNotNullCheck(alter)
                 }
             } else {
                 for rule in MigrationRules.all { flag(rule.id, rule.check(statement, context)) }

@@ -25,8 +25,12 @@ struct LintContext: Sendable {
     var created: Set<String> = []
     /// Indexes the file created, by name.
     var createdIndexes: Set<String> = []
-    /// Tables with a `VALIDATE CONSTRAINT` so far (before this command, in an ALTER).
-    var validated: Set<String> = []
+    /// `CHECK (col IS NOT NULL)` constraints added `NOT VALID` so far, by `table|name` →
+    /// the column.
+    var notNullChecks: [String: String] = [:]
+    /// `table.column` pairs a valid (or validated) `CHECK (col IS NOT NULL)` covers: their
+    /// `SET NOT NULL` uses it and does not scan (PostgreSQL 12+).
+    var provenNotNull: Set<String> = []
     /// Inside a `BEGIN` the file wrote itself.
     var openTransaction = false
 
@@ -37,6 +41,26 @@ struct LintContext: Sendable {
     }
 
     func isNew(_ table: String?) -> Bool { table.map(created.contains) ?? false }
+
+    /// Keeps what an `ALTER TABLE` command proves of a column's NULLs: a `CHECK (col IS NOT
+    /// NULL)` added valid proves it at once; one added `NOT VALID`, once it is validated.
+    mutating func noteNotNullCheck(_ command: AlterCommand) {
+        switch command.subtype {
+        case "AT_AddConstraint":
+            guard let constraint = command.node["def"]?.node("Constraint"), constraint["contype"]?.string == "CONSTR_CHECK",
+                  let test = constraint["raw_expr"]?.node("NullTest"), test["nulltesttype"]?.string == "IS_NOT_NULL",
+                  let column = test["arg"]?.node("ColumnRef")?["fields"]?.array.last?.node("String")?["sval"]?.string else { return }
+            if constraint["skip_validation"]?.bool == true {
+                if let name = constraint["conname"]?.string { notNullChecks["\(command.table)|\(name)"] = column }
+            } else {
+                provenNotNull.insert("\(command.table).\(column)")
+            }
+        case "AT_ValidateConstraint":
+            if let column = notNullChecks["\(command.table)|\(command.column)"] { provenNotNull.insert("\(command.table).\(column)") }
+        default:
+            break
+        }
+    }
 }
 
 /// One command of an `ALTER TABLE` on `table`.
