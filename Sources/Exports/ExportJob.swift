@@ -99,6 +99,8 @@ public struct ExportJob: ArtefactJob {
                 let segments: [SegmentInfo]
                 do {
                     segments = try await SegmentedWrite.put(store, key: folder + "/" + name, from: pipe.stream(), limit: objectLimit)
+                } catch let error as PostgresError where error.message.contains(Shuffle.oneRow) {
+                    throw JobError.permanent("table \(table.qualifiedName): shuffle needs two rows or more to swap values between, and this export has one; nothing was exported (choose another rule for that column, or export more rows)")
                 } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
                     // A condition or sql rule the server rejects: named, and not retried.
                     throw JobError.permanent("table \(table.qualifiedName) could not be read as asked (check its --where condition and sql rules): \(error.message)")

@@ -142,16 +142,22 @@ public enum ExportQuery {
             return "COPY (SELECT \(list) FROM ONLY \(qualified)\(filter)) TO STDOUT"
         }
         guard let key else { throw JobError.permanent("shuffle needs the anonymization key") }
-        // Row n of the table (in its physical order) takes the n-th value of the column in
-        // an order keyed by the salt: a permutation of the column's values.
+        // A derangement: the rows ordered by a keyed hash of the column's value (ties by
+        // value, then place), each row takes the value of the row after it in that order,
+        // the last the first's. One cycle through every row, so no row keeps its own value
+        // (an equal one, when another row had it, may come back). One row has no other to
+        // swap with: the query fails (the cast below), and the export stops.
         let base = try columns.enumerated().filter { !shuffled.contains($0.offset) }
-            .map { "\(try expression($0.element)) AS c\($0.offset)" } + ["row_number() OVER (ORDER BY ctid) AS dbq_n"]
+            .map { "\(try expression($0.element)) AS c\($0.offset)" } + ["ctid AS dbq_t", "row_number() OVER (ORDER BY ctid) AS dbq_n"]
         var from = "(SELECT \(base.joined(separator: ", ")) FROM ONLY \(qualified)\(filter)) b"
         for i in shuffled {
             let quoted = try PostgresIdentifier.quoted(columns[i].name)
             let salt = Shuffle.salt(key: key, column: "\(table.qualifiedName).\(columns[i].name)")
-            from += " JOIN (SELECT \(quoted) AS c\(i), row_number() OVER (ORDER BY md5('\(salt)' || coalesce(\(quoted)::text, '')), \(quoted)::text) AS dbq_n"
-                + " FROM ONLY \(qualified)\(filter)) s\(i) ON s\(i).dbq_n = b.dbq_n"
+            let order = "ORDER BY md5('\(salt)' || coalesce(\(quoted)::text, '')), \(quoted)::text, ctid"
+            from += " JOIN (SELECT ctid AS dbq_t, row_number() OVER (\(order)) AS dbq_k, count(*) OVER () AS dbq_m FROM ONLY \(qualified)\(filter)) r\(i)"
+                + " ON r\(i).dbq_t = b.dbq_t"
+                + " JOIN (SELECT \(quoted) AS c\(i), row_number() OVER (\(order)) AS dbq_k FROM ONLY \(qualified)\(filter)) s\(i)"
+                + " ON s\(i).dbq_k = CASE WHEN r\(i).dbq_m < 2 THEN CAST('\(Shuffle.oneRow) ' || r\(i).dbq_m AS bigint) ELSE r\(i).dbq_k % r\(i).dbq_m + 1 END"
         }
         let list = columns.indices.map { shuffled.contains($0) ? "s\($0).c\($0)" : "b.c\($0)" }.joined(separator: ", ")
         return "COPY (SELECT \(list) FROM \(from) ORDER BY b.dbq_n) TO STDOUT"

@@ -130,6 +130,7 @@ struct ExportSubsetTests {
         let policy = T.policy
             .replacingOccurrences(of: "    id: hash\n", with: "    id: keep\n")
             .replacingOccurrences(of: "city: keep", with: "city: shuffle")
+            .replacingOccurrences(of: "phone: {rule: hash, pattern: digits}", with: "phone: shuffle")
             .replacingOccurrences(of: "zip: {rule: mask, keep_first: 2, keep_last: 0}", with: "zip: {rule: sql, expression: \"left(zip, 2) || '000'\"}")
         let payload = ExportJob.Payload(database: "main", tables: ["customers"], policy: policy, codec: "none")
         let a = T.rows(try await Self.export(env, payload, key: "shuffle-key-0123456789ab").1["public.customers.copy"])
@@ -142,6 +143,19 @@ struct ExportSubsetTests {
         #expect(a.map { $0[6] ?? "" }.sorted() == original.values.map { $0 ?? "" }.sorted(), "the same cities, permuted")
         let moved = a.filter { original[$0[0]!] != $0[6] }.count
         #expect(moved > 200, "most rows hold another row's city: \(moved) of 300")
+        // A derangement: with unique phones, no row keeps its own.
+        let phones = Dictionary(uniqueKeysWithValues: try await source.query("SELECT id::text, phone FROM customers").map { ($0[0]!, $0[1]) })
+        #expect(a.map { $0[3] ?? "" }.sorted() == phones.values.map { $0 ?? "" }.sorted(), "the same phones, permuted")
+        let kept = a.filter { phones[$0[0]!] == $0[3] }.count
+        #expect(kept == 0, "\(kept) rows kept their own phone")
+        // One row has nothing to swap with: the export stops, saying so.
+        do {
+            _ = try await Self.export(env, ExportJob.Payload(database: "main", tables: ["customers"], conditions: ["customers": "id = 1"], policy: policy, codec: "none"),
+                                      key: "shuffle-key-0123456789ab")
+            Issue.record("a one-row shuffle was exported")
+        } catch {
+            #expect("\(error)".contains("shuffle needs two rows or more"), "\(error)")
+        }
         #expect(a.map { $0[6] } == b.map { $0[6] }, "one key, one permutation")
         #expect(a.map { $0[6] } != c.map { $0[6] }, "another key, another permutation")
         #expect(a.allSatisfy { $0[7]?.count == 5 && $0[7]!.hasSuffix("000") })

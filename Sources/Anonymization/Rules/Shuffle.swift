@@ -2,13 +2,17 @@ import Foundation
 
 /// `shuffle`: the column's values permuted across the exported rows. The database does
 /// it (a keyed order, so one key gives one permutation): every value of the column
-/// survives, in another row, so its distribution and uniqueness do too, but no row keeps
-/// its own. References cannot follow a shuffle, so a shuffled column may not be one side
-/// of a reference.
+/// survives, in another row, so its distribution and uniqueness do too. The permutation
+/// is one cycle through all rows (a derangement), so no row keeps its own value; a row
+/// may still get an equal value another row had. A table or subset of one row has nothing
+/// to swap with: the export stops. References cannot follow a shuffle, so a shuffled
+/// column may not be one side of a reference.
 public struct Shuffle: MaskingRule {
     public static let name = "shuffle"
     public static let summary = "the column's values permuted across rows (distribution kept, no row keeps its own)"
     public static let accepts = Set(ValueKind.allCases)
+    /// The text of the error the export's query raises for a one-row shuffle.
+    public static let oneRow = "dbq: shuffle needs two rows or more, not"
     public init(parameters: [String: String], path: String) throws(AnonymizationError) {
         try Self.only([], parameters, path: path)
     }
@@ -32,6 +36,8 @@ public struct SQLExpression: MaskingRule {
     public static let name = "sql"
     public static let summary = "a server-side SQL expression over the row's columns, cast to the column's type"
     public static let accepts = Set(ValueKind.allCases)
+    /// The text of the error the export's query raises for a one-row shuffle.
+    public static let oneRow = "dbq: shuffle needs two rows or more, not"
     public let expression: String
 
     public init(parameters: [String: String], path: String) throws(AnonymizationError) {
