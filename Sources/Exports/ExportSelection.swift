@@ -142,18 +142,19 @@ public enum ExportQuery {
             return "COPY (SELECT \(list) FROM ONLY \(qualified)\(filter)) TO STDOUT"
         }
         guard let key else { throw JobError.permanent("shuffle needs the anonymization key") }
-        // A derangement: the rows ordered by a keyed hash of the column's value (ties by
-        // value, then place), each row takes the value of the row after it in that order,
-        // the last the first's. One cycle through every row, so no row keeps its own value
-        // (an equal one, when another row had it, may come back). One row has no other to
-        // swap with: the query fails (the cast below), and the export stops.
+        // A derangement: the rows in an order keyed by the salt (a keyed hash of each row's
+        // place), each row takes the value of the row after it in that order, the last the
+        // first's. One cycle through every row, so no row keeps its own value (an equal
+        // one, when another row had it, may come), and neighbours in a keyed order are any
+        // two rows, so values mix however few distinct ones there are. One row has no
+        // other to swap with: the query fails (the cast below), and the export stops.
         let base = try columns.enumerated().filter { !shuffled.contains($0.offset) }
             .map { "\(try expression($0.element)) AS c\($0.offset)" } + ["ctid AS dbq_t", "row_number() OVER (ORDER BY ctid) AS dbq_n"]
         var from = "(SELECT \(base.joined(separator: ", ")) FROM ONLY \(qualified)\(filter)) b"
         for i in shuffled {
             let quoted = try PostgresIdentifier.quoted(columns[i].name)
             let salt = Shuffle.salt(key: key, column: "\(table.qualifiedName).\(columns[i].name)")
-            let order = "ORDER BY md5('\(salt)' || coalesce(\(quoted)::text, '')), \(quoted)::text, ctid"
+            let order = "ORDER BY md5('\(salt)' || ctid::text), ctid"
             from += " JOIN (SELECT ctid AS dbq_t, row_number() OVER (\(order)) AS dbq_k, count(*) OVER () AS dbq_m FROM ONLY \(qualified)\(filter)) r\(i)"
                 + " ON r\(i).dbq_t = b.dbq_t"
                 + " JOIN (SELECT \(quoted) AS c\(i), row_number() OVER (\(order)) AS dbq_k FROM ONLY \(qualified)\(filter)) s\(i)"
