@@ -178,6 +178,28 @@ extension AnonymizationPolicy {
     /// NULL column, a non-distinct rule on a unique column, different rules on the two
     /// sides of a reference, and (strict) any column nobody decided about. Every problem
     /// is named by its path, all at once.
+    /// What the policy names that the database does not have at all, each by where the
+    /// policy names it: a misspelt table must not pass silently (its rules would then
+    /// protect nothing). `full` is every table of the database, not one export's subset.
+    public func unknownTables(in full: TableCatalog) -> [String] {
+        var unknown: [String] = []
+        for table in tables.keys.sorted() where full.table(table) == nil { unknown.append("tables.\(table)") }
+        for table in kAnonymity.keys.sorted() where full.table(table) == nil { unknown.append("k_anonymity.\(table)") }
+        for (i, r) in references.enumerated() {
+            for (side, path) in [("from", r.from), ("to", r.to)] {
+                let parts = path.split(separator: ".")
+                guard parts.count == 3 else { continue }
+                let table = "\(parts[0]).\(parts[1])"
+                if let t = full.table(table) {
+                    if t.column(String(parts[2])) == nil { unknown.append("references[\(i)].\(side): \(path) (no such column)") }
+                } else {
+                    unknown.append("references[\(i)].\(side): \(path)")
+                }
+            }
+        }
+        return unknown
+    }
+
     public func plan(for catalog: TableCatalog) throws(AnonymizationError) -> AnonymizationPlan {
         var problems: [String] = []
         var decided: [String: [String: (rule: any MaskingRule, source: String)]] = [:]

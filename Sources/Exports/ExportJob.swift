@@ -191,6 +191,9 @@ public struct ExportJob: ArtefactJob {
             throw JobError.retryable("database '\(payload.database)': could not export a snapshot")
         }
         let full = try await ExportCatalogQuery.load(connection)
+        if let unknown = policy?.unknownTables(in: full), !unknown.isEmpty {
+            throw JobError.permanent("the policy names what database '\(payload.database)' does not have: \(unknown.joined(separator: "; ")); fix the names (tables as schema.table). Nothing was exported")
+        }
         let selection = try ExportSelection.resolve(full, tables: payload.tables, conditions: payload.conditions, followReferences: follow)
         let plan: AnonymizationPlan
         do {

@@ -343,6 +343,26 @@ struct ExportTests {
         #expect(try await store.list(prefix: "exports/").isEmpty, "nothing stored")
     }
 
+    @Test("a policy table or reference the database does not have stops the export, naming it, and nothing is written")
+    func unknownPolicyTable() async throws {
+        let db = try await Self.makeShop(customers: 50)
+        defer { Task { await Self.drop(db) } }
+        let dir = TestServices.temporaryDirectory("dbq-exports")
+        let env = try Self.environment(db, store: dir)
+        let policy = Self.policy + "\n  - {from: public.tickets.customer_email, to: public.custmers.email}\n"
+        let misspelt = Self.policy.replacingOccurrences(of: "  public.orders:\n", with: "  public.order:\n")
+        for (bad, name) in [(misspelt, "tables.public.order"), (policy, "public.custmers.email")] {
+            do {
+                _ = try await Self.export(env, .init(database: "main", tables: ["customers"], policy: bad, codec: "none"), key: "k-0123456789abcdef")
+                Issue.record("exported with \(name) unknown")
+            } catch {
+                #expect("\(error)".contains("does not have: ") && "\(error)".contains(name), "\(error)")
+            }
+        }
+        let (_, store) = try env.store(nil)
+        #expect(try await store.list(prefix: "exports/").isEmpty)
+    }
+
     @Test("without a policy: the tables as they are, zstd-compressed, restorable by COPY")
     func plain() async throws {
         let db = try await Self.makeShop(customers: 100)
