@@ -93,7 +93,7 @@ struct BeatFleetTests {
         let now = Date().timeIntervalSince1970
         var slot = (Int(now) / 15 + 1) * 15
         if Double(slot) - now < 3 { slot += 15 }
-        try await Task.sleep(for: .seconds(Double(slot) - 1 - Date().timeIntervalSince1970))
+        try await Task.sleep(for: .seconds(max(0, Double(slot) - 1 - Date().timeIntervalSince1970)))
         let token = try #require(try await q.beatLeader(schedule: scheduleID))
         let pid = try #require(Int32(token.split(separator: ":")[1]))
         let leader = try #require(beats.first { $0.pid == pid }, "leader \(token) is not one of ours")
@@ -104,7 +104,7 @@ struct BeatFleetTests {
         leader.signal(SIGKILL)
         _ = await leader.wait(timeout: .seconds(5))
         beats.removeAll { $0.pid == pid }
-        try await Task.sleep(for: .seconds(Double(slot) + 5 - Date().timeIntervalSince1970))
+        try await Task.sleep(for: .seconds(max(0, Double(slot) + 5 - Date().timeIntervalSince1970)))
         standby.signal(SIGCONT)
         let taken = try await eventually(.seconds(30)) { try await firedSlots(queue).contains(slot) }
         let slots = try await firedSlots(queue)
