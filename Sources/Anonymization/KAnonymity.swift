@@ -61,8 +61,8 @@ public final class KAnonymityGroups: @unchecked Sendable {
         /// Groups with fewer than k rows, and the rows in them.
         public var groupsBelowK: Int
         public var rowsBelowK: Int64
-        /// The smallest group: its (masked) values and size.
-        public var smallestGroup: [String?]
+        /// The smallest group's size. Its values are never kept or shown: a quasi-identifier
+        /// kept as it is would put originals in a message, a log or the manifest.
         public var smallestGroupSize: Int
         public var passed: Bool
     }
@@ -79,19 +79,14 @@ public final class KAnonymityGroups: @unchecked Sendable {
             if count < r.k { below += 1; rowsBelow += Int64(count) }
             if smallest == nil || count < smallest!.count || (count == smallest!.count && key < smallest!.key) { smallest = (key, count) }
         }
-        let values: [String?] = smallest.map { s in
-            s.key.split(separator: "\u{1F}", omittingEmptySubsequences: false).dropLast().map { $0.first == "v" ? String($0.dropFirst()) : nil }
-        } ?? []
         return Outcome(table: r.table, quasiIdentifiers: r.columns, k: r.k, mode: r.mode, rows: rows, groups: counts.count,
-                       groupsBelowK: below, rowsBelowK: rowsBelow, smallestGroup: values, smallestGroupSize: smallest?.count ?? 0,
-                       passed: below == 0)
+                       groupsBelowK: below, rowsBelowK: rowsBelow, smallestGroupSize: smallest?.count ?? 0, passed: below == 0)
     }
 }
 
 extension KAnonymityGroups.Outcome {
-    /// Names the smallest group and how far the table is from k.
+    /// How far the table is from k, by counts only (never a group's values).
     public var summary: String {
-        let group = zip(quasiIdentifiers, smallestGroup).map { "\($0)=\($1 ?? "NULL")" }.joined(separator: ", ")
-        return "\(table): \(groupsBelowK) of \(groups) combinations of (\(quasiIdentifiers.joined(separator: ", "))) occur fewer than \(k) times (\(rowsBelowK) of \(rows) rows); the smallest, (\(group)), \(smallestGroupSize) time(s)"
+        "\(table): \(groupsBelowK) of \(groups) combinations of (\(quasiIdentifiers.joined(separator: ", "))) occur fewer than \(k) times (\(rowsBelowK) of \(rows) rows); the smallest occurs \(smallestGroupSize) time(s)"
     }
 }
