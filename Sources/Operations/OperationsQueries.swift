@@ -67,19 +67,22 @@ public enum OperationsQueries {
         }
         f.idleInTransaction = try await c.query("""
             SELECT pid, extract(epoch FROM now() - state_change), left(coalesce(query, ''), 200) FROM pg_stat_activity
-            WHERE state IN ('idle in transaction', 'idle in transaction (aborted)') ORDER BY state_change
+            WHERE state IN ('idle in transaction', 'idle in transaction (aborted)') AND datname = current_database() ORDER BY state_change
             """).compactMap(session)
         f.longestTransaction = try await c.query("""
             SELECT pid, extract(epoch FROM now() - xact_start), left(coalesce(query, ''), 200) FROM pg_stat_activity
-            WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY xact_start LIMIT 1
+            WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database()
+            ORDER BY xact_start LIMIT 1
             """).first.flatMap(session)
         f.longestQuery = try await c.query("""
             SELECT pid, extract(epoch FROM now() - query_start), left(coalesce(query, ''), 200) FROM pg_stat_activity
-            WHERE state = 'active' AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY query_start LIMIT 1
+            WHERE state = 'active' AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database()
+            ORDER BY query_start LIMIT 1
             """).first.flatMap(session)
+        // Sessions of this database (another database's sessions cannot hold its tables' locks).
         let activity = Dictionary(try await c.query("""
             SELECT pid, extract(epoch FROM now() - coalesce(query_start, xact_start, backend_start)), left(coalesce(query, ''), 200),
-                   array_to_string(pg_blocking_pids(pid), ',') FROM pg_stat_activity WHERE backend_type = 'client backend'
+                   array_to_string(pg_blocking_pids(pid), ',') FROM pg_stat_activity WHERE backend_type = 'client backend' AND datname = current_database()
             """).compactMap { r -> (Int, (HealthFacts.Session, [Int]))? in
             guard let s = session(r) else { return nil }
             return (s.pid, (s, (r[3] ?? "").split(separator: ",").compactMap { Int($0) }))
