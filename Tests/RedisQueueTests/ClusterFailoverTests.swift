@@ -44,16 +44,21 @@ struct ClusterFailoverTests {
         #expect(try await q.job(id, queue: name)?.state == "succeeded")
     }
 
-    @Test("a queue's slot migrated key by key: a fetch sent while one job's key has moved (every fixed key of the queue present) leases nothing from the split slot, waits, and leases on the new owner; every job stays in the set its state names")
-    func fetchWhileSlotSplit() async throws {
+    /// A fresh queue on the cluster: its keys and slot, the master that holds it, and
+    /// another master to move it to.
+    func reshardQueue(_ label: String) async throws -> (RedisQueue, String, RedisQueueKeys, Int, String, String) {
         let q = RedisQueue(configuration: try RedisConfiguration(url: TestServices.clusterURL), logger: Logger(label: "t"))
         let masters = try await q.nodes.masters()
         try #require(masters.count >= 2)
-        let name = freshQueueName("reshard")
+        let name = freshQueueName(label)
         let keys = RedisQueueKeys(queue: name)
-        let slot = HashSlot.of(keys.routing)
         let home = q.nodes.endpoint(for: keys.routing)
-        let elsewhere = try #require(masters.first { $0 != home })
+        return (q, name, keys, HashSlot.of(keys.routing), home, try #require(masters.first { $0 != home }))
+    }
+
+    @Test("a queue's slot migrated key by key: a fetch sent while one job's key has moved (every fixed key of the queue present) leases nothing from the split slot, waits, and leases on the new owner; every job stays in the set its state names")
+    func fetchWhileSlotSplit() async throws {
+        let (q, name, keys, slot, home, elsewhere) = try await reshardQueue("reshard")
 
         // Every fixed key present: the case in which Redis lets a script that declares only
         // them run on the source while part of the slot has moved.
@@ -94,14 +99,7 @@ struct ClusterFailoverTests {
 
     @Test("20,000 jobs drained by two workers while their queue's slot migrates to another master and back: all succeed, each completion accepted once")
     func slotMigratedMidDrain() async throws {
-        let q = RedisQueue(configuration: try RedisConfiguration(url: TestServices.clusterURL), logger: Logger(label: "t"))
-        let masters = try await q.nodes.masters()
-        try #require(masters.count >= 2)
-        let name = freshQueueName("reshard-busy")
-        let keys = RedisQueueKeys(queue: name)
-        let slot = HashSlot.of(keys.routing)
-        let home = q.nodes.endpoint(for: keys.routing)
-        let elsewhere = try #require(masters.first { $0 != home })
+        let (q, name, _, slot, home, elsewhere) = try await reshardQueue("reshard-busy")
         for _ in 0..<20 { _ = try await q.pushMany((0..<1000).map { _ in noop(name) }) }
         let workers = try (0..<2).map { i in
             try ChildProcess(dbq, ["worker", "--queues", name, "--concurrency", "16", "--lease", "10s", "--rescue-interval", "1s", "--id", "rs-\(i)"],
