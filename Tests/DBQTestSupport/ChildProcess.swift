@@ -104,3 +104,32 @@ public final class ScratchRedis: @unchecked Sendable {
         server?.signal(SIGKILL)
     }
 }
+
+/// Signals sent at wall-clock instants from a thread of their own: a test's own tasks
+/// share the cooperative pool with every other test, and a CPU-bound neighbour can make
+/// a `Task.sleep` wake seconds late, moving a fault away from the instant it must hit.
+public enum TimedSignals {
+    public struct Step: Sendable {
+        public let at: Date
+        public let signals: [(pid: Int32, signal: Int32)]
+        public init(at: Date, _ signals: [(pid: Int32, signal: Int32)]) { self.at = at; self.signals = signals }
+    }
+
+    /// Sends each step's signals at its instant (in order); returns when the last is sent,
+    /// with the instant each step was actually sent.
+    public static func run(_ steps: [Step]) async -> [Date] {
+        await withCheckedContinuation { continuation in
+            let thread = Thread {
+                var sent: [Date] = []
+                for step in steps {
+                    let wait = step.at.timeIntervalSinceNow
+                    if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                    for (pid, signal) in step.signals { kill(pid, signal) }
+                    sent.append(Date())
+                }
+                continuation.resume(returning: sent)
+            }
+            thread.start()
+        }
+    }
+}

@@ -93,22 +93,22 @@ struct BeatFleetTests {
         let now = Date().timeIntervalSince1970
         var slot = (Int(now) / 15 + 1) * 15
         if Double(slot) - now < 3 { slot += 15 }
-        try await Task.sleep(for: .seconds(max(0, Double(slot) - 1 - Date().timeIntervalSince1970)))
         let token = try #require(try await q.beatLeader(schedule: scheduleID))
         let pid = try #require(Int32(token.split(separator: ":")[1]))
         let leader = try #require(beats.first { $0.pid == pid }, "leader \(token) is not one of ours")
         let standby = try #require(beats.first { $0.pid != pid })
-        // The standby is slow too (paused, as by a busy host) until the slot is 5 s late:
-        // the takeover comes after the lock's 5 s to live, later than a 5 s window allowed.
-        standby.signal(SIGSTOP)
-        leader.signal(SIGKILL)
+        // One second before the slot the leader dies, and the standby is slow too (paused,
+        // as by a busy host) until the slot is 5 s late: the takeover comes after the lock's
+        // 5 s to live, later than a 5 s window allowed.
+        let sent = await TimedSignals.run([
+            .init(at: Date(timeIntervalSince1970: Double(slot) - 1), [(standby.pid, SIGSTOP), (leader.pid, SIGKILL)]),
+            .init(at: Date(timeIntervalSince1970: Double(slot) + 5), [(standby.pid, SIGCONT)]),
+        ])
         _ = await leader.wait(timeout: .seconds(5))
         beats.removeAll { $0.pid == pid }
-        try await Task.sleep(for: .seconds(max(0, Double(slot) + 5 - Date().timeIntervalSince1970)))
-        standby.signal(SIGCONT)
         let taken = try await eventually(.seconds(30)) { try await firedSlots(queue).contains(slot) }
         let slots = try await firedSlots(queue)
-        #expect(taken, "slot \(slot) was dropped: fired \(slots), survivor: \(beats.first?.stderr.suffix(1500) ?? "")")
+        #expect(taken, "slot \(slot) was dropped: fired \(slots), signals sent at \(sent.map { $0.timeIntervalSince1970 - Double(slot) }) s from it, survivor: \(beats.first?.stderr.suffix(1500) ?? "")")
         #expect(Set(slots).count == slots.count, "a slot fired twice: \(slots)")
     }
 
