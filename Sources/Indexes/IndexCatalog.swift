@@ -1,5 +1,6 @@
 import DatabaseJobs
 import Foundation
+import PostgresClient
 
 /// What index advice knows about a database: its indexes, tables, foreign keys and how old
 /// its statistics are. Read by `IndexCatalogQuery`; every decision on it is pure.
@@ -107,16 +108,12 @@ public struct IndexCatalog: Sendable, Equatable {
     public func covered(_ table: String, leading columns: [String]) -> Bool {
         indexes(on: table).contains { index in
             index.valid && index.predicate == nil && index.keys.count >= columns.count
-                && Set(index.keys.prefix(columns.count)) == Set(columns.map(Self.quotedIfNeeded))
+                && Set(index.keys.prefix(columns.count).map(IndexKey.column)) == Set(columns.map(Optional.some))
         }
     }
 
-    /// A column as `pg_get_indexdef` prints it: quoted only when it must be.
-    public static func quotedIfNeeded(_ name: String) -> String {
-        let plain = name.first.map { $0 == "_" || ($0.isLetter && $0.isLowercase) } == true
-            && name.allSatisfy { $0 == "_" || $0.isNumber || ($0.isLetter && $0.isLowercase && $0.isASCII) }
-        return plain ? name : "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
+    /// A column as `pg_get_indexdef` prints it: quoted only when it must be (keywords too).
+    public static func quotedIfNeeded(_ name: String) -> String { PostgresIdentifier.minimallyQuoted(name) }
 }
 
 /// One piece of advice: what, where, why, how urgent, and the statement that acts on it.

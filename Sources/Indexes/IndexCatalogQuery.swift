@@ -22,8 +22,12 @@ public enum IndexCatalogQuery {
             """)
         let indexes = indexRows.compactMap { r -> IndexCatalog.Index? in
             guard let schema = r[0], let table = r[1], let name = r[2] else { return nil }
-            return IndexCatalog.Index(schema: schema, table: table, name: name, method: r[3] ?? "btree",
-                                      keys: (r[4] ?? "").split(separator: "\t").map(String.init), include: (r[5] ?? "").split(separator: "\t").map(String.init),
+            // The keys with their operator class, collation and ordering, from the whole
+            // statement; the per-column form (which has none of them) if it will not split.
+            let columns = (keys: (r[4] ?? "").split(separator: "\t").map(String.init), include: (r[5] ?? "").split(separator: "\t").map(String.init))
+            let split = IndexKey.split(definition: r[12] ?? "")
+            let (keys, include) = split.map { $0.keys.count == columns.keys.count && $0.include.count == columns.include.count } == true ? split! : columns
+            return IndexCatalog.Index(schema: schema, table: table, name: name, method: r[3] ?? "btree", keys: keys, include: include,
                                       predicate: r[6], unique: r[7] == "t", constraint: r[8], valid: r[9] == "t", scans: Int64(r[10] ?? "0") ?? 0,
                                       bytes: Int64(r[11] ?? "0") ?? 0, definition: r[12] ?? "")
         }

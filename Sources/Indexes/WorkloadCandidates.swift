@@ -33,9 +33,9 @@ public enum WorkloadCandidates {
             if equality.count > 1 { sets.append(equality) }
             for tail in (usage.range + usage.order).prefix(2) where !equality.isEmpty && !equality.contains(tail) { sets.append(equality + [tail]) }
             // A column that alone is unique already finds at most one row: no index with it helps more.
-            let unique = Set(catalog.indexes(on: table).filter { $0.unique && $0.valid && $0.predicate == nil && $0.keys.count == 1 }.map { $0.keys[0] })
+            let unique = Set(catalog.indexes(on: table).filter { $0.unique && $0.valid && $0.predicate == nil && $0.keys.count == 1 }.compactMap { IndexKey.column($0.keys[0]) })
             for columns in sets where !catalog.covered(table, leading: columns)
-                && !(columns.count > 1 && columns.contains { unique.contains(IndexCatalog.quotedIfNeeded($0)) }) {
+                && !(columns.count > 1 && columns.contains { unique.contains($0) }) {
                 let candidate = Candidate(table: table, columns: columns)
                 if !out.contains(candidate) { out.append(candidate) }
             }

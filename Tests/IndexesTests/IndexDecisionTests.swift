@@ -1,4 +1,5 @@
 @testable import Indexes
+import PostgresClient
 import Testing
 
 @Suite("Index advice decisions (pure)")
@@ -49,6 +50,36 @@ struct IndexDecisionTests {
         #expect(found.filter { $0.kind == .redundant }.map(\.index) == ["public.orders_customer"])
         #expect(!found.contains { $0.index == "public.orders_pkey" }, "a primary key's index is never proposed")
         #expect(!found.contains { $0.index == "shop.orders_customer" }, "another schema's table is another table (pghero#109)")
+    }
+
+    @Test("keys as the whole statement prints them: operator class, collation and ordering kept; INCLUDE apart; commas and quotes inside keys do not split")
+    func keysFromDefinitions() {
+        let split = IndexKey.split(definition: #"CREATE UNIQUE INDEX "a (b" ON ONLY public."T, x" USING btree (email text_pattern_ops, "order" COLLATE "C" DESC NULLS LAST, (lower((email || ', '::text))), (("x)" + 1))) INCLUDE (id, "select") WHERE (email <> '(,)'::text)"#)
+        #expect(split?.keys == ["email text_pattern_ops", #""order" COLLATE "C" DESC NULLS LAST"#, "(lower((email || ', '::text)))", #"(("x)" + 1))"#])
+        #expect(split?.include == ["id", #""select""#])
+        #expect(IndexKey.split(definition: "CREATE INDEX i ON public.t USING btree (a)")?.keys == ["a"])
+        #expect(IndexKey.split(definition: "CREATE INDEX i ON public.t USING btree (a")  == nil)
+        #expect(IndexKey.column("email") == "email" && IndexKey.column("email DESC NULLS LAST") == "email")
+        #expect(IndexKey.column(#""order""#) == "order" && IndexKey.column(#""Mixed ""x"" Case" DESC"#) == #"Mixed "x" Case"#)
+        #expect(IndexKey.column("email text_pattern_ops") == nil && IndexKey.column(#"email COLLATE "C""#) == nil)
+        #expect(IndexKey.column("(lower(email))") == nil && IndexKey.column(#""a" "b""#) == nil)
+        // Keywords quoted as the server quotes them: reserved, column-name and type/function
+        // keywords, not unreserved ones.
+        for word in ["order", "select", "user", "group", "limit", "between", "int", "json_table"] {
+            #expect(PostgresIdentifier.minimallyQuoted(word) == "\"\(word)\"")
+        }
+        for word in ["name", "email", "status", "created_at", "data", "key", "_x1"] { #expect(PostgresIdentifier.minimallyQuoted(word) == word) }
+        #expect(PostgresIdentifier.minimallyQuoted("Email") == #""Email""# && PostgresIdentifier.minimallyQuoted("1a") == #""1a""#)
+        #expect(PostgresIdentifier.minimallyQuoted("é") == #""é""#, "the server quotes every non-ASCII name")
+        // Duplicates: the same column with another operator class or collation is another index.
+        let indexes = [
+            I(schema: "public", table: "orders", name: "plain", keys: ["status"], scans: 9),
+            I(schema: "public", table: "orders", name: "pattern", keys: ["status text_pattern_ops"], scans: 9),
+            I(schema: "public", table: "orders", name: "pattern_copy", keys: ["status text_pattern_ops"], scans: 9),
+            I(schema: "public", table: "orders", name: "c_collation", keys: [#"status COLLATE "C""#, "id"], scans: 9),
+        ]
+        let found = IndexChecks.findings(Self.catalog(indexes, tables: [Self.orders]))
+        #expect(found.filter { $0.kind == .duplicate || $0.kind == .redundant }.map(\.index) == ["public.pattern_copy"], "\(found)")
     }
 
     @Test("invalid indexes, foreign keys without an index, tables read by sequential scans")

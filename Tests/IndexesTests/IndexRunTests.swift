@@ -180,6 +180,41 @@ struct IndexRunTests {
         #expect(try await Self.scalar(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'customers_email_key'::regclass") == "t")
     }
 
+    @Test("operator classes, collations and keywords on a real server: a text_pattern_ops or COLLATE \"C\" index is not a plain one's duplicate; columns named order and user build, and the advice's statements run")
+    func opclassesAndKeywords() async throws {
+        let db = try await ScratchDatabase.create("dbqt_idxkw")
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);
+            CREATE TABLE "select" (id bigint PRIMARY KEY, "order" int NOT NULL, "user" bigint REFERENCES accounts, email text NOT NULL, "Note" text);
+            INSERT INTO accounts SELECT i, 'a' || i FROM generate_series(1, 100) i;
+            INSERT INTO "select" SELECT i, i % 97, i % 100 + 1, 'e' || i, 'n' FROM generate_series(1, 2000) i;
+            CREATE INDEX sel_email ON "select" (email);
+            CREATE INDEX sel_email_pattern ON "select" (email text_pattern_ops);
+            CREATE INDEX sel_email_pattern_copy ON "select" (email text_pattern_ops);
+            CREATE INDEX sel_email_c ON "select" (email COLLATE "C", id);
+            CREATE INDEX sel_email_desc ON "select" (email DESC NULLS LAST, id);
+            ANALYZE;
+            """)
+        let catalog = try await IndexCatalogQuery.load(c)
+        #expect(catalog.indexes.first { $0.name == "sel_email_pattern" }?.keys == ["email text_pattern_ops"])
+        #expect(catalog.indexes.first { $0.name == "sel_email_c" }?.keys == [#"email COLLATE "C""#, "id"])
+        let found = IndexChecks.findings(catalog)
+        let doubled = found.filter { $0.kind == .duplicate || $0.kind == .redundant }
+        #expect(doubled.count == 1 && doubled.allSatisfy { ["public.sel_email_pattern", "public.sel_email_pattern_copy"].contains($0.index ?? "") }, "\(doubled)")
+        // The foreign key on "user" has no index: the statement proposed for it runs as printed.
+        let fk = try #require(found.first { $0.kind == .unindexedForeignKey && $0.table == "public.select" })
+        _ = try await c.execute(try #require(fk.sql))
+        #expect(IndexChecks.findings(try await IndexCatalogQuery.load(c)).filter { $0.kind == .unindexedForeignKey }.isEmpty)
+        // create-index with keyword and mixed-case columns.
+        let built = try await Self.create(env, .init(database: "main", table: "select", columns: ["order", "Note"]))
+        #expect(built["outcome"] == .string("built"), "\(built)")
+        #expect(try await c.query(#"SELECT pg_get_indexdef('select_order_note_idx'::regclass)"#).scalar?.hasSuffix(#"USING btree ("order", "Note")"#) == true)
+    }
+
     @Test("a partitioned table: each partition concurrently, the parent ON ONLY, all attached and valid")
     func partitioned() async throws {
         let db = try await Self.makeDatabase()
