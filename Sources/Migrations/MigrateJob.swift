@@ -19,13 +19,13 @@ func migrationFiles(_ sent: [MigrationFile]?, database: String, env: JobEnvironm
 
 /// Parses and lints every file of `steps`; a syntax error or a dangerous finding not
 /// allowed refuses the whole run before anything is applied.
-func analyze(_ files: [MigrationFile], down: Bool = false, allow: Set<String>) throws -> [String: MigrationAnalysis] {
+func analyze(_ files: [MigrationFile], down: Bool = false, allow: Set<String>, volatileFunctions: Set<String>? = nil) throws -> [String: MigrationAnalysis] {
     var analyses: [String: MigrationAnalysis] = [:]
     var blocking: [LintFinding] = []
     for file in files {
         let name = down ? file.downFile : file.upFile
         do {
-            let analysis = try MigrationAnalysis.analyze(down ? file.down ?? "" : file.up, file: name, allow: allow)
+            let analysis = try MigrationAnalysis.analyze(down ? file.down ?? "" : file.up, file: name, allow: allow, volatileFunctions: volatileFunctions)
             analyses[file.version] = analysis
             if !down { blocking += analysis.blocking }
         } catch {
@@ -108,7 +108,7 @@ public struct MigrateJob: SchemaChangeJob {
         } catch {
             throw JobError.permanent("\(error); nothing was applied")
         }
-        let analyses = try analyze(steps.map(\.file), allow: Set(payload.allow ?? []))
+        let analyses = try analyze(steps.map(\.file), allow: Set(payload.allow ?? []), volatileFunctions: try await MigrationAnalysis.volatileFunctions(connection))
         var result = Result(database: payload.database, dryRun: dryRun, plan: steps.map { step in
             let a = analyses[step.file.version]!
             return Result.Step(version: step.file.version, name: step.file.name, transactional: a.transactional, statements: a.statements.count,

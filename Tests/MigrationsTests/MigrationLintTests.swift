@@ -32,6 +32,7 @@ struct MigrationLintTests {
         Case(sql: "ALTER TABLE users RENAME TO customers;", expected: ["rename-table@1"]),
         Case(sql: "ALTER TABLE users RENAME COLUMN name TO full_name;", expected: ["rename-column@1"]),
         Case(sql: "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();", expected: ["volatile-default@1"]),
+        Case(sql: "ALTER TABLE users ADD COLUMN key uuid DEFAULT uuidv7();", expected: ["volatile-default@1"]),
         Case(sql: "CREATE INDEX CONCURRENTLY users_email ON users (email);", expected: ["missing-lock-timeout@1"]),
         // The safe recipes: nothing to say.
         Case(sql: "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY users_email ON users (email);", expected: []),

@@ -126,6 +126,33 @@ struct MigrationRunTests {
         #expect(try await Self.scalar(db, "SELECT to_regclass('users_name') IS NOT NULL") == "t")
     }
 
+    @Test("volatile defaults by the database's catalog: a user function declared VOLATILE (qualified or not) is flagged, a STABLE one is not")
+    func volatileByCatalog() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE SCHEMA app;
+            CREATE FUNCTION app.new_token() RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT md5(random()::text) $$;
+            CREATE FUNCTION app.region() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'eu' $$;
+            """)
+        let files = [MigrationFile(version: "0001", name: "columns", up: """
+            SET lock_timeout = '2s';
+            ALTER TABLE users ADD COLUMN region text DEFAULT app.region();
+            ALTER TABLE users ADD COLUMN token text DEFAULT app.new_token();
+            SET search_path = app, public;
+            ALTER TABLE users ADD COLUMN token2 text DEFAULT new_token();
+            """)]
+        let error = await #expect(throws: JobError.self) { _ = try await Self.migrate(env, .init(database: "main", files: files)) }
+        let message = error?.message ?? ""
+        #expect(message.contains("0001_columns.up.sql:3: volatile-default (danger): ALTER TABLE public.users ADD COLUMN token … DEFAULT new_token()"), "\(message)")
+        #expect(message.contains("0001_columns.up.sql:5: volatile-default"), "\(message)")
+        #expect(!message.contains("ADD COLUMN region"), "a STABLE default is computed once: \(message)")
+        #expect(try await Self.scalar(db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name IN ('region', 'token')") == "0")
+    }
+
     @Test("two runs at once (separate queues, so only PostgreSQL's lock between them): applied once")
     func concurrentRuns() async throws {
         let db = try await Self.makeDatabase()

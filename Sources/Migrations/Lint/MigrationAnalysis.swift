@@ -14,15 +14,18 @@ public struct MigrationAnalysis: Sendable, Equatable {
     /// Findings that refuse the migration: dangerous and not allowed.
     public var blocking: [LintFinding] { findings.filter { $0.severity == .danger && !$0.allowed } }
 
-    /// Parses and lints `sql` (the file `file`); `allow` adds rules allowed for the run.
+    /// Parses and lints `sql` (the file `file`); `allow` adds rules allowed for the run;
+    /// `volatileFunctions`, when a database was asked (`volatileFunctions(_:)`), what it
+    /// declares volatile.
     /// Walks the statements in order, asks every rule (`MigrationRules.all`) of each
     /// statement and of each `ALTER TABLE` command, and keeps what the file did so far.
-    public static func analyze(_ sql: String, file: String, allow: Set<String> = []) throws(SQLSyntaxError) -> MigrationAnalysis {
+    public static func analyze(_ sql: String, file: String, allow: Set<String> = [],
+                               volatileFunctions: Set<String>? = nil) throws(SQLSyntaxError) -> MigrationAnalysis {
         let statements = try SQLParser.parse(sql)
         var findings: [LintFinding] = []
         var reasons: [String] = []
         var touched: [String] = []
-        var context = LintContext()
+        var context = LintContext(volatileFunctions: volatileFunctions)
         var setsLockTimeout = false
 
         func touch(_ table: String?) {
@@ -139,5 +142,20 @@ public struct MigrationAnalysis: Sendable, Equatable {
             }
         }
         return rules
+    }
+}
+
+import PostgresClient
+
+extension MigrationAnalysis {
+    /// What the database declares volatile, by name and by `schema.name`: user functions
+    /// and a newer server's built-ins (`uuidv7()`) included.
+    public static func volatileFunctions(_ connection: PostgresConnection) async throws -> Set<String> {
+        let rows = try await connection.query("""
+            SELECT DISTINCT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.provolatile = 'v'
+            """)
+        var names: Set<String> = []
+        for row in rows { if let schema = row[0], let name = row[1] { names.insert(name); names.insert("\(schema).\(name)") } }
+        return names
     }
 }

@@ -33,6 +33,17 @@ struct LintContext: Sendable {
     var provenNotNull: Set<String> = []
     /// Inside a `BEGIN` the file wrote itself.
     var openTransaction = false
+    /// Functions the database declares volatile (`pg_proc.provolatile = 'v'`), by name and
+    /// by `schema.name`; nil when no database was asked. A name counts as volatile if any
+    /// of its overloads is.
+    var volatileFunctions: Set<String>? = nil
+
+    /// Whether a call to `names` (the parser's `funcname`: `[name]` or `[schema, name]`) is
+    /// volatile by the database's catalog.
+    func isVolatile(_ names: [String]) -> Bool {
+        guard let volatileFunctions, let name = names.last else { return false }
+        return volatileFunctions.contains(names.count > 1 ? names.suffix(2).joined(separator: ".") : name)
+    }
 
     /// `schema.table` of a `RangeVar` (a bare name is in `public`).
     static func qualified(_ relation: ParseNode?) -> String? {
