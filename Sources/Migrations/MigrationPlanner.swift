@@ -42,6 +42,9 @@ public enum MigrationPlanner {
         public var file: MigrationFile
         /// Statements already done by an earlier, interrupted run (non-transactional files).
         public var resumeAt: Int
+        /// An earlier run started this file (its row is partial): the statement at
+        /// `resumeAt` may have run before that run stopped.
+        public var resuming: Bool = false
     }
 
     /// The files to apply, in order, up to `target` (a version; nil: all). Refused, naming
@@ -71,7 +74,7 @@ public enum MigrationPlanner {
         let newestApplied = applied.filter { !$0.isPartial }.map(\.number).max() ?? Int.min
         var steps: [Step] = []
         for row in applied where row.isPartial {
-            steps.append(Step(file: byNumber[row.number]!, resumeAt: row.statementsDone))
+            steps.append(Step(file: byNumber[row.number]!, resumeAt: row.statementsDone, resuming: true))
         }
         for file in files where !appliedNumbers.contains(file.number) && file.number <= targetNumber {
             if file.number < newestApplied && !outOfOrder {

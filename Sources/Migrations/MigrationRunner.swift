@@ -101,17 +101,42 @@ public final class MigrationRunner: @unchecked Sendable {
                     VALUES ($1, $2, $3, $4, false, 'partial', 0) ON CONFLICT (version) DO NOTHING
                     """, [PostgresParameter(file.version), PostgresParameter(file.name), PostgresParameter(file.checksum), PostgresParameter(jobID)])
             }
+            // A statement that can run in a transaction commits with its progress row, so a
+            // crash between them cannot make the next run repeat it. One that cannot (a
+            // concurrent index build, VACUUM …) is checked on a resume: what it does already
+            // done is not done again.
+            var userTransaction = false
             for (index, statement) in analysis.statements.enumerated() where index >= step.resumeAt {
-                try await retry.run(connection, what: "\(file.upFile):\(statement.line)", logger: logger, waited: { _ in }) {
-                    do {
+                let progress = { [connection] in
+                    _ = try await connection.query("UPDATE \(Self.table) SET statements_done = $2 WHERE version = $1",
+                                                   [PostgresParameter(file.version), PostgresParameter(String(index + 1))])
+                }
+                if statement.type == "TransactionStmt" {
+                    let kind = statement.body["kind"]?.string ?? ""
+                    if ["TRANS_STMT_BEGIN", "TRANS_STMT_START"].contains(kind) { userTransaction = true }
+                    if ["TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"].contains(kind) { userTransaction = false }
+                }
+                if MigrationAnalysis.nonTransactionalReason(statement) == nil && statement.type != "TransactionStmt" && !userTransaction {
+                    try await inTransaction("\(file.upFile):\(statement.line)") {
                         try await run(statement, file: file.upFile, transactional: false)
-                    } catch {
-                        if LockRetry.isLockTimeout(error) { lockWaits += 1 }
-                        throw error
+                        try await progress()
+                    }
+                    continue
+                }
+                if step.resuming, index == step.resumeAt, let done = try await alreadyDone(statement) {
+                    logger.info("a resumed migration's statement had already taken effect; not run again",
+                                metadata: ["file": "\(file.upFile)", "line": "\(statement.line)", "found": "\(done)"])
+                } else {
+                    try await retry.run(connection, what: "\(file.upFile):\(statement.line)", logger: logger, waited: { _ in }) {
+                        do {
+                            try await run(statement, file: file.upFile, transactional: false)
+                        } catch {
+                            if LockRetry.isLockTimeout(error) { lockWaits += 1 }
+                            throw error
+                        }
                     }
                 }
-                _ = try await connection.query("UPDATE \(Self.table) SET statements_done = $2 WHERE version = $1",
-                                               [PostgresParameter(file.version), PostgresParameter(String(index + 1))])
+                try await progress()
             }
             let ms = (ContinuousClock.now - started).milliseconds
             _ = try await connection.query("UPDATE \(Self.table) SET state = 'applied', applied_at = now(), duration_ms = $2, job_id = $3 WHERE version = $1",
@@ -175,14 +200,68 @@ public final class MigrationRunner: @unchecked Sendable {
         do {
             _ = try await connection.execute(statement.text)
         } catch let error as PostgresError {
+            var left: Set<String> = []
             if concurrentIndex, let table {
-                let left = try await invalidIndexes(on: table).subtracting(before)
+                left = try await invalidIndexes(on: table).subtracting(before)
                 try await dropInvalid(left.sorted())
             }
             if LockRetry.isLockTimeout(error) || error.isTransient { throw error }
-            let cleanup = concurrentIndex ? " The invalid index the failed build left was dropped." : ""
+            let cleanup = left.isEmpty ? "" : " The invalid index the failed build left was dropped."
             let undone = transactional ? " The whole file was rolled back: nothing of it is applied." : " The statements before it stay applied; the next run resumes at this one."
             throw JobError.permanent("\(file):\(statement.line): \(error.message)\(error.detail.map { " (\($0))" } ?? "").\(cleanup)\(undone)")
+        }
+    }
+
+    /// For a statement that cannot share a transaction with its progress row: whether an
+    /// interrupted run already did what it does (what was found), so a resume skips it.
+    /// A detach left pending by a kill is finished here (`DETACH … FINALIZE`).
+    func alreadyDone(_ statement: ParsedStatement) async throws -> String? {
+        let body = statement.body
+        func exists(_ sql: String, _ name: String) async throws -> Bool {
+            try await connection.query(sql, [PostgresParameter(name)]).scalar == "t"
+        }
+        switch statement.type {
+        case "IndexStmt":
+            guard let relation = body["relation"], let index = body["idxname"]?.string else { return nil }
+            let name = try PostgresIdentifier.qualified(schema: relation["schemaname"]?.string ?? "public", name: index)
+            return try await exists("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", name) ? "index \(name) exists and is valid" : nil
+        case "DropStmt" where body["removeType"]?.string == "OBJECT_INDEX":
+            let names = (body["objects"]?.array ?? []).compactMap { $0.node("List")?["items"]?.names ?? $0.names }
+            for parts in names {
+                let name = parts.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: ".")
+                if try await exists("SELECT to_regclass($1) IS NOT NULL", name) { return nil }
+            }
+            return names.isEmpty ? nil : "no index of those names exists"
+        case "CreatedbStmt":
+            guard let name = body["dbname"]?.string else { return nil }
+            return try await exists("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name) ? "database \(name) exists" : nil
+        case "DropdbStmt":
+            guard let name = body["dbname"]?.string else { return nil }
+            return try await exists("SELECT NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name) ? "database \(name) is gone" : nil
+        case "CreateTableSpaceStmt":
+            guard let name = body["tablespacename"]?.string else { return nil }
+            return try await exists("SELECT EXISTS (SELECT 1 FROM pg_tablespace WHERE spcname = $1)", name) ? "tablespace \(name) exists" : nil
+        case "DropTableSpaceStmt":
+            guard let name = body["tablespacename"]?.string else { return nil }
+            return try await exists("SELECT NOT EXISTS (SELECT 1 FROM pg_tablespace WHERE spcname = $1)", name) ? "tablespace \(name) is gone" : nil
+        case "AlterTableStmt":
+            guard let parent = LintContext.qualified(body["relation"]), let cmds = body["cmds"]?.array, cmds.count == 1,
+                  let cmd = cmds[0].node("AlterTableCmd"), cmd["subtype"]?.string == "AT_DetachPartition",
+                  let child = LintContext.qualified(cmd["def"]?.node("PartitionCmd")?["name"]) else { return nil }
+            let quotedParent = try PostgresIdentifier.qualified(schema: String(parent.split(separator: ".", maxSplits: 1)[0]), name: String(parent.split(separator: ".", maxSplits: 1)[1]))
+            let quotedChild = try PostgresIdentifier.qualified(schema: String(child.split(separator: ".", maxSplits: 1)[0]), name: String(child.split(separator: ".", maxSplits: 1)[1]))
+            let state = try await connection.query("""
+                SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = to_regclass($2)
+                """, [PostgresParameter(quotedChild), PostgresParameter(quotedParent)]).scalar
+            switch state {
+            case nil: return "\(child) is no longer a partition of \(parent)"
+            case "t":
+                _ = try await connection.execute("ALTER TABLE \(quotedParent) DETACH PARTITION \(quotedChild) FINALIZE")
+                return "\(child) was left detach-pending; finished with DETACH … FINALIZE"
+            default: return nil
+            }
+        default:
+            return nil
         }
     }
 

@@ -153,6 +153,78 @@ struct MigrationRunTests {
         #expect(try await Self.scalar(db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name IN ('region', 'token')") == "0")
     }
 
+    @Test("a non-transactional file resumed after a stop between a statement and its progress row: a statement that can run in a transaction commits with its row (a failing row write undoes it); a concurrent index already built, an index already dropped and a detach left pending are not done again")
+    func resumeBetweenStatementAndProgress() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        // 1. The progress row's write fails right after statement 2 (an INSERT) ran.
+        let file = MigrationFile(version: "0001", name: "gate_rows", up: """
+            SET lock_timeout = '2s';
+            INSERT INTO gate VALUES (1);
+            CREATE INDEX CONCURRENTLY gate_id ON gate (id);
+            """)
+        try await MigrationRunner.ensureTable(c)
+        _ = try await c.execute("""
+            CREATE FUNCTION fail_progress() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN IF NEW.statements_done = 2 THEN RAISE EXCEPTION 'progress write refused'; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER fail_progress BEFORE UPDATE ON \(MigrationRunner.table) FOR EACH ROW EXECUTE FUNCTION fail_progress();
+            """)
+        await #expect(throws: (any Error).self) { _ = try await Self.migrate(env, .init(database: "main", files: [file])) }
+        #expect(try await c.query("SELECT count(*) FROM gate").scalar == "0", "the INSERT must not outlive its progress row")
+        _ = try await c.execute("DROP TRIGGER fail_progress ON \(MigrationRunner.table)")
+        _ = try await Self.migrate(env, .init(database: "main", files: [file]))
+        #expect(try await c.query("SELECT count(*) FROM gate").scalar == "1", "the resumed run inserts once")
+
+        // 2. A stop after each of these statements took effect, before its row was written:
+        // the row says the statement is still to do.
+        _ = try await c.execute("""
+            CREATE TABLE events (id bigint, at date NOT NULL) PARTITION BY RANGE (at);
+            CREATE TABLE events_2026_01 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+            CREATE TABLE events_2026_02 PARTITION OF events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+            CREATE INDEX users_name_old ON users (name);
+            """)
+        let steps = [
+            ("0002", "index", "CREATE INDEX CONCURRENTLY users_name ON users (name);\nSELECT 1;", "CREATE INDEX CONCURRENTLY users_name ON users (name)"),
+            ("0003", "drop_index", "DROP INDEX CONCURRENTLY users_name_old;\nSELECT 1;", "DROP INDEX CONCURRENTLY users_name_old"),
+            ("0004", "detach", "ALTER TABLE events DETACH PARTITION events_2026_01 CONCURRENTLY;\nSELECT 1;", nil),
+        ]
+        var files = [file]
+        for (version, name, up, effect) in steps {
+            let f = MigrationFile(version: version, name: name, up: up)
+            files.append(f)
+            _ = try await c.query("INSERT INTO \(MigrationRunner.table) (version, name, checksum, job_id, transactional, state, statements_done) VALUES ($1, $2, $3, 'killed', false, 'partial', 0)",
+                                  [PostgresParameter(version), PostgresParameter(name), PostgresParameter(f.checksum)])
+            if let effect { _ = try await c.execute(effect) }
+        }
+        // The detach: its second phase waits for a transaction that still sees the partition,
+        // and is cancelled there, as a killed worker's statement is: the partition stays pending.
+        let reader = try await Self.connect(db)
+        _ = try await reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM events")
+        let detacher = try await Self.connect(db)
+        let detach = Task { try await detacher.execute("ALTER TABLE events DETACH PARTITION events_2026_01 CONCURRENTLY") }
+        let waiting = try await polled(.seconds(30), every: .milliseconds(100), {
+            try await c.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE events DETACH%' AND wait_event_type = 'Lock'").scalar
+        }, until: { $0 == "1" })
+        #expect(waiting == "1")
+        _ = try await c.query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE events DETACH%' AND pid <> pg_backend_pid()")
+        _ = try? await detach.value
+        _ = try await reader.execute("COMMIT")
+        await reader.close()
+        await detacher.close()
+        #expect(try await c.query("SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = 'events_2026_01'::regclass").scalar == "t")
+
+        let result = try await Self.migrate(env, .init(database: "main", files: files))
+        #expect(result["version"] == .string("0004"), "\(result)")
+        #expect(try await c.query("SELECT count(*) FROM pg_index WHERE indexrelid = 'users_name'::regclass AND indisvalid").scalar == "1")
+        #expect(try await c.query("SELECT count(*) FROM pg_indexes WHERE tablename = 'users' AND indexdef LIKE '%(name)%'").scalar == "1", "one index on users(name), not two")
+        #expect(try await c.query("SELECT to_regclass('users_name_old') IS NULL").scalar == "t")
+        #expect(try await c.query("SELECT count(*) FROM pg_inherits WHERE inhrelid = 'events_2026_01'::regclass").scalar == "0", "the pending detach was finished")
+        #expect(try await c.query("SELECT count(*) FROM \(MigrationRunner.table) WHERE state <> 'applied'").scalar == "0")
+    }
+
     @Test("two runs at once (separate queues, so only PostgreSQL's lock between them): applied once")
     func concurrentRuns() async throws {
         let db = try await Self.makeDatabase()
