@@ -32,10 +32,16 @@ public enum PartitionPlan {
         public var name: String
         public var from: Date
         public var to: Date
-        public init(name: String, from: Date, to: Date) {
+        /// Its schema when it is not the parent's.
+        public var schema: String?
+        /// A `DETACH … CONCURRENTLY` that did not finish left it pending.
+        public var detachPending: Bool
+        public init(name: String, from: Date, to: Date, schema: String? = nil, detachPending: Bool = false) {
             self.name = name
             self.from = from
             self.to = to
+            self.schema = schema
+            self.detachPending = detachPending
         }
     }
 

@@ -18,7 +18,7 @@ public struct PartitionsJob: DatabaseJob {
         public var tables: [PartitionSpec]
         public var dryRun: Bool?
         public var lockTimeoutMs: Int?
-        /// Tests: the time to plan for (default now).
+        /// Tests: the time to plan for (default: the database's clock, not the worker's).
         public var now: Date?
         public init(database: String, tables: [PartitionSpec], dryRun: Bool? = nil, lockTimeoutMs: Int? = nil, now: Date? = nil) {
             self.database = database
@@ -41,12 +41,26 @@ public struct PartitionsJob: DatabaseJob {
                 let retry = LockRetry(lockTimeoutMs: payload.lockTimeoutMs)
                 var tables: [String: TableResult] = [:]
                 for spec in payload.tables {
-                    tables[spec.table] = try await Self.keep(spec, connection: c, retry: retry, dryRun: payload.dryRun ?? false, now: payload.now ?? Date(), context: context)
+                    let now: Date
+                    if let fixed = payload.now { now = fixed } else { now = try await Self.databaseNow(c) }
+                    tables[spec.table] = try await Self.keep(spec, connection: c, retry: retry, dryRun: payload.dryRun ?? false, now: now, context: context)
                 }
                 return try Result(database: payload.database, dryRun: payload.dryRun ?? false, tables: tables).json
             }
         }
     }
+
+    /// The database's clock: retention follows the time the rows were written by.
+    static func databaseNow(_ c: PostgresConnection) async throws -> Date {
+        guard let epoch = try await c.query("SELECT extract(epoch FROM now())").scalar.flatMap(Double.init) else {
+            throw JobError.permanent("the database did not say what time it is (SELECT now())")
+        }
+        return Date(timeIntervalSince1970: epoch)
+    }
+
+    /// The comment a partition detached to be dropped carries until it is: a run that
+    /// stopped between the two finds it by this and drops it.
+    static func retiredMark(_ parent: String) -> String { "dbq partitions: detached from \(parent) to be dropped" }
 
     static func keep(_ spec: PartitionSpec, connection c: PostgresConnection, retry: LockRetry, dryRun: Bool, now: Date, context: JobContext) async throws -> TableResult {
         let parts = spec.table.split(separator: ".", maxSplits: 1).map(String.init)
@@ -66,10 +80,11 @@ public struct PartitionsJob: DatabaseJob {
         var existing: [PartitionPlan.Existing] = []
         var defaultPartition: String?
         for row in try await c.query("""
-            SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = to_regclass($1) ORDER BY 2
             """, [PostgresParameter(parent)]) {
             guard let childSchema = row[0], let child = row[1], let bound = row[2] else { continue }
+            let pending = row[3] == "t"
             if bound == "DEFAULT" { defaultPartition = try PostgresIdentifier.qualified(schema: childSchema, name: child); continue }
             let literals = Self.literals(bound)
             guard literals.count == 2 else { continue }
@@ -79,7 +94,8 @@ public struct PartitionsJob: DatabaseJob {
                 return Date(timeIntervalSince1970: epoch)
             }
             existing.append(.init(name: child, from: literals[0] == nil ? .distantPast : try await date(literals[0]),
-                                  to: literals[1] == nil ? .distantFuture : try await date(literals[1])))
+                                  to: literals[1] == nil ? .distantFuture : try await date(literals[1]),
+                                  schema: childSchema == schema ? nil : childSchema, detachPending: pending))
         }
         var defaultRows: [(key: Date, count: Int64)] = []
         if let defaultPartition {
@@ -104,6 +120,7 @@ public struct PartitionsJob: DatabaseJob {
         }
         var created: [String] = []
         var retired: [String] = []
+        var notes = plan.notes
         if !dryRun {
             for (child, from, to) in plan.create {
                 let qualifiedChild = try PostgresIdentifier.qualified(schema: schema, name: child)
@@ -112,14 +129,59 @@ public struct PartitionsJob: DatabaseJob {
                 }
                 created.append(child)
             }
-            for old in plan.retire {
-                let qualifiedChild = try PostgresIdentifier.qualified(schema: schema, name: old.name)
-                try await retry.run(c, what: "detaching partition \(old.name)", logger: context.logger) {
-                    _ = try await c.execute("ALTER TABLE \(parent) DETACH PARTITION \(qualifiedChild)")
-                }
-                if spec.retentionAction == .drop {
-                    try await retry.run(c, what: "dropping partition \(old.name)", logger: context.logger) {
+            // Detached to be dropped by a run that stopped before the drop: dropped now.
+            if spec.retentionAction == .drop {
+                for row in try await c.query("""
+                    SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.relkind = 'r' AND NOT c.relispartition AND obj_description(c.oid, 'pg_class') = $1 ORDER BY 2
+                    """, [PostgresParameter(Self.retiredMark(parent))]) {
+                    guard let childSchema = row[0], let child = row[1] else { continue }
+                    let qualifiedChild = try PostgresIdentifier.qualified(schema: childSchema, name: child)
+                    try await retry.run(c, what: "dropping partition \(child), detached by an earlier run", logger: context.logger) {
                         _ = try await c.execute("DROP TABLE \(qualifiedChild)")
+                    }
+                    retired.append(child)
+                }
+            }
+            // DETACH … CONCURRENTLY locks the parent only SHARE UPDATE EXCLUSIVE; PostgreSQL
+            // refuses it while a default partition exists, and then the detach and its drop
+            // share one transaction.
+            let concurrently = defaultPartition == nil
+            if !concurrently && !plan.retire.isEmpty {
+                notes.append("detached without CONCURRENTLY (PostgreSQL allows it only without a default partition): the parent was locked ACCESS EXCLUSIVE for each detach")
+            }
+            // A pending detach first: PostgreSQL detaches nothing else from the parent meanwhile.
+            for old in plan.retire.filter(\.detachPending) + plan.retire.filter({ !$0.detachPending }) {
+                let qualifiedChild = try PostgresIdentifier.qualified(schema: old.schema ?? schema, name: old.name)
+                let drop = spec.retentionAction == .drop
+                if concurrently || old.detachPending {
+                    if drop { _ = try await c.execute("COMMENT ON TABLE \(qualifiedChild) IS \(PostgresLiteral.quoted(Self.retiredMark(parent)))") }
+                    try await retry.run(c, what: "detaching partition \(old.name)", logger: context.logger) {
+                        // A lock timeout in the detach's second phase leaves it pending: finished, not started again.
+                        let state = try await c.query("SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = to_regclass($2)",
+                                                      [PostgresParameter(qualifiedChild), PostgresParameter(parent)]).scalar
+                        switch state {
+                        case "t": _ = try await c.execute("ALTER TABLE \(parent) DETACH PARTITION \(qualifiedChild) FINALIZE")
+                        case "f": _ = try await c.execute("ALTER TABLE \(parent) DETACH PARTITION \(qualifiedChild) CONCURRENTLY")
+                        default: break
+                        }
+                    }
+                    if drop {
+                        try await retry.run(c, what: "dropping partition \(old.name)", logger: context.logger) {
+                            _ = try await c.execute("DROP TABLE \(qualifiedChild)")
+                        }
+                    }
+                } else {
+                    try await retry.run(c, what: "detaching partition \(old.name)", logger: context.logger) {
+                        _ = try await c.execute("BEGIN")
+                        do {
+                            _ = try await c.execute("ALTER TABLE \(parent) DETACH PARTITION \(qualifiedChild)")
+                            if drop { _ = try await c.execute("DROP TABLE \(qualifiedChild)") }
+                            _ = try await c.execute("COMMIT")
+                        } catch {
+                            _ = try? await c.execute("ROLLBACK")
+                            throw error
+                        }
                     }
                 }
                 retired.append(old.name)
@@ -129,7 +191,7 @@ public struct PartitionsJob: DatabaseJob {
             retired = plan.retire.map(\.name)
         }
         return TableResult(created: created, retired: retired, dropsRetired: spec.retentionAction == .drop,
-                           refused: plan.refused.isEmpty ? nil : plan.refused, notes: plan.notes.isEmpty ? nil : plan.notes,
+                           refused: plan.refused.isEmpty ? nil : plan.refused, notes: notes.isEmpty ? nil : notes,
                            defaultRows: defaultPartition == nil ? nil : defaultRows.reduce(0) { $0 + $1.count })
     }
 

@@ -83,3 +83,12 @@ public enum PostgresIdentifier {
 }
 
 import Foundation
+
+/// A string literal for the few statements that take no parameters (`COMMENT ON`):
+/// single quotes doubled, NUL bytes left out (PostgreSQL text cannot hold one); needs `standard_conforming_strings`
+/// (on since PostgreSQL 9.1; a backslash is then an ordinary character).
+public enum PostgresLiteral {
+    public static func quoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "\0", with: "").replacingOccurrences(of: "'", with: "''") + "'"
+    }
+}
