@@ -56,6 +56,14 @@ final class IndexBuilder: @unchecked Sendable {
         case .valid?:
             result.outcome = "exists"
             result.note = "a valid index of this name exists; nothing was built"
+        case .invalid? where kind == "p" && spec.sql == nil:
+            // A partitioned table's index is INVALID until every partition's is attached: a
+            // build stopped while attaching left it so. Resumed: the partitions' indexes
+            // missing are built, the unattached attached (a partitioned index cannot be
+            // dropped concurrently, and need not be).
+            context.logger.info("an INVALID partitioned index of the requested name exists: its partitions are completed", metadata: ["index": "\(spec.name)"])
+            names += try await createPartitioned(spec)
+            result.outcome = "built"
         case .invalid?:
             context.logger.info("an INVALID index of the requested name exists: dropped, then built", metadata: ["index": "\(spec.name)"])
             try await dropInvalid(spec.qualifiedName)
@@ -171,11 +179,13 @@ final class IndexBuilder: @unchecked Sendable {
             }, body)
     }
 
-    /// Drops an index left INVALID (never a valid one).
+    /// Drops an index left INVALID (never a valid one): concurrently, but for a
+    /// partitioned index, which PostgreSQL drops only plainly.
     func dropInvalid(_ qualifiedName: String) async throws {
         guard try await state(of: qualifiedName) == .invalid else { return }
+        let partitioned = try await connection.query("SELECT relkind = 'I' FROM pg_class WHERE oid = to_regclass($1)", [PostgresParameter(qualifiedName)]).scalar == "t"
         try await retry.run(connection, what: "dropping the invalid index \(qualifiedName)", logger: context.logger) {
-            _ = try await connection.execute("DROP INDEX CONCURRENTLY IF EXISTS \(qualifiedName)")
+            _ = try await connection.execute("DROP INDEX \(partitioned ? "" : "CONCURRENTLY ")IF EXISTS \(qualifiedName)")
         }
     }
 

@@ -238,6 +238,35 @@ struct IndexRunTests {
     }
 }
 
+extension IndexRunTests {
+    @Test("a partitioned table's build stopped while attaching (the parent's index ON ONLY and INVALID, one partition's attached, one built but not attached, one missing): the next build completes it; the parent's index is valid")
+    func partitionedResumed() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db)
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE TABLE events (id bigint, at date NOT NULL, kind text) PARTITION BY RANGE (at);
+            CREATE TABLE events_2026_01 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+            CREATE TABLE events_2026_02 PARTITION OF events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+            CREATE TABLE events_2026_03 PARTITION OF events FOR VALUES FROM ('2026-03-01') TO ('2026-04-01');
+            INSERT INTO events SELECT i, date '2026-01-01' + i % 90, 'k' || i % 7 FROM generate_series(1, 9000) i;
+            CREATE INDEX events_kind_at_idx_events_2026_01 ON events_2026_01 USING btree (kind, at);
+            CREATE INDEX events_kind_at_idx_events_2026_02 ON events_2026_02 USING btree (kind, at);
+            CREATE INDEX events_kind_at_idx ON ONLY events USING btree (kind, at);
+            ALTER INDEX events_kind_at_idx ATTACH PARTITION events_kind_at_idx_events_2026_01;
+            """)
+        #expect(try await c.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_kind_at_idx'::regclass").scalar == "f")
+        let result = try await Self.create(env, .init(database: "main", table: "events", columns: ["kind", "at"]))
+        #expect(result["outcome"] == .string("built"), "\(result)")
+        #expect(try await c.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_kind_at_idx'::regclass").scalar == "t")
+        #expect(try await c.query("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events_kind_at_idx'::regclass").scalar == "3")
+        #expect(try await c.query("SELECT count(*) FROM pg_index WHERE NOT indisvalid").scalar == "0")
+        #expect(try await c.query("SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'events_2026_0%'").scalar == "3", "one index per partition, none built twice")
+    }
+}
+
 /// A real worker killed while its build waits: the retry drops the leftover and completes.
 @Suite("Index builds under faults: SIGKILL mid-build (real worker, real PostgreSQL and Redis)", .serialized)
 struct IndexFaultTests {
