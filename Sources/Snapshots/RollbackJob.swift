@@ -112,7 +112,7 @@ public struct RollbackJob: SchemaChangeJob {
                     inside: Set(manifest.tables.map(\.qualifiedName)), order: manifest.tables.map(\.qualifiedName),
                     constraints: try await SnapshotQueries.keyConstraints(connection), indexes: try await SnapshotQueries.plainIndexes(connection))
                 for statement in rebuild.drop { _ = try await connection.execute(statement) }
-                rebuiltCount.withLock { $0 = rebuild.create.count }
+                rebuiltCount.withLock { $0 = rebuild.objects }
                 var loaded: [String: Int64] = [:]
                 for (index, (table, name)) in zip(manifest.tables, names).enumerated() {
                     let columns = try table.columns.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
@@ -129,7 +129,7 @@ public struct RollbackJob: SchemaChangeJob {
                                                        message: "\(index + 1) of \(names.count) tables loaded"))
                 }
                 if !rebuild.create.isEmpty {
-                    await context.progress(JobProgress(fraction: 1, message: "building \(rebuild.create.count) indexes and constraints"))
+                    await context.progress(JobProgress(fraction: 1, message: "building \(rebuild.objects) indexes and constraints"))
                 }
                 for statement in rebuild.create { _ = try await connection.execute(statement) }
                 for trigger in triggers { _ = try await connection.execute(try Self.alterTrigger(trigger, enable: true)) }

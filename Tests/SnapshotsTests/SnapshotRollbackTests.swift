@@ -146,6 +146,63 @@ struct SnapshotRollbackTests {
         #expect(try await check.query("INSERT INTO accounts (owner, balance) VALUES ('after', 2) RETURNING id, doubled").first.map { [$0[0], $0[1]] } == ["3001", "4.00"])
     }
 
+    @Test("a rebuilt table keeps what index definitions leave out (tablespace, replica identity, CLUSTER mark, comments); a partitioned table's partitions over the threshold roll back with their inherited key and attached index in place")
+    func rebuildKeepsExtras() async throws {
+        let db = try await ScratchDatabase.create("dbqt_snap_extra")
+        let tablespace = "dbqt_ts_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let admin = try await PostgresConnection.connect(Self.server.raw, logger: Self.logger)
+        // An in-place tablespace (under pg_tblspc): no directory the server's user must own.
+        _ = try await admin.execute("SET allow_in_place_tablespaces = on")
+        _ = try await admin.execute("CREATE TABLESPACE \(tablespace) LOCATION ''")
+        defer {
+            Task {
+                await Self.drop(db)
+                _ = try? await admin.execute("DROP TABLESPACE IF EXISTS \(tablespace)")
+                await admin.close()
+            }
+        }
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE TABLE things (id bigint PRIMARY KEY USING INDEX TABLESPACE \(tablespace), code text NOT NULL, note text);
+            CREATE UNIQUE INDEX things_code ON things (code) TABLESPACE \(tablespace);
+            ALTER TABLE things REPLICA IDENTITY USING INDEX things_code;
+            CREATE INDEX things_note ON things (note);
+            ALTER TABLE things CLUSTER ON things_note;
+            COMMENT ON INDEX things_note IS 'for the note search: it''s kept';
+            COMMENT ON CONSTRAINT things_pkey ON things IS 'the key';
+            INSERT INTO things SELECT i, 'c' || i, 'n' || i % 17 FROM generate_series(1, 3000) i;
+            CREATE TABLE events (id bigint, at date NOT NULL, kind text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+            CREATE TABLE events_2026_01 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+            CREATE TABLE events_2026_02 PARTITION OF events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+            CREATE INDEX events_kind ON events (kind);
+            INSERT INTO events SELECT i, date '2026-01-01' + i % 59, 'k' || i % 5 FROM generate_series(1, 4000) i;
+            """)
+        func catalog() async throws -> String? {
+            try await c.query("""
+                SELECT string_agg(concat_ws(' ', ic.relname, (SELECT spcname FROM pg_tablespace WHERE oid = ic.reltablespace), i.indisreplident, i.indisclustered,
+                                            i.indisvalid, obj_description(ic.oid, 'pg_class'), (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = ic.oid)), '; ' ORDER BY ic.relname)
+                         || ' | ' || (SELECT relreplident::text FROM pg_class WHERE relname = 'things')
+                         || ' | ' || (SELECT string_agg(conname || ' ' || coalesce(obj_description(oid, 'pg_constraint'), '-'), ', ' ORDER BY conname) FROM pg_constraint WHERE connamespace = 'public'::regnamespace)
+                FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid WHERE t.relnamespace = 'public'::regnamespace
+                """).scalar
+        }
+        func rows() async throws -> String? {
+            try await c.query("SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM things t) || (SELECT md5(string_agg(e::text, '|' ORDER BY id)) FROM events e)").scalar
+        }
+        let before = (try await catalog(), try await rows())
+        #expect(before.0?.contains("things_code \(tablespace) t f t") == true, "\(before.0 ?? "")")
+        let env = try Self.environment(db)
+        let id = try await Self.snapshot(env, schema: "public")
+        _ = try await c.execute("DELETE FROM things WHERE id % 2 = 0; DELETE FROM events WHERE id % 3 = 0; UPDATE events SET kind = 'x' WHERE id % 5 = 0")
+        let result = try await Self.rollback(env, String(id.prefix(20)), rebuildIndexesFrom: 1000)
+        #expect(result["rows"] == .number(7000), "\(result)")
+        // things_pkey, things_code, things_note; the partitions' inherited keys and attached indexes stay.
+        #expect(result["indexesRebuilt"] == .number(3), "\(result)")
+        #expect(try await catalog() == before.0)
+        #expect(try await rows() == before.1)
+    }
+
     @Test("a TRUNCATE of a table while the snapshot is still copying another waits for the snapshot: the table is saved with its rows, not empty")
     func concurrentTruncate() async throws {
         let db = try await ScratchDatabase.create("dbqt_snap_trunc")
