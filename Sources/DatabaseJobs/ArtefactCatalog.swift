@@ -90,6 +90,7 @@ public enum ArtefactRetention {
 public final class ArtefactReader: @unchecked Sendable {
     // @unchecked Sendable: used by one consumer (a COPY FROM) at a time, one chunk at a time.
     private var queue: [(String, ManifestObject)]
+    private let objectKeys: [String]
     private let store: any ObjectStore
     private let decompressor: Decompressor
     private let family: String
@@ -104,6 +105,7 @@ public final class ArtefactReader: @unchecked Sendable {
     /// message ("nothing was imported").
     public init(folder: String, objects: [ManifestObject], store: any ObjectStore, codec: Codec, family: String, consequence: String) throws {
         queue = objects.map { (folder + "/" + $0.name, $0) }
+        objectKeys = queue.map(\.0)
         self.store = store
         decompressor = try Decompressor(codec: codec)
         self.family = family
@@ -117,7 +119,9 @@ public final class ArtefactReader: @unchecked Sendable {
             if current == nil {
                 guard !queue.isEmpty else {
                     done = true
-                    try decompressor.finish()
+                    do { try decompressor.finish() } catch {
+                        throw JobError.permanent("\(family) object \(store.url)/\(objectKeys.last ?? "") is corrupt: its compressed data ends early (\(error)); \(consequence)")
+                    }
                     return nil
                 }
                 let (key, object) = queue.removeFirst()
@@ -145,7 +149,12 @@ public final class ArtefactReader: @unchecked Sendable {
             let slice = Array(pending.prefix(Self.slice))
             pending = pending.dropFirst(slice.count)
             var out: [UInt8] = []
-            try decompressor.decompress(slice) { out += $0 }
+            do {
+                try decompressor.decompress(slice) { out += $0 }
+            } catch {
+                // The codec's own frame check can fire before the object's last byte and its SHA-256.
+                throw JobError.permanent("\(family) object \(store.url)/\(current!.key) is corrupt: it does not decompress (\(error)); \(consequence)")
+            }
             if !out.isEmpty { return out }
         }
         return nil

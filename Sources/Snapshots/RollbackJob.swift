@@ -84,8 +84,16 @@ public struct RollbackJob: SchemaChangeJob {
             return try result.json
         }
 
+        // Before any lock: the shape is checked (refused early; checked again under the
+        // locks), and every object is downloaded, verified against its checksum,
+        // decompressed and loaded into a temporary table of this session (gone with it,
+        // whatever stops the job). Under the locks only the swap runs, inside the server.
+        try await check(manifest, database: payload.database, connection: connection)
+        let staged = try await stage(manifest, entry: entry, names: names, store: store, connection: connection, context: context)
+        let stagedSeconds = (ContinuousClock.now - started).seconds
         let waits = Mutex(0)
         let rebuiltCount = Mutex(0)
+        let lockedSeconds = Mutex(0.0)
         let loaded: [String: Int64] = try await retry.run(connection, what: "rollback of \(manifest.tables.count) tables of '\(payload.database)'",
                                                           logger: context.logger, waited: { n in
             waits.withLock { $0 = n }
@@ -96,11 +104,12 @@ public struct RollbackJob: SchemaChangeJob {
             var before: [(String, Int64, Bool)] = []
             do {
                 _ = try await connection.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE")
+                let locked = ContinuousClock.now
                 try await check(manifest, database: payload.database, connection: connection)
                 _ = try await connection.execute("SET CONSTRAINTS ALL DEFERRED")
-                // The application's triggers stay out of the restore: COPY would fire its
-                // row triggers (a BEFORE INSERT stamping updated_at rewrites every row) and
-                // TRUNCATE its truncate triggers. Each enabled one is disabled inside this
+                // The application's triggers stay out of the restore: the INSERT would fire
+                // its row triggers (a BEFORE INSERT stamping updated_at rewrites every row)
+                // and TRUNCATE its truncate triggers. Each enabled one is disabled inside this
                 // transaction and set back as it was before the commit (ALTER TABLE is
                 // transactional: a failed rollback leaves them as they were).
                 let inside = Set(manifest.tables.map(\.qualifiedName))
@@ -116,17 +125,15 @@ public struct RollbackJob: SchemaChangeJob {
                 var loaded: [String: Int64] = [:]
                 for (index, (table, name)) in zip(manifest.tables, names).enumerated() {
                     let columns = try table.columns.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
-                    let reader = try ArtefactReader(folder: entry.folder, objects: table.objects, store: store, codec: manifest.codec,
-                                                    family: "snapshot", consequence: "nothing was rolled back")
-                    // FREEZE: the table was emptied in this transaction, so its rows can be
-                    // written frozen (no hint-bit rewrite or freeze vacuum later).
-                    let rows = try await connection.copyIn("COPY \(name) (\(columns)) FROM STDIN (FORMAT binary, FREEZE)", from: reader.stream())
+                    // OVERRIDING SYSTEM VALUE: identity columns take the snapshot's values.
+                    let rows = try await connection.execute(
+                        "INSERT INTO \(name) (\(columns)) OVERRIDING SYSTEM VALUE SELECT \(columns) FROM \(staged[index])").affectedRows ?? -1
                     guard Int64(rows) == table.rows else {
                         throw JobError.permanent("table \(table.qualifiedName): the snapshot holds \(table.rows) rows but \(rows) were loaded; nothing was rolled back")
                     }
                     loaded[table.qualifiedName] = Int64(rows)
                     await context.progress(JobProgress(fraction: Double(index + 1) / Double(names.count), rows: loaded.values.reduce(0, +),
-                                                       message: "\(index + 1) of \(names.count) tables loaded"))
+                                                       message: "\(index + 1) of \(names.count) tables swapped"))
                 }
                 if !rebuild.create.isEmpty {
                     await context.progress(JobProgress(fraction: 1, message: "building \(rebuild.objects) indexes and constraints"))
@@ -147,6 +154,7 @@ public struct RollbackJob: SchemaChangeJob {
                                                     PostgresParameter(sequence.isCalled ? "true" : "false")])
                 }
                 _ = try await connection.execute("COMMIT")
+                lockedSeconds.withLock { $0 = (ContinuousClock.now - locked).seconds }
                 return loaded
             } catch {
                 _ = try? await connection.execute("ROLLBACK")
@@ -159,6 +167,9 @@ public struct RollbackJob: SchemaChangeJob {
                 throw error
             }
         }
+        for table in staged { _ = try? await connection.execute("DROP TABLE IF EXISTS \(table)") }
+        result.stagedSeconds = stagedSeconds
+        result.lockedSeconds = lockedSeconds.withLock { $0 }
         result.tables = .loaded(loaded)
         result.rows = loaded.values.reduce(0, +)
         result.sequences = Dictionary(uniqueKeysWithValues: manifest.sequences.map { ($0.name, $0.lastValue) })
@@ -194,6 +205,34 @@ public struct RollbackJob: SchemaChangeJob {
         public var lockWaits: Int?
         public var indexesRebuilt: Int?
         public var seconds: Double?
+        /// Downloading, checking and staging, before any lock.
+        public var stagedSeconds: Double?
+        /// How long the tables were locked (the swap).
+        public var lockedSeconds: Double?
+    }
+
+    /// Each table's snapshot rows, checked against their checksums and counted, in a
+    /// temporary table of this session with the table's column types: `pg_temp.<name>`
+    /// per table, in the manifest's order. A bad object or a wrong count stops here,
+    /// before any lock.
+    static func stage(_ manifest: SnapshotManifest, entry: SnapshotCatalog.Entry, names: [String], store: any ObjectStore,
+                      connection: PostgresConnection, context: JobContext) async throws -> [String] {
+        var staged: [String] = []
+        for (index, (table, name)) in zip(manifest.tables, names).enumerated() {
+            let columns = try table.columns.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
+            let stage = "pg_temp.dbq_rollback_\(index)"
+            _ = try await connection.execute("DROP TABLE IF EXISTS \(stage)")
+            _ = try await connection.execute("CREATE TEMPORARY TABLE dbq_rollback_\(index) AS SELECT \(columns) FROM \(name) WITH NO DATA")
+            let reader = try ArtefactReader(folder: entry.folder, objects: table.objects, store: store, codec: manifest.codec,
+                                            family: "snapshot", consequence: "nothing was rolled back")
+            let rows = try await connection.copyIn("COPY \(stage) (\(columns)) FROM STDIN (FORMAT binary)", from: reader.stream())
+            guard Int64(rows) == table.rows else {
+                throw JobError.permanent("table \(table.qualifiedName): the snapshot holds \(table.rows) rows but its objects hold \(rows); nothing was rolled back")
+            }
+            staged.append(stage)
+            await context.progress(JobProgress(fraction: Double(index + 1) / Double(names.count) / 2, message: "\(index + 1) of \(names.count) tables staged"))
+        }
+        return staged
     }
 
     /// `ALTER TABLE … DISABLE TRIGGER`, or `ENABLE [REPLICA | ALWAYS] TRIGGER` as it was.
