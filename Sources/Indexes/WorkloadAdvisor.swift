@@ -13,6 +13,9 @@ public enum WorkloadAdvisor {
         /// A candidate is recommended when it cuts a statement's plan cost by at least this share.
         public var minSavings: Double = 0.5
         public var maxStatements: Int = 1000
+        /// Statistics younger than this give no write rate: a bulk load divided by a few
+        /// seconds is not a rate.
+        public var minWriteRateAgeSeconds: Double = 3600
         public init() {}
     }
 
@@ -71,10 +74,13 @@ public enum WorkloadAdvisor {
                               options: Options) async throws -> [IndexFinding] {
         guard availability.statements else { return [] }
         let workload = try await statements(connection, options: options)
-        var found: [WorkloadCandidates.Candidate: (statements: [String], before: Double, after: Double, bytes: Int64, weight: Double, calls: Int64)] = [:]
+        var found: [WorkloadCandidates.Candidate: (statements: [String], before: Double, after: Double, bytes: Int64, weight: Double, calls: Int64, assumed: String?)] = [:]
+        var stats: [String: RepresentativeValues.ColumnStats] = [:]
         var heuristic: [WorkloadCandidates.Candidate: (statements: [String], calls: Int64)] = [:]
         if availability.hypopg { _ = try await connection.execute("SET plan_cache_mode = force_generic_plan") }
-        for statement in workload {
+        for original in workload {
+            var statement = original
+            statement.query = RepresentativeValues.preparable(original.query)
             let candidates = WorkloadCandidates.candidates(statement.query, catalog: catalog)
                 .filter { catalog.table($0.table)?.partitioned == false }
             guard !candidates.isEmpty else { continue }
@@ -90,6 +96,10 @@ public enum WorkloadAdvisor {
             // trips a statement: plan it, create the candidates, plan it again.
             guard let prepared = try await prepare(statement.query, connection: connection) else { continue }
             let before = prepared.plan.cost
+            // Also at representative values, where a parameter's range decides the plan.
+            let levels = try await representativeLevels(statement.query, catalog: catalog, stats: &stats, connection: connection)
+            var levelsBefore: [Double?] = []
+            for level in levels { levelsBefore.append(try await explainCustom(level, connection: connection)?.cost) }
             let creates = candidates.map { candidate -> String in
                 let (schema, table) = split(candidate.table)
                 let columns = candidate.columns.map(IndexCatalog.quotedIfNeeded).joined(separator: ", ")
@@ -101,15 +111,25 @@ public enum WorkloadAdvisor {
                 SELECT h.indexname, hypopg_relation_size(h.indexrelid) FROM unnest(ARRAY[\(literals)]) WITH ORDINALITY s(sql, n), LATERAL hypopg_create_index(s.sql) h ORDER BY s.n
                 """), rows.count == candidates.count else { continue }
             for (candidate, row) in zip(candidates, rows) { if let name = row[0] { hypothetical[name] = (candidate, Int64(row[1] ?? "0") ?? 0) } }
-            let planned = try await explain(statement.query, arguments: prepared.arguments, connection: connection)
-            guard let planned, before > 0, (before - planned.cost) / before >= options.minSavings else { continue }
-            for name in planned.indexes {
+            let generic = try await explain(statement.query, arguments: prepared.arguments, connection: connection)
+            // The generic plan, or the level that saves most.
+            var best: (before: Double, after: Double, indexes: Set<String>, assumed: String?)? = generic.map { (before, $0.cost, $0.indexes, nil) }
+            for (level, values) in levels.enumerated() {
+                guard let b = levelsBefore[level], b > 0, let planned = try await explainCustom(values, connection: connection) else { continue }
+                if best.map({ ($0.before - $0.after) / $0.before < (b - planned.cost) / b }) ?? true {
+                    best = (b, planned.cost, planned.indexes, values.enumerated().map { "$\($0.offset + 1) = \($0.element)" }.joined(separator: ", "))
+                }
+            }
+            guard let best, best.before > 0, (best.before - best.after) / best.before >= options.minSavings else { continue }
+            for name in best.indexes {
                 guard let (candidate, bytes) = hypothetical[name] else { continue }
-                var entry = found[candidate] ?? ([], before, planned.cost, bytes, 0, 0)
-                entry.statements.append(statement.query)
-                entry.weight += Double(statement.calls) * (before - planned.cost)
+                var entry = found[candidate] ?? ([], best.before, best.after, bytes, 0, 0, best.assumed)
+                entry.statements.append(original.query)
+                entry.weight += Double(statement.calls) * (best.before - best.after)
                 entry.calls += statement.calls
-                if (before - planned.cost) / before > (entry.before - entry.after) / entry.before { entry.before = before; entry.after = planned.cost }
+                if (best.before - best.after) / best.before > (entry.before - entry.after) / entry.before {
+                    entry.before = best.before; entry.after = best.after; entry.assumed = best.assumed
+                }
                 found[candidate] = entry
             }
         }
@@ -117,7 +137,8 @@ public enum WorkloadAdvisor {
         if availability.hypopg { _ = try await connection.execute("RESET plan_cache_mode") }
 
         var out: [IndexFinding] = []
-        let age = max(catalog.statsAgeSeconds ?? 0, 1)
+        let age = catalog.statsAgeSeconds ?? 0
+        let rateKnown = age >= options.minWriteRateAgeSeconds
         for (candidate, e) in found.sorted(by: { $0.value.weight > $1.value.weight }) {
             let savings = (e.before - e.after) / e.before
             let table = catalog.table(candidate.table)
@@ -128,10 +149,16 @@ public enum WorkloadAdvisor {
             finding.costBefore = e.before
             finding.costAfter = e.after
             finding.estimatedBytes = e.bytes
-            finding.writesPerSecond = table.map { Double($0.writes) / age }
+            finding.writesPerSecond = rateKnown ? table.map { Double($0.writes) / age } : nil
             finding.statements = Array(e.statements.prefix(5))
             finding.columns = candidate.columns
+            if let assumed = e.assumed {
+                finding.reason += " at \(assumed) (a generic plan, which knows no parameter, costs a range over one at a third of the table)"
+            }
             if let w = finding.writesPerSecond, w > 0 { finding.reason += String(format: "; the table takes %.1f writes/s, each also updating this index", w) }
+            if !rateKnown {
+                finding.reason += "; its write rate is too early to tell (statistics \(Int(age)) s old; a bulk load would read as thousands of writes/s)"
+            }
             out.append(finding)
         }
         for (candidate, e) in heuristic.sorted(by: { $0.value.calls > $1.value.calls }) where (catalog.table(candidate.table)?.liveRows ?? 0) >= 10_000 {
@@ -143,6 +170,36 @@ public enum WorkloadAdvisor {
             out.append(finding)
         }
         return out
+    }
+
+    /// Literals for the statement's parameters at each representative level (none when
+    /// the generic plan is all there is to go on).
+    static func representativeLevels(_ query: String, catalog: IndexCatalog, stats: inout [String: RepresentativeValues.ColumnStats],
+                                     connection: PostgresConnection) async throws -> [[String]] {
+        guard let parsed = try? SQLParser.parse(query).first else { return [] }
+        let roles = WorkloadCandidates.analyze(parsed, catalog: catalog).parameters
+        let count = ParseNode.object(["x": parsed.body]).all("ParamRef").compactMap { $0["number"]?.int }.max() ?? 0
+        guard count > 0, roles.values.contains(where: { $0.op != "=" }) else { return [] }
+        let types = (try await connection.query("SELECT array_to_string(parameter_types::text[], E'\\t') FROM pg_prepared_statements WHERE name = 'dbq_advice'").scalar ?? "")
+            .split(separator: "\t").map(String.init)
+        for role in roles.values where stats["\(role.table).\(role.column)"] == nil {
+            let (schema, table) = split(role.table)
+            let row = try await connection.query("""
+                SELECT histogram_bounds::text, most_common_vals::text FROM pg_stats WHERE schemaname = $1 AND tablename = $2 AND attname = $3
+                """, [PostgresParameter(schema), PostgresParameter(table), PostgresParameter(role.column)]).first
+            stats["\(role.table).\(role.column)"] = RepresentativeValues.ColumnStats(
+                histogram: row?[0].map(RepresentativeValues.elements) ?? [], mostCommon: row?[1].map(RepresentativeValues.elements) ?? [])
+        }
+        return RepresentativeValues.assignments(count: count, roles: roles, types: types, stats: stats)
+    }
+
+    /// The prepared statement's custom plan at these values (planned anew, so it sees the
+    /// hypothetical indexes made so far).
+    static func explainCustom(_ values: [String], connection: PostgresConnection) async throws -> (cost: Double, indexes: Set<String>)? {
+        _ = try await connection.execute("SET plan_cache_mode = force_custom_plan")
+        let text = try? await connection.execute("EXPLAIN (FORMAT JSON) EXECUTE dbq_advice(\(values.joined(separator: ", ")))").scalar
+        _ = try await connection.execute("SET plan_cache_mode = force_generic_plan")
+        return text.flatMap(parsePlan)
     }
 
     static func split(_ qualified: String) -> (String, String) {

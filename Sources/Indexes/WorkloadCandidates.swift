@@ -43,8 +43,30 @@ public enum WorkloadCandidates {
         return out
     }
 
+    /// What a parameter `$n` is compared with: a column, by an operator (`=`, `<`, `>`, `<=`,
+    /// `>=`, as if the column stood on the left), alone (`col > $1`) or inside an expression
+    /// (`col > now() - $1::interval`).
+    public struct ParameterRole: Sendable, Equatable {
+        public var table: String
+        public var column: String
+        public var op: String
+        public var direct: Bool
+        public init(table: String, column: String, op: String, direct: Bool) {
+            self.table = table
+            self.column = column
+            self.op = op
+            self.direct = direct
+        }
+    }
+
     /// Table (`schema.table`) → what the statement does with its columns.
     public static func uses(_ statement: ParsedStatement, catalog: IndexCatalog) -> [String: Usage] {
+        analyze(statement, catalog: catalog).usage
+    }
+
+    /// What the statement does with its columns, and what each parameter it compares with a
+    /// column stands for (the rest are not in the map).
+    public static func analyze(_ statement: ParsedStatement, catalog: IndexCatalog) -> (usage: [String: Usage], parameters: [Int: ParameterRole]) {
         let body = statement.body
         var aliases: [String: String] = [:]   // alias or name → schema.table
         var quals: [ParseNode] = []
@@ -72,9 +94,29 @@ public enum WorkloadCandidates {
             for from in (body["fromClause"]?.array ?? []) + (body["usingClause"]?.array ?? []) { addRange(from) }
             if let w = body["whereClause"] { quals.append(w) }
         default:
-            return [:]
+            return ([:], [:])
         }
         var usage: [String: Usage] = [:]
+        var parameters: [Int: ParameterRole] = [:]
+        func params(_ node: ParseNode?) -> [Int] {
+            guard let node else { return [] }
+            if let n = node.node("ParamRef")?["number"]?.int { return [n] }
+            return ParseNode.object(["x": node]).all("ParamRef").compactMap { $0["number"]?.int }
+        }
+        func isParam(_ node: ParseNode?) -> Bool {
+            guard let node else { return false }
+            if node.node("ParamRef") != nil { return true }
+            // $1::type
+            if let cast = node.node("TypeCast"), cast["arg"]?.node("ParamRef") != nil { return true }
+            return false
+        }
+        func role(_ c: (String, String)?, _ op: String, _ other: ParseNode?) {
+            guard let (table, name) = c else { return }
+            let found = params(other)
+            guard found.count == 1 else { return }
+            parameters[found[0]] = ParameterRole(table: table, column: name, op: op, direct: isParam(other))
+        }
+        let flipped = ["<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "="]
         func column(_ node: ParseNode?) -> (String, String)? {
             guard let ref = node?.node("ColumnRef") else { return nil }
             let fields = ref["fields"]?.names ?? []
@@ -101,12 +143,17 @@ public enum WorkloadCandidates {
                 let left = column(expr["lexpr"])
                 let right = column(expr["rexpr"])
                 if kind == "AEXPR_OP" && op == "=" {
-                    if left != nil && right != nil { note(left, \.equality); note(right, \.equality) }
-                    else { note(left, \.equality); note(right, \.equality) }
+                    note(left, \.equality); note(right, \.equality)
                 } else if kind == "AEXPR_IN" {
                     note(left, \.equality)
                 } else if kind == "AEXPR_OP" && ["<", ">", "<=", ">="].contains(op) || kind.hasPrefix("AEXPR_BETWEEN") {
                     note(left, \.range); note(right, \.range)
+                }
+                if kind == "AEXPR_OP", let flip = flipped[op] {
+                    if left != nil && right == nil { role(left, op, expr["rexpr"]) }
+                    if right != nil && left == nil { role(right, flip, expr["lexpr"]) }
+                } else if kind == "AEXPR_BETWEEN", left != nil, let bounds = expr["rexpr"]?.node("List")?["items"]?.array ?? expr["rexpr"]?.array, bounds.count == 2 {
+                    role(left, ">=", bounds[0]); role(left, "<=", bounds[1])
                 }
                 return
             }
@@ -118,7 +165,7 @@ public enum WorkloadCandidates {
         }
         quals.forEach(visit)
         for sort in sorts { note(column(sort), \.order) }
-        return usage
+        return (usage, parameters)
     }
 
     /// `schema.name` of a table the statement names: its schema, else `public`, else the only

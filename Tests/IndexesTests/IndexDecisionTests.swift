@@ -1,5 +1,6 @@
 @testable import Indexes
 import PostgresClient
+import PostgresParser
 import Testing
 
 @Suite("Index advice decisions (pure)")
@@ -80,6 +81,36 @@ struct IndexDecisionTests {
         ]
         let found = IndexChecks.findings(Self.catalog(indexes, tables: [Self.orders]))
         #expect(found.filter { $0.kind == .duplicate || $0.kind == .redundant }.map(\.index) == ["public.pattern_copy"], "\(found)")
+    }
+
+    @Test("representative values: parameters mapped to the columns they are compared with; levels from the histogram (direct) or typical intervals (inside an expression); none without a range or with a parameter of no known role")
+    func representativeValues() throws {
+        #expect(RepresentativeValues.preparable("SELECT id FROM ev WHERE created_at > now() - interval $1 AND d < DATE $2 AND t = timestamp with time zone $3")
+                == "SELECT id FROM ev WHERE created_at > now() - $1::interval AND d < $2::DATE AND t = $3::timestamp with time zone")
+        #expect(RepresentativeValues.preparable("SELECT $1 AND $2") == "SELECT $1 AND $2")
+        #expect(RepresentativeValues.elements(#"{1,2,"a b","q\"x",NULL}"#) == ["1", "2", "a b", #"q"x"#])
+        #expect(RepresentativeValues.elements("{}").isEmpty)
+        let catalog = Self.catalog([], tables: [T(schema: "public", name: "ev", columns: ["id", "created_at", "kind", "amount"], liveRows: 300_000)])
+        func roles(_ sql: String) throws -> [Int: WorkloadCandidates.ParameterRole] {
+            WorkloadCandidates.analyze(try #require(try SQLParser.parse(sql).first), catalog: catalog).parameters
+        }
+        let expression = try roles("SELECT id FROM ev WHERE created_at > now() - $1::interval AND kind = $2")
+        #expect(expression[1] == .init(table: "public.ev", column: "created_at", op: ">", direct: false))
+        #expect(expression[2] == .init(table: "public.ev", column: "kind", op: "=", direct: true))
+        let flipped = try roles("SELECT id FROM ev WHERE $1 < amount AND amount BETWEEN $2 AND $3")
+        #expect(flipped[1]?.op == ">" && flipped[2]?.op == ">=" && flipped[3]?.op == "<=")
+        let histogram = (0...100).map { String(format: "%03d", $0) }
+        let stats = ["public.ev.amount": RepresentativeValues.ColumnStats(histogram: histogram), "public.ev.kind": .init(mostCommon: ["7", "8"])]
+        #expect(RepresentativeValues.assignments(count: 2, roles: expression, types: ["interval", "integer"], stats: stats)
+                == [["'1 minute'", "'7'"], ["'1 hour'", "'7'"], ["'1 day'", "'7'"]])
+        #expect(RepresentativeValues.assignments(count: 1, roles: [1: .init(table: "public.ev", column: "amount", op: ">", direct: true)], types: ["numeric"], stats: stats)
+                == [["'100'"], ["'099'"], ["'090'"]], "above the value: the top 0.1 %, 1 %, 10 % of the histogram")
+        #expect(RepresentativeValues.assignments(count: 1, roles: [1: .init(table: "public.ev", column: "amount", op: "<=", direct: true)], types: ["numeric"], stats: stats)
+                == [["'000'"], ["'001'"], ["'010'"]])
+        #expect(RepresentativeValues.assignments(count: 1, roles: [1: expression[2]!], types: ["integer"], stats: stats).isEmpty, "equality alone: the generic plan says enough")
+        #expect(RepresentativeValues.assignments(count: 2, roles: [1: expression[1]!], types: ["interval", "integer"], stats: stats).isEmpty, "$2 has no role")
+        #expect(RepresentativeValues.assignments(count: 1, roles: [1: .init(table: "public.ev", column: "amount", op: ">", direct: false)], types: ["numeric"], stats: stats).isEmpty,
+                "a number inside an expression: no typical value")
     }
 
     @Test("invalid indexes, foreign keys without an index, tables read by sequential scans")

@@ -180,6 +180,33 @@ struct IndexRunTests {
         #expect(try await Self.scalar(db, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'customers_email_key'::regclass") == "t")
     }
 
+    @Test("advice for a range over a parameter: 300,000 rows read 60 times by created_at > now() - interval 'N minutes' get an index on created_at, costed at a stated value (the generic plan alone saw none); a table loaded seconds ago has no write rate yet")
+    func adviceAtRepresentativeValues() async throws {
+        let db = try await ScratchDatabase.create("dbqt_idxrange")
+        defer { Task { await Self.drop(db) } }
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE EXTENSION IF NOT EXISTS pg_stat_statements; CREATE EXTENSION IF NOT EXISTS hypopg;
+            CREATE TABLE ev (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, kind int NOT NULL, body text);
+            INSERT INTO ev SELECT i, now() - i * interval '1 second', i % 1000, md5(i::text) FROM generate_series(1, 300000) i;
+            ANALYZE ev;
+            """)
+        _ = try await c.query("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)")
+        for i in 0..<60 {
+            _ = try await c.execute("SELECT id, body FROM ev WHERE created_at > now() - interval '\(2 + i % 5) minutes'")
+            _ = try await c.execute("SELECT id, body FROM ev WHERE kind = \(i)")
+        }
+        let report = try await IndexAdvice.report(try PostgresConnectionString(Self.server.replacingDatabase(db)), database: "main",
+                                                  options: WorkloadAdvisor.Options(), logger: Self.logger)
+        let missing = report.findings.filter { $0.kind == .missing }
+        #expect(Set(missing.compactMap(\.columns)) == [["created_at"], ["kind"]], "\(missing)")
+        let range = try #require(missing.first { $0.columns == ["created_at"] })
+        #expect(range.reason.contains("at $1 = '1 minute'") || range.reason.contains("at $1 = '1 hour'"), "\(range.reason)")
+        #expect(range.statements?.first?.contains("interval $1") == true, "the statement as pg_stat_statements has it")
+        #expect(missing.allSatisfy { $0.writesPerSecond == nil && $0.reason.contains("write rate is too early to tell") }, "\(missing.map(\.reason))")
+    }
+
     @Test("operator classes, collations and keywords on a real server: a text_pattern_ops or COLLATE \"C\" index is not a plain one's duplicate; columns named order and user build, and the advice's statements run")
     func opclassesAndKeywords() async throws {
         let db = try await ScratchDatabase.create("dbqt_idxkw")
