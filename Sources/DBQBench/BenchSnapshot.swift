@@ -80,13 +80,17 @@ struct BenchSnapshot: AsyncParsableCommand {
                 ("pg_dump", "pg_dump -Fc -t", [tools.pgDump, "-Fc", "-t", table, "-f", dump, conninfo]),
                 ("snapshot", "dbq snapshot", [dbq, "run", "snapshot", "--database", "source", "--tables", table]),
                 ("pg_restore", "pg_restore --single-transaction --clean", [restore, "--single-transaction", "--clean", "-d", conninfo, dump]),
-                ("rollback", "dbq rollback --confirm", [dbq, "run", "rollback", "--database", "source", "--snapshot", "latest", "--confirm"]),
+                // Its result (stdout) says how long the table was locked.
+                ("rollback", "dbq rollback --confirm",
+                 ["/bin/sh", "-c", "exec \"$0\" \"$@\" > \(work)/rollback.json", dbq, "run", "rollback", "--database", "source", "--snapshot", "latest", "--confirm"]),
             ]
             var samples: [String: [(Double, Int?)]] = [:]
+            var locked: [Double] = []
             for run in 0..<runs {
                 for i in 0..<steps.count {
                     let (key, label, command) = steps[(i + run) % steps.count]
                     samples[key, default: []].append(try await tools.timed(label, work: work, environment: env, command))
+                    if key == "rollback", let seconds = Self.lockedSeconds(work + "/rollback.json") { locked.append(seconds) }
                 }
                 // Keep one snapshot in the store: retention is not what is measured.
                 _ = try await tools.timed("dbq run snapshot-retention", work: work, environment: env,
@@ -99,6 +103,11 @@ struct BenchSnapshot: AsyncParsableCommand {
                 figures[key] = (median(s.map(\.0)), s.compactMap(\.1).max())
                 emit("  " + pad(label, 42) + lpad(String(format: "%.2f", figures[key]!.0), 9) + lpad(mebibytes(figures[key]!.1), 12))
             }
+            if !locked.isEmpty {
+                // pg_restore --single-transaction holds its lock from the DROP to the commit: its whole run.
+                emit("  " + pad("  of which the table was locked", 42) + lpad(String(format: "%.2f", median(locked)), 9)
+                     + String(format: "   (%.0f %% of the rollback; pg_restore holds it throughout)", 100 * median(locked) / figures["rollback"]!.0))
+            }
             let snapshotRatio = figures["pg_dump"]!.0 / figures["snapshot"]!.0
             let rollbackRatio = figures["pg_restore"]!.0 / figures["rollback"]!.0
             let peak = max(figures["snapshot"]!.1 ?? 0, figures["rollback"]!.1 ?? 0)
@@ -110,4 +119,13 @@ struct BenchSnapshot: AsyncParsableCommand {
     }
 
     private func mark(_ ok: Bool) -> String { ok ? "(met)" : "(MISSED)" }
+
+    /// `lockedSeconds` of a rollback's result, as `dbq run` prints it.
+    static func lockedSeconds(_ path: String) -> Double? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let start = text.firstIndex(of: "{"),
+              let json = try? JSONValue(json: String(text[start...])), case .object(let fields) = json else { return nil }
+        if case .number(let seconds)? = fields["lockedSeconds"] { return seconds }
+        if case .object(let result)? = fields["result"], case .number(let seconds)? = result["lockedSeconds"] { return seconds }
+        return nil
+    }
 }

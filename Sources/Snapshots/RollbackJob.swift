@@ -85,11 +85,13 @@ public struct RollbackJob: SchemaChangeJob {
         }
 
         // Before any lock: the shape is checked (refused early; checked again under the
-        // locks), and every object is downloaded, verified against its checksum,
-        // decompressed and loaded into a temporary table of this session (gone with it,
-        // whatever stops the job). Under the locks only the swap runs, inside the server.
+        // locks), and every object is read once: its size and SHA-256 checked, decompressed,
+        // its rows counted. A remote store's objects are kept in a local staging folder
+        // meanwhile, so under the locks only the local read and the COPY run.
         try await check(manifest, database: payload.database, connection: connection)
-        let staged = try await stage(manifest, entry: entry, names: names, store: store, connection: connection, context: context)
+        let staging = try await Staging.prepare(entry, store: store, jobID: context.id, context: context)
+        defer { staging.remove() }
+        let source = staging.store
         let stagedSeconds = (ContinuousClock.now - started).seconds
         let waits = Mutex(0)
         let rebuiltCount = Mutex(0)
@@ -107,7 +109,7 @@ public struct RollbackJob: SchemaChangeJob {
                 let locked = ContinuousClock.now
                 try await check(manifest, database: payload.database, connection: connection)
                 _ = try await connection.execute("SET CONSTRAINTS ALL DEFERRED")
-                // The application's triggers stay out of the restore: the INSERT would fire
+                // The application's triggers stay out of the restore: COPY would fire
                 // its row triggers (a BEFORE INSERT stamping updated_at rewrites every row)
                 // and TRUNCATE its truncate triggers. Each enabled one is disabled inside this
                 // transaction and set back as it was before the commit (ALTER TABLE is
@@ -125,15 +127,17 @@ public struct RollbackJob: SchemaChangeJob {
                 var loaded: [String: Int64] = [:]
                 for (index, (table, name)) in zip(manifest.tables, names).enumerated() {
                     let columns = try table.columns.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
-                    // OVERRIDING SYSTEM VALUE: identity columns take the snapshot's values.
-                    let rows = try await connection.execute(
-                        "INSERT INTO \(name) (\(columns)) OVERRIDING SYSTEM VALUE SELECT \(columns) FROM \(staged[index])").affectedRows ?? -1
+                    let reader = try ArtefactReader(folder: entry.folder, objects: table.objects, store: source, codec: manifest.codec,
+                                                    family: "snapshot", consequence: "nothing was rolled back")
+                    // FREEZE: the table was emptied in this transaction, so its rows can be
+                    // written frozen (no hint-bit rewrite or freeze vacuum later).
+                    let rows = try await connection.copyIn("COPY \(name) (\(columns)) FROM STDIN (FORMAT binary, FREEZE)", from: reader.stream())
                     guard Int64(rows) == table.rows else {
                         throw JobError.permanent("table \(table.qualifiedName): the snapshot holds \(table.rows) rows but \(rows) were loaded; nothing was rolled back")
                     }
                     loaded[table.qualifiedName] = Int64(rows)
                     await context.progress(JobProgress(fraction: Double(index + 1) / Double(names.count), rows: loaded.values.reduce(0, +),
-                                                       message: "\(index + 1) of \(names.count) tables swapped"))
+                                                       message: "\(index + 1) of \(names.count) tables loaded"))
                 }
                 if !rebuild.create.isEmpty {
                     await context.progress(JobProgress(fraction: 1, message: "building \(rebuild.objects) indexes and constraints"))
@@ -167,8 +171,8 @@ public struct RollbackJob: SchemaChangeJob {
                 throw error
             }
         }
-        for table in staged { _ = try? await connection.execute("DROP TABLE IF EXISTS \(table)") }
         result.stagedSeconds = stagedSeconds
+        result.stagingNote = staging.note
         result.lockedSeconds = lockedSeconds.withLock { $0 }
         result.tables = .loaded(loaded)
         result.rows = loaded.values.reduce(0, +)
@@ -207,32 +211,11 @@ public struct RollbackJob: SchemaChangeJob {
         public var seconds: Double?
         /// Downloading, checking and staging, before any lock.
         public var stagedSeconds: Double?
+        /// Where the objects were read from under the locks when not a local copy (the
+        /// store is local already, or the staging folder lacked the space).
+        public var stagingNote: String?
         /// How long the tables were locked (the swap).
         public var lockedSeconds: Double?
-    }
-
-    /// Each table's snapshot rows, checked against their checksums and counted, in a
-    /// temporary table of this session with the table's column types: `pg_temp.<name>`
-    /// per table, in the manifest's order. A bad object or a wrong count stops here,
-    /// before any lock.
-    static func stage(_ manifest: SnapshotManifest, entry: SnapshotCatalog.Entry, names: [String], store: any ObjectStore,
-                      connection: PostgresConnection, context: JobContext) async throws -> [String] {
-        var staged: [String] = []
-        for (index, (table, name)) in zip(manifest.tables, names).enumerated() {
-            let columns = try table.columns.map { try PostgresIdentifier.quoted($0) }.joined(separator: ", ")
-            let stage = "pg_temp.dbq_rollback_\(index)"
-            _ = try await connection.execute("DROP TABLE IF EXISTS \(stage)")
-            _ = try await connection.execute("CREATE TEMPORARY TABLE dbq_rollback_\(index) AS SELECT \(columns) FROM \(name) WITH NO DATA")
-            let reader = try ArtefactReader(folder: entry.folder, objects: table.objects, store: store, codec: manifest.codec,
-                                            family: "snapshot", consequence: "nothing was rolled back")
-            let rows = try await connection.copyIn("COPY \(stage) (\(columns)) FROM STDIN (FORMAT binary)", from: reader.stream())
-            guard Int64(rows) == table.rows else {
-                throw JobError.permanent("table \(table.qualifiedName): the snapshot holds \(table.rows) rows but its objects hold \(rows); nothing was rolled back")
-            }
-            staged.append(stage)
-            await context.progress(JobProgress(fraction: Double(index + 1) / Double(names.count) / 2, message: "\(index + 1) of \(names.count) tables staged"))
-        }
-        return staged
     }
 
     /// `ALTER TABLE … DISABLE TRIGGER`, or `ENABLE [REPLICA | ALWAYS] TRIGGER` as it was.

@@ -203,6 +203,56 @@ struct SnapshotRollbackTests {
         #expect(try await rows() == before.1)
     }
 
+    @Test("rows counted from PostgreSQL's own binary COPY (NULLs, empty strings, wide rows, a header extension) fed in any chunking; a cut or foreign stream is not counted as whole")
+    func binaryCopyCounter() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let c = try await Self.connect(db)
+        defer { Task { await c.close() } }
+        var bytes: [UInt8] = []
+        for try await chunk in c.copyOut("COPY (SELECT * FROM accounts UNION ALL SELECT 0, '', 0, NULL, now(), NULL, ''::bytea, NULL) TO STDOUT (FORMAT binary)") {
+            bytes += chunk
+        }
+        for size in [1, 2, 3, 7, 19, 4096, bytes.count] {
+            var counter = BinaryCopyCounter()
+            var i = 0
+            while i < bytes.count { try counter.feed(Array(bytes[i..<min(bytes.count, i + size)])); i += size }
+            #expect(counter.finished && counter.rows == 3001, "chunks of \(size)")
+        }
+        var cut = BinaryCopyCounter()
+        try cut.feed(Array(bytes.prefix(bytes.count / 2)))
+        #expect(!cut.finished)
+        // A header extension (flags, then its length and bytes) is skipped.
+        var extended = BinaryCopyCounter()
+        try extended.feed(Array(bytes.prefix(11)) + [0, 0, 0, 0, 0, 0, 0, 3, 9, 9, 9] + Array(bytes.dropFirst(19)))
+        #expect(extended.finished && extended.rows == 3001)
+        var foreign = BinaryCopyCounter()
+        #expect(throws: BinaryCopyCounter.Malformed.self) { try foreign.feed(Array("1\tx\n".utf8)) }
+    }
+
+    @Test("a rollback from S3 copies the objects to a local staging folder and checks them before it locks; the folder is gone afterwards")
+    func stagedFromS3() async throws {
+        let db = try await Self.makeDatabase()
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db, .s3)
+        let id = try await Self.snapshot(env, tables: ["tags"])
+        try await Self.damage(db)
+        let jobID = JobID.make()
+        let messages = Mutex<[String]>([])
+        let context = JobContext(id: jobID, kind: "rollback", queue: "test", attempt: 1, fencingToken: 1, logger: Self.logger, confirmLease: {},
+                                 reportProgress: { progress in messages.withLock { $0.append(progress.message ?? "") } })
+        guard case .object(let result)? = try await RollbackJob().run(.init(database: "main", snapshot: id, confirm: true), in: env, context: context) else {
+            Issue.record("no result"); return
+        }
+        #expect(result["stagingNote"] == nil && result["lockedSeconds"] != nil && result["stagedSeconds"] != nil, "\(result)")
+        let seen = messages.withLock { $0 }
+        let downloaded = try #require(seen.firstIndex { $0.hasSuffix("tables downloaded") }, "\(seen)")
+        let loaded = try #require(seen.firstIndex { $0.hasSuffix("tables loaded") }, "\(seen)")
+        #expect(downloaded < loaded)
+        #expect(!FileManager.default.fileExists(atPath: NSTemporaryDirectory() + "/dbq-rollback-" + jobID), "the staging folder is removed")
+        #expect(try await Self.state(db)["tags"] != nil)
+    }
+
     @Test("a TRUNCATE of a table while the snapshot is still copying another waits for the snapshot: the table is saved with its rows, not empty")
     func concurrentTruncate() async throws {
         let db = try await ScratchDatabase.create("dbqt_snap_trunc")
