@@ -299,6 +299,67 @@ extension IndexRunTests {
 struct IndexFaultTests {
     typealias T = IndexRunTests
 
+    @Test("a worker SIGKILLed while attaching a partitioned table's index leaves the parent's index INVALID; the retry completes it (it cannot be dropped concurrently)")
+    func killedWhileAttaching() async throws {
+        let db = try await T.makeDatabase()
+        defer { Task { await T.drop(db) } }
+        let setup = try await T.connect(db)
+        _ = try await setup.execute("""
+            CREATE TABLE events (id bigint, at date NOT NULL, kind text) PARTITION BY RANGE (at);
+            CREATE TABLE events_2026_01 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+            CREATE TABLE events_2026_02 PARTITION OF events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+            CREATE TABLE events_2026_03 PARTITION OF events FOR VALUES FROM ('2026-03-01') TO ('2026-04-01');
+            INSERT INTO events SELECT i, date '2026-01-01' + i % 90, 'k' || i % 7 FROM generate_series(1, 9000) i;
+            ANALYZE events;
+            CREATE INDEX \(IndexBuildPlan.partitionIndexName("events_kind_at_idx", partition: "events_2026_03")) ON events_2026_03 USING btree (kind, at);
+            """)
+        await setup.close()
+        // The application reads the last partition through its index in an open
+        // transaction: attaching that index (ACCESS EXCLUSIVE on it) waits behind it.
+        let holder = try await T.connect(db)
+        _ = try await holder.execute("BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+        // The simple protocol: an extended-protocol portal would keep its snapshot (and hold
+        // back the partitions' concurrent builds) until the next statement.
+        _ = try await holder.execute("SELECT count(*) FROM events_2026_03 WHERE kind = 'k1'")
+        let config = TestServices.temporaryDirectory("dbq-config") + "/dbq.yaml"
+        try "databases:\n  main: \"\(T.server.replacingDatabase(db))\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let queueName = "index-attach-\(UUID().uuidString.prefix(8).lowercased())"
+        let driver = RedisQueue(configuration: try RedisConfiguration(url: TestServices.redisURL), logger: T.logger)
+        let env = ["DBQ_REDIS_URL": TestServices.redisURL, "DBQ_LOG_LEVEL": "info"]
+        let workerArguments = ["worker", "--config", config, "--queues", queueName, "--lease", "10s", "--rescue-interval", "1s", "--idle-wait", "500ms"]
+        let a = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "A"], environment: env)
+        let payload = try JSONValue(json: String(decoding: try JSONEncoder().encode(
+            CreateIndexJob.Payload(database: "main", table: "events", columns: ["kind", "at"], lockTimeoutMs: 60_000)), as: UTF8.self))
+        let pushed = try await driver.push(JobEnvelope(kind: "create-index", version: 1, payload: payload, queue: queueName, maxAttempts: 3))
+        let observer = try await T.connect(db)
+        defer { Task { await observer.close() } }
+        let waiting = try await polled(.seconds(90), every: .milliseconds(200), {
+            try await observer.query("""
+                SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq create-index' AND wait_event_type = 'Lock' AND query LIKE 'ALTER INDEX%ATTACH PARTITION%'
+                """).scalar.flatMap { Int($0) } ?? 0
+        }, until: { $0 != 0 })
+        #expect(waiting == 1, "worker A never reached the attach: \(a.stderr.suffix(3000))")
+        a.signal(SIGKILL)
+        _ = await a.wait(timeout: .seconds(30))
+        let gone = try await polled(.seconds(30), every: .milliseconds(200), {
+            try await observer.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbq create-index'").scalar
+        }, until: { $0 == "0" })
+        #expect(gone == "0")
+        #expect(try await observer.query("SELECT indisvalid::text FROM pg_index WHERE indexrelid = to_regclass('events_kind_at_idx')").scalar == "false",
+                "the killed build left the parent's index INVALID")
+        _ = try await holder.execute("COMMIT")
+        await holder.close()
+
+        let b = try ChildProcess(TestServices.dbqBinary, workerArguments + ["--id", "B"], environment: env)
+        defer { b.signal(SIGTERM) }
+        let record = try await polled(.seconds(120), { try await driver.job(pushed.id, queue: queueName) }, until: { ["succeeded", "dead"].contains($0?.state ?? "") })
+        #expect(record?.state == "succeeded", "job: \(String(describing: record)); B: \(b.stderr.suffix(3000))")
+        #expect(record?.attempt == 2 && record?.worker == "B")
+        #expect(try await observer.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_kind_at_idx'::regclass").scalar == "t")
+        #expect(try await observer.query("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events_kind_at_idx'::regclass").scalar == "3")
+        #expect(try await observer.query("SELECT count(*) FROM pg_index WHERE NOT indisvalid").scalar == "0")
+    }
+
     @Test("a worker SIGKILLed mid-build leaves an INVALID index; the retry drops it and builds a valid one")
     func killedMidBuild() async throws {
         let db = try await T.makeDatabase()
