@@ -27,9 +27,36 @@ public struct BinaryCopyCounter: Sendable {
 
     public init() {}
 
+    /// The fast path: rows that lie wholly in `bytes` from `i`, read without the state
+    /// machine; stops (state unchanged) at the first row that runs past the end.
+    private mutating func wholeRows(_ bytes: [UInt8], _ i: inout Int) throws(Malformed) {
+        let n = bytes.count
+        try bytes.withUnsafeBufferPointer { (b: UnsafeBufferPointer<UInt8>) throws(Malformed) in
+            while i + 2 <= n {
+                let count = Int(Int16(bitPattern: UInt16(b[i]) << 8 | UInt16(b[i + 1])))
+                if count == -1 { i += 2; state = .trailer; return }
+                guard count >= 0 else { throw Malformed(description: "a row with \(count) fields") }
+                var j = i + 2
+                var whole = true
+                for _ in 0..<count {
+                    guard j + 4 <= n else { whole = false; break }
+                    let length = Int(Int32(bitPattern: UInt32(b[j]) << 24 | UInt32(b[j + 1]) << 16 | UInt32(b[j + 2]) << 8 | UInt32(b[j + 3])))
+                    guard length >= -1 else { throw Malformed(description: "a field of length \(length)") }
+                    j += 4 + max(length, 0)
+                    guard j <= n else { whole = false; break }
+                }
+                guard whole else { return }
+                rows += 1
+                i = j
+            }
+        }
+    }
+
     public mutating func feed(_ bytes: [UInt8]) throws(Malformed) {
         var i = 0
         while i < bytes.count {
+            if case .fieldCount(2, 0) = state { try wholeRows(bytes, &i) }
+            guard i < bytes.count else { break }
             switch state {
             case .signature(let read):
                 guard bytes[i] == Self.signature[read] else { throw Malformed(description: "not a binary COPY stream (no PGCOPY signature)") }
