@@ -91,10 +91,13 @@ struct CLIExportTests {
                            ["tables.public.customers.emial: no column 'emial' in public.customers"])
         expectClear(try await runCommand(dbq, ["export", "plan", "--database", "main", "--where", "orders=nonsense >"], environment: env),
                            ["orders"])
-        expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--format", "xml"], environment: env),
+        // Run inline (no queue between): a refusal that let the export through would write to the store.
+        expectClear(try await runCommand(dbq, ["run", "export", "--database", "main", "--format", "xml"], environment: env),
                            ["--format 'xml' is not a format; use copy, csv or jsonl"])
-        expectClear(try await runCommand(dbq, ["push", "export", "--database", "main", "--all", "--tables", "orders"], environment: env),
+        expectClear(try await runCommand(dbq, ["run", "export", "--database", "main", "--all", "--tables", "orders"], environment: env),
                            ["--all and --tables exclude each other"])
+        expectClear(try await runCommand(dbq, ["run", "export", "--database", "main", "--tables", "nosuch"], environment: env),
+                           ["nosuch"])
         expectUnknownOption(try await runCommand(dbq, ["push", "import", "--database", "main", "--follow-references"], environment: env),
                             "--follow-references", help: "dbq push import")
         let wrong = url.replacingOccurrences(of: #"password=\S+"#, with: "password=wrong-password", options: .regularExpression)
@@ -102,7 +105,11 @@ struct CLIExportTests {
         let (badConfig, _) = try helper.config(database: wrong)
         expectClear(try await runCommand(dbq, ["anonymize", "scan", "--database", "main"], environment: ["DBQ_CONFIG": badConfig]),
                            ["main"], hiding: ["wrong-password"])
-        let (_, store) = try helper.config()
-        #expect(!FileManager.default.fileExists(atPath: store + "/backups/exports"))
+        // The store of the configuration every command above used: not one object in it.
+        let written = FileManager.default.enumerator(atPath: dir + "/backups")?.allObjects.compactMap { $0 as? String } ?? []
+        #expect(written.filter { !$0.hasSuffix("/") && FileManager.default.fileExists(atPath: dir + "/backups/" + $0) }.allSatisfy {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: dir + "/backups/" + $0, isDirectory: &isDirectory) && isDirectory.boolValue
+        }, "objects written by refused commands: \(written)")
     }
 }
