@@ -132,7 +132,7 @@ let package = Package(
         // Export and import of tables, masked by an anonymization policy.
         .target(
             name: "Exports",
-            dependencies: ["Anonymization", "DatabaseJobs", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
+            dependencies: ["Anonymization", "DatabaseJobs", "PostgresParser", "Codecs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),

@@ -101,8 +101,9 @@ public struct ExportJob: ArtefactJob {
                     segments = try await SegmentedWrite.put(store, key: folder + "/" + name, from: pipe.stream(), limit: objectLimit)
                 } catch let error as PostgresError where error.message.contains(Shuffle.oneRow) {
                     throw JobError.permanent("table \(table.qualifiedName): shuffle needs two rows or more to swap values between, and this export has one; nothing was exported (choose another rule for that column, or export more rows)")
-                } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
-                    // A condition or sql rule the server rejects: named, and not retried.
+                } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true || error.sqlState == "25006" {
+                    // A condition or sql rule the server rejects (or one that writes, in this
+                    // read-only transaction): named, and not retried.
                     throw JobError.permanent("table \(table.qualifiedName) could not be read as asked (check its --where condition and sql rules): \(error.message)")
                 }
                 commit.record(segments.map(\.key))
@@ -204,7 +205,7 @@ public struct ExportJob: ArtefactJob {
         let chosen: [String: Int64]
         do {
             chosen = try await selection.materialize(connection)
-        } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true {
+        } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true || error.sqlState == "25006" {
             throw JobError.permanent("a --where condition does not work in database '\(payload.database)': \(error.message)")
         }
         if follow { _ = try await connection.execute("SET TRANSACTION READ ONLY") }

@@ -1,6 +1,7 @@
 import Anonymization
 import DatabaseJobs
 import PostgresClient
+import PostgresParser
 
 /// Which rows of which tables an export takes: decided from the catalog, the tables and
 /// conditions asked for and `followReferences` (pure), then, when rows must be chosen by
@@ -44,6 +45,7 @@ public struct ExportSelection: Sendable, Equatable {
             guard rows[qualify(table)] != nil else {
                 throw JobError.permanent("a condition names table '\(table)', which is not exported (add it to --tables)")
             }
+            try checkCondition(condition, table: qualify(table))
             rows[qualify(table)] = .condition(condition)
         }
         let partial = rows.values.contains { $0 != .all }
@@ -62,6 +64,18 @@ public struct ExportSelection: Sendable, Equatable {
         let catalog = TableCatalog(tables: full.tables.filter { names.contains($0.qualifiedName) },
                                    foreignKeys: full.foreignKeys.filter { names.contains($0.table) && names.contains($0.referenced) })
         return ExportSelection(catalog: catalog, rows: rows, followsReferences: followReferences && partial)
+    }
+
+    /// A `--where` condition must be one expression: `SELECT 1 FROM t WHERE <condition>`
+    /// parses as exactly one SELECT with that WHERE, nothing after it (no `; DELETE …`).
+    static func checkCondition(_ condition: String, table: String) throws {
+        let statements = try? SQLParser.parse("SELECT 1 FROM t WHERE \(condition)")
+        guard let statements, statements.count == 1, statements[0].type == "SelectStmt",
+              statements[0].body["whereClause"] != nil, statements[0].body["limitCount"] == nil, statements[0].body["sortClause"] == nil,
+              statements[0].body["groupClause"] == nil, statements[0].body["havingClause"] == nil, statements[0].body["op"]?.string ?? "SETOP_NONE" == "SETOP_NONE"
+        else {
+            throw JobError.permanent("the condition for \(table) is not one SQL expression (as after WHERE): \(condition.prefix(200)); nothing was exported")
+        }
     }
 
     /// The foreign keys that add rows to a partial table: from an exported table to a
@@ -92,12 +106,15 @@ public struct ExportSelection: Sendable, Equatable {
     public func materialize(_ connection: PostgresConnection) async throws -> [String: Int64] {
         guard followsReferences else { return [:] }
         for table in catalog.tables where rows[table.qualifiedName] != .all {
-            let name = table.qualifiedName
-            _ = try await connection.execute("CREATE TEMP TABLE \(rowSet(name).dropFirst(8)) (id tid PRIMARY KEY) ON COMMIT DROP")
-            if case .condition(let condition) = rows[name] {
-                let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
-                _ = try await connection.execute("INSERT INTO \(rowSet(name)) SELECT ctid FROM ONLY \(qualified) WHERE \(condition)")
-            }
+            _ = try await connection.execute("CREATE TEMP TABLE \(rowSet(table.qualifiedName).dropFirst(8)) (id tid PRIMARY KEY) ON COMMIT DROP")
+        }
+        // The conditions run read-only (a temporary table still takes rows) and each as one
+        // statement of the extended protocol, which refuses a second.
+        _ = try await connection.execute("SET TRANSACTION READ ONLY")
+        for table in catalog.tables {
+            guard case .condition(let condition) = rows[table.qualifiedName] else { continue }
+            let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
+            _ = try await connection.query("INSERT INTO \(rowSet(table.qualifiedName)) SELECT ctid FROM ONLY \(qualified) WHERE \(condition)")
         }
         var added = true
         while added {
@@ -109,7 +126,7 @@ public struct ExportSelection: Sendable, Equatable {
                 let a = try fk.columns.map { "f." + (try PostgresIdentifier.quoted($0)) }.joined(separator: ", ")
                 let b = try fk.referencedColumns.map { "t." + (try PostgresIdentifier.quoted($0)) }.joined(separator: ", ")
                 let fromRows = rows[fk.table] == .all ? "" : " WHERE f.ctid IN (SELECT id FROM \(rowSet(fk.table)))"
-                let result = try await connection.execute("""
+                let result = try await connection.query("""
                     INSERT INTO \(rowSet(fk.referenced)) SELECT t.ctid FROM ONLY \(target) t
                     WHERE (\(b)) IN (SELECT \(a) FROM ONLY \(source) f\(fromRows)) ON CONFLICT DO NOTHING
                     """)

@@ -86,6 +86,39 @@ struct ExportSubsetTests {
         }
     }
 
+    @Test("a --where condition is one expression, run read-only: a second statement is refused before the database sees it; a function that writes fails in the read-only transaction, with or without following references; nothing changes, nothing is exported")
+    func conditionsReadOnly() async throws {
+        let db = try await T.makeShop(customers: 200)
+        defer { Task { await T.drop(db) } }
+        let store = TestServices.temporaryDirectory("dbq-exports")
+        let env = try T.environment(db, store: store)
+        let c = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
+        defer { Task { await c.close() } }
+        _ = try await c.execute("""
+            CREATE FUNCTION wipe() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN DELETE FROM orders; RETURN true; END $$;
+            """)
+        let before = try await T.count(db, "SELECT count(*) FROM orders")
+        for condition in ["id <= 10; DELETE FROM orders", "id <= 10) TO STDOUT; DELETE FROM orders; COPY (SELECT 1", "true ORDER BY 1", "true UNION SELECT 1"] {
+            for follow in [true, false] {
+                let error = await #expect(throws: JobError.self) {
+                    _ = try await Self.export(env, .init(database: "main", tables: ["orders"], conditions: ["orders": condition], followReferences: follow),
+                                              key: "k-0123456789abcdef")
+                }
+                #expect(error?.message.contains("is not one SQL expression") == true, "\(condition): \(String(describing: error))")
+            }
+        }
+        for follow in [true, false] {
+            let error = await #expect(throws: JobError.self) {
+                _ = try await Self.export(env, .init(database: "main", tables: ["orders"], conditions: ["orders": "id <= 10 AND wipe()"], followReferences: follow),
+                                          key: "k-0123456789abcdef")
+            }
+            #expect("\(String(describing: error))".contains("read-only transaction"), "follow \(follow): \(String(describing: error))")
+        }
+        #expect(try await T.count(db, "SELECT count(*) FROM orders") == before, "no condition changed a row")
+        let written = FileManager.default.enumerator(atPath: store)?.allObjects.compactMap { $0 as? String }.filter { $0.hasSuffix("manifest.json") } ?? []
+        #expect(written.isEmpty, "\(written)")
+    }
+
     static let gatePolicy = T.policy + """
 
         k_anonymity:
