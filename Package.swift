@@ -124,7 +124,8 @@ let package = Package(
         // Masking policies and rules: pure, deterministic, keyed; no database, no I/O.
         .target(
             name: "Anonymization",
-            dependencies: ["FeistelKernel", "CCryptoSHA", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["FeistelKernel", "CCryptoSHA", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "Yams", package: "Yams")],
             // Optimized in debug builds too: masking is per value, and unoptimized generic
             // code is ~50x slower, which would make the million-row tests crawl.
             swiftSettings: swiftSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]

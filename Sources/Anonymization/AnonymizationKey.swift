@@ -1,5 +1,6 @@
 import CCryptoSHA
 import Crypto
+import _CryptoExtras
 import Foundation
 import Synchronization
 
@@ -12,11 +13,30 @@ public struct AnonymizationKey: Sendable {
     public static let environmentVariable = "DBQ_ANONYMIZE_KEY"
     public static let minimumLength = 16
 
+    /// Bits the key's characters carry by their own frequencies (Shannon), at least.
+    public static let minimumBits = 64.0
+    /// Distinct bytes a key has at least.
+    public static let minimumDistinct = 10
+
     public init(_ secret: String) throws(AnonymizationError) {
         guard secret.utf8.count >= Self.minimumLength else {
             throw AnonymizationError("the anonymization key is \(secret.utf8.count) bytes; use at least \(Self.minimumLength) (e.g. openssl rand -hex 32) in \(Self.environmentVariable)")
         }
+        let (bits, distinct) = Self.strength(secret)
+        guard bits >= Self.minimumBits, distinct >= Self.minimumDistinct else {
+            throw AnonymizationError(String(format: "the anonymization key is too predictable (%d distinct characters, about %.0f bits by their frequencies; at least %d and %.0f are needed): anyone holding masked data could try guesses. Use a random key (openssl rand -hex 32) in \(Self.environmentVariable)", distinct, bits, Self.minimumDistinct, Self.minimumBits))
+        }
         box = KeyBox(SymmetricKey(data: Array(secret.utf8)))
+    }
+
+    /// Shannon entropy of the key's bytes times its length, and its distinct bytes: a floor
+    /// that refuses `aaaa…` and `passwordpassword`, not a proof of randomness.
+    static func strength(_ secret: String) -> (bits: Double, distinct: Int) {
+        var counts: [UInt8: Int] = [:]
+        for byte in secret.utf8 { counts[byte, default: 0] += 1 }
+        let n = Double(secret.utf8.count)
+        let perByte = counts.values.reduce(0.0) { sum, c in let p = Double(c) / n; return sum - p * log2(p) }
+        return (perByte * n, counts.count)
     }
 
     /// The key from `DBQ_ANONYMIZE_KEY`, or an error saying how to set it.
@@ -27,9 +47,25 @@ public struct AnonymizationKey: Sendable {
         return try AnonymizationKey(secret)
     }
 
-    /// Names the key without revealing it: two exports with equal fingerprints used the same key.
-    public var fingerprint: String {
-        String(hex(mac(domain: "dbq:fingerprint", Array("v1".utf8))).prefix(16))
+    /// Names the key without letting a guess be tested cheaply: `v2:<salt>:<digest>`, the
+    /// first 8 bytes of PBKDF2-HMAC-SHA-256 of the key over a random 16-byte salt, 210,000
+    /// rounds (OWASP's floor; about a tenth of a second once per export). `matches` tells
+    /// whether a key made a fingerprint; the salt makes two exports' fingerprints differ.
+    public func fingerprint(salt: [UInt8] = (0..<16).map { _ in UInt8.random(in: 0...255) }) -> String {
+        "v2:" + hex(salt) + ":" + hex(box.derived(salt: salt))
+    }
+
+    /// Whether this key made `fingerprint` (v2, or the v1 HMAC form older manifests hold);
+    /// nil when the text is neither.
+    public func matches(fingerprint: String) -> Bool? {
+        let parts = fingerprint.split(separator: ":").map(String.init)
+        if parts.count == 3, parts[0] == "v2", let salt = unhex(parts[1]), salt.count == 16 {
+            return hex(box.derived(salt: salt)) == parts[2]
+        }
+        if parts.count == 1, fingerprint.count == 16 {
+            return String(hex(mac(domain: "dbq:fingerprint", Array("v1".utf8))).prefix(16)) == fingerprint
+        }
+        return nil
     }
 
     /// HMAC-SHA-256 of `value` under this key, separated by `domain` (a rule's identity):
@@ -123,7 +159,18 @@ private final class KeyBox: Sendable {
     /// Feistel domain and half width → its round table (bounded; see `AnonymizationKey.feistelTable`).
     let feistelTables = Mutex<[String: FeistelRoundTable]>([:])
 
+    private let secret: [UInt8]
+
+    /// PBKDF2 of the key over `salt`, 8 bytes (a fingerprint's digest).
+    func derived(salt: [UInt8]) -> [UInt8] {
+        let key = secret
+        // Only an invalid round count throws; 210,000 is the documented floor.
+        let derived = try! KDF.Insecure.PBKDF2.deriveKey(from: key, salt: salt, using: .sha256, outputByteCount: 8, rounds: 210_000)
+        return derived.withUnsafeBytes { Array($0) }
+    }
+
     init(_ key: SymmetricKey) {
+        secret = key.withUnsafeBytes { Array($0) }
         var block = key.withUnsafeBytes { bytes -> [UInt8] in
             bytes.count > 64 ? Array(SHA256.hash(data: Array(bytes))) : Array(bytes)
         }
@@ -178,6 +225,25 @@ func hex(_ bytes: [UInt8]) -> String {
     out.reserveCapacity(bytes.count * 2)
     for b in bytes { out += [digits[Int(b >> 4)], digits[Int(b & 15)]] }
     return String(decoding: out, as: UTF8.self)
+}
+
+func unhex(_ text: String) -> [UInt8]? {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    var out: [UInt8] = []
+    for i in stride(from: 0, to: digits.count, by: 2) {
+        guard let high = hexValue(digits[i]), let low = hexValue(digits[i + 1]) else { return nil }
+        out.append(high << 4 | low)
+    }
+    return out
+}
+
+private func hexValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case 0x30...0x39: return c - 0x30
+    case 0x61...0x66: return c - 0x61 + 10
+    default: return nil
+    }
 }
 
 /// A 64-bit number from the first 8 bytes of a digest.

@@ -78,6 +78,7 @@ public struct ExportJob: ArtefactJob {
         let startedAt = Date()
         let id = ArtefactLayout.id(startedAt: startedAt, jobID: context.id)
         let folder = ExportLayout.folder(database: payload.database, id: id)
+        let recordKey = policy != nil && key != nil ? try await ExportKeyRecord.check(key!, store: store) : false
         var prepared = try await prepare(payload, policy: policy, connection: connection)
         let catalog = prepared.selection.catalog
         let snapshot = prepared.snapshot, serverVersion = prepared.serverVersion
@@ -136,10 +137,11 @@ public struct ExportJob: ArtefactJob {
                 job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
                 serverVersion: prepared.serverVersion, codec: codec, rowFormat: format, snapshot: prepared.snapshot,
                 followReferences: prepared.selection.followsReferences ? true : nil,
-                policyDigest: policy?.digest, keyFingerprint: policy == nil ? nil : key?.fingerprint,
+                policyDigest: policy?.digest, keyFingerprint: policy == nil ? nil : key?.fingerprint(),
                 tables: tables, schema: ManifestObject(name: "schema.sql", size: Int64(ddl.count), sha256: sha256Hex(ddl), rawSize: Int64(ddl.count)))
             return (manifest, tables)
         }
+        if recordKey, let key { try await ExportKeyRecord.record(key, store: store) }
         let reports = tables.compactMap(\.kAnonymity).filter { !$0.passed }
         return try Result(id: id, database: payload.database, store: store.url, folder: folder, tables: tables.count,
                           rows: tables.reduce(0) { $0 + $1.rows }, masked: policy != nil, format: format.rawValue,
@@ -524,5 +526,34 @@ extension JobRegistry {
     public mutating func registerExportJobs(environment: @escaping JobEnvironment.Provider) {
         register(ExportJob.self, environment: environment)
         register(ImportJob.self, environment: environment)
+    }
+}
+
+/// The key every masked export in a store was made with, by fingerprint: the first masked
+/// export records it (`exports/key-fingerprint`), and a worker whose key is another one is
+/// refused before it reads a row, since its masked values would not join with the rest.
+public enum ExportKeyRecord {
+    public static let key = ExportLayout.root + "/key-fingerprint"
+
+    /// Refuses a key other than the recorded one; true when none is recorded yet (the
+    /// export then records its own once its manifest is written: `record`).
+    public static func check(_ anonymizationKey: AnonymizationKey, store: any ObjectStore) async throws -> Bool {
+        let recorded: String
+        do {
+            recorded = String(decoding: try await store.getBytes(key, limit: 4096), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch let error as ObjectStoreError where error.code == .notFound {
+            return true
+        }
+        switch anonymizationKey.matches(fingerprint: recorded) {
+        case true?: return false
+        case false?:
+            throw JobError.permanent("this worker's \(AnonymizationKey.environmentVariable) is not the key the masked exports in \(store.url) were made with (its fingerprint is in \(store.url)/\(key)): values masked with it would not join with theirs. Give every worker the same key, or export to another store. Nothing was exported")
+        case nil:
+            throw JobError.permanent("\(store.url)/\(key) does not hold a key fingerprint; remove it (the next masked export records its key) or restore it. Nothing was exported")
+        }
+    }
+
+    public static func record(_ anonymizationKey: AnonymizationKey, store: any ObjectStore) async throws {
+        _ = try await store.put(key, bytes: Array((anonymizationKey.fingerprint() + "\n").utf8))
     }
 }

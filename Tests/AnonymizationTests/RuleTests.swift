@@ -169,7 +169,23 @@ struct RuleTests {
         #expect(throws: AnonymizationError.self) { try AnonymizationKey("short") }
         let missing = #expect(throws: AnonymizationError.self) { _ = try AnonymizationKey.fromEnvironment([:]) }
         #expect(missing?.message.contains("DBQ_ANONYMIZE_KEY") == true, "\(String(describing: missing))")
-        #expect(key.fingerprint.count == 16 && key.fingerprint != otherKey.fingerprint)
+        // Long but predictable keys are refused too, naming why; random ones pass.
+        for weak in ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "passwordpassword", "password12345678", "abababababababababababababababab"] {
+            let error = #expect(throws: AnonymizationError.self) { _ = try AnonymizationKey(weak) }
+            #expect(error?.message.contains("too predictable") == true, "\(weak): \(String(describing: error))")
+        }
+        #expect(throws: Never.self) { _ = try AnonymizationKey("3f9a0c6e5b1d47a2c8e04f6b9d2a7c15e3b8f0a46d1c9e72b5a3f8c0d6e4b1a9") }
+        // The fingerprint: salted and slow, so no two exports show the same text and a guess
+        // costs a PBKDF2; the key that made it is recognised, another is not.
+        let first = key.fingerprint(), second = key.fingerprint()
+        #expect(first.hasPrefix("v2:") && first.split(separator: ":").map(\.count) == [2, 32, 16] && first != second)
+        #expect(key.matches(fingerprint: first) == true && key.matches(fingerprint: second) == true)
+        #expect(otherKey.matches(fingerprint: first) == false)
+        #expect(key.fingerprint(salt: Array(repeating: 7, count: 16)) == key.fingerprint(salt: Array(repeating: 7, count: 16)))
+        // The v1 form older manifests hold still names its key; anything else is not a fingerprint.
+        let v1 = String(hex(key.mac(domain: "dbq:fingerprint", Array("v1".utf8))).prefix(16))
+        #expect(key.matches(fingerprint: v1) == true && otherKey.matches(fingerprint: v1) == false)
+        #expect(key.matches(fingerprint: "v2:zz:00") == nil && key.matches(fingerprint: "") == nil)
     }
 }
 

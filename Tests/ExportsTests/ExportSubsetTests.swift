@@ -168,7 +168,9 @@ struct ExportSubsetTests {
         let payload = ExportJob.Payload(database: "main", tables: ["customers"], policy: policy, codec: "none")
         let a = T.rows(try await Self.export(env, payload, key: "shuffle-key-0123456789ab").1["public.customers.copy"])
         let b = T.rows(try await Self.export(env, payload, key: "shuffle-key-0123456789ab").1["public.customers.copy"])
-        let c = T.rows(try await Self.export(env, payload, key: "other-shuffle-key-01234567").1["public.customers.copy"])
+        // Another key masks into another store (a store keeps to one key).
+        let other = try T.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let c = T.rows(try await Self.export(other, payload, key: "other-shuffle-key-01234567").1["public.customers.copy"])
         let source = try await PostgresConnection.connect(T.server.replacingDatabase(db), logger: T.logger)
         defer { Task { await source.close() } }
         let original = Dictionary(uniqueKeysWithValues: try await source.query("SELECT id::text, city FROM customers").map { ($0[0]!, $0[1]) })

@@ -153,7 +153,8 @@ struct ExportTests {
         let (manifest, objects) = try await Self.export(env, policy: Self.policy, key: secret)
         #expect(manifest.tables.map(\.qualifiedName) == ["public.customers", "public.orders", "public.tickets"])
         #expect(manifest.tables.first { $0.name == "orders" }?.rows == 6_000)
-        #expect(manifest.keyFingerprint == (try AnonymizationKey(secret)).fingerprint)
+        #expect(try AnonymizationKey(secret).matches(fingerprint: manifest.keyFingerprint ?? "") == true, "\(manifest.keyFingerprint ?? "none")")
+        #expect(try AnonymizationKey("another-key-0123456789abcdef").matches(fingerprint: manifest.keyFingerprint ?? "") == false)
         #expect(manifest.policyDigest?.count == 64)
         let everything = objects.values.map { String(decoding: $0, as: UTF8.self) }.joined()
         #expect(!everything.contains(secret))
@@ -187,14 +188,23 @@ struct ExportTests {
         await source.close()
     }
 
-    @Test("one key gives the same export twice; another key another one")
+    @Test("one key gives the same export twice; another key another one, in another store: a store whose masked exports used one key refuses a worker with another, naming the fingerprint's place, and stores nothing")
     func deterministic() async throws {
         let db = try await Self.makeShop(customers: 300)
         defer { Task { await Self.drop(db) } }
-        let env = try Self.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let dir = TestServices.temporaryDirectory("dbq-exports")
+        let env = try Self.environment(db, store: dir)
         let a = try await Self.export(env, policy: Self.policy, key: "same-key-0123456789abcdef").1
         let b = try await Self.export(env, policy: Self.policy, key: "same-key-0123456789abcdef").1
-        let c = try await Self.export(env, policy: Self.policy, key: "other-key-0123456789abcdef").1
+        let recorded = try String(contentsOfFile: dir + "/exports/key-fingerprint", encoding: .utf8)
+        let refusal = await #expect(throws: JobError.self) { _ = try await Self.export(env, policy: Self.policy, key: "other-key-0123456789abcdef") }
+        #expect(refusal?.message.contains("is not the key the masked exports in") == true && refusal?.message.contains("exports/key-fingerprint") == true,
+                "\(String(describing: refusal))")
+        #expect(try String(contentsOfFile: dir + "/exports/key-fingerprint", encoding: .utf8) == recorded, "the record is the first key's still")
+        let manifests = FileManager.default.enumerator(atPath: dir + "/exports")?.allObjects.compactMap { $0 as? String }.filter { $0.hasSuffix("manifest.json") }
+        #expect(manifests?.count == 2, "the refused export stored nothing")
+        let other = try Self.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let c = try await Self.export(other, policy: Self.policy, key: "other-key-0123456789abcdef").1
         for table in ["public.customers.copy", "public.orders.copy", "public.tickets.copy"] {
             #expect(a[table] == b[table], "\(table)")
         }
@@ -214,7 +224,7 @@ struct ExportTests {
             #expect("\(error)".contains("tables.public.customers: strict policy, and no rule for column(s) zip"), "\(error)")
         }
         let (_, store) = try env.store(nil)
-        #expect(try await store.list(prefix: "exports/").isEmpty)
+        #expect(try await store.list(prefix: "exports/").filter { $0.key != ExportKeyRecord.key }.isEmpty)
     }
 
     /// One table of `columns` filled by `insert`, in a database whose default DateStyle is
@@ -360,7 +370,7 @@ struct ExportTests {
             }
         }
         let (_, store) = try env.store(nil)
-        #expect(try await store.list(prefix: "exports/").isEmpty)
+        #expect(try await store.list(prefix: "exports/").filter { $0.key != ExportKeyRecord.key }.isEmpty)
     }
 
     @Test("without a policy: the tables as they are, zstd-compressed, restorable by COPY")
