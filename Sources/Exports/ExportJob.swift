@@ -91,9 +91,30 @@ public struct ExportJob: ArtefactJob {
             var tables: [ExportManifest.Table] = []
             for table in catalog.dependencyOrder {
                 let columns = prepared.plan.tables[table.qualifiedName] ?? []
-                let groups = prepared.plan.kAnonymity[table.qualifiedName].map { KAnonymityGroups($0, columns: columns.map(\.name)) }
-                let transformer = RowTransformer(columns: columns, key: key, format: format, groups: groups)
+                let requirement = prepared.plan.kAnonymity[table.qualifiedName]
                 let sql = try ExportQuery.copy(table, columns: columns, filter: prepared.selection.filter(table.qualifiedName), key: key)
+                // A table k-anonymity may refuse is checked before any of it is stored: a
+                // first pass masks and counts its groups (in the same snapshot, so the
+                // stored pass masks the same rows the same way) and keeps nothing.
+                var outcome: KAnonymityGroups.Outcome?
+                if let requirement, requirement.mode == .refuse {
+                    let check = KAnonymityGroups(requirement, columns: columns.map(\.name))
+                    let counting = try MaskingPipe(source: connection.copyOut(sql), transformer: RowTransformer(columns: columns, key: key, format: format, groups: check),
+                                                   compressor: try Compressor(codec: .none), table: table.qualifiedName)
+                    do {
+                        for try await _ in counting.stream() {}
+                    } catch let error as PostgresError where error.message.contains(Shuffle.oneRow) {
+                        throw JobError.permanent("table \(table.qualifiedName): shuffle needs two rows or more to swap values between, and this export has one; nothing was exported (choose another rule for that column, or export more rows)")
+                    } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true || error.sqlState == "25006" {
+                        throw JobError.permanent("table \(table.qualifiedName) could not be read as asked (check its --where condition and sql rules): \(error.message)")
+                    }
+                    do { outcome = try check.outcome() } catch { throw JobError.permanent("\(error); nothing was exported") }
+                    if let outcome, !outcome.passed {
+                        throw JobError.permanent("k-anonymity (\(requirement.path), k = \(outcome.k)) does not hold: \(outcome.summary); generalize the quasi-identifiers or set mode: report. Nothing was exported")
+                    }
+                }
+                let groups = outcome == nil ? requirement.map { KAnonymityGroups($0, columns: columns.map(\.name)) } : nil
+                let transformer = RowTransformer(columns: columns, key: key, format: format, groups: groups)
                 let pipe = try MaskingPipe(source: connection.copyOut(sql), transformer: transformer, compressor: try Compressor(codec: codec),
                                            table: table.qualifiedName)
                 let name = ExportLayout.objectName(table.qualifiedName, format: format, codec: codec)
@@ -108,12 +129,9 @@ public struct ExportJob: ArtefactJob {
                     throw JobError.permanent("table \(table.qualifiedName) could not be read as asked (check its --where condition and sql rules): \(error.message)")
                 }
                 commit.record(segments.map(\.key))
-                var outcome: KAnonymityGroups.Outcome?
                 if let groups {
+                    // Report mode: recorded with the table, never a refusal.
                     do { outcome = try groups.outcome() } catch { throw JobError.permanent("\(error); nothing was exported") }
-                    if let outcome, !outcome.passed, outcome.mode == .refuse {
-                        throw JobError.permanent("k-anonymity (\(groups.requirement.path), k = \(outcome.k)) does not hold: \(outcome.summary); generalize the quasi-identifiers or set mode: report. Nothing was exported")
-                    }
                 }
                 let condition: String? = switch prepared.selection.rows[table.qualifiedName] {
                 case .condition(let c)?: c

@@ -6,6 +6,7 @@ import DBQSupport
 import DBQTestSupport
 @testable import Exports
 import Foundation
+import JobTestSupport
 import Logging
 import ObjectStorage
 import PostgresClient
@@ -141,6 +142,17 @@ struct ExportSubsetTests {
         }
         let (_, store) = try env.store(nil)
         #expect(try await store.list(prefix: "exports/").isEmpty, "a refused export leaves nothing")
+        // Checked before anything is stored: into a bucket that does not exist (every write
+        // would fail), the refusal is still k-anonymity's, not the store's.
+        let unwritable = try JobFixtures.environment(
+            main: db, storage: StorageSettings(url: try StorageURL("s3://dbq-no-such-bucket-\(UUID().uuidString.prefix(8).lowercased())/exports-test"),
+                                               endpoint: TestServices.s3Endpoint, region: "us-east-1", addressing: .path,
+                                               accessKeyID: TestServices.s3AccessKey, secretAccessKey: TestServices.s3SecretKey),
+            lockWait: .seconds(2), logger: T.logger)
+        let early = await #expect(throws: JobError.self) {
+            _ = try await Self.export(unwritable, .init(database: "main", policy: Self.gatePolicy, codec: "none"), key: "gate-key-0123456789abcdef")
+        }
+        #expect(early?.message.contains("k-anonymity (k_anonymity.public.customers, k = 3) does not hold") == true, "\(String(describing: early))")
 
         let report = Self.gatePolicy.replacingOccurrences(of: "k: 3}", with: "k: 3, mode: report}")
         let (manifest, _, result) = try await Self.export(env, .init(database: "main", policy: report, codec: "none"), key: "gate-key-0123456789abcdef")
