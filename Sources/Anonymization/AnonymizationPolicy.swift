@@ -9,7 +9,7 @@ import Yams
 /// tables:
 ///   public.customers:
 ///     id: keep
-///     email: {rule: email, length: 52}
+///     email: {rule: email, length: 52, case: keep}
 ///     name: {rule: fake, kind: full_name}
 ///     phone: {rule: hash, pattern: digits}
 ///   public.tickets:
@@ -267,7 +267,7 @@ extension AnonymizationPolicy {
                     problems.append("\(source): column \(t.qualifiedName).\(c.name) is NOT NULL; null would break the import: use another rule")
                 }
                 if !rule.keepsDistinct, t.uniqueKeys.contains(where: { $0.contains(c.name) }) {
-                    problems.append("\(source): column \(t.qualifiedName).\(c.name) is unique and rule \(rule.identity) can give two rows the same value; use one that keeps distinct values distinct: keep, null, hash (full length or pattern: digits), email with length: 52, or fake kind: uuid")
+                    problems.append("\(source): column \(t.qualifiedName).\(c.name) is unique and rule \(rule.identity) can give two rows the same value; use one that keeps distinct values distinct: keep, null, hash (full length or pattern: digits), email with length: 52 and case: keep (a plain UNIQUE tells Foo@x.com from foo@x.com), or fake kind: uuid")
                 }
                 columns.append(.init(name: c.name, kind: c.kind, rule: rule, source: source))
             }

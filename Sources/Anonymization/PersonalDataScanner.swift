@@ -13,7 +13,8 @@ public enum PersonalDataScanner {
 
     /// Column name words (split at `_`, lower case) and what they suggest.
     static let byName: [(words: [String], rule: String, distinctRule: String?, what: String)] = [
-        (["email", "e_mail", "mail", "email_address"], "{rule: email, length: 52}", nil, "an email address (full length: distinct, and equal wherever the address appears)"),
+        (["email", "e_mail", "mail", "email_address"], "{rule: email, length: 52}", "{rule: email, length: 52, case: keep}",
+         "an email address (full length: equal wherever the address appears)"),
         (["phone", "mobile", "tel", "telephone", "fax", "cell", "msisdn"], "{rule: hash, pattern: digits}", nil, "a phone number"),
         (["first_name", "firstname", "given_name", "forename"], "{rule: fake, kind: first_name}", "hash", "a first name"),
         (["last_name", "lastname", "surname", "family_name"], "{rule: fake, kind: last_name}", "hash", "a last name"),
@@ -75,7 +76,7 @@ public enum PersonalDataScanner {
         if kind == .text, !values.isEmpty {
             func share(_ test: (String) -> Bool) -> Double { Double(values.filter(test).count) / Double(values.count) }
             let checks: [(Double, String, String?, String)] = [
-                (share { matches(email, $0) }, "{rule: email, length: 52}", nil, "values look like email addresses"),
+                (share { matches(email, $0) }, "{rule: email, length: 52}", "{rule: email, length: 52, case: keep}", "values look like email addresses"),
                 (share { matches(iban, $0.uppercased()) }, "{rule: fake, kind: iban}", "hash", "values look like IBANs"),
                 (share { v in
                     let d = v.compactMap(\.wholeNumberValue)

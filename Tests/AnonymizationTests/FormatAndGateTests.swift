@@ -110,7 +110,7 @@ struct FormatAndGateTests {
 
         let onKey = problems(fullPolicy.replacingOccurrences(of: "id: {rule: hash}", with: "id: shuffle"))
         #expect(onKey.contains("tables.public.customers.id: shuffle cannot keep foreign key orders_customer_id_fkey joinable"), "\(onKey)")
-        let onLink = problems(fullPolicy.replacingOccurrences(of: "email: {rule: email, length: 52}", with: "email: {rule: sql, expression: \"upper(email)\"}"))
+        let onLink = problems(fullPolicy.replacingOccurrences(of: "email: {rule: email, length: 52, case: keep}", with: "email: {rule: sql, expression: \"upper(email)\"}"))
         #expect(onLink.contains("sql cannot keep references: public.tickets.customer_email → public.customers.email joinable"), "\(onLink)")
         #expect(onLink.contains("is unique and rule sql:upper(email) can give two rows the same value"), "\(onLink)")
         for bad in ["\"1; DROP TABLE customers\"", "\"x -- comment\"", "\"\""] {
@@ -242,7 +242,7 @@ struct FormatAndGateTests {
     @Test("scan: personal columns by name and by sampled values get a fitting rule with a reason; the rest keep")
     func scan() throws {
         let cases: [(String, String, Bool, Bool, [String], String)] = [
-            ("email", "text", true, false, [], "{rule: email, length: 52}"),
+            ("email", "text", true, false, [], "{rule: email, length: 52, case: keep}"),
             ("contact_email", "character varying(200)", false, false, [], "{rule: email, length: 52}"),
             ("mobile_phone", "text", false, false, [], "{rule: hash, pattern: digits}"),
             ("first_name", "text", false, false, [], "{rule: fake, kind: first_name}"),
@@ -282,7 +282,7 @@ struct FormatAndGateTests {
         let text = PersonalDataScanner.policy(tables, header: "scan\ntest")
         #expect(text.hasPrefix("# scan\n# test\nstrict: true\n"))
         let plan = try AnonymizationPolicy.parse(text).plan(for: catalog)
-        #expect(plan.tables["public.customers"]?.first { $0.name == "email" }?.rule.identity == "email:52:false")
+        #expect(plan.tables["public.customers"]?.first { $0.name == "email" }?.rule.identity == "email:52:false:keep-case")
         #expect(plan.tables["public.customers"]?.first { $0.name == "phone" }?.rule.identity == "hash:digits")
     }
 }

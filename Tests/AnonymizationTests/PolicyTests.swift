@@ -26,7 +26,7 @@ let fullPolicy = """
     tables:
       public.customers:
         id: {rule: hash}
-        email: {rule: email, length: 52}
+        email: {rule: email, length: 52, case: keep}
         name: {rule: fake, kind: full_name}
         phone: {rule: hash, pattern: digits}
         born: {rule: generalize, to: year}
@@ -59,7 +59,7 @@ struct PolicyTests {
         #expect(fk.rule.identity == "hash:52:")
         #expect(fk.source.contains("via foreign key orders_customer_id_fkey"))
         let linked = try #require(plan.tables["public.tickets"]?.first { $0.name == "customer_email" })
-        #expect(linked.rule.identity == "email:52:false")
+        #expect(linked.rule.identity == "email:52:false:keep-case")
         // Joinable: the same original gives the same output on both sides.
         let id = plan.tables["public.customers"]!.first { $0.name == "id" }!
         #expect(try id.rule.apply("42", kind: .integer, key: key) == fk.rule.apply("42", kind: .integer, key: key))
@@ -75,12 +75,12 @@ struct PolicyTests {
     }
 
     @Test("problems are named by their path", arguments: [
-        ("email: {rule: email, length: 52}", "email: {rule: email}", "tables.public.customers.email: column public.customers.email is unique and rule email:16:false can give two rows the same value"),
+        ("email: {rule: email, length: 52, case: keep}", "email: {rule: email}", "tables.public.customers.email: column public.customers.email is unique and rule email:16:false can give two rows the same value"),
         ("name: {rule: fake, kind: full_name}", "name: {rule: noise}", "tables.public.customers.name: rule noise does not fit column public.customers.name of type text"),
-        ("email: {rule: email, length: 52}", "email: null", "column public.customers.email is NOT NULL"),
+        ("email: {rule: email, length: 52, case: keep}", "email: null", "column public.customers.email is NOT NULL"),
         ("name: {rule: fake, kind: full_name}", "nmae: keep", "tables.public.customers.nmae: no column 'nmae' in public.customers"),
         ("id: keep\n    total: keep", "id: keep\n    total: keep\n    customer_id: keep", "tables.public.orders.customer_id (keep) and tables.public.customers.id (hash:52:) are the two sides of foreign key orders_customer_id_fkey"),
-        ("body: redact", "body: redact\n    customer_email: {rule: email}", "tables.public.tickets.customer_email (email:16:false) and tables.public.customers.email (email:52:false) are the two sides of references"),
+        ("body: redact", "body: redact\n    customer_email: {rule: email}", "tables.public.tickets.customer_email (email:16:false) and tables.public.customers.email (email:52:false:keep-case) are the two sides of references"),
         ("strict: true", "strict: maybe", "strict: 'maybe' must be true or false"),
         ("public.orders:", "orders:", "tables.orders: name tables as schema.table"),
     ] as [(String, String, String)])

@@ -385,7 +385,7 @@ struct MillionRowTests {
             tables:
               public.people:
                 id: hash
-                email: {rule: email, length: 52}
+                email: {rule: email, length: 52, case: keep}
                 national_id: {rule: hash, pattern: digits}
             """
         _ = try await T.withKey("million-key-0123456789abcdef") { try await ExportJob().run(.init(database: "main", policy: policy), in: env, context: T.context()) }

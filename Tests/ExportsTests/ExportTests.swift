@@ -59,7 +59,7 @@ struct ExportTests {
         tables:
           public.customers:
             id: hash
-            email: {rule: email, length: 52}
+            email: {rule: email, length: 52, case: keep}
             national_id: {rule: hash, prefix: "NI-"}
             phone: {rule: hash, pattern: digits}
             name: {rule: fake, kind: full_name}

@@ -52,7 +52,7 @@ struct CLIExportTests {
         #expect(r.status == 0, "\(r.stderr)")
         let text = try String(contentsOfFile: policy, encoding: .utf8)
         #expect(text.contains("strict: true"))
-        #expect(text.contains("email: {rule: email, length: 52}"), "\(text)")
+        #expect(text.contains("email: {rule: email, length: 52, case: keep}"), "\(text)")
         #expect(text.contains("full_name: {rule: fake, kind: full_name}"), "\(text)")
         #expect(text.contains("note: {rule: redact, email_length: 52}"), "\(text)")
         #expect(text.contains("customer_id: keep"), "\(text)")
