@@ -156,13 +156,15 @@ public struct ExportJob: ArtefactJob {
                 serverVersion: prepared.serverVersion, codec: codec, rowFormat: format, snapshot: prepared.snapshot,
                 followReferences: prepared.selection.followsReferences ? true : nil,
                 policyDigest: policy?.digest, keyFingerprint: policy == nil ? nil : key?.fingerprint(),
-                tables: tables, schema: ManifestObject(name: "schema.sql", size: Int64(ddl.count), sha256: sha256Hex(ddl), rawSize: Int64(ddl.count)))
+                tables: tables, rawColumns: policy == nil ? nil : ExportManifest.rawColumns(tables), schema: ManifestObject(name: "schema.sql", size: Int64(ddl.count), sha256: sha256Hex(ddl), rawSize: Int64(ddl.count)))
             return (manifest, tables)
         }
         if recordKey, let key { try await ExportKeyRecord.record(key, store: store) }
         let reports = tables.compactMap(\.kAnonymity).filter { !$0.passed }
         return try Result(id: id, database: payload.database, store: store.url, folder: folder, tables: tables.count,
-                          rows: tables.reduce(0) { $0 + $1.rows }, masked: policy != nil, format: format.rawValue,
+                          rows: tables.reduce(0) { $0 + $1.rows }, masked: policy != nil,
+                          rawColumns: policy == nil ? nil : tables.flatMap { t in t.columns.filter { $0.rule == "keep" }.map { "\(t.qualifiedName).\($0.name)" } },
+                          format: format.rawValue,
                           rowsPerTable: Dictionary(uniqueKeysWithValues: tables.map { ($0.qualifiedName, $0.rows) }),
                           kAnonymity: reports.isEmpty ? nil : reports.map(\.summary)).json
     }
@@ -176,6 +178,8 @@ public struct ExportJob: ArtefactJob {
         public var tables: Int
         public var rows: Int64
         public var masked: Bool
+        /// In a masked export, the columns exported as they are (`schema.table.column`).
+        public var rawColumns: [String]?
         public var format: String
         public var rowsPerTable: [String: Int64]
         /// The k-anonymity checks that did not pass (reported, when the policy allows it).

@@ -25,8 +25,19 @@ public struct ExportManifest: Codable, Sendable, Equatable {
     public var policyDigest: String?
     public var keyFingerprint: String?
     public var tables: [Table]
+    /// Every column exported as it is in the database (rule `keep`) and why
+    /// (`public.t.c: keep (tables.public.t.c)`, `… (not in the policy (strict: false))`):
+    /// what a reader of a "masked" export must know left unmasked. Nil in older manifests.
+    public var rawColumns: [String]?
     /// `schema.sql`: the exported tables' DDL (pg_dump --schema-only in the same snapshot).
     public var schema: ManifestObject
+
+    /// The raw columns of `tables` (see `rawColumns`).
+    public static func rawColumns(_ tables: [Table]) -> [String] {
+        tables.flatMap { table in
+            table.columns.filter { $0.rule == "keep" }.map { "\(table.qualifiedName).\($0.name): kept as it is (\($0.source))" }
+        }
+    }
 
     public struct Table: Codable, Sendable, Equatable {
         public var schema: String

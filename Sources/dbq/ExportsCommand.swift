@@ -57,6 +57,10 @@ struct ExportsCommand: AsyncParsableCommand {
                 print("database    \(m.database) (PostgreSQL \(m.serverVersion))")
                 print("finished    \(utcText(m.finishedAt))  (\(String(format: "%.1f", m.finishedAt.timeIntervalSince(m.startedAt))) s)")
                 print("policy      " + (m.policyDigest.map { "sha256 \($0.prefix(16))…, key fingerprint \(m.keyFingerprint ?? "?")" } ?? "none (not masked)"))
+                if let raw = m.rawColumns {
+                    print("raw columns \(raw.isEmpty ? "none" : "\(raw.count), exported as they are:")")
+                    for column in raw { print("              \(column)") }
+                }
                 for table in m.tables {
                     print("table       \(table.qualifiedName)  \(table.rows) rows" + (table.condition.map { "  where \($0)" } ?? ""))
                     for column in table.columns { print("              \(column.name) \(column.type): \(column.rule)") }

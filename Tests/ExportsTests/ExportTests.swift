@@ -156,6 +156,12 @@ struct ExportTests {
         #expect(try AnonymizationKey(secret).matches(fingerprint: manifest.keyFingerprint ?? "") == true, "\(manifest.keyFingerprint ?? "none")")
         #expect(try AnonymizationKey("another-key-0123456789abcdef").matches(fingerprint: manifest.keyFingerprint ?? "") == false)
         #expect(manifest.policyDigest?.count == 64)
+        // The columns left as they are, each with why: exactly the policy's keeps (a
+        // foreign key inherits its referenced column's rule, so orders.customer_id is hashed).
+        #expect(manifest.rawColumns == ["public.customers.city: kept as it is (tables.public.customers.city)",
+                                        "public.orders.id: kept as it is (tables.public.orders.id)",
+                                        "public.orders.total: kept as it is (tables.public.orders.total)",
+                                        "public.tickets.id: kept as it is (tables.public.tickets.id)"], "\(manifest.rawColumns ?? [])")
         let everything = objects.values.map { String(decoding: $0, as: UTF8.self) }.joined()
         #expect(!everything.contains(secret))
 
@@ -186,6 +192,20 @@ struct ExportTests {
         #expect(first[2]?.contains(first[1]!) == true, "\(first)")
         #expect(first[2]?.hasSuffix(".\nThanks\tagain") == true)
         await source.close()
+    }
+
+    @Test("strict: false with tables: {} is a raw copy, and says so: the manifest and the result list every column exported as it is, with why")
+    func rawCopyNamed() async throws {
+        let db = try await Self.makeShop(customers: 50)
+        defer { Task { await Self.drop(db) } }
+        let env = try Self.environment(db, store: TestServices.temporaryDirectory("dbq-exports"))
+        let (manifest, _, result) = try await Self.export(env, .init(database: "main", policy: "strict: false\ntables: {}\n", codec: "none"),
+                                                          key: "raw-key-0123456789abcdef")
+        let columns = manifest.tables.flatMap { t in t.columns.map { "\(t.qualifiedName).\($0.name)" } }
+        #expect(manifest.rawColumns == columns.map { "\($0): kept as it is (not in the policy (strict: false))" }, "\(manifest.rawColumns ?? [])")
+        guard case .object(let fields)? = result, case .array(let raw)? = fields["rawColumns"] else { Issue.record("no rawColumns in \(String(describing: result))"); return }
+        #expect(raw == columns.map(JSONValue.string))
+        #expect(fields["masked"] == .bool(true), "a policy was applied, and rawColumns says what it left")
     }
 
     @Test("one key gives the same export twice; another key another one, in another store: a store whose masked exports used one key refuses a worker with another, naming the fingerprint's place, and stores nothing")
