@@ -288,7 +288,10 @@ public struct ExportJob: ArtefactJob {
     static func schemaSQL(_ catalog: TableCatalog, snapshot: String, url: PostgresConnectionString, env: JobEnvironment,
                           serverVersion: String, database: String) async throws -> [UInt8] {
         let (conninfo, childEnvironment) = url.childProcessArguments()
-        var arguments = ["--schema-only", "--no-owner", "--no-privileges", "--snapshot=\(snapshot)", "--no-password", "--dbname=\(conninfo)"]
+        // No comments (COMMENT ON text is free prose, and may quote a person), security
+        // labels, publications or subscriptions: only what the tables need to load.
+        var arguments = ["--schema-only", "--no-owner", "--no-privileges", "--no-comments", "--no-security-labels", "--no-publications",
+                         "--no-subscriptions", "--snapshot=\(snapshot)", "--no-password", "--dbname=\(conninfo)"]
         for t in catalog.tables { arguments.append("--table=" + (try PostgresIdentifier.qualified(schema: t.schema, name: t.name))) }
         let pgDump = try await env.pgDump(serverVersionNumber: (PostgresTools.major(versionText: serverVersion) ?? 0) * 10000, database: database)
         let process = try Subprocess(pgDump, arguments: arguments,

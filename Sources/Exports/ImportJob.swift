@@ -117,6 +117,11 @@ public struct ImportJob: SchemaChangeJob {
         do {
             if payload.createSchema ?? false {
                 let ddl = try await store.getBytes(entry.folder + "/" + entry.manifest.schema.name)
+                // Checked like every object before a byte of it runs.
+                let digest = sha256Hex(ddl)
+                guard Int64(ddl.count) == entry.manifest.schema.size, digest == entry.manifest.schema.sha256 else {
+                    throw JobError.permanent("export object \(store.url)/\(entry.folder)/\(entry.manifest.schema.name) is corrupt: \(ddl.count) bytes with SHA-256 \(digest.prefix(16))…, the manifest says \(entry.manifest.schema.size) bytes with \(entry.manifest.schema.sha256.prefix(16))…; nothing was imported")
+                }
                 // pg_dump (15.14 on) brackets its script with psql meta-commands (\restrict,
                 // \unrestrict) that the server does not know: they are psql's, not SQL.
                 let sql = String(decoding: ddl, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)

@@ -194,6 +194,37 @@ struct ExportTests {
         await source.close()
     }
 
+    @Test("schema.sql carries no comment (free prose may quote a person) and is checked like every object: an altered one is refused before it runs, nothing imported")
+    func schemaChecked() async throws {
+        let db = try await Self.makeShop(customers: 50)
+        let target = try await Self.emptyDatabase()
+        defer { Task { await Self.drop(db); await Self.drop(target) } }
+        let c = try await PostgresConnection.connect(Self.server.replacingDatabase(db), logger: Self.logger)
+        _ = try await c.execute("""
+            COMMENT ON COLUMN customers.email IS 'for example anna.original@mail.example, who asked us to write';
+            COMMENT ON TABLE tickets IS 'opened by Bertha Original-Person';
+            """)
+        await c.close()
+        let dir = TestServices.temporaryDirectory("dbq-exports")
+        var setup = try Self.environment(db, store: dir)
+        setup.configuration.databases["staging"] = try PostgresConnectionString(Self.server.replacingDatabase(target))
+        let env = setup
+        let (manifest, objects, _) = try await Self.export(env, .init(database: "main", policy: Self.policy, codec: "none"), key: "schema-key-0123456789abcdef")
+        let schema = String(decoding: objects["schema.sql"] ?? [], as: UTF8.self)
+        #expect(schema.contains("CREATE TABLE public.customers"))
+        #expect(!schema.contains("anna.original") && !schema.contains("Original-Person") && !schema.contains("COMMENT ON"), "\(schema)")
+        // One byte of schema.sql altered in the store: the import stops at its checksum.
+        let path = dir + "/exports/main/" + manifest.id + "/schema.sql"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count / 2] ^= 0x20
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let refused = await #expect(throws: JobError.self) {
+            _ = try await ImportJob().run(.init(database: "staging", createSchema: true), in: env, context: Self.context())
+        }
+        #expect(refused?.message.contains("schema.sql is corrupt") == true && refused?.message.contains("nothing was imported") == true, "\(String(describing: refused))")
+        #expect(try await Self.count(target, "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace") == 0, "no table was made")
+    }
+
     @Test("strict: false with tables: {} is a raw copy, and says so: the manifest and the result list every column exported as it is, with why")
     func rawCopyNamed() async throws {
         let db = try await Self.makeShop(customers: 50)
