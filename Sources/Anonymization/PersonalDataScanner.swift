@@ -36,6 +36,18 @@ public enum PersonalDataScanner {
     static let emailInside = try! NSRegularExpression(pattern: #"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"#)
     static let phone = try! NSRegularExpression(pattern: #"^\+?[\d\s.\-()]{7,20}$"#)
     static let phoneInside = try! NSRegularExpression(pattern: #"\+?\(?\d[\d\s.\-()]{5,}\d"#)
+    static let ipInside = try! NSRegularExpression(pattern: #"\b(?:\d{1,3}\.){3}\d{1,3}\b|(?:[0-9A-Fa-f]{1,4}:){3,7}[0-9A-Fa-f]{1,4}|[0-9A-Fa-f]*::[0-9A-Fa-f:]+"#)
+
+    /// A value of `type` that holds nothing (a NOT NULL column's placeholder).
+    static func placeholder(_ type: String) -> String {
+        if type.hasSuffix("[]") { return "{}" }
+        switch type {
+        case "inet", "cidr": return "0.0.0.0"
+        case "json", "jsonb": return "{}"
+        default: return ""
+        }
+    }
+
     static let iban = try! NSRegularExpression(pattern: #"^[A-Z]{2}\d{2}[A-Z0-9 ]{11,30}$"#)
     static let personName = try! NSRegularExpression(pattern: #"^\p{Lu}\p{Ll}+(?:[ '\-]\p{Lu}\p{Ll}+){1,3}$"#)
 
@@ -69,8 +81,10 @@ public enum PersonalDataScanner {
         if inReference && !(kind == .text) {
             return Suggestion(rule: "keep", reason: "a key or reference (\(column.type))", personal: false)
         }
+        var nameSays: String?
         for entry in byName where entry.words.contains(name) || entry.words.contains(where: { w in !w.contains("_") && words.contains(w) }) {
             if let s = pick(entry.rule, entry.distinctRule, "the name says \(entry.what)") { return s }
+            nameSays = nameSays ?? entry.what
         }
         let values = samples.filter { !$0.isEmpty }
         if kind == .text, !values.isEmpty {
@@ -90,8 +104,21 @@ public enum PersonalDataScanner {
                 if let s = pick(rule, distinct, "\(reason) (\(Int(fraction * 100))% of \(values.count) sampled)") { return s }
             }
         }
-        if (kind == .date || kind == .timestamp) && (words.contains("birth") || words.contains("dob")) {
+        let birth = words.contains { ["birth", "birthday", "birthdate", "dob", "born"].contains($0) }
+        if (kind == .date || kind == .timestamp) && birth {
             return Suggestion(rule: "{rule: generalize, to: year}", reason: "a birth date", personal: true)
+        }
+        if kind == .text && birth {
+            return Suggestion(rule: "hash", reason: "a birth date kept as text (store it as date to generalize it to its year)", personal: true)
+        }
+        // Not `keep` when the name or the sampled values say personal but no rule fits the
+        // type (inet, jsonb, arrays…): null, or a constant where the column takes no NULL.
+        let inside: [(String, NSRegularExpression)] = [("email addresses", emailInside), ("phone numbers", phoneInside), ("IP addresses", ipInside)]
+        let seen = values.isEmpty || kind == .integer || kind == .decimal || kind == .date || kind == .timestamp || kind == .boolean || kind == .uuid ? nil
+            : inside.first { what, pattern in Double(values.filter { matches(pattern, $0) }.count) / Double(values.count) >= 0.3 }.map(\.0)
+        if let why = nameSays.map({ "the name says \($0)" }) ?? seen.map({ "sampled values hold \($0)" }) {
+            let rule = column.notNull ? "{rule: constant, value: \"\(placeholder(column.type))\"}" : "null"
+            return Suggestion(rule: rule, reason: "\(why), and no rule masks \(column.type) by part: \(column.notNull ? "one placeholder value" : "nulled") until you choose", personal: true)
         }
         return Suggestion(rule: "keep", reason: values.isEmpty && kind == .text ? "no sampled values; nothing personal in its name" : "nothing personal in its name or sampled values",
                           personal: false)

@@ -265,6 +265,15 @@ struct FormatAndGateTests {
             ("who", "text", false, false, ["Anna Schmidt", "Jean-Luc Picard", "Mary Ann Evans"], "{rule: fake, kind: full_name}"),
             ("who", "text", true, false, ["Anna Schmidt", "Jean-Luc Picard"], "hash"),
             ("msg", "text", false, false, ["please write to me at anna@mail.example soon", "call +49 30 1234567 tomorrow ok"], "{rule: redact, email_length: 52}"),
+            // Types no rule masks by part: never keep when the name or the values say personal.
+            ("client_ip", "inet", false, false, ["10.1.2.3", "192.168.0.7"], "null"),
+            ("peer", "inet", false, false, ["10.1.2.3", "2001:db8::1"], "null"),
+            ("profile", "jsonb", false, false, [#"{"email": "a@b.example", "n": 1}"#, #"{"email": "c@d.example"}"#], "null"),
+            ("contacts", "text[]", false, false, [#"{anna@mail.example,"+49 30 1234567"}"#, "{bob@x.example}"], "null"),
+            ("born_on", "text", false, false, ["1987-04-23", "23/04/1990"], "{rule: hash, pattern: digits}"),
+            ("birthday", "text", false, false, ["23 April 1987", "1 May 1990"], "hash"),
+            ("tags", "text[]", false, false, ["{a,b}", "{c}"], "keep"),
+            ("settings", "jsonb", false, false, [#"{"theme": "dark"}"#], "keep"),
         ]
         for (name, type, unique, reference, samples, expected) in cases {
             let s = PersonalDataScanner.suggest(table: "public.t", column: Self.column(name, type), unique: unique, inReference: reference, samples: samples)
@@ -272,6 +281,10 @@ struct FormatAndGateTests {
             #expect(s.personal == (expected != "keep"))
             #expect(!s.reason.isEmpty)
         }
+        // NOT NULL: one placeholder of the type instead of NULL.
+        let required = PersonalDataScanner.suggest(table: "public.t", column: .init(name: "last_ip", type: "inet", notNull: true), unique: false,
+                                                   inReference: false, samples: ["10.0.0.1"])
+        #expect(required.rule == #"{rule: constant, value: "0.0.0.0"}"# && required.personal, "\(required)")
         // The written policy parses and plans against the catalog it came from.
         let tables = catalog.tables.map { t in
             (t.qualifiedName, t.columns.map { c in
