@@ -59,7 +59,15 @@ public struct ImportJob: SchemaChangeJob {
     public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
-        let entry = try await ExportCatalog.load(store).find(payload.export ?? "latest", database: payload.source)
+        let catalog = try await ExportCatalog.load(store)
+        if (payload.export ?? "latest") == "latest", payload.source == nil {
+            // The newest export of any database is rarely the one meant.
+            let databases = Set(catalog.entries.map(\.manifest.database)).sorted()
+            if databases.count > 1 {
+                throw JobError.permanent("--export latest is ambiguous: this storage holds exports of \(databases.joined(separator: ", ")); say whose with --source DATABASE, or give the export's id. Nothing was imported")
+            }
+        }
+        let entry = try catalog.find(payload.export ?? "latest", database: payload.source)
         let limit = env.objectLimit(payload.storage)
         return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             var snapshot: String?
@@ -162,7 +170,7 @@ public struct ImportJob: SchemaChangeJob {
                     line.insert = loaded
                     if !dryRun {
                         do {
-                            _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp)")
+                            _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) OVERRIDING SYSTEM VALUE SELECT \(columns) FROM \(temp)")
                         } catch let error as PostgresError where error.sqlState == "23505" {
                             throw JobError.permanent("table \(table.qualifiedName): rows of the export already exist (\(error.message)); use --mode skip, upsert or replace. Nothing was imported")
                         }
@@ -174,7 +182,7 @@ public struct ImportJob: SchemaChangeJob {
                     }
                     line.insert = loaded - existing
                     line.skip = existing
-                    if !dryRun { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT DO NOTHING") }
+                    if !dryRun { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) OVERRIDING SYSTEM VALUE SELECT \(columns) FROM \(temp) ON CONFLICT DO NOTHING") }
                 case .upsert:
                     guard !key.isEmpty || loaded == 0 else {
                         throw JobError.permanent("table \(table.qualifiedName) has no primary key: upsert needs one; use insert or replace, or leave the table out with --tables. Nothing was imported")
@@ -186,7 +194,7 @@ public struct ImportJob: SchemaChangeJob {
                         return "\(q) = EXCLUDED.\(q)"
                     }
                     let action = updates.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + updates.joined(separator: ", ")
-                    if !dryRun && !key.isEmpty { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) SELECT \(columns) FROM \(temp) ON CONFLICT (\(keyList)) \(action)") }
+                    if !dryRun && !key.isEmpty { _ = try await connection.execute("INSERT INTO \(qualified) (\(columns)) OVERRIDING SYSTEM VALUE SELECT \(columns) FROM \(temp) ON CONFLICT (\(keyList)) \(action)") }
                 }
                 report[table.qualifiedName] = line
                 await context.progress(JobProgress(fraction: Double(index + 1) / Double(plans.count), message: "\(index + 1) of \(plans.count) tables"))

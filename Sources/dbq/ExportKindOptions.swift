@@ -53,6 +53,7 @@ struct ImportOptions: KindOptions {
 
     @OptionGroup var target: TargetOptions
     @Option(help: "The export to load: id, job id, prefix or 'latest' (default).") var export: String?
+    @Option(help: "The database whose exports 'latest' and a prefix look at (needed when the storage holds exports of several).") var source: String?
     @Option(help: "The tables (schema.table or a name in public), comma-separated (default: all of the export's).") var tables: String?
     @Option(help: "insert (default; fails on existing keys), upsert, skip or replace.") var mode: String?
     @Flag(help: "Run the export's schema.sql first (an empty database).") var createSchema = false
@@ -63,6 +64,7 @@ struct ImportOptions: KindOptions {
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
         var fields = PayloadFields(base, target)
         fields.set("export", export)
+        fields.set("source", source)
         if let mode, !["insert", "upsert", "skip", "replace"].contains(mode) {
             throw ValidationError("--mode '\(mode)' is not a mode; use insert, upsert, skip or replace")
         }
