@@ -119,6 +119,11 @@ public struct ImportJob: SchemaChangeJob {
                 }
                 return t
             }
+            // In the export's order (parents before the tables that reference them), not as
+            // typed: a child loaded first fails its foreign key.
+            let position = Dictionary(entry.manifest.tables.enumerated().map { ($1.qualifiedName, $0) }, uniquingKeysWith: { a, _ in a })
+            var seen = Set<String>()
+            tables = tables.filter { seen.insert($0.qualifiedName).inserted }.sorted { position[$0.qualifiedName]! < position[$1.qualifiedName]! }
         }
         _ = try await connection.execute("BEGIN")
         var report: [String: Result.Table] = [:]
@@ -144,8 +149,31 @@ public struct ImportJob: SchemaChangeJob {
                 try await checkColumns(table, connection: connection, database: payload.database)
                 plans.append((table, qualified, try await primaryKey(table, connection: connection)))
             }
-            if mode == .replace && !dryRun {
-                for (_, qualified, _) in plans.reversed() { _ = try await connection.execute("DELETE FROM \(qualified)") }
+            var deleted: [String: Int] = [:]
+            if mode == .replace {
+                // DELETE would run the foreign keys' ON DELETE actions on tables the import
+                // does not load (CASCADE empties them, SET NULL rewrites them): refused, named.
+                let loading = Set(tables.map(\.qualifiedName))
+                let outside = try await connection.query("""
+                    SELECT n.nspname || '.' || c.relname, con.conname, rn.nspname || '.' || rc.relname,
+                           CASE con.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' END
+                    FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                    JOIN pg_class rc ON rc.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+                    WHERE con.contype = 'f' AND con.confdeltype IN ('c', 'n', 'd') AND con.conparentid = 0
+                    """).compactMap { r -> String? in
+                    guard let from = r[0], let name = r[1], let to = r[2], let action = r[3], loading.contains(to), !loading.contains(from) else { return nil }
+                    return "\(from) (foreign key \(name) → \(to) ON DELETE \(action))"
+                }
+                if !outside.isEmpty {
+                    throw JobError.permanent("--mode replace deletes the rows of the tables it loads, and that would change tables it does not: \(outside.joined(separator: ", ")); import those tables too, or use --mode upsert. Nothing was imported")
+                }
+                for (table, qualified, _) in plans.reversed() {
+                    if dryRun {
+                        deleted[table.qualifiedName] = try await connection.query("SELECT count(*) FROM \(qualified)").scalar.flatMap { Int($0) } ?? 0
+                    } else {
+                        deleted[table.qualifiedName] = try await connection.execute("DELETE FROM \(qualified)").affectedRows ?? 0
+                    }
+                }
             }
             for (index, (table, qualified, key)) in plans.enumerated() {
                 let columns = try table.columns.map { try PostgresIdentifier.quoted($0.name) }.joined(separator: ", ")
@@ -165,6 +193,7 @@ public struct ImportJob: SchemaChangeJob {
                     "SELECT count(*) FROM \(temp) s WHERE EXISTS (SELECT 1 FROM \(qualified) t WHERE (\(key.map { "t.\(try PostgresIdentifier.quoted($0))" }.joined(separator: ", "))) = (\(key.map { "s.\(try PostgresIdentifier.quoted($0))" }.joined(separator: ", "))))"
                 ).scalar.flatMap { Int($0) } ?? 0
                 var line = Result.Table(rows: loaded)
+                line.delete = deleted[table.qualifiedName]
                 switch mode {
                 case .insert, .replace:
                     line.insert = loaded
@@ -217,6 +246,8 @@ public struct ImportJob: SchemaChangeJob {
             public var insert: Int?
             public var skip: Int?
             public var update: Int?
+            /// Replace: the rows deleted first (in a dry run, the rows it would delete).
+            public var delete: Int?
         }
         public var export: String
         public var database: String

@@ -194,7 +194,7 @@ struct ExportTests {
         await source.close()
     }
 
-    @Test("import: GENERATED ALWAYS identity columns load their exported values; --export latest over exports of two databases asks whose (--source), naming both")
+    @Test("import: GENERATED ALWAYS identity columns load their exported values; --export latest over exports of two databases asks whose (--source), naming both; --tables load in dependency order; replace refuses what would cascade outside the import and its dry run counts deletions")
     func importIdentityAndLatest() async throws {
         let source = try await Self.emptyDatabase()
         let other = try await Self.makeShop(customers: 20)
@@ -223,6 +223,34 @@ struct ExportTests {
         #expect(try await Self.count(target, "SELECT max(id) FROM things") == 299)
         // The identity's sequence is past the loaded ids: the next insert takes a new one.
         #expect(try await Self.count(target, "INSERT INTO things (name) VALUES ('new') RETURNING id") == 300)
+
+        // --tables typed child first loads in the export's order (customers before the
+        // orders that reference them), once each.
+        let shop = try await Self.emptyDatabase()
+        defer { Task { await Self.drop(shop) } }
+        var withShop = env
+        withShop.configuration.databases["shop"] = try PostgresConnectionString(Self.server.replacingDatabase(shop))
+        let full = try await Self.export(withShop, .init(database: "other", codec: "none"), key: "identity-key-0123456789abcdef")
+        _ = try await ImportJob().run(.init(database: "shop", export: full.0.id, tables: ["orders", "public.customers", "orders"], createSchema: true),
+                                      in: withShop, context: Self.context())
+        #expect(try await Self.count(shop, "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id") == 60)
+
+        // --mode replace deletes first: a table outside the import with ON DELETE CASCADE
+        // to a loaded one is refused, naming it (it would be emptied); a dry run says what
+        // replace would delete.
+        let s = try await PostgresConnection.connect(Self.server.replacingDatabase(shop), logger: Self.logger)
+        _ = try await s.execute("CREATE TABLE notes (id int, customer_id bigint REFERENCES customers ON DELETE CASCADE); INSERT INTO notes SELECT id, id FROM customers WHERE id <= 5")
+        await s.close()
+        let cascade = await #expect(throws: JobError.self) {
+            _ = try await ImportJob().run(.init(database: "shop", export: full.0.id, tables: ["customers", "orders"], mode: .replace), in: withShop, context: Self.context())
+        }
+        #expect(cascade?.message.contains("public.notes (foreign key notes_customer_id_fkey → public.customers ON DELETE CASCADE)") == true, "\(String(describing: cascade))")
+        #expect(try await Self.count(shop, "SELECT count(*) FROM notes") == 5, "nothing outside the import changed")
+        let dry = try await ImportJob().run(.init(database: "shop", export: full.0.id, tables: ["orders"], mode: .replace, dryRun: true), in: withShop, context: Self.context())
+        guard case .object(let fields)? = dry, case .object(let perTable)? = fields["tables"], case .object(let orders)? = perTable["public.orders"] else {
+            Issue.record("no tables in \(String(describing: dry))"); return
+        }
+        #expect(orders["delete"] == .number(60) && orders["insert"] == .number(60), "\(orders)")
     }
 
     @Test("schema.sql carries no comment (free prose may quote a person) and is checked like every object: an altered one is refused before it runs, nothing imported")
