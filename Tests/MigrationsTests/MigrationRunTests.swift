@@ -440,7 +440,10 @@ struct MigrationFaultTests {
         defer { b.signal(SIGTERM) }
         let record = try await polled(.seconds(120), { try await driver.job(pushed.id, queue: queueName) }, until: { ["succeeded", "dead"].contains($0?.state ?? "") })
         #expect(record?.state == "succeeded", "job: \(String(describing: record)); B: \(b.stderr.suffix(3000))")
-        #expect(record?.attempt == 2 && record?.worker == "B")
+        // Attempt 2 or later: a retry may itself wait out the killed session's locks (PostgreSQL
+        // notices a dead client only at its next check) and be tried again; what must hold is
+        // that B applied the file, once.
+        #expect((record?.attempt ?? 0) >= 2 && record?.worker == "B", "job: \(String(describing: record))")
         #expect(try await observer.query("SELECT count(*) FROM made").scalar == "100")
         #expect(try await observer.query("SELECT count(*) || ':' || min(job_id) FROM dbq_migrations").scalar == "1:\(pushed.id)")
     }
