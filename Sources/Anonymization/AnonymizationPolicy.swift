@@ -141,6 +141,9 @@ public struct AnonymizationPolicy: Sendable {
         guard let map = spec as? [String: Any], let name = map["rule"] as? String else {
             throw AnonymizationError("\(path): expected a rule name (keep, hash, …) or {rule: NAME, …parameters}")
         }
+        // Rules that hold rules take their entry as it is.
+        if name == JSONPaths.name { return try JSONPaths(spec: map, path: path) }
+        if name == Elements.name { return try Elements(spec: map, path: path) }
         var parameters: [String: String] = [:]
         for (k, v) in map where k != "rule" {
             // A list (`values: [a, b]`) is passed on comma-separated.
@@ -253,14 +256,30 @@ extension AnonymizationPolicy {
             var columns: [AnonymizationPlan.ColumnPlan] = []
             var undecided: [String] = []
             for c in t.columns {
-                guard let (rule, source) = decided[t.qualifiedName]?[c.name] else {
+                guard let (decidedRule, source) = decided[t.qualifiedName]?[c.name] else {
                     if strict { undecided.append(c.name) } else {
                         columns.append(.init(name: c.name, kind: c.kind, rule: Keep(), source: "not in the policy (strict: false)"))
                     }
                     continue
                 }
+                var rule = decidedRule
                 let ruleType = type(of: rule)
-                if !ruleType.accepts.contains(c.kind) {
+                if var elements = rule as? Elements {
+                    // The element rule is checked against the element type, as a column's rule is.
+                    if let elementKind = c.elementKind, elementKind != .other {
+                        let eachType = type(of: elements.each)
+                        if !eachType.accepts.contains(elementKind) {
+                            problems.append("\(source).each: rule \(eachType.name) does not fit the elements of \(t.qualifiedName).\(c.name) (\(c.elementType ?? "?")); it takes \(eachType.accepts.map(\.rawValue).sorted().joined(separator: ", "))")
+                        }
+                        elements.elementKind = elementKind
+                        rule = elements
+                    } else {
+                        problems.append("\(source): elements fits array columns of text, numbers, dates, uuids, booleans or json; \(t.qualifiedName).\(c.name) is \(c.type)")
+                    }
+                } else if let json = rule as? JSONPaths, json.other == nil, strict {
+                    problems.append("\(source).other: a strict policy must say what json does with values no path names: other: null, drop or keep")
+                }
+                if !(rule is Elements), !ruleType.accepts.contains(c.kind) {
                     problems.append("\(source): rule \(ruleType.name) does not fit column \(t.qualifiedName).\(c.name) of type \(c.type) (it takes \(ruleType.accepts.map(\.rawValue).sorted().joined(separator: ", ")))")
                 }
                 if rule is Null && c.notNull {

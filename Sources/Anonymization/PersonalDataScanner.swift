@@ -117,6 +117,13 @@ public enum PersonalDataScanner {
         let seen = values.isEmpty || kind == .integer || kind == .decimal || kind == .date || kind == .timestamp || kind == .boolean || kind == .uuid ? nil
             : inside.first { what, pattern in Double(values.filter { matches(pattern, $0) }.count) / Double(values.count) >= 0.3 }.map(\.0)
         if let why = nameSays.map({ "the name says \($0)" }) ?? seen.map({ "sampled values hold \($0)" }) {
+            if kind == .json {
+                return Suggestion(rule: "{rule: json, other: null}", reason: "\(why): every value nulled, member names kept, until you name the paths to mask (paths: {$.email: email, …})", personal: true)
+            }
+            if let element = column.elementKind, element != .other {
+                let rule = column.notNull ? "{rule: constant, value: \"\(placeholder(column.type))\"}" : "null"
+                return Suggestion(rule: rule, reason: "\(why): \(column.notNull ? "one placeholder value" : "nulled") until you choose a rule for each element ({rule: elements, each: RULE})", personal: true)
+            }
             let rule = column.notNull ? "{rule: constant, value: \"\(placeholder(column.type))\"}" : "null"
             return Suggestion(rule: rule, reason: "\(why), and no rule masks \(column.type) by part: \(column.notNull ? "one placeholder value" : "nulled") until you choose", personal: true)
         }

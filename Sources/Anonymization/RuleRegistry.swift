@@ -3,6 +3,7 @@
 public enum RuleRegistry {
     public static let rules: [any MaskingRule.Type] = [Keep.self, Null.self, Constant.self, Hash.self, Fake.self, Mask.self,
                                                        Email.self, Noise.self, Generalize.self, Redact.self, Shuffle.self,
+                                                       JSONPaths.self, Elements.self,
                                                        SQLExpression.self]
 
     public static func type(named name: String) -> (any MaskingRule.Type)? {

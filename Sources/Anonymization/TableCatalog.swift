@@ -9,11 +9,16 @@ public struct TableCatalog: Sendable, Equatable {
         /// when `type` is not a domain: what the masking rules read the values as.
         public var baseType: String?
         public var kind: ValueKind { ValueKind(postgresType: baseType ?? type) }
-        public init(name: String, type: String, notNull: Bool, baseType: String? = nil) {
+        /// For an array (or a domain over one): its element type, a domain read as its
+        /// base. What the `elements` rule masks each element as.
+        public var elementType: String?
+        public var elementKind: ValueKind? { elementType.map { ValueKind(postgresType: $0) } }
+        public init(name: String, type: String, notNull: Bool, baseType: String? = nil, elementType: String? = nil) {
             self.name = name
             self.type = type
             self.notNull = notNull
             self.baseType = baseType
+            self.elementType = elementType
         }
     }
 

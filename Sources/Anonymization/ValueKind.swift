@@ -1,6 +1,6 @@
 /// What a column holds, as far as masking cares: read from PostgreSQL's type name.
 public enum ValueKind: String, Sendable, CaseIterable, CustomStringConvertible {
-    case text, integer, decimal, date, timestamp, uuid, boolean, other
+    case text, integer, decimal, date, timestamp, uuid, boolean, json, other
 
     /// `character varying(255)` → text, `bigint` → integer, `timestamp with time zone` → timestamp, …
     /// Matched by the whole name (a type modifier such as `(10,2)` aside): an array
@@ -18,6 +18,7 @@ public enum ValueKind: String, Sendable, CaseIterable, CustomStringConvertible {
         else if ["timestamp", "timestamp without time zone", "timestamp with time zone", "timestamptz"].contains(t) { self = .timestamp }
         else if t == "uuid" { self = .uuid }
         else if t == "boolean" { self = .boolean }
+        else if t == "json" || t == "jsonb" { self = .json }
         else { self = .other }
     }
 

@@ -83,11 +83,12 @@ public struct ExportJob: ArtefactJob {
         let catalog = prepared.selection.catalog
         let snapshot = prepared.snapshot, serverVersion = prepared.serverVersion
         prepared.plan = try await fillRedactValues(prepared.plan, catalog: catalog, key: key, connection: connection)
+        let typeDDL = try await ExportCatalogQuery.typeDefinitions(connection, tables: catalog.tables)
 
         let tables = try await ArtefactCommit.run(store: store, folder: folder, context: context) { commit -> (ExportManifest, [ExportManifest.Table]) in
             // The tables' DDL, read by pg_dump in the export's snapshot while the rows stream
             // (its start-up and catalog reads would otherwise add to every export's time).
-            async let schema = schemaSQL(catalog, snapshot: snapshot, url: url, env: env, serverVersion: serverVersion, database: payload.database)
+            async let schema = schemaSQL(catalog, types: typeDDL, snapshot: snapshot, url: url, env: env, serverVersion: serverVersion, database: payload.database)
             var tables: [ExportManifest.Table] = []
             for table in catalog.dependencyOrder {
                 let columns = prepared.plan.tables[table.qualifiedName] ?? []
@@ -163,7 +164,7 @@ public struct ExportJob: ArtefactJob {
         let reports = tables.compactMap(\.kAnonymity).filter { !$0.passed }
         return try Result(id: id, database: payload.database, store: store.url, folder: folder, tables: tables.count,
                           rows: tables.reduce(0) { $0 + $1.rows }, masked: policy != nil,
-                          rawColumns: policy == nil ? nil : tables.flatMap { t in t.columns.filter { $0.rule == "keep" }.map { "\(t.qualifiedName).\($0.name)" } },
+                          rawColumns: policy == nil ? nil : tables.flatMap { t in t.columns.filter { ExportManifest.Column.keeps($0.rule) != nil }.map { "\(t.qualifiedName).\($0.name)" } },
                           format: format.rawValue,
                           rowsPerTable: Dictionary(uniqueKeysWithValues: tables.map { ($0.qualifiedName, $0.rows) }),
                           kAnonymity: reports.isEmpty ? nil : reports.map(\.summary)).json
@@ -284,8 +285,9 @@ public struct ExportJob: ArtefactJob {
         return plan
     }
 
-    /// `pg_dump --schema-only` of the exported tables, in the export's snapshot.
-    static func schemaSQL(_ catalog: TableCatalog, snapshot: String, url: PostgresConnectionString, env: JobEnvironment,
+    /// The domains and enums the tables use (`types`), then `pg_dump --schema-only` of the
+    /// exported tables, in the export's snapshot.
+    static func schemaSQL(_ catalog: TableCatalog, types: String, snapshot: String, url: PostgresConnectionString, env: JobEnvironment,
                           serverVersion: String, database: String) async throws -> [UInt8] {
         let (conninfo, childEnvironment) = url.childProcessArguments()
         // No comments (COMMENT ON text is free prose, and may quote a person), security
@@ -297,7 +299,7 @@ public struct ExportJob: ArtefactJob {
         let process = try Subprocess(pgDump, arguments: arguments,
                                      environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdout: true)
         let text = try await BlockingLane.detached { () throws -> [UInt8] in
-            var out: [UInt8] = []
+            var out: [UInt8] = Array(types.utf8)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 1)
             defer { buffer.deallocate() }
             while true {

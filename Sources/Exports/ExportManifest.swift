@@ -35,7 +35,7 @@ public struct ExportManifest: Codable, Sendable, Equatable {
     /// The raw columns of `tables` (see `rawColumns`).
     public static func rawColumns(_ tables: [Table]) -> [String] {
         tables.flatMap { table in
-            table.columns.filter { $0.rule == "keep" }.map { "\(table.qualifiedName).\($0.name): kept as it is (\($0.source))" }
+            table.columns.compactMap { c in Column.keeps(c.rule).map { "\(table.qualifiedName).\(c.name): \($0) (\(c.source))" } }
         }
     }
 
@@ -57,6 +57,16 @@ public struct ExportManifest: Codable, Sendable, Equatable {
         public var type: String
         /// The rule's identity (`keep`, `hash:digits`, `email:52:false`) and why it applies.
         public var rule: String
+
+        /// What a rule identity keeps as it is: the whole column (`keep`), some values of a
+        /// json document (`other=keep`, or `keep` at a path), every element (`elements(keep)`);
+        /// nil when it keeps nothing.
+        public static func keeps(_ rule: String) -> String? {
+            if rule == "keep" || rule == "elements(keep)" { return "kept as it is" }
+            if rule.hasPrefix("json("), rule.contains("other=keep)") { return "partly kept as it is (json values no path names)" }
+            if rule.hasPrefix("json("), rule.contains("=keep;") || rule.contains("=keep)") { return "partly kept as it is (json paths with keep)" }
+            return nil
+        }
         public var source: String
         public init(name: String, type: String, rule: String, source: String) {
             self.name = name

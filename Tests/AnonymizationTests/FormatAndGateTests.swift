@@ -268,7 +268,7 @@ struct FormatAndGateTests {
             // Types no rule masks by part: never keep when the name or the values say personal.
             ("client_ip", "inet", false, false, ["10.1.2.3", "192.168.0.7"], "null"),
             ("peer", "inet", false, false, ["10.1.2.3", "2001:db8::1"], "null"),
-            ("profile", "jsonb", false, false, [#"{"email": "a@b.example", "n": 1}"#, #"{"email": "c@d.example"}"#], "null"),
+            ("profile", "jsonb", false, false, [#"{"email": "a@b.example", "n": 1}"#, #"{"email": "c@d.example"}"#], "{rule: json, other: null}"),
             ("contacts", "text[]", false, false, [#"{anna@mail.example,"+49 30 1234567"}"#, "{bob@x.example}"], "null"),
             ("born_on", "text", false, false, ["1987-04-23", "23/04/1990"], "{rule: hash, pattern: digits}"),
             ("birthday", "text", false, false, ["23 April 1987", "1 May 1990"], "hash"),

@@ -9,7 +9,7 @@ struct MaskingGoldenTests {
         "hash-text": "53393e95c911889928bb9f8a0aa4d75dc7b9c8c96e75f3d27e2198ce08732be1",
         "hash-short-prefix": "69c334f04050bad8e4ad8774f613b68910afc86f41374f4808b7dcb7fef52707",
         "hash-digits": "cb2ec8d6c21f2aab80eea3a00b88db0ac3ed82aacc23c991c2ef64f82aedd694",
-        "hash-integer": "8220a22b188d49c5ad7320a9f3c287b2e499417f74e27371a41892bb66945607",
+        "hash-integer": "a3ca37015922fdff090965ce1d996eb61739bd6935a8ae810b75367d19cce9e4",
         "hash-uuid": "fa9280112ae489a55e84d13f59367412c2039133f11b2542bdc8e7e7d7f7b5ae",
         "email": "84178de5ae09d3e77e193d1e1fbb5d70954b5404f1960058a1118c4a6159a276",
         "email-keep-52": "e272107f3223375f26b907f04b67472871111427b5096f0d09f9f011fcd6bb24",

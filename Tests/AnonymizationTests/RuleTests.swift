@@ -221,13 +221,26 @@ struct FailClosedTests {
         let values = edges + (0..<5000).map { _ in Int64(bitPattern: g.next()) }
         let out = try values.map { Int64(try r.apply(String($0), kind: .integer, key: key)!)! }
         #expect(Set(out).count == Set(values).count, "distinct stays distinct")
+        // Bands: magnitudes below 2^15, then one per bit length.
         func band(_ v: Int64) -> Int {
             let m = v < 0 ? UInt64(-(v + 1)) : UInt64(v)
-            return (v < 0 ? -1 : 1) * (m < 1 << 31 ? 1 : m < 1 << 62 ? 2 : 3)
+            return (v < 0 ? -1 : 1) * max(1, 64 - m.leadingZeroBitCount - 14)
         }
-        let kept = zip(values, out).filter { $0 == $1 && band($0) != 1 }.map(\.0)
+        let kept = zip(values, out).filter { $0 == $1 && abs(band($0)) != 1 }.map(\.0)
         #expect(kept.isEmpty, "kept unchanged: \(kept.prefix(5))")
         for (v, o) in zip(values, out) { #expect(band(v) == band(o), "\(v) left its band: \(o)") }
+    }
+
+    @Test("hash keeps integer keys near their range: smallints stay smallints, an integer serial's ids stay under twice its largest")
+    func hashKeepsIntegerRanges() throws {
+        let r = try rule("hash")
+        let small = try (Int64(Int16.min)...Int64(Int16.max)).map { Int64(try r.apply(String($0), kind: .integer, key: key)!)! }
+        #expect(small.allSatisfy { Int16(exactly: $0) != nil }, "a smallint hashed overflowed")
+        #expect(Set(small).count == 65536)
+        let serial = try (1...100_000 as ClosedRange<Int64>).map { Int64(try r.apply(String($0), kind: .integer, key: key)!)! }
+        #expect(serial.max()! < 200_000 && serial.min()! >= 0, "largest \(serial.max()!)")
+        #expect(Set(serial).count == 100_000)
+        #expect(zip(1...100_000, serial).filter { $0 == $1 }.count < 20, "ids kept in place")
     }
 
     @Test("a value noise, generalize or hash cannot read is refused, and the message never quotes it",

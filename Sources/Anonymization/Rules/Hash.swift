@@ -4,7 +4,7 @@
 /// distinct stays distinct up to SHA-256's collision resistance). `pattern: digits` keeps
 /// every non-digit character and permutes the digits with a keyed bijection (phone and
 /// id numbers keep their shape and stay unique). Integers map bijectively within their
-/// 32-bit or 62-bit band; UUIDs become keyed UUIDs.
+/// bit-length band (never past twice the original, smallints stay smallints); UUIDs become keyed UUIDs.
 public struct Hash: MaskingRule {
     public static let name = "hash"
     public static let summary = "keyed HMAC-SHA-256, formatted to the column's type (digits keep their shape)"
@@ -95,33 +95,38 @@ final class UUIDHash: PreparedRule {
     }
 }
 
-/// `hash` on an integer column: a bijection of each band onto itself — magnitudes
-/// 0..<2^31 (an `integer` stays an `integer`), 2^31..<2^62 and 2^62..<2^63 — for the
-/// non-negative values and the negative ones alike: every 64-bit integer is mapped, none
-/// kept. Not an integer: refused (the export stops).
+/// `hash` on an integer column: a bijection of each band onto itself, for the non-negative
+/// values and the negative ones alike — magnitudes 0..<2^15 (a `smallint` stays a
+/// `smallint`), then one band per bit length, 2^k..<2^(k+1) for k = 15…62. Every 64-bit
+/// integer is mapped, none kept, and a hashed value is never more than twice the largest
+/// original (or 2^15): an `integer` serial key hashed stays far from its type's end, and
+/// the import's sequence fix-up leaves the sequence most of its range. Not an integer:
+/// refused (the export stops).
 final class IntegerHash: PreparedRule {
     var addsNoControl: Bool { true }
-    let small: FeistelPermutation
-    let large: FeistelPermutation
-    let top: FeistelPermutation
+    /// The lowest band's bits: 0..<2^15 is one band.
+    static let lowBits = 15
+    /// `bands[0]` permutes 0..<2^15, `bands[k - 14]` permutes 2^k..<2^(k+1).
+    let bands: [FeistelPermutation]
 
     init(key: AnonymizationKey, domain: String) {
-        small = FeistelPermutation(size: 1 << 31, key: key, domain: domain + ":31")
-        large = FeistelPermutation(size: (1 << 62) - (1 << 31), key: key, domain: domain + ":62")
-        top = FeistelPermutation(size: 1 << 62, key: key, domain: domain + ":63")
+        bands = [FeistelPermutation(size: 1 << UInt64(Self.lowBits), key: key, domain: domain + ":band:0")]
+            + (Self.lowBits...62).map { k in FeistelPermutation(size: 1 << UInt64(k), key: key, domain: domain + ":band:\(k)") }
+    }
+
+    /// The band of a magnitude: 0 below 2^15, else its bit length less 15.
+    @inline(__always)
+    static func band(_ magnitude: UInt64) -> (index: Int, base: UInt64) {
+        let bits = 64 - magnitude.leadingZeroBitCount
+        guard bits > lowBits else { return (0, 0) }
+        return (bits - lowBits, UInt64(1) << UInt64(bits - 1))
     }
 
     func mask(_ value: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(AnonymizationError) -> Bool {
         guard let v = Int64(String(decoding: value, as: UTF8.self)) else { throw .unreadable(Hash.name, as: "an integer") }
         let magnitude = v < 0 ? UInt64(-(v + 1)) : UInt64(v)
-        let mapped: UInt64
-        if magnitude < small.size {
-            mapped = small.apply(magnitude)
-        } else if magnitude < small.size + large.size {
-            mapped = small.size + large.apply(magnitude - small.size)
-        } else {
-            mapped = small.size + large.size + top.apply(magnitude - small.size - large.size)
-        }
+        let (index, base) = Self.band(magnitude)
+        let mapped = base + bands[index].apply(magnitude - base)
         Bytes.appendDecimal(v < 0 ? -Int64(mapped) - 1 : Int64(mapped), into: &out)
         return true
     }
