@@ -149,6 +149,9 @@ public struct ImportJob: SchemaChangeJob {
                 try await checkColumns(table, connection: connection, database: payload.database)
                 plans.append((table, qualified, try await primaryKey(table, connection: connection)))
             }
+            // Tables that reference each other (a cycle the export followed) cannot be loaded
+            // one after the other: their foreign keys are checked at the end instead.
+            let deferred = dryRun ? [] : try await deferCycles(Set(tables.map(\.qualifiedName)), connection: connection)
             var deleted: [String: Int] = [:]
             if mode == .replace {
                 // DELETE would run the foreign keys' ON DELETE actions on tables the import
@@ -231,12 +234,70 @@ public struct ImportJob: SchemaChangeJob {
             if !dryRun {
                 for (table, qualified, _) in plans { try await moveSequences(table, qualified: qualified, connection: connection) }
             }
+            try await restore(deferred, connection: connection)
             _ = try await connection.execute(dryRun ? "ROLLBACK" : "COMMIT")
         } catch {
             _ = try? await connection.execute("ROLLBACK")
             throw error
         }
         return try Result(export: entry.id, database: payload.database, mode: mode.rawValue, dryRun: dryRun, tables: report).json
+    }
+
+    /// A foreign key made deferred for the load, and what it was.
+    struct DeferredKey {
+        var table: String
+        var name: String
+        var qualifiedName: String
+        var deferrable: Bool
+    }
+
+    /// Makes every foreign key on a cycle among `loading` (A references B, B references A,
+    /// however long the chain) `DEFERRABLE INITIALLY DEFERRED`, inside the import's
+    /// transaction: its rows are checked when `restore` runs, after every table is loaded.
+    /// Keys already initially deferred are left as they are.
+    static func deferCycles(_ loading: Set<String>, connection: PostgresConnection) async throws -> [DeferredKey] {
+        let rows = try await connection.query("""
+            SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname || '.' || c.relname,
+                   rn.nspname || '.' || rc.relname, quote_ident(con.conname), quote_ident(n.nspname) || '.' || quote_ident(con.conname),
+                   con.condeferrable, con.condeferred
+            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_class rc ON rc.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+            WHERE con.contype = 'f' AND con.conparentid = 0 AND con.conrelid <> con.confrelid
+            """)
+        struct Key { var quotedTable, from, to, name, qualifiedName: String; var deferrable, deferred: Bool }
+        let keys = rows.compactMap { r -> Key? in
+            guard let q = r[0], let from = r[1], let to = r[2], let name = r[3], let qn = r[4], loading.contains(from), loading.contains(to) else { return nil }
+            return Key(quotedTable: q, from: from, to: to, name: name, qualifiedName: qn, deferrable: r[5] == "t", deferred: r[6] == "t")
+        }
+        let edges = Dictionary(grouping: keys, by: \.from).mapValues { Set($0.map(\.to)) }
+        func reaches(_ start: String, _ goal: String) -> Bool {
+            var seen: Set<String> = [start], stack = [start]
+            while let next = stack.popLast() {
+                if next == goal { return true }
+                for to in edges[next] ?? [] where seen.insert(to).inserted { stack.append(to) }
+            }
+            return false
+        }
+        var deferred: [DeferredKey] = []
+        for key in keys where !key.deferred && reaches(key.to, key.from) {
+            _ = try await connection.execute("ALTER TABLE \(key.quotedTable) ALTER CONSTRAINT \(key.name) DEFERRABLE INITIALLY DEFERRED")
+            deferred.append(DeferredKey(table: key.quotedTable, name: key.name, qualifiedName: key.qualifiedName, deferrable: key.deferrable))
+        }
+        return deferred
+    }
+
+    /// Checks the deferred keys' rows now (a violation fails the import, rolled back), then
+    /// puts each key back as it was.
+    static func restore(_ keys: [DeferredKey], connection: PostgresConnection) async throws {
+        guard !keys.isEmpty else { return }
+        do {
+            _ = try await connection.execute("SET CONSTRAINTS \(keys.map(\.qualifiedName).joined(separator: ", ")) IMMEDIATE")
+        } catch let error as PostgresError where error.sqlState == "23503" {
+            throw JobError.permanent("the imported rows of tables that reference each other break a foreign key (\(error.message)); was the export taken with --where and without --follow-references? Nothing was imported")
+        }
+        for key in keys {
+            _ = try await connection.execute("ALTER TABLE \(key.table) ALTER CONSTRAINT \(key.name) \(key.deferrable ? "DEFERRABLE INITIALLY IMMEDIATE" : "NOT DEFERRABLE")")
+        }
     }
 
     /// What an import loaded (or, dry, would load), per table.

@@ -117,3 +117,52 @@ extension ExportTests {
         #expect(left.isEmpty, "stored: \(left)")
     }
 }
+
+extension ExportTests {
+    @Test("import: two tables that reference each other load (their keys checked at the end, then as they were); a row that breaks one fails the import, nothing loaded")
+    func importCycle() async throws {
+        let source = try await Self.emptyDatabase()
+        let target = try await Self.emptyDatabase()
+        defer { Task { await Self.drop(source); await Self.drop(target) } }
+        let c = try await PostgresConnection.connect(Self.server.replacingDatabase(source), logger: Self.logger)
+        _ = try await c.execute("""
+            CREATE TABLE teams (id integer PRIMARY KEY, name text NOT NULL, captain integer);
+            CREATE TABLE players (id integer PRIMARY KEY, team integer NOT NULL REFERENCES teams DEFERRABLE, name text NOT NULL);
+            ALTER TABLE teams ADD CONSTRAINT teams_captain_fkey FOREIGN KEY (captain) REFERENCES players;
+            INSERT INTO teams SELECT i, 'team ' || i, NULL FROM generate_series(1, 50) i;
+            INSERT INTO players SELECT i, (i - 1) / 10 + 1, 'player ' || i FROM generate_series(1, 500) i;
+            UPDATE teams SET captain = id * 10;
+            """)
+        await c.close()
+        var setup = try Self.environment(source, store: TestServices.temporaryDirectory("dbq-exports"))
+        setup.configuration.databases["staging"] = try PostgresConnectionString(Self.server.replacingDatabase(target))
+        let env = setup
+        _ = try await Self.export(env, .init(database: "main", codec: "none"), key: "cycle-key-0123456789abcdef")
+        _ = try await ImportJob().run(.init(database: "staging", createSchema: true), in: env, context: Self.context())
+        #expect(try await Self.count(target, "SELECT count(*) FROM teams t JOIN players p ON p.id = t.captain AND p.team = t.id") == 50)
+        // The keys are as they were: teams' not deferrable, players' deferrable, initially immediate.
+        let states = try await { () async throws -> [String] in
+            let t = try await PostgresConnection.connect(Self.server.replacingDatabase(target), logger: Self.logger)
+            defer { Task { await t.close() } }
+            return try await t.query("SELECT conname || ':' || condeferrable || ':' || condeferred FROM pg_constraint WHERE contype = 'f' ORDER BY 1").compactMap { $0[0] }
+        }()
+        #expect(states == ["players_team_fkey:true:false", "teams_captain_fkey:false:false"], "\(states)")
+        // replace deletes and reloads both through the cycle.
+        _ = try await ImportJob().run(.init(database: "staging", mode: .replace), in: env, context: Self.context())
+        #expect(try await Self.count(target, "SELECT count(*) FROM players") == 500)
+        // A captain who is not a player: the deferred check fails the import, and it loads nothing.
+        let t = try await PostgresConnection.connect(Self.server.replacingDatabase(source), logger: Self.logger)
+        _ = try await t.execute("ALTER TABLE teams DROP CONSTRAINT teams_captain_fkey; UPDATE teams SET captain = 9999 WHERE id = 7")
+        await t.close()
+        let broken = try await Self.export(env, .init(database: "main", codec: "none"), key: "cycle-key-0123456789abcdef")
+        let t2 = try await PostgresConnection.connect(Self.server.replacingDatabase(target), logger: Self.logger)
+        _ = try await t2.execute("TRUNCATE players, teams")
+        await t2.close()
+        let failed = await #expect(throws: JobError.self) {
+            _ = try await ImportJob().run(.init(database: "staging", export: broken.0.id), in: env, context: Self.context())
+        }
+        #expect(failed?.message.contains("break a foreign key") == true && failed?.message.contains("Nothing was imported") == true, "\(String(describing: failed))")
+        #expect(try await Self.count(target, "SELECT count(*) FROM teams") == 0)
+        #expect(try await Self.count(target, "SELECT count(*) FROM players") == 0)
+    }
+}
