@@ -229,7 +229,7 @@ public struct ExportJob: ArtefactJob {
         }
         let chosen: [String: Int64]
         do {
-            chosen = try await selection.materialize(connection)
+            chosen = try await selection.materialize(connection).rows
         } catch let error as PostgresError where error.sqlState?.hasPrefix("42") == true || error.sqlState == "25006" {
             throw JobError.permanent("a --where condition does not work in database '\(payload.database)': \(error.message)")
         }

@@ -99,12 +99,68 @@ public struct ExportSelection: Sendable, Equatable {
         }
     }
 
+    /// One step of following references (see `followingSteps`).
+    public enum FollowStep: Sendable, Equatable {
+        /// Adds the rows a foreign key's source rows reference, in one statement: every
+        /// source row is final by then.
+        case edge(TableCatalog.ForeignKey)
+        /// A table's references to itself followed to their end in one recursive
+        /// statement: each level looks up only the rows the level before added.
+        case closure(table: String, keys: [TableCatalog.ForeignKey])
+        /// Tables that reference each other: these keys repeated until nothing is added.
+        case untilSettled([TableCatalog.ForeignKey])
+    }
+
+    /// The order in which references are followed (pure): the tables' strongly connected
+    /// components from the referencing end to the referenced, so a table's rows are all
+    /// chosen before the keys leaving it are followed. Each key is one statement — a chain
+    /// of self-references of any length is one recursive statement, not a pass per level —
+    /// except on a cycle through several tables, which repeats until settled.
+    public var followingSteps: [FollowStep] {
+        let keys = edges
+        let names = catalog.tables.map(\.qualifiedName)
+        let out = Dictionary(grouping: keys, by: \.table).mapValues { Set($0.map(\.referenced)) }
+        func reach(_ start: String) -> Set<String> {
+            var seen: Set<String> = [start], stack = [start]
+            while let next = stack.popLast() { for to in out[next] ?? [] where seen.insert(to).inserted { stack.append(to) } }
+            return seen
+        }
+        let reachable = Dictionary(uniqueKeysWithValues: names.map { ($0, reach($0)) })
+        // Components: tables that reach each other.
+        var component: [String: Int] = [:]
+        var components: [[String]] = []
+        for name in names where component[name] == nil {
+            let members = names.filter { reachable[name]!.contains($0) && reachable[$0]!.contains(name) }
+            for m in members { component[m] = components.count }
+            components.append(members)
+        }
+        // Referencing components first: a component goes once every component with a key
+        // into it has gone.
+        var placed: [Int] = []
+        var remaining = Array(components.indices)
+        while !remaining.isEmpty {
+            let ready = remaining.first { c in
+                keys.allSatisfy { fk in component[fk.referenced] != c || component[fk.table] == c || placed.contains(component[fk.table]!) }
+            } ?? remaining[0]
+            placed.append(ready)
+            remaining.removeAll { $0 == ready }
+        }
+        var steps: [FollowStep] = []
+        for c in placed {
+            let members = Set(components[c])
+            steps += keys.filter { members.contains($0.referenced) && !members.contains($0.table) }.map(FollowStep.edge)
+            let inside = keys.filter { members.contains($0.referenced) && members.contains($0.table) }
+            guard !inside.isEmpty else { continue }
+            steps.append(members.count == 1 ? .closure(table: components[c][0], keys: inside) : .untilSettled(inside))
+        }
+        return steps
+    }
+
     /// Fills the row sets in the connection's transaction: each partial table's own
-    /// condition, then every row an exported row references, until nothing is added (as
-    /// many passes as the longest chain of references, cycles included). Returns the
-    /// chosen rows per partial table.
-    public func materialize(_ connection: PostgresConnection) async throws -> [String: Int64] {
-        guard followsReferences else { return [:] }
+    /// condition, then every row an exported row references (`followingSteps`). Returns
+    /// the chosen rows per partial table and how many statements following took.
+    public func materialize(_ connection: PostgresConnection) async throws -> (rows: [String: Int64], statements: Int) {
+        guard followsReferences else { return ([:], 0) }
         for table in catalog.tables where rows[table.qualifiedName] != .all {
             _ = try await connection.execute("CREATE TEMP TABLE \(rowSet(table.qualifiedName).dropFirst(8)) (id tid PRIMARY KEY) ON COMMIT DROP")
         }
@@ -116,28 +172,73 @@ public struct ExportSelection: Sendable, Equatable {
             let qualified = try PostgresIdentifier.qualified(schema: table.schema, name: table.name)
             _ = try await connection.query("INSERT INTO \(rowSet(table.qualifiedName)) SELECT ctid FROM ONLY \(qualified) WHERE \(condition)")
         }
-        var added = true
-        while added {
-            added = false
-            for fk in edges {
-                guard let from = catalog.table(fk.table), let to = catalog.table(fk.referenced) else { continue }
-                let source = try PostgresIdentifier.qualified(schema: from.schema, name: from.name)
-                let target = try PostgresIdentifier.qualified(schema: to.schema, name: to.name)
-                let a = try fk.columns.map { "f." + (try PostgresIdentifier.quoted($0)) }.joined(separator: ", ")
-                let b = try fk.referencedColumns.map { "t." + (try PostgresIdentifier.quoted($0)) }.joined(separator: ", ")
-                let fromRows = rows[fk.table] == .all ? "" : " WHERE f.ctid IN (SELECT id FROM \(rowSet(fk.table)))"
-                let result = try await connection.query("""
-                    INSERT INTO \(rowSet(fk.referenced)) SELECT t.ctid FROM ONLY \(target) t
-                    WHERE (\(b)) IN (SELECT \(a) FROM ONLY \(source) f\(fromRows)) ON CONFLICT DO NOTHING
-                    """)
-                if (result.affectedRows ?? 0) > 0 { added = true }
+        var statements = 0
+        for step in followingSteps {
+            switch step {
+            case .edge(let fk):
+                _ = try await follow(fk, connection: connection)
+                statements += 1
+            case .closure(let table, let keys):
+                _ = try await connection.query(try closure(table, keys: keys))
+                statements += 1
+            case .untilSettled(let keys):
+                var added = true
+                while added {
+                    added = false
+                    for fk in keys {
+                        if try await follow(fk, connection: connection) > 0 { added = true }
+                        statements += 1
+                    }
+                }
             }
         }
         var counts: [String: Int64] = [:]
         for (table, rows) in rows where rows != .all {
             counts[table] = try await connection.query("SELECT count(*) FROM \(rowSet(table))").scalar.flatMap { Int64($0) } ?? 0
         }
-        return counts
+        return (counts, statements)
+    }
+
+    /// Adds the rows `fk`'s source rows reference; returns how many were new.
+    private func follow(_ fk: TableCatalog.ForeignKey, connection: PostgresConnection) async throws -> Int {
+        guard let from = catalog.table(fk.table), let to = catalog.table(fk.referenced) else { return 0 }
+        let source = try PostgresIdentifier.qualified(schema: from.schema, name: from.name)
+        let target = try PostgresIdentifier.qualified(schema: to.schema, name: to.name)
+        let a = try fk.columns.map { "f." + (try PostgresIdentifier.quoted($0)) }.joined(separator: ", ")
+        let b = try fk.referencedColumns.map { "t." + (try PostgresIdentifier.quoted($0)) }.joined(separator: ", ")
+        let fromRows = rows[fk.table] == .all ? "" : " WHERE f.ctid IN (SELECT id FROM \(rowSet(fk.table)))"
+        let result = try await connection.query("""
+            INSERT INTO \(rowSet(fk.referenced)) SELECT t.ctid FROM ONLY \(target) t
+            WHERE (\(b)) IN (SELECT \(a) FROM ONLY \(source) f\(fromRows)) ON CONFLICT DO NOTHING
+            """)
+        return result.affectedRows ?? 0
+    }
+
+    /// One recursive statement taking every row a table's chosen rows reference through
+    /// its keys to itself, to the end of every chain (cycles end: UNION keeps a row once).
+    func closure(_ table: String, keys: [TableCatalog.ForeignKey]) throws -> String {
+        guard let t = catalog.table(table) else { throw JobError.permanent("no table \(table)") }
+        let qualified = try PostgresIdentifier.qualified(schema: t.schema, name: t.name)
+        let carried = Array(Set(keys.flatMap(\.columns))).sorted()
+        let names = try carried.map { try PostgresIdentifier.quoted($0) }
+        let list = names.map { "t." + $0 }.joined(separator: ", ")
+        let columns = (["dbq_t"] + carried.indices.map { "c\($0)" }).joined(separator: ", ")
+        let join = try keys.map { fk in
+            "(" + (try fk.referencedColumns.map { "t." + (try PostgresIdentifier.quoted($0)) }.joined(separator: ", ")) + ") = ("
+                + fk.columns.map { "r.c\(carried.firstIndex(of: $0)!)" }.joined(separator: ", ") + ")"
+        }.joined(separator: " OR ")
+        // Each level looks its rows up by the referenced key's index: a lateral subquery
+        // the planner may not flatten (OFFSET 0). Planned as a join, the recursive term
+        // scanned the whole table per level (160 s for a chain of 5,000 in 200,000 rows;
+        // this way 0.2 s).
+        return """
+            WITH RECURSIVE r(\(columns)) AS (
+                SELECT t.ctid, \(list) FROM ONLY \(qualified) t WHERE t.ctid IN (SELECT id FROM \(rowSet(table)))
+                UNION
+                SELECT n.* FROM r, LATERAL (SELECT t.ctid, \(list) FROM ONLY \(qualified) t WHERE \(join) OFFSET 0) n
+            )
+            INSERT INTO \(rowSet(table)) SELECT dbq_t FROM r ON CONFLICT DO NOTHING
+            """
     }
 }
 
