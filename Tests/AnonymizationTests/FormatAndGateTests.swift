@@ -189,6 +189,12 @@ struct FormatAndGateTests {
         #expect(values.count == 4, "a two-letter original is ignored")
         #expect(redact.identity.hasSuffix(":values=public.customers.name"))
         #expect(try redact.with(values).apply("nothing to see", kind: .text, key: key) == "nothing to see")
+        // An original with spaces, quotes or a backslash around its words is found by them
+        // (it was skipped, and stayed readable in the text).
+        let padded = RedactValues([" Zoe Quinn ": "Eva Lind", "\\N Bob Ray": "Tom Fry", "\"Ann\"": "Ida", "!!!": "x"])
+        #expect(padded.count == 3, "an original without a word is nothing to find")
+        let text = try redact.with(padded).apply("Call Zoe Quinn, then \\N Bob Ray, then \"Ann\".", kind: .text, key: key)
+        #expect(text == "Call Eva Lind, then \\Tom Fry, then \"Ida\".", "\(text ?? "nil")")
 
         let policy = fullPolicy.replacingOccurrences(of: "body: redact", with: "body: {rule: redact, values: [public.customers.name, public.customers.phone]}")
         let plan = try AnonymizationPolicy.parse(policy).plan(for: catalog)

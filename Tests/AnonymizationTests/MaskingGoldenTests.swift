@@ -18,7 +18,7 @@ struct MaskingGoldenTests {
         "mask": "0dc3cdc9597fe771b49c86f2760e1d7796b4fe7312b236dbb88bd7ff60006d5c",
         "constant": "609c980c39b05937bb2cddc5d63b7c7088d4b1d2ec46d614f28fe7a58e5cd787",
         "noise-int": "572b4dee03b98b5c559c166ab90a96abd7d474fe39d0b8244c4e8a6a15965ba7",
-        "noise-date": "a40fe7eb47321cb8bf9048a191468d68e5891b50ab2f1ab10ba68b7940e11ee8",
+        "noise-date": "d69a8f52756e69d3ad04d47c3b36fc11d191783cb8c0867c860246d73c9ef9ad",
         "generalize-year": "9e5b3258070c72f09c7c8ed136393fecf158c36417d9ba1ff022f61424bbe2bb",
         "fake-first_name": "a08faea8be62e8a589952cd88e436e51a431760a99fc7ea09e9ccfba5426c28a",
         "fake-last_name": "0ff411dbc3fc0acf3d59dbcaf26b60697985628735952eae692f4edb7b3a105d",

@@ -35,11 +35,14 @@ public struct Noise: MaskingRule {
             let scale = value.split(separator: ".").dropFirst().first?.count ?? 0
             return String(format: "%.\(scale)f", v * (1 + Double(percent) / 100 * u))
         case .date, .timestamp:
-            // The date part shifts by whole days; a time of day, if any, is kept.
+            // The date part shifts by whole days, never by none (a date left where it was is
+            // the original); a time of day, if any, is kept.
             guard value.count >= 10, let date = DayMath.parse(String(value.prefix(10))) else {
                 throw .unreadable(Self.name, as: "an ISO date (is the session's DateStyle ISO?)")
             }
-            let shifted = DayMath.format(date + Int((Double(days) * u).rounded()))
+            var offset = Int((Double(days) * u).rounded())
+            if offset == 0 { offset = u < 0 ? -1 : 1 }
+            let shifted = DayMath.format(date + offset)
             return shifted + value.dropFirst(10)
         default:
             throw AnonymizationError("\(Self.name) does not apply to a column of kind \(kind)")

@@ -123,14 +123,19 @@ public final class RedactValues: Sendable {
     let maxWords: Int
 
     /// `pairs`: original → masked; originals shorter than 3 bytes are ignored (they would
-    /// match ordinary words).
+    /// match ordinary words). An original is found by its words, from the first to the
+    /// last: spaces, quotes or a backslash around them (` Anna `, `\N Anna`) are not what
+    /// identifies a person, and an original kept whole with them would never match.
     public init(_ pairs: [String: String]) {
         var masked: [String: String] = [:], firsts: Set<String> = [], most = 1
-        for (original, value) in pairs where original.utf8.count >= 3 && original != value {
-            let words = Self.words(Array(original.utf8))
-            guard let first = words.first, words.first?.lowerBound == 0, words.last?.upperBound == original.utf8.count else { continue }
-            masked[original] = value
-            firsts.insert(String(decoding: Array(original.utf8)[first], as: UTF8.self))
+        for (original, value) in pairs.sorted(by: { $0.key < $1.key }) where original.utf8.count >= 3 && original != value {
+            let bytes = Array(original.utf8)
+            let words = Self.words(bytes)
+            guard let first = words.first, let last = words.last else { continue }
+            let core = String(decoding: bytes[first.lowerBound..<last.upperBound], as: UTF8.self)
+            guard core.utf8.count >= 3, masked[core] == nil else { continue }
+            masked[core] = value
+            firsts.insert(String(decoding: bytes[first], as: UTF8.self))
             most = max(most, words.count)
         }
         self.masked = masked
