@@ -211,3 +211,38 @@ extension ExportSubsetTests {
         await c.close()
     }
 }
+
+extension ExportTests {
+    @Test("hash on an integer serial key and a smallint: the import loads every row, the smallints fit, and the serial's sequence stays far from its end")
+    func hashedSerialKeys() async throws {
+        let source = try await Self.emptyDatabase()
+        let target = try await Self.emptyDatabase()
+        defer { Task { await Self.drop(source); await Self.drop(target) } }
+        let c = try await PostgresConnection.connect(Self.server.replacingDatabase(source), logger: Self.logger)
+        _ = try await c.execute("""
+            CREATE TABLE accounts (id serial PRIMARY KEY, level smallint NOT NULL UNIQUE, name text NOT NULL);
+            INSERT INTO accounts (level, name) SELECT (i - 2500)::smallint * 13, 'acct ' || i FROM generate_series(1, 5000) i;
+            CREATE TABLE logins (id serial PRIMARY KEY, account integer NOT NULL REFERENCES accounts);
+            INSERT INTO logins (account) SELECT 1 + i % 5000 FROM generate_series(1, 3000) i;
+            """)
+        await c.close()
+        var setup = try Self.environment(source, store: TestServices.temporaryDirectory("dbq-exports"))
+        setup.configuration.databases["staging"] = try PostgresConnectionString(Self.server.replacingDatabase(target))
+        let env = setup
+        let policy = """
+            strict: true
+            tables:
+              public.accounts: {id: hash, level: hash, name: {rule: hash, length: 52}}
+              public.logins: {id: keep}
+            """
+        _ = try await Self.export(env, .init(database: "main", policy: policy, codec: "none"), key: "serial-key-0123456789abcdef")
+        _ = try await ImportJob().run(.init(database: "staging", createSchema: true), in: env, context: Self.context())
+        #expect(try await Self.count(target, "SELECT count(*) FROM accounts") == 5000)
+        #expect(try await Self.count(target, "SELECT count(*) FROM logins l JOIN accounts a ON a.id = l.account") == 3000, "the reference inherits the hash")
+        #expect(try await Self.count(target, "SELECT count(*) FROM accounts WHERE id BETWEEN 1 AND 5000") < 5000, "ids moved")
+        let largest = try await Self.count(target, "SELECT max(id) FROM accounts")
+        #expect(largest < 32_768, "ids below 2^15 stay below 2^15 (and larger ones under twice the largest): \(largest)")
+        #expect(try await Self.count(target, "SELECT last_value FROM accounts_id_seq") == largest, "the sequence is moved past the ids, and no further")
+        #expect(try await Self.count(target, "INSERT INTO accounts (level, name) SELECT min(v), 'new' FROM generate_series(-32768, 32767) v WHERE v NOT IN (SELECT level FROM accounts) RETURNING id") == largest + 1)
+    }
+}
