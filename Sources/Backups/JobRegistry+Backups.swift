@@ -11,6 +11,8 @@ extension JobRegistry {
         register(RestoreJob.self, environment: environment)
         register(VerifyBackupJob.self, environment: environment)
         register(RetentionJob.self, environment: environment)
+        register(BaseBackupJob.self, environment: environment)
+        register(PITRRestoreJob.self, environment: environment)
     }
 }
 

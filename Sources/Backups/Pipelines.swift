@@ -28,9 +28,17 @@ final class DumpSource: @unchecked Sendable {
     /// Rows per table, read from the archive as it passes (see `DumpRowCounter`).
     let rowCounter = DumpRowCounter()
 
-    init(process: Subprocess, compressor: Compressor) {
+    /// The tool's name for messages (`pg_dump`, `pg_basebackup`).
+    let tool: String
+    /// Sees every raw chunk as it passes (a base backup's tar members), instead of the
+    /// row counter.
+    let tap: TarMembers?
+
+    init(process: Subprocess, compressor: Compressor, tool: String = "pg_dump", tap: TarMembers? = nil) {
         self.process = process
         self.compressor = compressor
+        self.tool = tool
+        self.tap = tap
         reader = PipeReader(process: process, chunk: 256 << 10)
     }
 
@@ -55,12 +63,12 @@ final class DumpSource: @unchecked Sendable {
         let piece = try reader.next()
         defer { reader.release() }
         let n = piece.count
-        rowCounter.scan(piece)
+        if let tap { tap.feed(piece) } else { rowCounter.scan(piece) }
         if n == 0 {
-            rowCounter.finish()
+            if tap == nil { rowCounter.finish() }
             let status = process.waitBlocking()
             guard status == 0 else {
-                throw JobError.retryable("pg_dump failed (exit \(status)): \(Self.lastLines(process.standardError))")
+                throw JobError.retryable("\(tool) failed (exit \(status)): \(Self.lastLines(process.standardError))")
             }
             let tail = try compressor.finish()
             storedBytes += Int64(tail.count)

@@ -47,6 +47,13 @@ public struct JobEnvironment: Sendable {
         return try await PostgresTools.tool("pg_dump", atLeast: major, for: "database '\(name)' (PostgreSQL \(major))", environment: toolEnvironment)
     }
 
+    /// Another PostgreSQL tool (`pg_basebackup`, `pg_ctl`, `pg_verifybackup`) at least as
+    /// new as a server of `server_version_num` `versionNumber`.
+    public func pgTool(_ tool: String, serverVersionNumber versionNumber: Int, database name: String) async throws -> String {
+        let major = PostgresTools.major(versionNumber: versionNumber)
+        return try await PostgresTools.tool(tool, atLeast: major, for: "database '\(name)' (PostgreSQL \(major))", environment: toolEnvironment)
+    }
+
     /// The `pg_restore` for an archive written by `pg_dump` `dumpVersion` (its `--version`
     /// text): at least as new as that `pg_dump`.
     public func pgRestore(dumpVersion: String, what: String) async throws -> String {

@@ -83,7 +83,7 @@ public struct PostgresConnectionString: Sendable, Equatable, CustomStringConvert
         return (keywords.joined(separator: " "), environment)
     }
 
-    private static func quoteValue(_ value: String) -> String {
+    public static func quoteValue(_ value: String) -> String {
         "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
     }
 

@@ -1,0 +1,151 @@
+@testable import Backups
+import DatabaseJobs
+import DBQConfig
+import DBQSupport
+import DBQTestSupport
+import Foundation
+import JobTestSupport
+import Logging
+import ObjectStorage
+import PostgresClient
+import Queue
+import Testing
+
+/// Point-in-time recovery against a real server of its own: archiving through `dbq wal
+/// push` (the built executable, run by PostgreSQL), a base backup, rows written around an
+/// instant, restores to that instant and to the end of the archive, each started and
+/// queried; the archive's checks (a corrupt segment, a gap, the same file twice).
+@Suite("Point-in-time recovery (a real server archiving through dbq)", .serialized)
+struct PointInTimeTests {
+    /// A cluster archiving into a fresh S3 prefix through the built dbq, started.
+    static func archivingCluster() throws -> (ScratchCluster, StorageSettings, config: String, dbq: String) {
+        let storage = try Fixtures.storage(.s3)
+        let cluster = try ScratchCluster(settings: [])
+        let dbq = try cluster.install(TestServices.dbqBinary, as: "dbq")
+        guard case .s3(let bucket, let prefix) = storage.url else { throw SubprocessError("not S3") }
+        let config = cluster.directory + "/dbq.yaml"
+        try """
+            databases:
+              main: "\(cluster.url())"
+            storages:
+              archive:
+                url: "s3://\(bucket)/\(prefix)"
+                endpoint: "\(storage.endpoint!)"
+                region: us-east-1
+                addressing: path
+                access_key_id: "\(TestServices.s3AccessKey)"
+                secret_access_key: "\(TestServices.s3SecretKey)"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: config)
+        let conf = """
+
+            archive_mode = on
+            archive_command = '\(dbq) wal push %p --database main --config \(config)'
+            """
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: cluster.dataDirectory + "/postgresql.conf"))
+        handle.seekToEndOfFile()
+        handle.write(Data(conf.utf8))
+        try handle.close()
+        try cluster.start()
+        return (cluster, storage, config, dbq)
+    }
+
+    static func query(_ url: String, _ sql: String) async throws -> [String?] {
+        let c = try await PostgresConnection.connect(url, logger: Fixtures.logger)
+        defer { Task { await c.close() } }
+        return try await c.query(sql).first?.values ?? []
+    }
+
+    /// Switches to a new WAL file and waits until the archiver has stored the one it left.
+    static func archiveCurrent(_ url: String) async throws {
+        let switched = try await query(url, "SELECT pg_walfile_name(pg_switch_wal())")[0] ?? ""
+        let stored = try await eventually(.seconds(60), every: .milliseconds(200)) {
+            let last = try await query(url, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")[0] ?? ""
+            return last >= switched
+        }
+        #expect(stored, "the archiver did not store \(switched) within a minute")
+    }
+
+    @Test("archive, base backup, rows around an instant T: a restore to T has exactly the rows before T, one to --latest all of them; the promoted copy archives its new timeline's history")
+    func restoreToInstant() async throws {
+        let (cluster, storage, config, dbq) = try Self.archivingCluster()
+        var restores: [String] = []
+        defer { cluster.remove(also: restores) }
+        let url = cluster.url()
+        _ = try await Self.query(url, "CREATE TABLE events (id serial PRIMARY KEY, batch text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+        _ = try await Self.query(url, "INSERT INTO events (batch) SELECT 'before-backup' FROM generate_series(1, 100)")
+        let env = try Fixtures.environment(databases: ["main": url], storage: storage)
+        let backup = JobFixtures.object(try await Fixtures.run(BaseBackupJob(), in: env, .init(database: "main")))
+        #expect(backup["walStart"] != nil && backup["stopLSN"] != nil, "\(backup)")
+
+        _ = try await Self.query(url, "INSERT INTO events (batch) SELECT 'before-T' FROM generate_series(1, 100)")
+        try await Task.sleep(for: .milliseconds(1100))
+        let instant = try await Self.query(url, "SELECT clock_timestamp()::text")[0]!
+        try await Task.sleep(for: .milliseconds(1100))
+        _ = try await Self.query(url, "INSERT INTO events (batch) SELECT 'after-T' FROM generate_series(1, 100)")
+        try await Self.archiveCurrent(url)
+
+        // To T: the rows committed before it, none after.
+        let toT = cluster.directory + "/restore-t"
+        let port = try ScratchCluster.freePort()
+        restores.append(toT)
+        let restored = JobFixtures.object(try await Fixtures.run(PITRRestoreJob(), in: env, .init(
+            database: "main", to: instant, dataDirectory: toT, port: port, start: true, runAs: "postgres", dbq: dbq, config: config)))
+        #expect(restored["started"] == JSONValue.bool(true), "\(restored)")
+        let copy = "postgresql://postgres@127.0.0.1:\(port)/postgres"
+        let batches = try await Self.query(copy, "SELECT string_agg(batch || '=' || n, ',' ORDER BY batch) FROM (SELECT batch, count(*) n FROM events GROUP BY batch) s")[0]
+        #expect(batches == "before-T=100,before-backup=100", "\(batches ?? "nil")")
+        #expect(try await Self.query(copy, "SELECT pg_is_in_recovery()")[0] == "f", "promoted")
+        // The promoted copy is on a new timeline and archives its history file.
+        _ = try await Self.query(copy, "SELECT pg_switch_wal()")
+        let (_, store) = try env.store(nil)
+        let archive = WALArchive(store: store, database: "main")
+        let history = try await eventually(.seconds(60), every: .milliseconds(200)) {
+            try await archive.list().contains { $0.file.name == "00000002.history" }
+        }
+        #expect(history, "00000002.history was not archived")
+        cluster.stop(dataDirectory: toT)
+
+        // To the end of the archive: every row.
+        let latest = cluster.directory + "/restore-latest"
+        let port2 = try ScratchCluster.freePort()
+        restores.append(latest)
+        _ = try await Fixtures.run(PITRRestoreJob(), in: env, .init(database: "main", latest: true, dataDirectory: latest, port: port2, start: true,
+                                                                   runAs: "postgres", dbq: dbq, config: config))
+        #expect(try await Self.query("postgresql://postgres@127.0.0.1:\(port2)/postgres", "SELECT count(*) FROM events")[0] == "300")
+
+        // A directory that is not empty is refused, and nothing in it is touched.
+        let refused = await #expect(throws: JobError.self) {
+            _ = try await Fixtures.run(PITRRestoreJob(), in: env, .init(database: "main", latest: true, dataDirectory: latest))
+        }
+        #expect(refused?.message.contains("is not empty") == true, "\(String(describing: refused))")
+    }
+
+    @Test("the archive: the same file pushed twice is stored once, other content under its name is refused; a corrupt object is refused on fetch; a missing segment is a named gap")
+    func archiveChecks() async throws {
+        let storage = try Fixtures.storage(.s3)
+        let env = try Fixtures.environment(databases: [:], storage: storage)
+        let (_, store) = try env.store(nil)
+        let archive = WALArchive(store: store, database: "main")
+        func segment(_ n: UInt64) -> WALFileName { WALFileName.segment(timeline: 1, number: n) }
+        let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        #expect(try await archive.push(segment(3), bytes: bytes) == .stored)
+        #expect(try await archive.push(segment(3), bytes: bytes) == .alreadyStored)
+        let other = await #expect(throws: JobError.self) { _ = try await archive.push(segment(3), bytes: bytes.reversed()) }
+        #expect(other?.message.contains("already archived with other content") == true, "\(String(describing: other))")
+        #expect(try await archive.fetch(segment(3)) == bytes)
+        #expect(try await archive.fetch(segment(9)) == nil, "a file the archive lacks is not an error")
+        // Segments 3, 4, 6, 7: 5 is missing.
+        for n: UInt64 in [4, 6, 7] { _ = try await archive.push(segment(n), bytes: Array(bytes.prefix(1000 + Int(n)))) }
+        let summary = WALArchiveSummary(try await archive.list())
+        #expect(summary.timelines.first?.gaps == [segment(5).name], "\(summary)")
+        #expect(summary.timelines.first?.first == segment(3).name && summary.timelines.first?.last == segment(7).name)
+        // One object's bytes changed in the store: the fetch refuses it, naming it.
+        let stored = try #require(try await archive.find(segment(4)))
+        var packed = try await store.getBytes(stored.key)
+        packed[packed.count / 2] ^= 0xFF
+        _ = try await store.put(stored.key, bytes: packed)
+        let corrupt = await #expect(throws: JobError.self) { _ = try await archive.fetch(segment(4)) }
+        #expect(corrupt?.message.contains("is corrupt") == true && corrupt?.message.contains(segment(4).name) == true, "\(String(describing: corrupt))")
+    }
+}
