@@ -13,6 +13,7 @@ extension JobRegistry {
         register(RetentionJob.self, environment: environment)
         register(BaseBackupJob.self, environment: environment)
         register(PITRRestoreJob.self, environment: environment)
+        register(VerifyBaseBackupJob.self, environment: environment)
     }
 }
 

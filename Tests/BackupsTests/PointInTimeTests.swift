@@ -97,7 +97,7 @@ struct PointInTimeTests {
         #expect(batches == "before-T=100,before-backup=100", "\(batches ?? "nil")")
         #expect(try await Self.query(copy, "SELECT pg_is_in_recovery()")[0] == "f", "promoted")
         // The promoted copy is on a new timeline and archives its history file.
-        _ = try await Self.query(copy, "SELECT pg_switch_wal()")
+        try await Self.archiveCurrent(copy)
         let (_, store) = try env.store(nil)
         let archive = WALArchive(store: store, database: "main")
         let history = try await eventually(.seconds(60), every: .milliseconds(200)) {
@@ -106,13 +106,31 @@ struct PointInTimeTests {
         #expect(history, "00000002.history was not archived")
         cluster.stop(dataDirectory: toT)
 
-        // To the end of the archive: every row.
+        // On the latest timeline (the default): the history file leads to timeline 2, which
+        // the first restore began at T — its rows, not the original's after T.
+        let followed = cluster.directory + "/restore-followed"
+        let port3 = try ScratchCluster.freePort()
+        restores.append(followed)
+        let onTwo = JobFixtures.object(try await Fixtures.run(PITRRestoreJob(), in: env, .init(
+            database: "main", latest: true, dataDirectory: followed, port: port3, start: true, runAs: "postgres", dbq: dbq, config: config)))
+        let followedCount = try await Self.query("postgresql://postgres@127.0.0.1:\(port3)/postgres", "SELECT count(*) FROM events")[0]
+        #expect(followedCount == "200", "\(followedCount ?? "nil") rows; \(((try? String(contentsOfFile: followed + "/dbq-restore.log", encoding: .utf8)) ?? "").suffix(3000))")
+        #expect(onTwo["timeline"] == JSONValue.string("3"), "promoted from timeline 2 to 3: \(onTwo)")
+        // (Every restore promotes to a timeline of its own, so the next is 4.)
+        cluster.stop(dataDirectory: followed)
+
+        // To the end of the archive on the backup's timeline: every row.
         let latest = cluster.directory + "/restore-latest"
         let port2 = try ScratchCluster.freePort()
         restores.append(latest)
         _ = try await Fixtures.run(PITRRestoreJob(), in: env, .init(database: "main", latest: true, dataDirectory: latest, port: port2, start: true,
-                                                                   runAs: "postgres", dbq: dbq, config: config))
+                                                                   runAs: "postgres", dbq: dbq, config: config, timeline: "current"))
         #expect(try await Self.query("postgresql://postgres@127.0.0.1:\(port2)/postgres", "SELECT count(*) FROM events")[0] == "300")
+        cluster.stop(dataDirectory: latest)
+        // verify-basebackup: the newest base backup restored to its own end in a scratch
+        // directory, started, asked, stopped and removed.
+        let verified = JobFixtures.object(try await Fixtures.run(VerifyBaseBackupJob(), in: env, .init(database: "main", runAs: "postgres", dbq: dbq, config: config)))
+        #expect(verified["outcome"] == JSONValue.string("passed"), "\(verified)")
 
         // A directory that is not empty is refused, and nothing in it is touched.
         let refused = await #expect(throws: JobError.self) {
@@ -147,5 +165,28 @@ struct PointInTimeTests {
         _ = try await store.put(stored.key, bytes: packed)
         let corrupt = await #expect(throws: JobError.self) { _ = try await archive.fetch(segment(4)) }
         #expect(corrupt?.message.contains("is corrupt") == true && corrupt?.message.contains(segment(4).name) == true, "\(String(describing: corrupt))")
+    }
+
+    @Test("a worker killed mid-base-backup (SIGKILL) leaves no manifest: the store lists no base backup")
+    func killedMidBaseBackup() async throws {
+        let (cluster, storage, config, _) = try Self.archivingCluster()
+        defer { cluster.remove() }
+        let url = cluster.url()
+        // About 40 MB of table at 2 MB/s: the copy is still running when the worker dies.
+        _ = try await Self.query(url, "CREATE TABLE filler AS SELECT i, md5(i::text) || md5((i * 7)::text) AS pad FROM generate_series(1, 400000) i")
+        let child = try ChildProcess(TestServices.dbqBinary, ["run", "basebackup", "--database", "main", "--max-rate", "2M", "--config", config])
+        try await Task.sleep(for: .seconds(4))
+        #expect(child.isRunning, "the base backup ended before the kill: \(child.stderr)")
+        child.signal(SIGKILL)
+        _ = await child.wait(timeout: .seconds(10))
+        let env = try Fixtures.environment(databases: ["main": url], storage: storage)
+        let (_, store) = try env.store(nil)
+        #expect(try await BaseBackupCatalog.load(store, database: "main").entries.isEmpty)
+        let manifests = try await store.list(prefix: BaseBackupLayout.root + "/").filter { $0.key.hasSuffix("/manifest.json") }
+        #expect(manifests.isEmpty, "\(manifests.map(\.key))")
+        // The next base backup runs (the server's backup of the dead one has ended).
+        let next = JobFixtures.object(try await Fixtures.run(BaseBackupJob(), in: env, .init(database: "main")))
+        #expect(next["id"] != nil)
+        #expect(try await BaseBackupCatalog.load(store, database: "main").entries.count == 1)
     }
 }

@@ -54,10 +54,14 @@ public struct BaseBackupJob: ArtefactJob {
         public var database: String
         public var storage: String?
         public var level: Int?
-        public init(database: String, storage: String? = nil, level: Int? = nil) {
+        /// pg_basebackup's `--max-rate` (`32M`, `500k`): the most it reads per second, to
+        /// spare a busy server's disks.
+        public var maxRate: String?
+        public init(database: String, storage: String? = nil, level: Int? = nil, maxRate: String? = nil) {
             self.database = database
             self.storage = storage
             self.level = level
+            self.maxRate = maxRate
         }
     }
 
@@ -65,19 +69,22 @@ public struct BaseBackupJob: ArtefactJob {
 
     public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let level = try JobError.payload { try Codec.zstd.checkedLevel(payload.level) }
+        if let rate = payload.maxRate, rate.range(of: #"^[0-9]+[kKmM]?$"#, options: .regularExpression) == nil {
+            throw JobError.permanent("max rate '\(rate)' is not a rate like 32M or 500k (bytes per second)")
+        }
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let objectLimit = env.objectLimit(payload.storage)
         return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
             try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq basebackup", logger: context.logger) { connection in
-                try await Self.backup(payload.database, url: url, store: store, objectLimit: objectLimit, level: level, env: env,
-                                      context: context, connection: connection)
+                try await Self.backup(payload.database, url: url, store: store, objectLimit: objectLimit, level: level, maxRate: payload.maxRate,
+                                      env: env, context: context, connection: connection)
             }
         }
     }
 
     static func backup(_ name: String, url: PostgresConnectionString, store: any ObjectStore, objectLimit: Int64, level: Int,
-                       env: JobEnvironment, context: JobContext, connection: PostgresConnection) async throws -> JSONValue {
+                       maxRate: String?, env: JobEnvironment, context: JobContext, connection: PostgresConnection) async throws -> JSONValue {
         let startedAt = Date()
         let clock = ContinuousClock.now
         let facts = try await connection.query("""
@@ -96,7 +103,8 @@ public struct BaseBackupJob: ArtefactJob {
         let dataKey = folder + "/" + BaseBackupLayout.dataName
         let tool = try await env.pgTool("pg_basebackup", serverVersionNumber: Int(row[2] ?? "0") ?? 0, database: name)
         let (conninfo, childEnvironment) = url.childProcessArguments()
-        let process = try Subprocess(tool, arguments: ["-D", "-", "-Ft", "-X", "none", "--checkpoint=fast", "--no-password", "--dbname=\(conninfo)"],
+        let process = try Subprocess(tool, arguments: ["-D", "-", "-Ft", "-X", "none", "--checkpoint=fast", "--no-password", "--dbname=\(conninfo)"]
+                                        + (maxRate.map { ["--max-rate=\($0)"] } ?? []),
                                      environment: ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }, pipeStdout: true)
         let tap = TarMembers(wanted: ["backup_label", "backup_manifest"])
         let source = DumpSource(process: process, compressor: try Compressor(codec: .zstd, level: level), tool: "pg_basebackup", tap: tap)

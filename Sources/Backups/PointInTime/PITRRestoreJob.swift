@@ -39,10 +39,14 @@ public struct PITRRestoreJob: DatabaseJob {
         public var dbq: String?
         /// The configuration file that restore_command passes (default: the worker's).
         public var config: String?
+        /// Which timeline recovery follows: `latest` (default: the newest the archive's
+        /// history files lead to, as after an earlier restore was promoted), `current` (the
+        /// base backup's), or a number.
+        public var timeline: String?
 
         public init(database: String, storage: String? = nil, basebackup: String? = nil, to: String? = nil, lsn: String? = nil,
                     latest: Bool? = nil, dataDirectory: String, port: Int? = nil, start: Bool? = nil, runAs: String? = nil,
-                    dbq: String? = nil, config: String? = nil) {
+                    dbq: String? = nil, config: String? = nil, timeline: String? = nil) {
             self.database = database
             self.storage = storage
             self.basebackup = basebackup
@@ -55,6 +59,7 @@ public struct PITRRestoreJob: DatabaseJob {
             self.runAs = runAs
             self.dbq = dbq
             self.config = config
+            self.timeline = timeline
         }
     }
 
@@ -91,6 +96,9 @@ public struct PITRRestoreJob: DatabaseJob {
 
     public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
         let target = try Target.from(payload)
+        if let timeline = payload.timeline, timeline != "latest", timeline != "current", UInt32(timeline) == nil {
+            throw JobError.permanent("timeline '\(timeline)' is not latest, current or a number")
+        }
         let store = try env.store(payload.storage).store
         let directory = payload.dataDirectory
         if let existing = try? FileManager.default.contentsOfDirectory(atPath: directory), !existing.isEmpty {
@@ -227,7 +235,7 @@ public struct PITRRestoreJob: DatabaseJob {
         if let config = payload.config ?? env.configuration.file { command += " --config \(config)" }
         if let storage = payload.storage { command += " --storage \(storage)" }
         var lines = ["", "# dbq pitr-restore", "restore_command = '\(command.replacingOccurrences(of: "'", with: "''"))'",
-                     "recovery_target_action = 'promote'", "recovery_target_timeline = 'latest'"] + target.settings
+                     "recovery_target_action = 'promote'", "recovery_target_timeline = '\(payload.timeline ?? "latest")'"] + target.settings
         if let port = payload.port { lines.append("port = \(port)") }
         let auto = directory + "/postgresql.auto.conf"
         let existing = (try? String(contentsOfFile: auto, encoding: .utf8)) ?? ""
@@ -277,5 +285,98 @@ public struct PITRRestoreJob: DatabaseJob {
             try await Task.sleep(for: .milliseconds(200))
         }
         throw JobError.permanent("the restored server did not finish recovery within an hour")
+    }
+}
+
+/// `verify-basebackup`: a base backup restored into a scratch directory to the point where
+/// it is consistent (its own end, replaying the archived WAL it needs), started on a free
+/// loopback port, asked whether it answers and is promoted, stopped and removed. A backup
+/// whose WAL is missing from the archive, or whose files differ from PostgreSQL's
+/// manifest, fails here rather than on the day it is needed.
+public struct VerifyBaseBackupJob: DatabaseJob {
+    public static let kind = "verify-basebackup"
+    public static var lockClass: DatabaseLockClass? { nil }
+    public static var defaultMaxAttempts: Int { 1 }
+    public static var defaultTimeout: Duration { .seconds(12 * 3600) }
+
+    public struct Payload: Codable, Sendable {
+        public var database: String
+        public var storage: String?
+        /// A base backup id or prefix (default: the newest).
+        public var basebackup: String?
+        public var runAs: String?
+        public var dbq: String?
+        public var config: String?
+        public init(database: String, storage: String? = nil, basebackup: String? = nil, runAs: String? = nil, dbq: String? = nil, config: String? = nil) {
+            self.database = database
+            self.storage = storage
+            self.basebackup = basebackup
+            self.runAs = runAs
+            self.dbq = dbq
+            self.config = config
+        }
+    }
+
+    public struct Result: JobResult {
+        public var database: String
+        public var basebackup: String
+        public var outcome: String
+        public var databases: Int
+        public var seconds: Double
+    }
+
+    public init() {}
+
+    public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {
+        let base = ProcessInfo.processInfo.environment["DBQ_STAGING_DIR"] ?? "/var/tmp"
+        let scratch = "\(base)/dbq-verify-basebackup-\(context.id)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let runAs = payload.runAs ?? (getuid() == 0 ? "postgres" : nil)
+        if let runAs { try PITRRestoreJob.chown(scratch, to: runAs) }
+        let port = try Self.freePort()
+        let clock = ContinuousClock.now
+        let restore = PITRRestoreJob.Payload(database: payload.database, storage: payload.storage, basebackup: payload.basebackup,
+                                             dataDirectory: scratch + "/data", port: port, start: true, runAs: runAs, dbq: payload.dbq, config: payload.config)
+        var stopTool: String?
+        defer {
+            if let stopTool {
+                var arguments = [stopTool, "-D", scratch + "/data", "-w", "-t", "60", "-m", "immediate", "stop"]
+                if let runAs { arguments = ["runuser", "-u", runAs, "--"] + arguments }
+                if let p = try? Subprocess("/usr/bin/env", arguments: arguments, environment: ProcessInfo.processInfo.environment) { _ = p.waitBlocking() }
+            }
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
+        let store = try env.store(payload.storage).store
+        let catalog = try await BaseBackupCatalog.load(store, database: payload.database)
+        let entry = try await PITRRestoreJob.choose(catalog, payload: restore, target: .immediate, env: env)
+        stopTool = try await PITRRestoreJob.tools(entry.manifest, env: env).pgCtl
+        var pinned = restore
+        pinned.basebackup = entry.manifest.id
+        _ = try await PITRRestoreJob().run(pinned, in: env, context: context)
+        let url = try env.database(payload.database)
+        var options = url.options
+        options["host"] = "127.0.0.1"
+        options["port"] = "\(port)"
+        options.removeValue(forKey: "hostaddr")
+        let conninfo = options.sorted { $0.key < $1.key }.map { "\($0.key)=\(PostgresConnectionString.quoteValue($0.value))" }.joined(separator: " ")
+        let c = try await PostgresConnection.connect(conninfo, logger: context.logger)
+        let count = Int(try await c.query("SELECT count(*) FROM pg_database WHERE datallowconn").scalar ?? "0") ?? 0
+        await c.close()
+        return try Result(database: payload.database, basebackup: entry.manifest.id, outcome: count > 0 ? "passed" : "failed", databases: count,
+                          seconds: ((ContinuousClock.now - clock).seconds * 1000).rounded() / 1000).json
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw JobError.retryable("no free loopback port for the scratch server") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
