@@ -14,6 +14,7 @@ extension JobRegistry {
         register(BaseBackupJob.self, environment: environment)
         register(PITRRestoreJob.self, environment: environment)
         register(VerifyBaseBackupJob.self, environment: environment)
+        register(BaseBackupRetentionJob.self, environment: environment)
     }
 }
 

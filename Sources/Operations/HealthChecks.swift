@@ -51,6 +51,26 @@ public struct HealthFacts: Sendable, Equatable, Codable {
     public var invalidIndexes: [String]
     public var sequences: [Sequence]
     public var databaseBytes: Int64
+    /// WAL archiving, when `archive_mode` is not off: what `pg_stat_archiver` says and
+    /// how many segments wait (`.ready` in `pg_wal/archive_status`).
+    public var archiving: Archiving?
+
+    public struct Archiving: Sendable, Equatable, Codable {
+        public var lastArchivedWAL: String?
+        public var secondsSinceArchived: Double?
+        public var lastFailedWAL: String?
+        /// The last attempt failed (a failure after the last success).
+        public var failing: Bool
+        /// Segments waiting to be archived (nil when the role may not list them).
+        public var waiting: Int?
+        public init(lastArchivedWAL: String? = nil, secondsSinceArchived: Double? = nil, lastFailedWAL: String? = nil, failing: Bool = false, waiting: Int? = nil) {
+            self.lastArchivedWAL = lastArchivedWAL
+            self.secondsSinceArchived = secondsSinceArchived
+            self.lastFailedWAL = lastFailedWAL
+            self.failing = failing
+            self.waiting = waiting
+        }
+    }
 
     public init(maxConnections: Int, connectionsByState: [String: Int] = [:], idleInTransaction: [Session] = [], longestTransaction: Session? = nil,
                 longestQuery: Session? = nil, blocked: [Blocked] = [], replicas: [Replica] = [], slots: [Slot] = [], xidAge: Int64 = 0,
@@ -109,6 +129,8 @@ public enum HealthChecks {
         public var cacheHitWarning = 0.95
         public var requestedCheckpointsWarning = 0.5
         public var sequenceWarning = 0.75, sequenceCritical = 0.9
+        /// WAL segments waiting to be archived (each one more a restore cannot reach yet).
+        public var archiveWaitingWarning = 10, archiveWaitingCritical = 100
         public init() {}
     }
 
@@ -125,7 +147,7 @@ public enum HealthChecks {
     static let all: [any HealthRule] = [
         ConnectionsCheck(), IdleInTransactionCheck(), LongestTransactionCheck(), LongestQueryCheck(), BlockedQueriesCheck(),
         ReplicationLagCheck(), ReplicationSlotsCheck(), WraparoundCheck(), MultiXactWraparoundCheck(), CacheHitCheck(), CheckpointsCheck(), InvalidIndexesCheck(),
-        SequencesCheck(), DatabaseSizeCheck(),
+        SequencesCheck(), ArchivingCheck(), DatabaseSizeCheck(),
     ]
 
     static func grade(_ value: Double, _ warning: Double, _ critical: Double) -> HealthCheck.Status {

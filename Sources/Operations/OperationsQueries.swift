@@ -104,6 +104,17 @@ public enum OperationsQueries {
         f.slots = try await c.query("""
             SELECT slot_name, active, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint FROM pg_replication_slots
             """).map { HealthFacts.Slot(name: $0[0] ?? "?", active: $0[1] == "t", retainedBytes: Int64($0[2] ?? "0") ?? 0) }
+        if try await c.query("SHOW archive_mode").scalar != "off" {
+            let r = try await c.query("""
+                SELECT last_archived_wal, extract(epoch FROM now() - last_archived_time), last_failed_wal,
+                       coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)
+                FROM pg_stat_archiver
+                """).first
+            // Listing archive_status needs pg_monitor (or superuser): without it, unknown.
+            let waiting = try? await c.query("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'").scalar.flatMap { Int($0) }
+            f.archiving = HealthFacts.Archiving(lastArchivedWAL: r?[0], secondsSinceArchived: r?[1].flatMap(Double.init), lastFailedWAL: r?[2],
+                                                failing: r?[3] == "t", waiting: waiting ?? nil)
+        }
         f.xidAge = Int64(try await c.query("SELECT max(age(datfrozenxid)) FROM pg_database").scalar ?? "0") ?? 0
         f.multixactAge = Int64(try await c.query("SELECT max(mxid_age(datminmxid)) FROM pg_database").scalar ?? "0") ?? 0
         f.freezeMaxAge = Int64(try await c.query("SHOW autovacuum_freeze_max_age").scalar ?? "200000000") ?? 200_000_000

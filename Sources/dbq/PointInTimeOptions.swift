@@ -131,3 +131,15 @@ struct BaseBackupsCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `dbq push basebackup-retention` / `dbq run basebackup-retention`: the dump retention's
+/// options, applied to base backups and the WAL they need.
+struct BaseBackupRetentionOptions: KindOptions {
+    static var kind: String { BaseBackupRetentionJob.kind }
+    static var abstract: String { "Apply a grandfather-father-son policy to a database's base backups, and delete the WAL no kept one needs." }
+    @OptionGroup var retention: RetentionOptions
+
+    func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
+        try retention.payload(configuration, base: base)
+    }
+}

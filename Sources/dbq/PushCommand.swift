@@ -13,7 +13,7 @@ struct PushCommand: AsyncParsableCommand {
         commandName: "push",
         abstract: "Push a job onto a queue (prints its id).",
         discussion: "dbq push KIND [options]: 'dbq push KIND --help' lists that kind's options. Any kind, from JSON: dbq push job KIND --payload JSON (or --payload-file, or --bulk FILE for many).",
-        subcommands: [PushAny.self, PushKind<BackupOptions>.self, PushKind<BaseBackupOptions>.self, PushKind<PITRRestoreOptions>.self, PushKind<VerifyBaseBackupOptions>.self, PushKind<RestoreOptions>.self, PushKind<VerifyBackupOptions>.self,
+        subcommands: [PushAny.self, PushKind<BackupOptions>.self, PushKind<BaseBackupOptions>.self, PushKind<PITRRestoreOptions>.self, PushKind<VerifyBaseBackupOptions>.self, PushKind<BaseBackupRetentionOptions>.self, PushKind<RestoreOptions>.self, PushKind<VerifyBackupOptions>.self,
                       PushKind<RetentionOptions>.self, PushKind<ExportOptions>.self, PushKind<ImportOptions>.self, PushKind<SnapshotOptions>.self,
                       PushKind<SnapshotRetentionOptions>.self, PushKind<RollbackOptions>.self, PushKind<MigrateOptions>.self, PushKind<MigrateRevertOptions>.self,
                       PushKind<ValidateIntegrityOptions>.self, PushKind<AdviceOptions>.self, PushApplyAdvice.self, PushKind<CreateIndexOptions>.self,

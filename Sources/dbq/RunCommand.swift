@@ -13,7 +13,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run one job inline, in this process, without Redis (an in-memory queue).",
         discussion: "dbq run KIND [options]: 'dbq run KIND --help' lists that kind's options. Any kind, from JSON: dbq run job KIND --payload JSON.",
-        subcommands: [RunAny.self, RunKind<BackupOptions>.self, RunKind<BaseBackupOptions>.self, RunKind<PITRRestoreOptions>.self, RunKind<VerifyBaseBackupOptions>.self, RunKind<RestoreOptions>.self, RunKind<VerifyBackupOptions>.self,
+        subcommands: [RunAny.self, RunKind<BackupOptions>.self, RunKind<BaseBackupOptions>.self, RunKind<PITRRestoreOptions>.self, RunKind<VerifyBaseBackupOptions>.self, RunKind<BaseBackupRetentionOptions>.self, RunKind<RestoreOptions>.self, RunKind<VerifyBackupOptions>.self,
                       RunKind<RetentionOptions>.self, RunKind<ExportOptions>.self, RunKind<ImportOptions>.self, RunKind<SnapshotOptions>.self,
                       RunKind<SnapshotRetentionOptions>.self, RunKind<RollbackOptions>.self, RunKind<MigrateOptions>.self, RunKind<MigrateRevertOptions>.self,
                       RunKind<ValidateIntegrityOptions>.self, RunKind<CreateIndexOptions>.self, RunKind<DropIndexOptions>.self, RunKind<ReindexOptions>.self,

@@ -189,4 +189,71 @@ struct PointInTimeTests {
         #expect(next["id"] != nil)
         #expect(try await BaseBackupCatalog.load(store, database: "main").entries.count == 1)
     }
+
+    @Test("base-backup retention keeps what the policy keeps, and the WAL from the oldest kept backup's first file on, on every timeline; nothing else; refused when archive_mode is off")
+    func retentionTrimsWAL() async throws {
+        let storage = try Fixtures.storage(.s3)
+        let env = try Fixtures.environment(databases: ["main": Fixtures.serverURL.raw], storage: storage)
+        let (_, store) = try env.store(nil)
+        let archive = WALArchive(store: store, database: "main")
+        func segment(_ tli: UInt32, _ n: UInt64) -> WALFileName { WALFileName.segment(timeline: tli, number: n) }
+        for n: UInt64 in 1...20 { _ = try await archive.push(segment(1, n), bytes: Array("tl1 \(n)".utf8)) }
+        for n: UInt64 in 4...6 { _ = try await archive.push(segment(2, n), bytes: Array("tl2 \(n)".utf8)) }
+        _ = try await archive.push(WALFileName("00000002.history")!, bytes: Array("1\t0/4000000\tbefore".utf8))
+        // Three base backups, a day apart, starting at segments 3, 8 and 15.
+        let now = Date()
+        for (i, start) in [(0, UInt64(3)), (1, 8), (2, 15)] {
+            let finished = now.addingTimeInterval(Double(i - 3) * 86_400)
+            let id = ArtefactLayout.id(startedAt: finished, jobID: "job\(i)")
+            let folder = BaseBackupLayout.folder(database: "main", id: id)
+            _ = try await store.put(folder + "/" + BaseBackupLayout.dataName, bytes: [1, 2, 3])
+            let manifest = BaseBackupManifest(
+                format: BaseBackupManifest.currentFormat, id: id, database: "main", startedAt: finished, finishedAt: finished,
+                job: JobStamp(id: "job\(i)", attempt: 1, fencingToken: 1), server: "x", serverVersion: "15.8", systemIdentifier: nil,
+                timeline: 1, startLSN: "0/0", stopLSN: "0/0", walStart: segment(1, start).name, walStop: segment(1, start).name,
+                walSegmentBytes: 16 << 20, objects: [ManifestObject(name: BaseBackupLayout.dataName, size: 3, sha256: "x", rawSize: 3)],
+                backupManifestSHA256: "x")
+            _ = try await store.put(folder + "/" + ArtefactLayout.manifestName, bytes: Array(try ManifestCoding.encoder.encode(manifest)))
+        }
+        var payload = RetentionJob.Payload(database: "main")
+        payload.keepLast = 2
+        payload.daily = 0
+        payload.weekly = 0
+        payload.monthly = 0
+        payload.yearly = 0
+        payload.minAgeSeconds = 0
+        let report = JobFixtures.object(try await Fixtures.run(BaseBackupRetentionJob(), in: env, payload))
+        #expect(report["walKeptFrom"] == JSONValue.string(segment(1, 8).name), "\(report)")
+        #expect(try await BaseBackupCatalog.load(store, database: "main").entries.count == 2)
+        let left = try await archive.list().map(\.file.name)
+        let expected = (8...20).map { segment(1, $0).name } + ["00000002.history"]
+        #expect(left.sorted() == expected.sorted(), "\(left)")
+
+        // The shared test server does not archive: a base backup of it is refused, saying how to start.
+        let refused = await #expect(throws: JobError.self) { _ = try await Fixtures.run(BaseBackupJob(), in: env, .init(database: "main")) }
+        #expect(refused?.message.contains("archive_mode is off") == true && refused?.message.contains("dbq wal push") == true, "\(String(describing: refused))")
+    }
+
+    @Test("a restore that would follow a timeline whose branch segment is not archived yet is refused, naming it; with it archived it goes ahead")
+    func timelineBranchArchived() async throws {
+        let storage = try Fixtures.storage(.s3)
+        let env = try Fixtures.environment(databases: [:], storage: storage)
+        let (_, store) = try env.store(nil)
+        let archive = WALArchive(store: store, database: "main")
+        let manifest = BaseBackupManifest(
+            format: BaseBackupManifest.currentFormat, id: "b", database: "main", startedAt: Date(), finishedAt: Date(),
+            job: JobStamp(id: "j", attempt: 1, fencingToken: 1), server: "x", serverVersion: "15.8", systemIdentifier: nil,
+            timeline: 1, startLSN: "0/2000028", stopLSN: "0/2000100", walStart: "000000010000000000000002", walStop: "000000010000000000000002",
+            walSegmentBytes: 16 << 20, objects: [], backupManifestSHA256: "x")
+        // Timeline 3 came from 2 at 0/7000100, which came from 1 at 0/5000060.
+        _ = try await archive.push(WALFileName("00000003.history")!, bytes: Array("1\t0/5000060\tno recovery target specified\n2\t0/7000100\tno recovery target specified\n".utf8))
+        _ = try await archive.push(WALFileName("00000002.history")!, bytes: Array("1\t0/5000060\tno recovery target specified\n".utf8))
+        _ = try await archive.push(WALFileName("000000020000000000000005")!, bytes: [1])
+        let missing = await #expect(throws: JobError.self) { try await PITRRestoreJob.checkTimelines(manifest, timeline: "latest", archive: archive) }
+        #expect(missing?.message.contains("timeline 3 branches from 2 at 0/7000100, in 000000030000000000000007") == true, "\(String(describing: missing))")
+        try await PITRRestoreJob.checkTimelines(manifest, timeline: "current", archive: archive)
+        _ = try await archive.push(WALFileName("000000030000000000000007")!, bytes: [2])
+        try await PITRRestoreJob.checkTimelines(manifest, timeline: "latest", archive: archive)
+        try await PITRRestoreJob.checkTimelines(manifest, timeline: "2", archive: archive)
+    }
 }

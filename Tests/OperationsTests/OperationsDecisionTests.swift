@@ -59,6 +59,21 @@ struct OperationsDecisionTests {
         #expect(status("multixact-wraparound") == .warning, "94 million MultiXact ids left")
         #expect(checks.filter { $0.status != .ok }.allSatisfy { $0.action != nil })
         #expect(HealthChecks.exitCode(checks) == 2)
+
+        // Archiving: absent when archive_mode is off; by segments waiting; critical when
+        // the last attempt failed.
+        #expect(status("archiving") == nil)
+        f.archiving = .init(lastArchivedWAL: "000000010000000000000007", secondsSinceArchived: 30, waiting: 2)
+        checks = HealthChecks.evaluate(f)
+        #expect(status("archiving") == .ok)
+        f.archiving?.waiting = 12
+        checks = HealthChecks.evaluate(f)
+        #expect(status("archiving") == .warning)
+        f.archiving?.failing = true
+        f.archiving?.lastFailedWAL = "000000010000000000000008"
+        checks = HealthChecks.evaluate(f)
+        #expect(status("archiving") == .critical)
+        #expect(checks.first { $0.name == "archiving" }?.value.contains("FAILED (000000010000000000000008)") == true)
     }
 
     @Test("trends: growth per table and statements whose calls between two samples took twice their earlier mean")

@@ -11,6 +11,7 @@ struct KindLockClassTests {
             "maintenance": .maintenance,
             "create-index": .build, "drop-index": .build, "reindex": .build,
             "import": .ddl, "restore": .ddl, "migrate": .ddl, "migrate-revert": .ddl, "rollback": .ddl, "partitions": .ddl,
+            "basebackup": .read, "pitr-restore": nil, "verify-basebackup": nil, "basebackup-retention": nil,
             "retention": nil, "verify-backup": nil, "snapshot-retention": nil, "health": nil, "stats": nil, "noop": nil, "sleep": nil,
         ]
         let registry = Kinds.registry  // every family's kinds, as the binary registers them

@@ -75,10 +75,15 @@ public struct BaseBackupJob: ArtefactJob {
         let url = try env.database(payload.database)
         let store = try env.store(payload.storage).store
         let objectLimit = env.objectLimit(payload.storage)
+        let lock = BaseBackupLayout.lockName(database: payload.database, store: store.url)
+        let owner = "\(context.id)#\(context.fencingToken)"
+        // The database's read lock, then the base backups' (their retention waits).
         return try await env.withDatabaseLock(payload.database, for: Self.self, context: context) {
-            try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq basebackup", logger: context.logger) { connection in
-                try await Self.backup(payload.database, url: url, store: store, objectLimit: objectLimit, level: level, maxRate: payload.maxRate,
-                                      env: env, context: context, connection: connection)
+            try await env.locks.withLock(lock, mode: .shared, owner: owner, wait: env.lockWait) {
+                try await DatabaseScope.withConnection(url, database: payload.database, application: "dbq basebackup", logger: context.logger) { connection in
+                    try await Self.backup(payload.database, url: url, store: store, objectLimit: objectLimit, level: level, maxRate: payload.maxRate,
+                                          env: env, context: context, connection: connection)
+                }
             }
         }
     }

@@ -106,6 +106,7 @@ public struct PITRRestoreJob: DatabaseJob {
         }
         let catalog = try await BaseBackupCatalog.load(store, database: payload.database)
         let chosen = try await Self.choose(catalog, payload: payload, target: target, env: env)
+        try await Self.checkTimelines(chosen.manifest, timeline: payload.timeline ?? "latest", archive: WALArchive(store: store, database: payload.database))
         let runAs = payload.runAs ?? (getuid() == 0 ? "postgres" : nil)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         await context.progress(JobProgress(message: "restoring base backup \(chosen.manifest.id)"))
@@ -167,6 +168,40 @@ public struct PITRRestoreJob: DatabaseJob {
             throw JobError.permanent("no base backup of '\(payload.database)' ends before the target\(catalog.entries.isEmpty ? " (there are none: dbq push basebackup --database \(payload.database))" : "; the oldest ends at \(catalog.entries.map(\.manifest.finishedAt).min()!)")")
         }
         return newest
+    }
+
+    /// Every timeline the restore would follow, from the backup's to the target one, must
+    /// have the segment holding its branch point archived: without it PostgreSQL replays
+    /// the parent's copy of that segment past the branch (seen here), and the restore
+    /// holds writes that never happened on the timeline asked for. Refused, named.
+    static func checkTimelines(_ manifest: BaseBackupManifest, timeline: String, archive: WALArchive) async throws {
+        guard timeline != "current" else { return }
+        let histories = try await archive.list().filter { $0.file.kind == .history }
+        let target: UInt32 = UInt32(timeline) ?? (histories.map(\.file.timeline).max() ?? manifest.timeline)
+        guard target > manifest.timeline else { return }
+        guard let history = try await archive.fetch(WALFileName(String(format: "%08X.history", target))!) else {
+            throw JobError.permanent("timeline \(target) has no history file in the archive; restore with --timeline current, or archive 00000\(String(format: "%03X", target)).history")
+        }
+        // Lines: parent timeline, switch point, reason.
+        for line in String(decoding: history, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
+            guard fields.count >= 2, let parent = UInt32(fields[0]), let lsn = WALPosition.parse(String(fields[1])), parent >= manifest.timeline else { continue }
+            // The child of `parent` begins at `lsn`: its copy of that segment must be archived.
+            let child = history.isEmpty ? target : Self.child(of: parent, in: String(decoding: history, as: UTF8.self), target: target)
+            let segment = WALFileName.segment(timeline: child, number: lsn / manifest.walSegmentBytes, segmentBytes: manifest.walSegmentBytes)
+            if try await archive.find(segment) == nil {
+                throw JobError.permanent("timeline \(child) branches from \(parent) at \(fields[1]), in \(segment.name), which the archive does not have yet: PostgreSQL would replay timeline \(parent)'s copy past the branch. Wait until the server on timeline \(child) has archived it (dbq wal status), or restore with --timeline current")
+            }
+        }
+    }
+
+    /// In a history file's chain, the timeline that follows `parent` (the target when it is the last).
+    static func child(of parent: UInt32, in history: String, target: UInt32) -> UInt32 {
+        let parents = history.split(separator: "\n").compactMap { line -> UInt32? in
+            line.hasPrefix("#") ? nil : line.split(whereSeparator: { $0 == "\t" || $0 == " " }).first.flatMap { UInt32($0) }
+        }
+        guard let i = parents.firstIndex(of: parent) else { return target }
+        return i + 1 < parents.count ? parents[i + 1] : target
     }
 
     /// `2026-12-07 10:00:00+00`, `2026-12-07T10:00:00Z`, with fractions of a second.
@@ -335,8 +370,11 @@ public struct VerifyBaseBackupJob: DatabaseJob {
         if let runAs { try PITRRestoreJob.chown(scratch, to: runAs) }
         let port = try Self.freePort()
         let clock = ContinuousClock.now
+        // To the backup's own end on its own timeline: what makes it consistent, whatever
+        // later restores branched off since.
         let restore = PITRRestoreJob.Payload(database: payload.database, storage: payload.storage, basebackup: payload.basebackup,
-                                             dataDirectory: scratch + "/data", port: port, start: true, runAs: runAs, dbq: payload.dbq, config: payload.config)
+                                             dataDirectory: scratch + "/data", port: port, start: true, runAs: runAs, dbq: payload.dbq,
+                                             config: payload.config, timeline: "current")
         var stopTool: String?
         defer {
             if let stopTool {

@@ -147,14 +147,15 @@ public struct WALArchive: Sendable {
         try await store.list(prefix: prefix).compactMap(Self.parse).sorted { $0.file < $1.file }
     }
 
-    /// Deletes every segment (and backup file) before `oldest` on every timeline up to its
-    /// own, which a kept base backup no longer needs. History files stay (they are tiny, and
-    /// a later restore across timelines reads them). Returns the keys deleted.
+    /// Deletes every segment (and backup and partial file) whose position is before
+    /// `oldest`'s, on every timeline: a restore from a base backup starting at `oldest`
+    /// never reads an earlier position. History files stay (they are tiny, and a restore
+    /// across timelines reads them). Returns the keys deleted.
     public func remove(before oldest: WALFileName, segmentBytes: UInt64 = 16 << 20) async throws -> [String] {
         guard let limit = oldest.segmentNumber(segmentBytes: segmentBytes) else { return [] }
         var deleted: [String] = []
         for stored in try await list() where stored.file.kind != .history {
-            guard stored.file.timeline <= oldest.timeline, let n = stored.file.segmentNumber(segmentBytes: segmentBytes), n < limit else { continue }
+            guard let n = stored.file.segmentNumber(segmentBytes: segmentBytes), n < limit else { continue }
             try await store.delete(stored.key)
             deleted.append(stored.key)
         }
