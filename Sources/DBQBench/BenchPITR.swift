@@ -14,14 +14,13 @@ struct BenchPITR: AsyncParsableCommand {
             Makes two PostgreSQL servers (initdb, as the postgres user, under /var/tmp), one archiving \
             through 'dbq wal push' into a local store, one through 'pgbackrest archive-push' into a local \
             repository (pgBackRest reaches S3 over HTTPS only, so both use a local directory on the same \
-            disk; zstd level 3 for both). On each: pgbench -i -s SCALE (archived as it is written), then \
-            a backlog of WAL written by pgbench for --seconds while archiving is held, then MB/s until the \
+            disk; zstd level 3 for both). On each: pgbench -i -s SCALE (archived as it is written), then, \
+            synchronous and asynchronous (dbq wal push --ahead 4; pgBackRest --archive-async --process-max=4), a backlog of WAL written by pgbench for --seconds while archiving is held, then MB/s until the \
             archive has every segment; a base \
             backup (dbq run basebackup; pgbackrest backup --type=full); a restore to the end of the archive \
             into a new directory, started, until promoted (dbq run pitr-restore --latest --start; \
             pgbackrest restore, then pg_ctl start). Peak RSS under GNU time. × is pgBackRest's time over \
-            dbq's (above 1: dbq is faster). Synchronous archiving for both (no archive-async). \
-            deploy/local/bench-pitr.sh installs pgBackRest and runs this.
+            dbq's (above 1: dbq is faster). deploy/local/bench-pitr.sh installs pgBackRest and runs this.
             """)
 
     @Option(help: "pgbench scale (100,000 accounts each).") var scale = 20
@@ -55,7 +54,8 @@ struct BenchPITR: AsyncParsableCommand {
                 emit("  " + cell(label, 31) + cell(String(format: "%8.2f %@", a, unit), 17) + cell(String(format: "%8.2f %@", b, unit), 21)
                      + String(format: "%5.2f×", ratio))
             }
-            row("WAL archived (MB/s)", dbqFigures.walMBps, peerFigures.walMBps, unit: "MB/s", higherIsBetter: true)
+            row("WAL archived, synchronous", dbqFigures.walMBps, peerFigures.walMBps, unit: "MB/s", higherIsBetter: true)
+            row("WAL archived, asynchronous", dbqFigures.walAsyncMBps, peerFigures.walAsyncMBps, unit: "MB/s", higherIsBetter: true)
             row("base backup", dbqFigures.backupSeconds, peerFigures.backupSeconds, unit: "s")
             row("restore to latest, promoted", dbqFigures.restoreSeconds, peerFigures.restoreSeconds, unit: "s")
             emit("  " + cell("peak RSS (backup, restore)", 31)
@@ -75,6 +75,7 @@ struct BenchPITR: AsyncParsableCommand {
 
     struct Figures {
         var walMBps = 0.0
+        var walAsyncMBps = 0.0
         var backupSeconds = 0.0
         var restoreSeconds = 0.0
         var backupPeak = 0
@@ -150,15 +151,24 @@ struct BenchPITR: AsyncParsableCommand {
         // WAL archived per second: a backlog written by pgbench for `seconds` while archiving
         // is held (archive_command = 'false'), then the real command back and the time until
         // the archive has every segment.
-        try await setArchiveCommand(url, "false")
-        try shell([tools.pgbench, "-T", "\(seconds)", "-c", "4", "-j", "2", "-n", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "postgres"], environment: env)
-        let before = try await archived(url)
-        let started = ContinuousClock.now
+        let asyncArchive: String
+        switch tool {
+        case .dbq: asyncArchive = archive + " --ahead 4 --spool \(root)/spool"
+        case .pgbackrest: asyncArchive = archive.replacingOccurrences(of: " archive-push", with: " --archive-async --process-max=4 --spool-path=\(root)/spool archive-push")
+        }
+        for (mode, command) in [("synchronous", archive), ("asynchronous", asyncArchive)] {
+            try await setArchiveCommand(url, "false")
+            try shell([tools.pgbench, "-T", "\(seconds)", "-c", "4", "-j", "2", "-n", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "postgres"], environment: env)
+            let before = try await archived(url)
+            let started = ContinuousClock.now
+            try await setArchiveCommand(url, command)
+            let segments = try await caughtUp(url) - before
+            let elapsed = (ContinuousClock.now - started).seconds
+            let rate = Double(segments) * 16.777216 / elapsed
+            if mode == "synchronous" { figures.walMBps = rate } else { figures.walAsyncMBps = rate }
+            emit(String(format: "%@ (%@): a backlog of %d segments archived in %.1f s (%.1f MB/s)", tool.name, mode, segments, elapsed, rate))
+        }
         try await setArchiveCommand(url, archive)
-        let segments = try await caughtUp(url) - before
-        let elapsed = (ContinuousClock.now - started).seconds
-        figures.walMBps = Double(segments) * 16.777216 / elapsed
-        emit(String(format: "%@: a backlog of %d segments archived in %.1f s (%.1f MB/s)", tool.name, segments, elapsed, figures.walMBps))
         // Base backup.
         switch tool {
         case .dbq:

@@ -49,6 +49,7 @@ struct PITRRestoreOptions: KindOptions {
     @Option(help: "The user who owns the data directory and runs the server (default: this user; postgres when root).") var runAs: String?
     @Option(help: "The dbq executable the restored server's restore_command runs (default: the worker's).") var dbq: String?
     @Option(help: "The timeline recovery follows: latest (default), current (the base backup's) or a number.") var timeline: String?
+    @Option(help: "WAL segments the restore command fetches ahead, in parallel (default 1: none ahead).") var prefetch: Int?
 
     func payload(_ configuration: DBQConfiguration, base: [String: JSONValue]?) throws -> JSONValue {
         var fields = PayloadFields(base, target)
@@ -62,6 +63,7 @@ struct PITRRestoreOptions: KindOptions {
         fields.set("runAs", runAs)
         fields.set("dbq", dbq)
         fields.set("timeline", timeline)
+        fields.set("prefetch", prefetch)
         guard fields.has("dataDirectory") else { throw ValidationError("pitr-restore needs --data-directory DIR (empty or new, on the worker's host)") }
         if start, port == nil, !fields.has("port") { throw ValidationError("--start needs --port (the restored server's port)") }
         if [to != nil, lsn != nil, latest].filter({ $0 }).count > 1 { throw ValidationError("give one recovery target: --to TIME, --lsn LSN or --latest") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backups
+import Crypto
 import DBQCommand
 import Foundation
 import PostgresClient
@@ -31,7 +32,14 @@ struct WALCommand: AsyncParsableCommand {
         @Argument(help: "The file PostgreSQL gives as %p (pg_wal/000000010000000000000003, or a .history or .backup file).")
         var path: String
         @Option(help: "The configured database whose archive this is.") var database: String
+        @Option(help: "Also push up to N-1 of the segments waiting after this one (their .ready files), in parallel; PostgreSQL's later calls for them answer at once from the spool. 1: this file only.")
+        var ahead = 1
+        @Option(help: "Where --ahead notes what it pushed (default: /var/tmp/dbq-wal-spool/<database>).") var spool: String?
         @OptionGroup var store: StoreOptions
+
+        func validate() throws {
+            if ahead < 1 || ahead > 64 { throw ValidationError("--ahead must be from 1 to 64") }
+        }
 
         func run() async throws {
             try await reportingFailures {
@@ -42,9 +50,29 @@ struct WALCommand: AsyncParsableCommand {
                 guard let data = FileManager.default.contents(atPath: path) else {
                     throw JobError.permanent("cannot read \(path): does the user running PostgreSQL run dbq, and may it read pg_wal?")
                 }
+                let spool = WALSpool(directory: spool ?? "/var/tmp/dbq-wal-spool/\(database)")
+                // Pushed ahead by an earlier call, with this very content: done.
+                if ahead > 1, spool.pushed(file, bytes: Array(data)) { return }
                 let (_, objectStore) = try store.environment().store(store.storage)
                 let archive = WALArchive(store: objectStore, database: database)
-                _ = try await archive.push(file, bytes: Array(data))
+                let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+                let next = ahead > 1 ? WALSpool.waiting(after: file, in: directory, count: ahead - 1) : []
+                let bytes = Array(data), noting = ahead > 1
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        _ = try await archive.push(file, bytes: bytes)
+                        if noting { spool.note(file, bytes: bytes) }
+                    }
+                    for other in next {
+                        group.addTask {
+                            // A segment ahead that fails is PostgreSQL's to retry when it asks for it.
+                            guard let bytes = FileManager.default.contents(atPath: directory + "/" + other.name).map(Array.init),
+                                  (try? await archive.push(other, bytes: bytes)) != nil else { return }
+                            spool.note(other, bytes: bytes)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
             }
         }
     }
@@ -61,7 +89,14 @@ struct WALCommand: AsyncParsableCommand {
         @Argument(help: "The file name PostgreSQL asks for (%f).") var name: String
         @Argument(help: "Where to write it (%p).") var path: String
         @Option(help: "The configured database whose archive this is.") var database: String
+        @Option(help: "Also fetch the next N-1 segments in parallel into the spool, for PostgreSQL's next calls. 1: this file only.")
+        var prefetch = 1
+        @Option(help: "Where --prefetch keeps segments fetched ahead (default: /var/tmp/dbq-wal-prefetch/<database>).") var spool: String?
         @OptionGroup var store: StoreOptions
+
+        func validate() throws {
+            if prefetch < 1 || prefetch > 64 { throw ValidationError("--prefetch must be from 1 to 64") }
+        }
 
         func run() async throws {
             guard let file = WALFileName(name) else {
@@ -72,7 +107,43 @@ struct WALCommand: AsyncParsableCommand {
             var bytes: [UInt8]?
             try await reportingFailures {
                 let (_, objectStore) = try store.environment().store(store.storage)
-                bytes = try await WALArchive(store: objectStore, database: database).fetch(file)
+                let archive = WALArchive(store: objectStore, database: database)
+                guard prefetch > 1, file.kind == .segment, let number = file.segmentNumber() else {
+                    bytes = try await archive.fetch(file)
+                    return
+                }
+                // Segments fetched ahead were checked against their digest when fetched.
+                // One spool per archive: two restores on a host never share segments.
+                let tag = SHA256.hash(data: Array(objectStore.url.utf8)).prefix(4).map { String(format: "%02x", $0) }.joined()
+                let directory = spool ?? "/var/tmp/dbq-wal-prefetch/\(database)-\(tag)"
+                try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                func spooled(_ f: WALFileName) -> String { directory + "/" + f.name }
+                if let ready = FileManager.default.contents(atPath: spooled(file)) {
+                    bytes = Array(ready)
+                    try? FileManager.default.removeItem(atPath: spooled(file))
+                }
+                // Keep the next prefetch-1 segments in the spool: fetched together when fewer
+                // than half of them are there.
+                let upcoming = (1..<UInt64(prefetch)).map { WALFileName.segment(timeline: file.timeline, number: number + $0) }
+                let missing = upcoming.filter { !FileManager.default.fileExists(atPath: spooled($0)) }
+                let refill = missing.count * 2 > upcoming.count ? missing : []
+                let wanted = bytes == nil
+                bytes = try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+                    if wanted { group.addTask { try await archive.fetch(file) } }
+                    for next in refill {
+                        group.addTask {
+                            // One the archive lacks (the end of it) or cannot give: PostgreSQL asks again.
+                            if let b = try? await archive.fetch(next) {
+                                FileManager.default.createFile(atPath: spooled(next) + ".tmp", contents: Data(b))
+                                _ = rename(spooled(next) + ".tmp", spooled(next))
+                            }
+                            return nil
+                        }
+                    }
+                    var mine = bytes
+                    for try await result in group where result != nil { mine = result }
+                    return mine
+                }
             }
             guard let bytes else { throw ExitCode.failure }
             // Written beside, then renamed: PostgreSQL never reads half a segment.

@@ -18,7 +18,7 @@ import Testing
 @Suite("Point-in-time recovery (a real server archiving through dbq)", .serialized)
 struct PointInTimeTests {
     /// A cluster archiving into a fresh S3 prefix through the built dbq, started.
-    static func archivingCluster() throws -> (ScratchCluster, StorageSettings, config: String, dbq: String) {
+    static func archivingCluster(pushOptions: String = "") throws -> (ScratchCluster, StorageSettings, config: String, dbq: String) {
         let storage = try Fixtures.storage(.s3)
         let cluster = try ScratchCluster(settings: [])
         let dbq = try cluster.install(TestServices.dbqBinary, as: "dbq")
@@ -40,7 +40,7 @@ struct PointInTimeTests {
         let conf = """
 
             archive_mode = on
-            archive_command = '\(dbq) wal push %p --database main --config \(config)'
+            archive_command = '\(dbq) wal push %p --database main --config \(config)\(pushOptions)'
             """
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: cluster.dataDirectory + "/postgresql.conf"))
         handle.seekToEndOfFile()
@@ -255,5 +255,32 @@ struct PointInTimeTests {
         _ = try await archive.push(WALFileName("000000030000000000000007")!, bytes: [2])
         try await PITRRestoreJob.checkTimelines(manifest, timeline: "latest", archive: archive)
         try await PITRRestoreJob.checkTimelines(manifest, timeline: "2", archive: archive)
+    }
+
+    @Test("pushing ahead and fetching ahead: a backlog of segments archived with --ahead 4 leaves no gap, and a restore fetching 4 ahead replays it all")
+    func aheadAndPrefetch() async throws {
+        let spool = "/var/tmp/dbq-wal-spool-test-" + UUID().uuidString.prefix(8).lowercased()
+        let (cluster, storage, config, dbq) = try Self.archivingCluster(pushOptions: " --ahead 4 --spool \(spool)")
+        let restored = cluster.directory + "/restored"
+        defer { cluster.remove(also: [restored]); try? FileManager.default.removeItem(atPath: spool) }
+        let url = cluster.url()
+        let env = try Fixtures.environment(databases: ["main": url], storage: storage)
+        _ = try await Fixtures.run(BaseBackupJob(), in: env, .init(database: "main"))
+        // A backlog: archiving held while about 8 segments are written, then let go.
+        _ = try await Self.query(url, "ALTER SYSTEM SET archive_command = 'false'")
+        _ = try await Self.query(url, "SELECT pg_reload_conf()")
+        _ = try await Self.query(url, "CREATE TABLE backlog AS SELECT i, md5(i::text) AS pad FROM generate_series(1, 1000000) i")
+        _ = try await Self.query(url, "ALTER SYSTEM RESET archive_command")
+        _ = try await Self.query(url, "SELECT pg_reload_conf()")
+        try await Self.archiveCurrent(url)
+        let (_, store) = try env.store(nil)
+        let summary = WALArchiveSummary(try await WALArchive(store: store, database: "main").list())
+        #expect(summary.timelines.count == 1 && summary.timelines[0].gaps.isEmpty && summary.timelines[0].segments >= 6, "\(summary)")
+        let port = try ScratchCluster.freePort()
+        _ = try await Fixtures.run(PITRRestoreJob(), in: env, .init(database: "main", latest: true, dataDirectory: restored, port: port, start: true,
+                                                                   runAs: "postgres", dbq: dbq, config: config, prefetch: 4))
+        #expect(try await Self.query("postgresql://postgres@127.0.0.1:\(port)/postgres", "SELECT count(*) FROM backlog")[0] == "1000000")
+        let auto = (try? String(contentsOfFile: restored + "/postgresql.auto.conf", encoding: .utf8)) ?? ""
+        #expect(auto.contains("--prefetch 4"), "\(auto)")
     }
 }

@@ -43,10 +43,12 @@ public struct PITRRestoreJob: DatabaseJob {
         /// history files lead to, as after an earlier restore was promoted), `current` (the
         /// base backup's), or a number.
         public var timeline: String?
+        /// Segments the restore command fetches ahead, in parallel (`dbq wal fetch --prefetch`).
+        public var prefetch: Int?
 
         public init(database: String, storage: String? = nil, basebackup: String? = nil, to: String? = nil, lsn: String? = nil,
                     latest: Bool? = nil, dataDirectory: String, port: Int? = nil, start: Bool? = nil, runAs: String? = nil,
-                    dbq: String? = nil, config: String? = nil, timeline: String? = nil) {
+                    dbq: String? = nil, config: String? = nil, timeline: String? = nil, prefetch: Int? = nil) {
             self.database = database
             self.storage = storage
             self.basebackup = basebackup
@@ -60,6 +62,7 @@ public struct PITRRestoreJob: DatabaseJob {
             self.dbq = dbq
             self.config = config
             self.timeline = timeline
+            self.prefetch = prefetch
         }
     }
 
@@ -269,6 +272,7 @@ public struct PITRRestoreJob: DatabaseJob {
         var command = "\(dbq) wal fetch %f %p --database \(payload.database)"
         if let config = payload.config ?? env.configuration.file { command += " --config \(config)" }
         if let storage = payload.storage { command += " --storage \(storage)" }
+        if let prefetch = payload.prefetch, prefetch > 1 { command += " --prefetch \(min(prefetch, 64))" }
         var lines = ["", "# dbq pitr-restore", "restore_command = '\(command.replacingOccurrences(of: "'", with: "''"))'",
                      "recovery_target_action = 'promote'", "recovery_target_timeline = '\(payload.timeline ?? "latest")'"] + target.settings
         if let port = payload.port { lines.append("port = \(port)") }
