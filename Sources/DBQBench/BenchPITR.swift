@@ -136,6 +136,7 @@ struct BenchPITR: AsyncParsableCommand {
             archive_mode = on
             archive_command = '\(archive)'
             max_wal_size = 1GB
+            synchronous_commit = off
             """
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: data + "/postgresql.conf"))
         handle.seekToEndOfFile()
