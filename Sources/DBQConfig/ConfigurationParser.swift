@@ -123,9 +123,21 @@ struct ConfigurationParser {
             if (keyID == nil) != (secret == nil) {
                 problems.append("\(path): give both access_key_id and secret_access_key, or neither (then AWS_* from the environment)")
             }
+            var encryption: StorageSettings.Encryption?
+            if let raw = fields["encryption"] {
+                if let map = raw as? [String: Any], let keyEnv = map["key_env"] as? String, !keyEnv.isEmpty {
+                    for key in map.keys.sorted() where !["key_env", "old_keys_env"].contains(key) {
+                        problems.append("\(path).encryption.\(key): unknown key (expected key_env, old_keys_env)")
+                    }
+                    encryption = StorageSettings.Encryption(keyEnv: keyEnv, oldKeysEnv: map["old_keys_env"] as? String)
+                } else {
+                    problems.append("\(path).encryption: expected {key_env: NAME} (the environment variable holding the key), with old_keys_env: NAME for decrypt-only keys")
+                }
+            }
             storages[name] = StorageSettings(url: url, endpoint: endpoint, region: (fields["region"] as? String) ?? "us-east-1",
                                              addressing: addressing, accessKeyID: keyID, secretAccessKey: secret, partSizeMiB: partSize,
                                              partsPerObject: partsPerObject)
+            storages[name]?.encryption = encryption
         }
         return storages
     }

@@ -19,6 +19,19 @@ public struct StorageSettings: Sendable, Equatable {
     /// S3: parts in one object at most; a longer stream (a dump) continues in another object,
     /// so parts never grow and an upload's memory stays the same whatever its size.
     public var partsPerObject: Int
+    /// `encryption: {key_env: NAME, old_keys_env: NAME}`: every object but manifests is
+    /// encrypted at rest under the key in `$NAME` (64 hex digits or base64 of 32 bytes);
+    /// `old_keys_env` names decrypt-only keys, comma-separated (rotation).
+    public var encryption: Encryption?
+
+    public struct Encryption: Sendable, Equatable {
+        public var keyEnv: String
+        public var oldKeysEnv: String?
+        public init(keyEnv: String, oldKeysEnv: String? = nil) {
+            self.keyEnv = keyEnv
+            self.oldKeysEnv = oldKeysEnv
+        }
+    }
 
     /// At most `partsPerSizeStep`: past it S3 parts would double.
     public static let defaultPartsPerObject = S3Configuration.partsPerSizeStep
@@ -48,11 +61,19 @@ public struct StorageSettings: Sendable, Equatable {
 
 extension StorageSettings {
     /// Opens the store; credentials from the file, else from AWS_* in the environment.
-    public func open(logger: Logger) throws -> any ObjectStore {
+    public func open(logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any ObjectStore {
         var credentials: AWSCredentials?
         if let id = accessKeyID, let secret = secretAccessKey { credentials = AWSCredentials(accessKeyID: id, secretAccessKey: secret) }
-        return try url.open(options: S3Options(endpoint: endpoint, region: region, addressing: addressing, credentials: credentials,
-                                               partSize: partSizeMiB << 20), logger: logger)
+        let store = try url.open(options: S3Options(endpoint: endpoint, region: region, addressing: addressing, credentials: credentials,
+                                                    partSize: partSizeMiB << 20), logger: logger)
+        guard let encryption else { return store }
+        // Without the current key the store still lists and reads manifests; it refuses to
+        // write, and to read an object, naming the fingerprint it needs.
+        let current = try environment[encryption.keyEnv].flatMap { $0.isEmpty ? nil : $0 }
+            .map { try EncryptedObjects.Key(text: $0, name: encryption.keyEnv) }
+        let old = try (encryption.oldKeysEnv.flatMap { environment[$0] } ?? "").split(separator: ",")
+            .map { try EncryptedObjects.Key(text: String($0), name: encryption.oldKeysEnv ?? "old keys") }
+        return EncryptedStore(base: store, current: current, old: old, keySource: encryption.keyEnv)
     }
 }
 
@@ -95,7 +116,7 @@ public struct DBQConfiguration: Sendable, Equatable {
 
     static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations", "partitions", "maintenance", "health"]
     static let partitionKeys: Set<String> = ["table", "interval", "premake", "retention", "retention_action"]
-    static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object"]
+    static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object", "encryption"]
     static let workerKeys: Set<String> = ["queues", "concurrency"]
 
     /// The embedded default store when no storage is configured: `.dbq-storage` in the
