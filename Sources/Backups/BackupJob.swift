@@ -128,7 +128,7 @@ public struct BackupJob: ArtefactJob {
             let objects = segments.enumerated().map { i, segment in
                 ManifestObject(name: commit.name(segment.key), size: segment.size, sha256: segment.sha256, rawSize: i == 0 ? source.rawBytes : 0)
             }
-            let manifest = BackupManifest(
+            var manifest = BackupManifest(
                 format: BackupManifest.currentFormat, id: id, database: name, codec: codec, level: level,
                 startedAt: startedAt, finishedAt: Date(),
                 job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
@@ -136,6 +136,7 @@ public struct BackupJob: ArtefactJob {
                 pgDumpVersion: try await pgDumpVersion.value,
                 objects: objects,
                 tables: tables)
+            manifest.encryption = store.encryptionKeyFingerprint
             let seconds = (ContinuousClock.now - clock).seconds
             return (manifest, try Result(
                 id: id, database: name, store: store.url, key: dumpKey, codec: codec.rawValue, size: source.storedBytes, rawSize: source.rawBytes,

@@ -22,6 +22,8 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     public var objects: [ManifestObject]
     /// Rows per table in the dump's snapshot (read from the dump as it streamed, or counted in SQL).
     public var tables: [TableRows]
+    /// The fingerprint of the key its objects are encrypted with (nil: stored in clear).
+    public var encryption: String?
 
     public struct Source: Codable, Sendable, Equatable {
         /// The database's name on its server.

@@ -151,13 +151,14 @@ public struct ExportJob: ArtefactJob {
             let ddl = try await schema
             try await commit.put("schema.sql", bytes: ddl)
             _ = try await connection.execute("COMMIT")
-            let manifest = ExportManifest(
+            var manifest = ExportManifest(
                 format: ExportManifest.currentFormat, id: id, database: payload.database, startedAt: startedAt, finishedAt: Date(),
                 job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
                 serverVersion: prepared.serverVersion, codec: codec, rowFormat: format, snapshot: prepared.snapshot,
                 followReferences: prepared.selection.followsReferences ? true : nil,
                 policyDigest: policy?.digest, keyFingerprint: policy == nil ? nil : key?.fingerprint(),
                 tables: tables, rawColumns: policy == nil ? nil : ExportManifest.rawColumns(tables), schema: ManifestObject(name: "schema.sql", size: Int64(ddl.count), sha256: sha256Hex(ddl), rawSize: Int64(ddl.count)))
+            manifest.encryption = store.encryptionKeyFingerprint
             return (manifest, tables)
         }
         if recordKey, let key { try await ExportKeyRecord.record(key, store: store) }

@@ -31,6 +31,8 @@ public struct ExportManifest: Codable, Sendable, Equatable {
     public var rawColumns: [String]?
     /// `schema.sql`: the exported tables' DDL (pg_dump --schema-only in the same snapshot).
     public var schema: ManifestObject
+    /// The fingerprint of the key its objects are encrypted with (nil: stored in clear).
+    public var encryption: String?
 
     /// The raw columns of `tables` (see `rawColumns`).
     public static func rawColumns(_ tables: [Table]) -> [String] {

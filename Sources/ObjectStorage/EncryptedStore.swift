@@ -100,3 +100,9 @@ final class IteratorBox<I: AsyncIteratorProtocol>: @unchecked Sendable where I.E
     init(_ iterator: I) { self.iterator = iterator }
     func next() async throws -> [UInt8]? { try await iterator.next() }
 }
+
+extension ObjectStore {
+    /// The fingerprint of the key new objects are encrypted with here (nil: in clear): what
+    /// each manifest records.
+    public var encryptionKeyFingerprint: String? { (self as? EncryptedStore)?.current?.fingerprint }
+}

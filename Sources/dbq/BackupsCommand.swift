@@ -29,7 +29,7 @@ struct BackupsCommand: AsyncParsableCommand {
                     try printManifestJSON(catalog.entries.map(BackupJSON.init))
                     return
                 }
-                print("ID                                                     FINISHED (UTC)        DATABASE     SIZE       CODEC  VERIFIED  SHA-256")
+                print("ID                                                     FINISHED (UTC)        DATABASE     SIZE       CODEC  VERIFIED  SHA-256       KEY")
                 for entry in catalog.entries {
                     let m = entry.manifest
                     func cell(_ text: String, _ width: Int) -> String { String(text.prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0) }
@@ -39,7 +39,8 @@ struct BackupsCommand: AsyncParsableCommand {
                     case nil: "-"
                     }
                     print([cell(entry.id, 54), cell(utcText(m.finishedAt), 21), cell(m.database, 12), cell(formatBytes(m.storedSize), 10),
-                           cell(m.codec.rawValue, 6), cell(verified, 9), String(m.dump?.sha256.prefix(12) ?? "")].joined(separator: " "))
+                           cell(m.codec.rawValue, 6), cell(verified, 9), cell(String(m.dump?.sha256.prefix(12) ?? ""), 13),
+                           m.encryption.map { String($0.prefix(16)) } ?? "-"].joined(separator: " "))
                 }
                 var summary = "\(catalog.entries.count) backups in \(objectStore.url)"
                 if !catalog.orphans.isEmpty { summary += "; \(catalog.orphans.count) unfinished (no manifest; retention removes them after its grace)" }

@@ -106,12 +106,12 @@ struct BaseBackupsCommand: AsyncParsableCommand {
                     try printManifestJSON(entries.map(\.manifest))
                     return
                 }
-                print("ID                                                     FINISHED (UTC)        DATABASE     SIZE       TIMELINE  START LSN    STOP LSN")
+                print("ID                                                     FINISHED (UTC)        DATABASE     SIZE       TIMELINE  START LSN    STOP LSN     KEY")
                 for e in entries {
                     let m = e.manifest
                     func cell(_ text: String, _ width: Int) -> String { String(text.prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0) }
                     print([cell(m.id, 54), cell(utcText(m.finishedAt), 21), cell(m.database, 12), cell(formatBytes(m.storedSize), 10),
-                           cell("\(m.timeline)", 9), cell(m.startLSN, 12), m.stopLSN].joined(separator: " "))
+                           cell("\(m.timeline)", 9), cell(m.startLSN, 12), cell(m.stopLSN, 12), m.encryption.map { String($0.prefix(16)) } ?? "-"].joined(separator: " "))
                 }
                 stderrLine("\(entries.count) base backups in \(objectStore.url)")
             }

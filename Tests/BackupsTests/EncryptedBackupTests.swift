@@ -44,6 +44,8 @@ struct EncryptedBackupTests {
         #expect(!String(decoding: stored, as: UTF8.self).contains(marker))
         let manifest = try await raw.getBytes(key.split(separator: "/").dropLast().joined(separator: "/") + "/manifest.json")
         #expect(String(decoding: manifest, as: UTF8.self).contains("\"tables\""), "the manifest stays readable")
+        let fingerprintA = EncryptedObjects.Key(bytes: Self.bytes(Self.keyText(1))).fingerprint
+        #expect(String(decoding: manifest, as: UTF8.self).contains("\"encryption\" : \"\(fingerprintA)\""), "the manifest names the key")
 
         _ = try await Fixtures.run(RestoreJob(), in: env, .init(database: "main", target: restored, create: true))
         #expect(try await Fixtures.checksums(restored) == Fixtures.checksums(source))

@@ -5,6 +5,9 @@ import Exports
 import Foundation
 import PostgresClient
 import Queue
+import Snapshots
+import ObjectStorage
+import JobTestSupport
 import Testing
 
 extension ExportTests {
@@ -244,5 +247,57 @@ extension ExportTests {
         #expect(largest < 32_768, "ids below 2^15 stay below 2^15 (and larger ones under twice the largest): \(largest)")
         #expect(try await Self.count(target, "SELECT last_value FROM accounts_id_seq") == largest, "the sequence is moved past the ids, and no further")
         #expect(try await Self.count(target, "INSERT INTO accounts (level, name) SELECT min(v), 'new' FROM generate_series(-32768, 32767) v WHERE v NOT IN (SELECT level FROM accounts) RETURNING id") == largest + 1)
+    }
+}
+
+extension ExportTests {
+    @Test("an encrypted storage: an export and a snapshot hold no marker and no zstd frame; import and rollback read them with the key; without it both refuse, naming the fingerprint, and change nothing")
+    func encryptedExportAndSnapshot() async throws {
+        let source = try await Self.emptyDatabase()
+        let target = try await Self.emptyDatabase()
+        defer { Task { await Self.drop(source); await Self.drop(target) } }
+        let marker = "MARKER-ENC-EXPORT-5521"
+        let c = try await PostgresConnection.connect(Self.server.replacingDatabase(source), logger: Self.logger)
+        _ = try await c.execute("CREATE TABLE notes (id integer PRIMARY KEY, body text); INSERT INTO notes SELECT g, '\(marker) ' || g FROM generate_series(1, 2000) g")
+        await c.close()
+        let id = UUID().uuidString.prefix(8).uppercased().replacingOccurrences(of: "-", with: "")
+        let keyEnv = "DBQ_TEST_ENC_EXPORT_\(id)"
+        setenv(keyEnv, String(repeating: "5a", count: 32), 1)
+        defer { unsetenv(keyEnv) }
+        let dir = TestServices.temporaryDirectory("dbq-enc-export")
+        var storage = try JobFixtures.localStorage(path: dir)
+        storage.encryption = .init(keyEnv: keyEnv)
+        var setup = try JobFixtures.environment(main: source, storage: storage, lockWait: .seconds(2), logger: Self.logger)
+        setup.configuration.databases["staging"] = try PostgresConnectionString(Self.server.replacingDatabase(target))
+        let env = setup
+        _ = try await Self.export(env, .init(database: "main", codec: "zstd"), key: "enc-export-key-0123456789abcdef")
+        _ = try await Snapshots.SnapshotJob().run(.init(database: "main", tables: ["notes"]), in: env, context: JobFixtures.context("snapshot", logger: Self.logger))
+        // As stored on disk: dbq's header on every data object, no zstd frame, no marker.
+        var data = 0
+        for path in FileManager.default.subpaths(atPath: dir) ?? [] where !path.hasSuffix("manifest.json") && !path.hasSuffix("key-fingerprint") {
+            guard let bytes = FileManager.default.contents(atPath: dir + "/" + path), !bytes.isEmpty else { continue }
+            data += 1
+            #expect(Array(bytes.prefix(8)) == EncryptedObjects.magic, "\(path)")
+            #expect(!String(decoding: bytes, as: UTF8.self).contains(marker), "\(path)")
+        }
+        #expect(data >= 3, "schema.sql, the export's rows and the snapshot's")
+        _ = try await ImportJob().run(.init(database: "staging", createSchema: true), in: env, context: Self.context())
+        #expect(try await Self.count(target, "SELECT count(*) FROM notes WHERE body LIKE 'MARKER-ENC-EXPORT-5521%'") == 2000)
+        let d = try await PostgresConnection.connect(Self.server.replacingDatabase(source), logger: Self.logger)
+        _ = try await d.execute("DELETE FROM notes WHERE id > 10")
+        await d.close()
+        // Without the key: the rollback refuses before it touches the table.
+        unsetenv(keyEnv)
+        let keyless = try JobFixtures.environment(main: source, storage: storage, lockWait: .seconds(2), logger: Self.logger)
+        do {
+            _ = try await Snapshots.RollbackJob().run(.init(database: "main", snapshot: "latest", confirm: true), in: keyless, context: JobFixtures.context("rollback", logger: Self.logger))
+            Issue.record("rolled back without the key")
+        } catch {
+            #expect("\(error)".contains(EncryptedObjects.Key(bytes: [UInt8](repeating: 0x5a, count: 32)).fingerprint), "\(error)")
+        }
+        #expect(try await Self.count(source, "SELECT count(*) FROM notes") == 10, "the table untouched")
+        setenv(keyEnv, String(repeating: "5a", count: 32), 1)
+        _ = try await Snapshots.RollbackJob().run(.init(database: "main", snapshot: "latest", confirm: true), in: env, context: JobFixtures.context("rollback", logger: Self.logger))
+        #expect(try await Self.count(source, "SELECT count(*) FROM notes") == 2000)
     }
 }

@@ -40,6 +40,8 @@ public struct BaseBackupManifest: Codable, Sendable, Equatable {
     /// SHA-256 of PostgreSQL's own `backup_manifest` inside the tar (checked by
     /// `pg_verifybackup` after a restore).
     public var backupManifestSHA256: String
+    /// The fingerprint of the key its objects are encrypted with (nil: stored in clear).
+    public var encryption: String?
     public var storedSize: Int64 { objects.reduce(0) { $0 + $1.size } }
 }
 
@@ -135,13 +137,14 @@ public struct BaseBackupJob: ArtefactJob {
             let objects = segments.enumerated().map { i, s in
                 ManifestObject(name: commit.name(s.key), size: s.size, sha256: s.sha256, rawSize: i == 0 ? source.rawBytes : 0)
             }
-            let manifest = BaseBackupManifest(
+            var manifest = BaseBackupManifest(
                 format: BaseBackupManifest.currentFormat, id: id, database: name, startedAt: startedAt, finishedAt: Date(),
                 job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
                 server: url.endpoint, serverVersion: serverVersion, systemIdentifier: row[3],
                 timeline: start.timeline, startLSN: start.lsn, stopLSN: range.end,
                 walStart: start.file, walStop: WALPosition.file(lsn: range.end, timeline: start.timeline, segmentBytes: segmentBytes) ?? start.file,
                 walSegmentBytes: segmentBytes, objects: objects, backupManifestSHA256: SHA256.hash(data: pgManifest).map { String(format: "%02x", $0) }.joined())
+            manifest.encryption = store.encryptionKeyFingerprint
             let seconds = (ContinuousClock.now - clock).seconds
             return (manifest, try Result(id: id, database: name, store: store.url, size: manifest.storedSize, rawSize: source.rawBytes,
                                          startLSN: start.lsn, stopLSN: range.end, timeline: start.timeline, walStart: manifest.walStart,

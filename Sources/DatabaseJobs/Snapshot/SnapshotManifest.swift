@@ -27,6 +27,8 @@ public struct SnapshotManifest: ArtefactManifest, Equatable {
     /// In dependency order (referenced tables first): the order a rollback loads them.
     public var tables: [Table]
     public var sequences: [Sequence]
+    /// The fingerprint of the key its objects are encrypted with (nil: stored in clear).
+    public var encryption: String?
 
     public struct Table: Codable, Sendable, Equatable {
         public var schema: String

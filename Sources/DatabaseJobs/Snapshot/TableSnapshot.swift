@@ -87,11 +87,12 @@ public enum TableSnapshot {
             }
             _ = try await connection.execute("COMMIT")
             let shapes = Dictionary(uniqueKeysWithValues: tables.map { ($0.qualifiedName, $0.shape) })
-            let manifest = SnapshotManifest(
+            var manifest = SnapshotManifest(
                 format: SnapshotManifest.currentFormat, id: id, database: request.database, label: request.label, startedAt: startedAt,
                 finishedAt: Date(), job: JobStamp(id: context.id, attempt: context.attempt, fencingToken: context.fencingToken),
                 serverVersion: serverVersion, codec: codec, migrationVersion: version, schemaDigest: SchemaShape.digest(shapes),
                 tables: written, sequences: sequences)
+            manifest.encryption = store.encryptionKeyFingerprint
             return (manifest, manifest)
         }
     }
