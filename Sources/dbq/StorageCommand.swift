@@ -8,7 +8,7 @@ struct StorageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "storage",
         abstract: "Look at and change a storage by hand: s3://bucket/prefix or file:///path.",
-        subcommands: [List.self, Put.self, Get.self, Remove.self]
+        subcommands: [List.self, Put.self, Get.self, Remove.self, Reencrypt.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -178,5 +178,51 @@ extension S3OptionGroup {
     func openObject(_ url: String) throws -> (store: any ObjectStore, key: String) {
         let (location, key) = try StorageURL.splitObject(url)
         return (try location.open(options: s3Options(), logger: makeLogger("dbq.storage")), key)
+    }
+}
+
+extension StorageCommand {
+    /// `dbq storage reencrypt`: objects under a prefix read with whichever key they need and
+    /// written again under the current one, streamed (never decrypted to disk); each
+    /// manifest there is rewritten to name the new key. The object is replaced only once
+    /// its new bytes are all written (a put is all or nothing).
+    struct Reencrypt: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reencrypt",
+            abstract: "Re-encrypt the objects under a prefix of an encrypted storage with its current key (after a rotation).",
+            discussion: """
+                The storage's encryption.key_env holds the new key and old_keys_env the one the objects were written \
+                with. Example: dbq storage reencrypt --storage archive backups/main/20261207T030000Z-0A1B2C
+                """)
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The key prefix: a folder of an artefact (backups/main/<id>), or a whole family (backups/main/).") var prefix: String
+
+        func run() async throws {
+            try await reportingFailures {
+                let (_, objectStore) = try store.environment().store(store.storage)
+                guard let encrypted = objectStore as? EncryptedStore, let current = encrypted.current else {
+                    throw ValidationError("storage '\(store.storage ?? "default")' is not encrypted, or its key_env is not set: nothing to re-encrypt to")
+                }
+                var rewritten = 0, skipped = 0, manifests = 0
+                for info in try await encrypted.base.list(prefix: prefix) {
+                    if EncryptedStore.isClear(info.key) {
+                        guard info.key.hasSuffix("/manifest.json") else { continue }
+                        let bytes = try await encrypted.base.getBytes(info.key, limit: 64 << 20)
+                        guard var object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any], object["encryption"] != nil else { continue }
+                        object["encryption"] = current.fingerprint
+                        _ = try await encrypted.base.put(info.key, bytes: Array(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])))
+                        manifests += 1
+                        continue
+                    }
+                    if try await encrypted.keyFingerprint(of: info.key) == current.fingerprint {
+                        skipped += 1
+                        continue
+                    }
+                    _ = try await encrypted.put(info.key, from: try await encrypted.get(info.key))
+                    rewritten += 1
+                }
+                stderrLine("\(rewritten) objects re-encrypted with key \(current.fingerprint), \(skipped) already were, \(manifests) manifests updated")
+            }
+        }
     }
 }

@@ -74,6 +74,35 @@ struct EncryptedBackupTests {
         let (_, encrypted) = try rotatedEnv.store(nil)
         #expect(try await (encrypted as? EncryptedStore)?.keyFingerprint(of: key2) == EncryptedObjects.Key(bytes: Self.bytes(Self.keyText(2))).fingerprint)
         #expect(try await (encrypted as? EncryptedStore)?.keyFingerprint(of: key) == EncryptedObjects.Key(bytes: Self.bytes(Self.keyText(1))).fingerprint)
+
+        // dbq storage reencrypt: the old backup rewritten under the new key, its manifest
+        // naming it; then it restores with the new key alone.
+        guard case .s3(let bucket, let prefix) = plain.url else { return }
+        let config = TestServices.temporaryDirectory("dbq-reencrypt") + "/dbq.yaml"
+        try """
+            storages:
+              archive:
+                url: "s3://\(bucket)/\(prefix)"
+                endpoint: "\(plain.endpoint!)"
+                region: us-east-1
+                addressing: path
+                access_key_id: "\(TestServices.s3AccessKey)"
+                secret_access_key: "\(TestServices.s3SecretKey)"
+                encryption: {key_env: \(current), old_keys_env: \(old)}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let folder = key.split(separator: "/").dropLast().joined(separator: "/")
+        let run = try await runCommand(TestServices.dbqBinary, ["storage", "reencrypt", "--config", config, "--storage", "archive", folder])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("1 objects re-encrypted") && run.stderr.contains("1 manifests updated"), "\(run.stderr)")
+        let fingerprintB = EncryptedObjects.Key(bytes: Self.bytes(Self.keyText(2))).fingerprint
+        #expect(try await (encrypted as? EncryptedStore)?.keyFingerprint(of: key) == fingerprintB)
+        #expect(String(decoding: try await raw.getBytes(folder + "/manifest.json"), as: UTF8.self).contains(fingerprintB))
+        unsetenv(old)
+        let newOnly = try Fixtures.environment(databases: ["main": Fixtures.url(source).raw], storage: storage)
+        let again = Fixtures.freshName("encre")
+        defer { Task { await Fixtures.drop(again) } }
+        _ = try await Fixtures.run(RestoreJob(), in: newOnly, .init(database: "main", backup: String(key.split(separator: "/")[2]), target: again, create: true))
+        #expect(try await Fixtures.checksums(again) == Fixtures.checksums(source))
     }
 
     static func bytes(_ hex: String) -> [UInt8] {
