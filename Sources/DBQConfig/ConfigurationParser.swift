@@ -138,6 +138,20 @@ struct ConfigurationParser {
                                              addressing: addressing, accessKeyID: keyID, secretAccessKey: secret, partSizeMiB: partSize,
                                              partsPerObject: partsPerObject)
             storages[name]?.encryption = encryption
+            if let raw = fields["sse"] {
+                let mode = "\(raw)"
+                if mode == "AES256" || mode == "aws:kms" {
+                    guard case .s3 = url else {
+                        problems.append("\(path).sse: server-side encryption is S3's; this storage is \(urlText)")
+                        continue
+                    }
+                    storages[name]?.serverSideEncryption = .init(mode: mode, kmsKeyID: fields["sse_kms_key_id"] as? String)
+                } else {
+                    problems.append("\(path).sse: '\(mode)' is not AES256 or aws:kms")
+                }
+            } else if fields["sse_kms_key_id"] != nil {
+                problems.append("\(path).sse_kms_key_id: only with sse: aws:kms")
+            }
         }
         return storages
     }

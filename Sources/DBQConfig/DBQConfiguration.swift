@@ -23,6 +23,9 @@ public struct StorageSettings: Sendable, Equatable {
     /// encrypted at rest under the key in `$NAME` (64 hex digits or base64 of 32 bytes);
     /// `old_keys_env` names decrypt-only keys, comma-separated (rotation).
     public var encryption: Encryption?
+    /// `sse: AES256` or `sse: aws:kms` (with `sse_kms_key_id`): S3 server-side encryption
+    /// asked on every upload.
+    public var serverSideEncryption: S3Configuration.ServerSideEncryption?
 
     public struct Encryption: Sendable, Equatable {
         public var keyEnv: String
@@ -64,8 +67,9 @@ extension StorageSettings {
     public func open(logger: Logger, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any ObjectStore {
         var credentials: AWSCredentials?
         if let id = accessKeyID, let secret = secretAccessKey { credentials = AWSCredentials(accessKeyID: id, secretAccessKey: secret) }
-        let store = try url.open(options: S3Options(endpoint: endpoint, region: region, addressing: addressing, credentials: credentials,
-                                                    partSize: partSizeMiB << 20), logger: logger)
+        var options = S3Options(endpoint: endpoint, region: region, addressing: addressing, credentials: credentials, partSize: partSizeMiB << 20)
+        options.serverSideEncryption = serverSideEncryption
+        let store = try url.open(options: options, logger: logger)
         guard let encryption else { return store }
         // Without the current key the store still lists and reads manifests; it refuses to
         // write, and to read an object, naming the fingerprint it needs.
@@ -116,7 +120,7 @@ public struct DBQConfiguration: Sendable, Equatable {
 
     static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations", "partitions", "maintenance", "health"]
     static let partitionKeys: Set<String> = ["table", "interval", "premake", "retention", "retention_action"]
-    static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object", "encryption"]
+    static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object", "encryption", "sse", "sse_kms_key_id"]
     static let workerKeys: Set<String> = ["queues", "concurrency"]
 
     /// The embedded default store when no storage is configured: `.dbq-storage` in the

@@ -26,6 +26,22 @@ public struct S3Configuration: Sendable {
     public var maxAttempts: Int
     public var backoff: Backoff
     public var connectTimeout: Duration
+    /// S3 server-side encryption asked on every PUT and multipart upload: `AES256`, or
+    /// `aws:kms` with a key id (nil: the bucket's default).
+    public var serverSideEncryption: ServerSideEncryption?
+
+    public struct ServerSideEncryption: Sendable, Equatable {
+        public var mode: String
+        public var kmsKeyID: String?
+        public init(mode: String, kmsKeyID: String? = nil) {
+            self.mode = mode
+            self.kmsKeyID = kmsKeyID
+        }
+        /// The request headers that ask for it.
+        public var headers: [(String, String)] {
+            [("x-amz-server-side-encryption", mode)] + (kmsKeyID.map { [("x-amz-server-side-encryption-aws-kms-key-id", $0)] } ?? [])
+        }
+    }
 
     public static let minimumPartSize = 5 << 20
     /// The first parts' size by default: S3's minimum. With two parts held (one uploading

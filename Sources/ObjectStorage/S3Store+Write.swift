@@ -54,13 +54,14 @@ struct MultipartWriter {
     }
 
     private func putSingle(_ bytes: [UInt8]) async throws -> ObjectInfo {
-        let response = try await store.send("PUT", key: key, body: bytes, expect: [200])
+        let response = try await store.send("PUT", key: key, headers: store.configuration.serverSideEncryption?.headers ?? [], body: bytes, expect: [200])
         return store.info(key: key, response: response, size: Int64(bytes.count))
     }
 
     private func create() async throws -> String {
         let response = try await store.send("POST", key: key, query: [("uploads", "")],
-                                            headers: [("Content-Type", "application/octet-stream")], expect: [200])
+                                            headers: [("Content-Type", "application/octet-stream")] + (store.configuration.serverSideEncryption?.headers ?? []),
+                                            expect: [200])
         guard let id = XMLNode.parse(response.body)?["UploadId"], !id.isEmpty else {
             throw ObjectStoreError(code: .server, message: "S3 did not return an upload id for \(store.url)/\(key)", store: store.url, key: key)
         }

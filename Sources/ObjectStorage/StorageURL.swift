@@ -68,6 +68,7 @@ public struct S3Options: Sendable {
     public var credentials: AWSCredentials?
     public var partSize: Int
     public var partConcurrency: Int
+    public var serverSideEncryption: S3Configuration.ServerSideEncryption?
 
     public init(endpoint: String? = nil, region: String = "us-east-1", addressing: S3Configuration.Addressing? = nil,
                 credentials: AWSCredentials? = nil, partSize: Int = S3Configuration.defaultPartSize, partConcurrency: Int = 2) {
@@ -93,10 +94,11 @@ extension StorageURL {
                     code: .configuration,
                     message: "no S3 credentials for s3://\(bucket): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)")
             }
-            let configuration = S3Configuration(
+            var configuration = S3Configuration(
                 endpoint: options.endpoint, region: options.region, bucket: bucket, prefix: prefix,
                 addressing: options.addressing, credentials: credentials, partSize: options.partSize,
                 partConcurrency: options.partConcurrency)
+            configuration.serverSideEncryption = options.serverSideEncryption
             return try S3Store(configuration, logger: logger)
         }
     }

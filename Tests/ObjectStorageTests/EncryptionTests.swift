@@ -2,6 +2,7 @@ import DBQSupport
 import DBQTestSupport
 import Foundation
 @testable import ObjectStorage
+import Logging
 import Testing
 
 /// Objects encrypted at rest: what goes in comes out, and anything changed, cut short,
@@ -116,5 +117,23 @@ struct EncryptionTests {
         #expect(write?.message.contains("DBQ_ENCRYPTION_KEY is not set") == true, "\(String(describing: write))")
         let read = await #expect(throws: ObjectStoreError.self) { _ = try await keyless.getBytes("backups/main/x/dump.zst", limit: 1 << 22) }
         #expect(read?.message.contains(Self.keyA.fingerprint) == true, "\(String(describing: read))")
+    }
+}
+
+@Suite("S3 server-side encryption (the local S3 server)")
+struct ServerSideEncryptionTests {
+    @Test("sse: AES256 is asked on a single PUT and on a multipart upload; the server reports it on HEAD")
+    func asked() async throws {
+        var configuration = S3Configuration(
+            endpoint: TestServices.s3Endpoint, bucket: TestServices.s3Bucket, prefix: "sse-tests/\(UUID().uuidString)", addressing: .path,
+            credentials: AWSCredentials(accessKeyID: TestServices.s3AccessKey, secretAccessKey: TestServices.s3SecretKey))
+        configuration.serverSideEncryption = .init(mode: "AES256")
+        let store = try S3Store(configuration, logger: Logger(label: "test"))
+        _ = try await store.put("small.bin", bytes: [1, 2, 3])
+        _ = try await store.put("large.bin", from: ByteStream.pattern(count: 12 << 20))
+        for key in ["small.bin", "large.bin"] {
+            let response = try await store.send("HEAD", key: key, expect: [200])
+            #expect(response.headers["x-amz-server-side-encryption"] == "AES256", "\(key): \(response.headers)")
+        }
     }
 }
