@@ -95,6 +95,8 @@ struct BenchBackup: AsyncParsableCommand {
             defer { if ownDirectory { try? FileManager.default.removeItem(atPath: work) } }
             try FileManager.default.createDirectory(atPath: work + "/store", withIntermediateDirectories: true)
             let localStore = try StorageURL("file://" + work + "/store").open(options: s3Options, logger: logger)
+            // The encrypted store's objects as stored (the worker encrypts; sizes and removal are of the stored bytes).
+            let encryptedStore = try StorageURL("file://" + work + "/store-encrypted").open(options: s3Options, logger: logger)
 
             emit("dbq bench backup — \(runs) run(s) each, medians; MB/s = database size / wall time")
             emit("S3: \(s3URL) at \(s3Options.endpoint ?? "AWS"), parts of \(s3Options.partSize >> 20) MiB (\(S3Options().partConcurrency) held: uploading or filling); dbq codec zstd level \(level ?? Codec.zstd.defaultLevel)")
@@ -109,7 +111,7 @@ struct BenchBackup: AsyncParsableCommand {
             var results: [(BenchDatabase, [Peer: Figures])] = []
             for db in databases {
                 results.append((db, try await measure(db, tools: tools, config: config, redisURL: redisURL, work: work,
-                                                       queue: queue, s3Store: s3Store, localStore: localStore, s3URL: s3URL,
+                                                       queue: queue, s3Store: s3Store, localStore: localStore, encryptedStore: encryptedStore, s3URL: s3URL,
                                                        s3Options: s3Options)))
             }
             printTargets(results)
@@ -174,7 +176,7 @@ struct BenchBackup: AsyncParsableCommand {
     // MARK: - Measuring
 
     enum Peer: Int, CaseIterable {
-        case rawDump, pgDumpFile, awsPipeline, dbqLocal, dbqS3, dbqS3Objects
+        case rawDump, pgDumpFile, awsPipeline, dbqLocal, dbqLocalEncrypted, dbqS3, dbqS3Objects
 
         var label: String {
             switch self {
@@ -182,6 +184,7 @@ struct BenchBackup: AsyncParsableCommand {
             case .pgDumpFile: "pg_dump -Fc > file"
             case .awsPipeline: "pg_dump -Fc | aws s3 cp -"
             case .dbqLocal: "dbq backup → local directory"
+            case .dbqLocalEncrypted: "the same, encrypted (AES-GCM)"
             case .dbqS3: "dbq backup → S3"
             case .dbqS3Objects: "dbq backup → S3, \(BenchBackup.objectParts)-part objects"
             }
@@ -217,7 +220,7 @@ struct BenchBackup: AsyncParsableCommand {
     }
 
     private func measure(_ db: BenchDatabase, tools: Tools, config: String, redisURL: String, work: String,
-                         queue: RedisQueue, s3Store: any ObjectStore, localStore: any ObjectStore, s3URL: String,
+                         queue: RedisQueue, s3Store: any ObjectStore, localStore: any ObjectStore, encryptedStore: any ObjectStore, s3URL: String,
                          s3Options: S3Options) async throws -> [Peer: Figures] {
         let (conninfo, childEnvironment) = db.url.childProcessArguments()
         let env = ProcessInfo.processInfo.environment.merging(childEnvironment) { $1 }
@@ -229,7 +232,7 @@ struct BenchBackup: AsyncParsableCommand {
         var figures: [Peer: Figures] = [:]
         var workers: [Peer: BenchWorker] = [:]
         defer { for worker in workers.values { worker.stop() } }
-        for (peer, storage) in [(Peer.dbqLocal, "local"), (.dbqS3, "s3"), (.dbqS3Objects, "s3-objects")] {
+        for (peer, storage) in [(Peer.dbqLocal, "local"), (.dbqLocalEncrypted, "local-encrypted"), (.dbqS3, "s3"), (.dbqS3Objects, "s3-objects")] {
             let worker = try await BenchWorker.start(
                 storage: storage, config: config, redisURL: redisURL, database: db, level: level,
                 queueName: "dbq-bench-\(getpid())-\(storage)")
@@ -260,9 +263,10 @@ struct BenchBackup: AsyncParsableCommand {
                     let size = try await s3Store.head(key)?.size ?? 0
                     try await s3Store.delete(key)
                     sample = Sample(seconds: seconds, outputBytes: size, peakRSS: peak)
-                case .dbqLocal, .dbqS3, .dbqS3Objects:
+                case .dbqLocal, .dbqLocalEncrypted, .dbqS3, .dbqS3Objects:
                     let serverBefore = s3ServerPid.flatMap(ProcessStats.cpuSeconds(pid:))
-                    var s = try await workers[peer]!.backup(queue: queue, store: peer == .dbqLocal ? localStore : s3Store)
+                    let store = peer == .dbqLocal ? localStore : peer == .dbqLocalEncrypted ? encryptedStore : s3Store
+                    var s = try await workers[peer]!.backup(queue: queue, store: store)
                     if let serverBefore, let after = s3ServerPid.flatMap(ProcessStats.cpuSeconds(pid:)) { s.serverCPU = after - serverBefore }
                     sample = s
                 }
@@ -296,7 +300,7 @@ struct BenchBackup: AsyncParsableCommand {
             let note = switch peer {
             case .rawDump, .pgDumpFile: "pg_dump"
             case .awsPipeline: "largest process"
-            case .dbqLocal, .dbqS3, .dbqS3Objects: "worker \(mebibytes(f.workerPeak)) + pg_dump \(mebibytes(f.childPeak)); worker idle \(mebibytes(f.workerIdle))"
+            case .dbqLocal, .dbqLocalEncrypted, .dbqS3, .dbqS3Objects: "worker \(mebibytes(f.workerPeak)) + pg_dump \(mebibytes(f.childPeak)); worker idle \(mebibytes(f.workerIdle))"
             }
             emit("  " + pad(peer.label, 32) + lpad(String(format: "%.2f", seconds), 9)
                   + lpad(String(format: "%.1f", Double(db.bytes) / 1e6 / seconds), 9)
@@ -310,7 +314,12 @@ struct BenchBackup: AsyncParsableCommand {
             return String(format: "%.2f–%.2f", s.min() ?? 0, s.max() ?? 0)
         }
         emit("  runs' range (s): " + spread.joined(separator: ", "))
-        for peer in [Peer.dbqLocal, .dbqS3, .dbqS3Objects] {
+        let plainSeconds = figures[.dbqLocal]!.medianSeconds, encryptedSeconds = figures[.dbqLocalEncrypted]!.medianSeconds
+        emit(String(format: "  encryption at rest costs %+.1f %% of the local backup's time (medians %.2f → %.2f s), worker peak %@ → %@; AES-NI: %@",
+                    (encryptedSeconds / plainSeconds - 1) * 100, plainSeconds, encryptedSeconds, mebibytes(figures[.dbqLocal]!.workerPeak),
+                    mebibytes(figures[.dbqLocalEncrypted]!.workerPeak),
+                    ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" aes ") ?? false) ? "yes" : "no"))
+        for peer in [Peer.dbqLocal, .dbqLocalEncrypted, .dbqS3, .dbqS3Objects] {
             let samples = figures[peer]!.samples
             var line = "  CPU per backup, \(peer.label): worker " + String(format: "%.2f s", median(samples.compactMap(\.workerCPU)))
             if peer != .dbqLocal, s3ServerPid != nil { line += String(format: ", S3 server %.2f s", median(samples.compactMap(\.serverCPU))) }
@@ -430,7 +439,8 @@ struct BenchBackup: AsyncParsableCommand {
         if let addressing = options.addressing { s3Entry["addressing"] = addressing.rawValue }
         var objectsEntry = s3Entry
         objectsEntry["parts_per_object"] = Self.objectParts
-        let document: [String: Any] = ["storages": ["local": "file://" + work + "/store", "s3": s3Entry, "s3-objects": objectsEntry]]
+        let encrypted: [String: Any] = ["url": "file://" + work + "/store-encrypted", "encryption": ["key_env": BenchWorker.encryptionKeyEnv]]
+        let document: [String: Any] = ["storages": ["local": "file://" + work + "/store", "local-encrypted": encrypted, "s3": s3Entry, "s3-objects": objectsEntry]]
         let path = work + "/dbq.yaml"
         try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: path))
         return path
@@ -495,6 +505,9 @@ struct Tools {
 
 /// A `dbq worker` process serving one queue, for one storage.
 private final class BenchWorker {
+    static let encryptionKeyEnv = "DBQ_BENCH_ENCRYPTION_KEY"
+    /// A key made for this run: the encrypted local store's.
+    static let encryptionKey = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
     let process: Subprocess
     let queueName: String
     let database: BenchBackup.BenchDatabase
@@ -518,6 +531,7 @@ private final class BenchWorker {
                       queueName: String) async throws -> BenchWorker {
         var env = ProcessInfo.processInfo.environment
         env["DBQ_LOG_LEVEL"] = "error"
+        env[encryptionKeyEnv] = encryptionKey
         env["DBQ_CONFIG"] = config
         env["DBQ_REDIS_URL"] = redisURL
         env["DBQ_DATABASE_URL_" + database.name.uppercased()] = database.url.raw
