@@ -162,7 +162,8 @@ let package = Package(
         // Maintenance (vacuum, analyze, reindex by thresholds), health checks and stats with trends.
         .target(
             name: "Operations",
-            dependencies: ["DatabaseJobs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["DatabaseJobs", "Queue", "PostgresClient", "ObjectStorage", "DBQSupport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         // The web dashboard: pages rendered from Redis on every request, actions behind the

@@ -1,3 +1,4 @@
+import CoreMetrics
 import DatabaseJobs
 import DBQSupport
 import Foundation
@@ -237,6 +238,18 @@ public struct HealthJob: DatabaseJob {
     }
 
     public init() {}
+
+    /// `dbq_health_check_status{database, check}`: 0 ok, 1 warning, 2 critical, per check
+    /// of the last health job (the `archiving` check among them when archive_mode is on).
+    public static func recordMetrics(result: JSONValue) {
+        guard case .object(let fields) = result, case .string(let database)? = fields["database"],
+              case .array(let checks)? = fields["checks"] else { return }
+        for case .object(let check) in checks {
+            guard case .string(let name)? = check["name"], case .string(let status)? = check["status"] else { continue }
+            let value: Double = status == "critical" ? 2 : status == "warning" ? 1 : 0
+            Gauge(label: "dbq_health_check_status", dimensions: [("database", database), ("check", name)]).record(value)
+        }
+    }
 
     public static func report(_ url: PostgresConnectionString, database: String, thresholds: HealthChecks.Thresholds, logger: Logger) async throws -> Report {
         let facts = try await DatabaseScope.withConnection(url, database: database, application: "dbq health", logger: logger) {
