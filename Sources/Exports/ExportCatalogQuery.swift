@@ -92,8 +92,10 @@ public enum ExportCatalogQuery {
                    CASE WHEN bn.nspname = 'pg_catalog' THEN format_type(t.typbasetype, t.typtypmod)
                         ELSE quote_ident(bn.nspname) || '.' || quote_ident(b.typname) END,
                    t.typnotnull, t.typdefault,
+                   -- CHECK constraints only: NOT NULL is typnotnull (PostgreSQL 17 on also lists
+                   -- it here as contype 'n', and saying it twice is an error)
                    (SELECT string_agg(' CONSTRAINT ' || quote_ident(con.conname) || ' ' || pg_get_constraintdef(con.oid), '' ORDER BY con.conname)
-                      FROM pg_constraint con WHERE con.contypid = t.oid),
+                      FROM pg_constraint con WHERE con.contypid = t.oid AND con.contype = 'c'),
                    (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid),
                    max(u.depth)
               FROM used u JOIN pg_type t ON t.oid = u.oid JOIN pg_namespace n ON n.oid = t.typnamespace
