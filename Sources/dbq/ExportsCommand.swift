@@ -25,12 +25,13 @@ struct ExportsCommand: AsyncParsableCommand {
                     try printManifestJSON(entries.map { ExportJSON(folder: $0.folder, manifest: $0.manifest) })
                     return
                 }
-                print("ID                                                     FINISHED (UTC)        DATABASE     TABLES  ROWS        MASKED")
+                print("ID                                                     FINISHED (UTC)        DATABASE     TABLES  ROWS        ENCRYPTED (KEY)   MASKED")
                 for entry in entries {
                     let m = entry.manifest
                     func cell(_ text: String, _ width: Int) -> String { String(text.prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0) }
                     print([cell(entry.id, 54), cell(utcText(m.finishedAt), 21), cell(m.database, 12), cell(String(m.tables.count), 7),
-                           cell(String(m.tables.reduce(0) { $0 + $1.rows }), 11), m.policyDigest == nil ? "no" : "yes (key \(m.keyFingerprint ?? "?"))"]
+                           cell(String(m.tables.reduce(0) { $0 + $1.rows }), 11), cell(m.encryption.map { String($0.prefix(16)) } ?? "-", 17),
+                           m.policyDigest == nil ? "no" : "yes (anonymization key \(m.keyFingerprint ?? "?"))"]
                         .joined(separator: " "))
                 }
             }

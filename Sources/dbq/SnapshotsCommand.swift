@@ -26,12 +26,13 @@ struct SnapshotsCommand: AsyncParsableCommand {
                     try printManifestJSON(entries.map { SnapshotJSON(folder: $0.folder, manifest: $0.manifest) })
                     return
                 }
-                print("ID                                                     FINISHED (UTC)        DATABASE     TABLES  ROWS        SIZE      VERSION  LABEL")
+                print("ID                                                     FINISHED (UTC)        DATABASE     TABLES  ROWS        SIZE      VERSION  ENCRYPTED (KEY)   LABEL")
                 for entry in entries {
                     let m = entry.manifest
                     func cell(_ text: String, _ width: Int) -> String { String(text.prefix(width)).padding(toLength: width, withPad: " ", startingAt: 0) }
                     print([cell(entry.id, 54), cell(utcText(m.finishedAt), 21), cell(m.database, 12), cell(String(m.tables.count), 7),
-                           cell(String(m.rows), 11), cell(formatBytes(m.size), 9), cell(m.migrationVersion ?? "-", 8), m.label ?? ""]
+                           cell(String(m.rows), 11), cell(formatBytes(m.size), 9), cell(m.migrationVersion ?? "-", 8),
+                           cell(m.encryption.map { String($0.prefix(16)) } ?? "-", 17), m.label ?? ""]
                         .joined(separator: " "))
                 }
             }

@@ -63,6 +63,13 @@ struct EncryptedBackupTests {
             #expect("\(error)".contains(a) && "\(error)".contains(b), "\(error)")
         }
         #expect(try await Self.tableCount(refused) == 0, "nothing restored with the wrong key")
+        // verify-backup without the key it needs: fails, naming it, and records no pass.
+        do {
+            let outcome = JobFixtures.object(try await Fixtures.run(VerifyBackupJob(), in: wrongEnv, .init(database: "main")))
+            #expect(outcome["outcome"] != JSONValue.string("passed"), "verified with the wrong key: \(outcome)")
+        } catch {
+            #expect("\(error)".contains(EncryptedObjects.Key(bytes: Self.bytes(Self.keyText(1))).fingerprint), "\(error)")
+        }
 
         // Rotation: the new key current, the old listed: the old backup restores; a new one uses the new key.
         setenv(old, Self.keyText(1), 1)

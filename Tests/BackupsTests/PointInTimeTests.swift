@@ -165,6 +165,22 @@ struct PointInTimeTests {
         _ = try await store.put(stored.key, bytes: packed)
         let corrupt = await #expect(throws: JobError.self) { _ = try await archive.fetch(segment(4)) }
         #expect(corrupt?.message.contains("is corrupt") == true && corrupt?.message.contains(segment(4).name) == true, "\(String(describing: corrupt))")
+
+        // An encrypted storage: the archived file is dbq's encrypted format, fetched back
+        // whole with the key, refused without it naming the fingerprint.
+        let key = EncryptedObjects.Key(bytes: (0..<32).map { UInt8($0 * 3) })
+        let encrypted = WALArchive(store: EncryptedStore(base: store, current: key, keySource: "K"), database: "enc")
+        #expect(try await encrypted.push(segment(3), bytes: bytes) == .stored)
+        let object = try #require(try await WALArchive(store: store, database: "enc").find(segment(3)))
+        #expect(Array(try await store.getBytes(object.key).prefix(8)) == EncryptedObjects.magic)
+        #expect(try await encrypted.fetch(segment(3)) == bytes)
+        let keyless = WALArchive(store: EncryptedStore(base: store, current: nil, keySource: "K"), database: "enc")
+        do {
+            _ = try await keyless.fetch(segment(3))
+            Issue.record("fetched without the key")
+        } catch {
+            #expect("\(error)".contains(key.fingerprint), "\(error)")
+        }
     }
 
     @Test("a worker killed mid-base-backup (SIGKILL) leaves no manifest: the store lists no base backup")
