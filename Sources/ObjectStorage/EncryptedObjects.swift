@@ -51,7 +51,7 @@ public enum EncryptedObjects {
             keyBytes = bytes
             let digest = Array(SHA256.hash(data: Array("dbq encryption key".utf8) + bytes)).prefix(16)
             fingerprintBytes = Array(digest)
-            fingerprint = digest.map { String(format: "%02x", $0) }.joined()
+            fingerprint = SigV4Signer.hex(digest)
         }
     }
 
@@ -76,7 +76,7 @@ public enum EncryptedObjects {
         guard bytes.count >= headerSize, Array(bytes[0..<8]) == magic, bytes[8] == 1, bytes[9] == 1 else { return nil }
         let chunk = bytes[12..<16].reduce(0) { $0 << 8 | Int($1) }
         guard chunk > 0, chunk <= 16 << 20 else { return nil }
-        let fingerprint = bytes[16..<32].map { String(format: "%02x", $0) }.joined()
+        let fingerprint = SigV4Signer.hex(bytes[16..<32])
         return Header(chunkSize: chunk, fingerprint: fingerprint, salt: Array(bytes[32..<48]), bytes: Array(bytes[0..<headerSize]))
     }
 

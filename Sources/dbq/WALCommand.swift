@@ -3,6 +3,7 @@ import Backups
 import Crypto
 import DBQCommand
 import Foundation
+import ObjectStorage
 import PostgresClient
 import Queue
 
@@ -114,7 +115,7 @@ struct WALCommand: AsyncParsableCommand {
                 }
                 // Segments fetched ahead were checked against their digest when fetched.
                 // One spool per archive: two restores on a host never share segments.
-                let tag = SHA256.hash(data: Array(objectStore.url.utf8)).prefix(4).map { String(format: "%02x", $0) }.joined()
+                let tag = SigV4Signer.hex(SHA256.hash(data: Array(objectStore.url.utf8)).prefix(4))
                 let directory = spool ?? "/var/tmp/dbq-wal-prefetch/\(database)-\(tag)"
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 func spooled(_ f: WALFileName) -> String { directory + "/" + f.name }

@@ -143,7 +143,7 @@ public struct BaseBackupJob: ArtefactJob {
                 server: url.endpoint, serverVersion: serverVersion, systemIdentifier: row[3],
                 timeline: start.timeline, startLSN: start.lsn, stopLSN: range.end,
                 walStart: start.file, walStop: WALPosition.file(lsn: range.end, timeline: start.timeline, segmentBytes: segmentBytes) ?? start.file,
-                walSegmentBytes: segmentBytes, objects: objects, backupManifestSHA256: SHA256.hash(data: pgManifest).map { String(format: "%02x", $0) }.joined())
+                walSegmentBytes: segmentBytes, objects: objects, backupManifestSHA256: SigV4Signer.hex(SHA256.hash(data: pgManifest)))
             manifest.encryption = store.encryptionKeyFingerprint
             let seconds = (ContinuousClock.now - clock).seconds
             return (manifest, try Result(id: id, database: name, store: store.url, size: manifest.storedSize, rawSize: source.rawBytes,

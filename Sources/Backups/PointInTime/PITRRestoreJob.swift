@@ -244,7 +244,7 @@ public struct PITRRestoreJob: DatabaseJob {
                     size += Int64(chunk.count)
                     try decompressor.decompress(chunk) { piece in try tar.writeStdin(piece) }
                 }
-                let digest = hash.finalize().map { String(format: "%02x", $0) }.joined()
+                let digest = SigV4Signer.hex(hash.finalize())
                 guard size == object.size, digest == object.sha256 else {
                     throw JobError.permanent("base backup object \(store.url)/\(key) is corrupt: \(size) bytes with SHA-256 \(digest.prefix(16))…, the manifest says \(object.size) bytes with \(object.sha256.prefix(16))…")
                 }
@@ -289,6 +289,16 @@ public struct PITRRestoreJob: DatabaseJob {
         guard p.waitBlocking() == 0 else { throw JobError.permanent("cannot give \(directory) to user \(user): \(DumpSource.lastLines(p.standardError))") }
     }
 
+    /// The configured database's connection (its user, password, database) on the
+    /// restored server at 127.0.0.1:`port`.
+    static func restoredServer(_ url: PostgresConnectionString, port: Int) -> String {
+        var options = url.options
+        options["host"] = "127.0.0.1"
+        options["port"] = "\(port)"
+        options.removeValue(forKey: "hostaddr")
+        return options.sorted { $0.key < $1.key }.map { "\($0.key)=\(PostgresConnectionString.quoteValue($0.value))" }.joined(separator: " ")
+    }
+
     static func startAndWait(_ directory: String, port: Int, runAs: String?, pgCtl: String, env: JobEnvironment, payload: Payload,
                              context: JobContext, result: inout Result) async throws {
         let clock = ContinuousClock.now
@@ -301,12 +311,7 @@ public struct PITRRestoreJob: DatabaseJob {
         }
         result.started = true
         // Until recovery has reached its target and promoted.
-        let url = try env.database(payload.database)
-        var options = url.options
-        options["host"] = "127.0.0.1"
-        options["port"] = "\(port)"
-        options.removeValue(forKey: "hostaddr")
-        let conninfo = options.sorted { $0.key < $1.key }.map { "\($0.key)=\(PostgresConnectionString.quoteValue($0.value))" }.joined(separator: " ")
+        let conninfo = try restoredServer(env.database(payload.database), port: port)
         let deadline = ContinuousClock.now + .seconds(3600)
         while ContinuousClock.now < deadline {
             if let c = try? await PostgresConnection.connect(conninfo, logger: context.logger) {
@@ -397,12 +402,7 @@ public struct VerifyBaseBackupJob: DatabaseJob {
         var pinned = restore
         pinned.basebackup = entry.manifest.id
         _ = try await PITRRestoreJob().run(pinned, in: env, context: context)
-        let url = try env.database(payload.database)
-        var options = url.options
-        options["host"] = "127.0.0.1"
-        options["port"] = "\(port)"
-        options.removeValue(forKey: "hostaddr")
-        let conninfo = options.sorted { $0.key < $1.key }.map { "\($0.key)=\(PostgresConnectionString.quoteValue($0.value))" }.joined(separator: " ")
+        let conninfo = try PITRRestoreJob.restoredServer(env.database(payload.database), port: port)
         let c = try await PostgresConnection.connect(conninfo, logger: context.logger)
         let count = Int(try await c.query("SELECT count(*) FROM pg_database WHERE datallowconn").scalar ?? "0") ?? 0
         await c.close()

@@ -109,7 +109,7 @@ public struct WALArchive: Sendable {
     /// Stores one file's bytes (compressed, named by their digest). Returns once the store
     /// has it; refuses a file whose name is stored with other content.
     public func push(_ file: WALFileName, bytes: [UInt8]) async throws -> PushOutcome {
-        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let digest = SigV4Signer.hex(SHA256.hash(data: bytes))
         if let existing = try await find(file) {
             guard existing.sha256 == digest else {
                 throw JobError.permanent("WAL file \(file.name) is already archived with other content (SHA-256 \(existing.sha256.prefix(16))…, this one \(digest.prefix(16))…): two servers archive into \(store.url)/\(prefix)? Nothing was overwritten")
@@ -135,7 +135,7 @@ public struct WALArchive: Sendable {
         } catch {
             throw JobError.permanent("WAL file \(file.name) in \(store.url)/\(stored.key) is corrupt: \(error); restore it from another copy or take a new base backup")
         }
-        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let digest = SigV4Signer.hex(SHA256.hash(data: bytes))
         guard digest == stored.sha256 else {
             throw JobError.permanent("WAL file \(file.name) in \(store.url)/\(stored.key) is corrupt: its content has SHA-256 \(digest.prefix(16))…, its name says \(stored.sha256.prefix(16))…; restore it from another copy or take a new base backup")
         }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ObjectStorage
 
 /// What `dbq wal push --ahead` pushed before PostgreSQL asked: one small file per WAL file,
 /// holding the SHA-256 of the content stored. A later call for that file succeeds at once
@@ -10,7 +11,7 @@ public struct WALSpool: Sendable {
 
     public init(directory: String) { self.directory = directory }
 
-    static func digest(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
+    static func digest(_ bytes: [UInt8]) -> String { SigV4Signer.hex(SHA256.hash(data: bytes)) }
 
     /// True when `file` with exactly these bytes was pushed ahead; the note is removed.
     public func pushed(_ file: WALFileName, bytes: [UInt8]) -> Bool {
