@@ -34,7 +34,7 @@ struct DeployRecipeTests {
         let units = ["dbq-worker@.service", "dbq-beat.service", "dbq-dashboard.service"]
         for unit in units {
             let text = try String(contentsOfFile: "\(root)/systemd/\(unit)", encoding: .utf8)
-            for key in ["NoNewPrivileges=yes", "ProtectSystem=strict", "DynamicUser=yes", "StateDirectory=dbq", "Restart=on-failure", "KillSignal=SIGTERM"] {
+            for key in ["NoNewPrivileges=yes", "ProtectSystem=strict", "DynamicUser=yes", "StateDirectory=dbq-", "Restart=on-failure", "KillSignal=SIGTERM"] {
                 #expect(text.contains(key), "\(unit) lacks \(key)")
             }
             let stop = text.split(separator: "\n").first { $0.hasPrefix("TimeoutStopSec=") }.flatMap { Double($0.dropFirst(15).filter(\.isNumber)) } ?? 0
@@ -53,6 +53,11 @@ struct DeployRecipeTests {
                 .flatMap { line in line.split(separator: " ").compactMap { Double($0) }.first }
             #expect((exposure ?? 10) <= 2.0, "\(path): \(security.stdout.suffix(300))")
         }
+        // Under DynamicUser a shared StateDirectory is taken by whichever unit starts last.
+        let stateDirectories = try units.map { unit in
+            try String(contentsOfFile: "\(root)/systemd/\(unit)", encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("StateDirectory=") }.map(String.init) ?? ""
+        }
+        #expect(Set(stateDirectories).count == units.count, "state directories clash: \(stateDirectories)")
         // Each ExecStart is a command line dbq accepts.
         for unit in units {
             let text = try String(contentsOfFile: "\(root)/systemd/\(unit)", encoding: .utf8)
@@ -137,11 +142,13 @@ struct DeployRecipeTests {
 
         let dockerfile = try String(contentsOfFile: "\(root)/container/Dockerfile", encoding: .utf8)
         let stages = dockerfile.components(separatedBy: "\nFROM ")
-        #expect(stages.count == 3, "two stages: build and run")
+        // build (Swift), prebuilt (a binary made beforehand), the binary chosen by DBQ_BINARY, run.
+        #expect(stages.count == 5, "four stages: build, prebuilt, binary, run")
+        #expect(dockerfile.contains("ARG DBQ_BINARY=build") && dockerfile.contains("\nFROM ${DBQ_BINARY} AS binary"))
         let runStage = stages.last ?? ""
         // The build stage builds as the demo and the benches do: the runtime linked in there.
         let releaseBuild = try String(contentsOfFile: "\(root)/release-build.sh", encoding: .utf8)
-        #expect(runStage.hasPrefix("debian:bookworm-slim") && releaseBuild.contains("--static-swift-stdlib"))
+        #expect(runStage.hasPrefix("${BASE_IMAGE}") && dockerfile.contains("ARG BASE_IMAGE=debian:bookworm-slim") && releaseBuild.contains("--static-swift-stdlib"))
         #expect(dockerfile.contains("COPY deploy/release-build.sh deploy/worker.order ./deploy/") && dockerfile.contains("bash deploy/release-build.sh"))
         #expect(FileManager.default.fileExists(atPath: "\(root)/worker.order"))
         let installLine = runStage.components(separatedBy: "--no-install-recommends").dropFirst().first?.components(separatedBy: "&&").first ?? ""
