@@ -6,7 +6,9 @@ import Yams
 /// The deploy recipes, checked as far as this machine allows: the systemd units by
 /// systemd-analyze, the Kubernetes manifests against the API's schemas
 /// (kubernetes-validate), the container recipe against Debian's packages and the binary's
-/// libraries. No Docker engine, systemd or Kubernetes cluster runs here (README says so).
+/// libraries. The image, the units under systemd and the compose file also run for real, by
+/// deploy/local/container-test.sh, systemd-test.sh and compose-test.sh in the test command;
+/// no Kubernetes cluster runs here (README says so).
 @Suite("Deploy recipes: systemd units, container, Kubernetes manifests")
 struct DeployRecipeTests {
     let root = TestServices.projectRoot + "/deploy"

@@ -32,8 +32,10 @@ original_setup = BaseResponse.setup_class
 original_check = authorization.ActionAuthenticatorMixin._authenticate_and_authorize_action
 
 
-def setup_class(self, request, full_url, headers, use_raw_body=False):
-    original_setup(self, request, full_url, headers, use_raw_body)
+def setup_class(self, request, *args, **kwargs):
+    # Arguments passed on as given: moto 5.2.6 made use_raw_body default to the class's own
+    # (S3 keeps bodies raw), and passing False decoded every binary PUT as UTF-8 (HTTP 500).
+    original_setup(self, request, *args, **kwargs)
     environ = getattr(request, "environ", None) or {}
     self._dbq_raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
 

@@ -64,8 +64,8 @@ chmod 644 "$CT"/etc/*
 NAME=dbq-systemd-test
 podman rm -f "$NAME" >/dev/null 2>&1 || true
 trap 'podman rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
-podman run -d --name "$NAME" --systemd=always --network=host --cap-add SYS_ADMIN \
-  -v "$CT/etc:/etc/dbq:ro" "$SYSTEMD_IMAGE" >/dev/null
+podman run -d --name "$NAME" --systemd=always --network=host --cap-add SYS_ADMIN --health-interval disable \
+  -v "$CT/etc:/etc/dbq:ro" "$SYSTEMD_IMAGE" >/dev/null 2>>"$CT/podman.log"
 inside() { podman exec "$NAME" "$@"; }
 for _ in $(seq 1 60); do
   state="$(inside systemctl is-system-running 2>/dev/null || true)"
@@ -101,9 +101,9 @@ dirs_ok() {
 }
 check "state directories apart, each owned by its unit's user" dirs_ok
 export DBQ_CONFIG="$CT/etc/dbq.yaml"
-check "a job pushed from the host runs in the unit's worker" "$DBQ" push noop --queue "$queue" --wait --timeout 60s
+check "a job pushed from the host runs in the unit's worker" timeout 60 "$DBQ" push noop --queue "$queue" --wait
 check "the dashboard answers on /healthz" bash -c "curl -fsS http://127.0.0.1:$dashboard_port/healthz | grep -q ok"
-check "the beat leads" bash -c "'$DBQ' beat status --schedule '$CT/etc/schedule.yaml' 2>&1 | grep -qi 'leader'"
+check "the beat leads" bash -c "'$DBQ' beat status --schedule '$CT/etc/schedule.yaml' 2>&1 | grep '^leader:' | grep -qv 'none'"
 
 # A job longer than the worker's --shutdown-grace (25 s): stop must hand it back.
 job="$("$DBQ" push sleep --queue "$queue" --payload '{"seconds": 300}' --max-attempts 3)"
@@ -131,7 +131,7 @@ restarted() {
   return 1
 }
 check "a worker killed with SIGKILL is restarted by systemd" restarted
-check "and takes jobs again" "$DBQ" push noop --queue "$queue" --wait --timeout 60s
+check "and takes jobs again" timeout 60 "$DBQ" push noop --queue "$queue" --wait
 
 say ""
 say "systemd-analyze security (in the container, systemd $(inside systemctl --version | head -n 1 | awk '{print $2}')):"

@@ -2,7 +2,9 @@
 # The README's test command: installs what is missing, starts the local services (one
 # Redis, a Redis Cluster, PostgreSQL 15 and 18, S3), builds everything and runs every test
 # (unit and integration) against them; then the queue and beat suites again, against the
-# cluster, and the PostgreSQL suites again, against PostgreSQL 18.
+# cluster, and the PostgreSQL suites again, against PostgreSQL 18; then the deploy recipes
+# for real: the container image built and run (podman), the systemd units under a real
+# systemd, the compose file brought up (DBQ_CONTAINER_TESTS=0 leaves these three out).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bash "$DBQ_ROOT/deploy/local/install.sh"
 bash "$DBQ_ROOT/deploy/local/start.sh"
@@ -29,3 +31,9 @@ say "the PostgreSQL suites against PostgreSQL 18 ($DBQ_PG18_URL)"
 DBQ_TEST_DATABASE_URL="$DBQ_PG18_URL" DBQ_PG_BIN_DIRS="$DBQ_PG18_BIN" \
   swift test --skip-build --filter "BackupsTests|ExportsTests|SnapshotsTests|MigrationsTests|IndexesTests|OperationsTests|PostgresClientTests|dbqTests" \
   --skip "hostCutOff|IndexRunTests/advice" "$@"
+if [ "${DBQ_CONTAINER_TESTS:-1}" != 0 ]; then
+  say "the deploy recipes run for real: container-test.sh, systemd-test.sh, compose-test.sh"
+  bash "$DBQ_ROOT/deploy/local/container-test.sh"
+  bash "$DBQ_ROOT/deploy/local/systemd-test.sh"
+  bash "$DBQ_ROOT/deploy/local/compose-test.sh"
+fi
