@@ -166,6 +166,14 @@ let package = Package(
                            .product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
+        // Alerts: conditions raised where they are seen, deduplicated fleet-wide in Redis,
+        // told to webhooks, Slack-compatible hooks and e-mail (libcurl), resolved when they clear.
+        .target(
+            name: "Alerts",
+            dependencies: ["DBQConfig", "DBQSupport", "Queue", "RedisQueue", "ObjectStorage", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")],
+            swiftSettings: swiftSettings
+        ),
         // The web dashboard: pages rendered from Redis on every request, actions behind the
         // operator token; and the schedule status `dbq beat status` prints.
         .target(
@@ -212,7 +220,7 @@ let package = Package(
             dependencies: [
                 "DBQCommand", "DBQBench",
                 "CDBQSystem", "DBQSupport", "RedisClient", "PostgresClient", "ObjectStorage", "Queue", "RedisQueue", "Beat", "DBQConfig",
-                "Codecs", "DatabaseJobs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations", "Dashboard",
+                "Codecs", "DatabaseJobs", "Backups", "Exports", "Anonymization", "Snapshots", "Migrations", "PostgresParser", "Indexes", "Operations", "Dashboard", "Alerts",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -290,6 +298,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "RedisQueue", "Queue"], swiftSettings: swiftSettings),
+        .testTarget(name: "AlertsTests", dependencies: ["Alerts", "DBQConfig", "DBQSupport", "Queue", "RedisQueue", "RedisClient", "PostgresClient", "DBQTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "DBQSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BackupsTests",

@@ -10,7 +10,7 @@ import RedisClient
 struct ConfigurationParser {
     let root: [String: Any]
     let environment: [String: String]
-    private(set) var problems: [String] = []
+    var problems: [String] = []
 
     init(root: [String: Any], environment: [String: String]) {
         self.root = root

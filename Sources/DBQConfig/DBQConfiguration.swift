@@ -115,10 +115,12 @@ public struct DBQConfiguration: Sendable, Equatable {
     public var maintenance: [String: [String: Double]] = [:]
     /// Database name → health thresholds (`replicationLagWarning: 30`, …).
     public var health: [String: [String: Double]] = [:]
+    /// `alerts:`: where messages about conditions go.
+    public var alerts: [AlertReceiver] = []
     /// Where it was read from; nil when no file was used.
     public var file: String?
 
-    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations", "partitions", "maintenance", "health"]
+    static let topKeys: Set<String> = ["redis", "databases", "storages", "worker", "schedule", "migrations", "partitions", "maintenance", "health", "alerts"]
     static let partitionKeys: Set<String> = ["table", "interval", "premake", "retention", "retention_action"]
     static let storageKeys: Set<String> = ["url", "endpoint", "region", "addressing", "access_key_id", "secret_access_key", "part_size_mib", "parts_per_object", "encryption", "sse", "sse_kms_key_id"]
     static let workerKeys: Set<String> = ["queues", "concurrency"]
@@ -174,6 +176,7 @@ public struct DBQConfiguration: Sendable, Equatable {
         let migrations = parser.migrations(databases: databases)
         let partitions = parser.partitions(databases: databases)
         let thresholds = parser.thresholds(databases: databases)
+        let alerts = parser.alerts()
         if !parser.problems.isEmpty { throw ConfigurationError(file: where_, problems: parser.problems) }
         var configuration = DBQConfiguration(redis: redis, databases: databases, storages: storages, workerQueues: worker.queues,
                                              workerConcurrency: worker.concurrency, schedule: worker.schedule, file: file)
@@ -181,6 +184,7 @@ public struct DBQConfiguration: Sendable, Equatable {
         configuration.partitions = partitions
         configuration.maintenance = thresholds["maintenance"] ?? [:]
         configuration.health = thresholds["health"] ?? [:]
+        configuration.alerts = alerts
         return configuration
     }
 
@@ -211,6 +215,12 @@ public struct DBQConfiguration: Sendable, Equatable {
         lines.append("schedule: \(schedule)")
         if !migrations.isEmpty {
             lines.append("migrations: {" + migrations.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}")
+        }
+        if !alerts.isEmpty {
+            lines.append("alerts:")
+            for r in alerts {
+                lines.append("  - {name: \(r.name), \(r.kind.rawValue): \(r.redactedURL), on: [\(r.on.map(\.rawValue).sorted().joined(separator: ", "))], repeat: \(Int(r.repeatSeconds))s}")
+            }
         }
         return lines.joined(separator: "\n")
     }

@@ -96,6 +96,42 @@ final class CurlEasy {
         return HTTPResponse(status: status, headers: exchange.headers, body: exchange.received)
     }
 
+    /// One message over SMTP (`smtp://` with STARTTLS when the server offers it, required
+    /// when `requireTLS`; `smtps://` is TLS from the start): the envelope's sender and
+    /// recipients, then `message` (headers, a blank line, the body; CRLF line ends).
+    func sendMail(url: String, from: String, recipients: [String], message: [UInt8], username: String?, password: String?,
+                  requireTLS: Bool, timeout: Duration) throws(CurlError) {
+        curl_easy_reset(handle)
+        let exchange = Exchange(body: message, reservesBody: false)
+        let userdata = Unmanaged.passUnretained(exchange).toOpaque()
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        var rcpt: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(rcpt) }
+        for recipient in recipients { rcpt = curl_slist_append(rcpt, "<\(recipient)>") }
+        let code: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errors in
+            CCurl_setopt_string(handle, CURLOPT_URL, url)
+            CCurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+            CCurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(timeout.milliseconds))
+            CCurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout.milliseconds) * 3)
+            CCurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errors.baseAddress)
+            CCurl_setopt_string(handle, CURLOPT_MAIL_FROM, "<\(from)>")
+            CCurl_setopt_slist(handle, CURLOPT_MAIL_RCPT, rcpt)
+            CCurl_setopt_long(handle, CURLOPT_USE_SSL, Int(requireTLS ? CURLUSESSL_ALL.rawValue : CURLUSESSL_TRY.rawValue))
+            if let username { CCurl_setopt_string(handle, CURLOPT_USERNAME, username) }
+            if let password { CCurl_setopt_string(handle, CURLOPT_PASSWORD, password) }
+            CCurl_setopt_long(handle, CURLOPT_UPLOAD, 1)
+            CCurl_setopt_callback(handle, CURLOPT_READFUNCTION, curlRead)
+            CCurl_setopt_pointer(handle, CURLOPT_READDATA, userdata)
+            CCurl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(message.count))
+            return withExtendedLifetime(exchange) { curl_easy_perform(handle) }
+        }
+        guard code == CURLE_OK else {
+            let detail = String(decoding: errorBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let summary = String(cString: curl_easy_strerror(code))
+            throw CurlError(code: Int(code.rawValue), message: detail.isEmpty ? summary : detail, isRetryable: Self.retryable(code))
+        }
+    }
+
     private static func retryable(_ code: CURLcode) -> Bool {
         switch code {
         case CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,

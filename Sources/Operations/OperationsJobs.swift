@@ -214,8 +214,11 @@ public struct MaintenanceJob: DatabaseJob {
     }
 }
 
-/// `health`: the checks, with their verdicts; the job fails (for alerting) only when the
-/// checks could not run — a critical finding is a result, with `critical: true`.
+/// `health`: the checks, with their verdicts. A critical finding fails the job (dead at
+/// once, not retried), its error naming every critical check: an operator sees it as a
+/// failed job, `dbq push health --wait` exits 1, and alerts raise `health_critical` (and
+/// `archiving_failing` for the archiving check). Warnings are a result, with `warnings`.
+/// The metrics of the checks are recorded either way.
 public struct HealthJob: DatabaseJob {
     public static let kind = "health"
     public static var defaultMaxAttempts: Int { 2 }
@@ -263,7 +266,19 @@ public struct HealthJob: DatabaseJob {
         let report = try await Self.report(try env.database(payload.database), database: payload.database,
                                            thresholds: payload.thresholds ?? overridden(HealthChecks.Thresholds(), env.configuration.health[payload.database]),
                                            logger: context.logger)
-        return try JSONValue(encoding: report)
+        let result = try JSONValue(encoding: report)
+        if report.critical {
+            Self.recordMetrics(result: result)
+            throw JobError.permanent(Self.criticalMessage(report))
+        }
+        return result
+    }
+
+    /// "critical: connections: 195 of 200 (97 %) — raise max_connections…; archiving: …"
+    public static func criticalMessage(_ report: Report) -> String {
+        "critical: " + report.checks.filter { $0.status == .critical }.map { check in
+            "\(check.name): \(check.value)" + (check.action.map { " — \($0)" } ?? "")
+        }.joined(separator: "; ")
     }
 }
 

@@ -81,3 +81,21 @@ public enum PushResult: Sendable, Equatable {
         }
     }
 }
+
+/// A job a worker finished, as `WorkerConfiguration.onFinished` is told of it.
+public struct FinishedJob: Sendable {
+    public var id: String
+    public var queue: String
+    public var kind: String
+    public var outcome: Outcome
+    /// The job's payload (nil when the envelope did not decode).
+    public var payload: JSONValue?
+
+    public init(id: String, queue: String, kind: String, outcome: Outcome, payload: JSONValue?) {
+        self.id = id
+        self.queue = queue
+        self.kind = kind
+        self.outcome = outcome
+        self.payload = payload
+    }
+}

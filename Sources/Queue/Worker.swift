@@ -151,6 +151,16 @@ public final class Worker: Service {
             let outcome = await self.execute(job, handle: handle, kind: &kind)
             WorkerMetrics.finished(queue: job.lease.queue, kind: kind, outcome: outcome, seconds: (ContinuousClock.now - started).seconds)
             if case .succeeded(let result?)? = outcome { self.registry.recordMetrics(kind: kind, result: result) }
+            if let hook = self.configuration.onFinished, let outcome {
+                switch outcome {
+                case .succeeded, .dead:
+                    let envelope = try? JSONDecoder().decode(JSONValue.self, from: Data(job.envelopeJSON.utf8))
+                    var payload: JSONValue?
+                    if case .object(let fields)? = envelope { payload = fields["payload"] }
+                    hook(FinishedJob(id: job.lease.id, queue: job.lease.queue, kind: kind, outcome: outcome, payload: payload))
+                default: break
+                }
+            }
             if let outcome {
                 self.state.complete(job.lease, outcome)
             } else {

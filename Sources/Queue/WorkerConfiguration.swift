@@ -19,6 +19,9 @@ public struct WorkerConfiguration: Sendable {
     public var workerID: String
     /// Leave when every queue is empty and nothing is in flight (benchmarks, `dbq run`).
     public var exitWhenIdle: Bool
+    /// Told of every job this worker finishes (succeeded or dead), after its outcome is
+    /// known: for alerts. It must return at once (work of its own goes in a task).
+    public var onFinished: (@Sendable (FinishedJob) -> Void)?
 
     public init(
         queues: [(name: String, weight: Int)] = [("default", 1)], concurrency: Int = 8, lease: Duration = .seconds(30),

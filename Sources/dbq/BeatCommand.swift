@@ -1,3 +1,4 @@
+import Alerts
 import ArgumentParser
 import Dashboard
 import DBQCommand
@@ -44,15 +45,30 @@ struct BeatCommand: AsyncParsableCommand {
                 try await queue.checkServer()
                 let beat = BeatService(schedule: loaded, driver: RedisBeatDriver(queue: queue), registry: Kinds.registry, logger: logger)
                 var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: beat)]
+                // Alerts the beat sees: schedule entries late past their alert_after, databases
+                // without a recent backup, dead-job alerts whose dead jobs are gone.
+                if let configuration = try? DBQConfiguration.load(path: nil), !configuration.alerts.isEmpty {
+                    let alerting = Alerting(receivers: configuration.alerts, queue: queue, logger: logger)
+                    services.append(.init(service: AlertWatch(alerting: alerting, schedule: loaded, queue: queue,
+                                                              artefacts: ArtefactRows(configuration: configuration, logger: logger))))
+                }
                 if let metrics {
+                    // Backups as their manifests tell it (what lasts, unlike a worker's memory),
+                    // from the storages of dbq.yaml when the beat has one.
+                    let artefacts = (try? DBQConfiguration.load(path: nil)).map { ArtefactRows(configuration: $0, logger: logger) }
                     services.append(.init(service: try MetricsServer.service(listen: metrics, queue: queue, logger: logger) {
-                        // Per entry, seconds since its last success (read from Redis at scrape time).
+                        // Per entry, seconds since its last success (read from Redis at scrape time),
+                        // and the entry's own alert_after, which the late-entry alert compares with.
                         for entry in loaded.entries {
+                            if let after = entry.alertAfter {
+                                Gauge(label: "dbq_schedule_alert_after_seconds", dimensions: [("entry", entry.name)]).record(after)
+                            }
                             guard let state = try? await queue.beatState(entry: entry.name, queue: entry.queue) else { continue }
                             let reference = state.lastSuccess ?? state.since
                             Gauge(label: "dbq_schedule_seconds_since_success", dimensions: [("entry", entry.name)])
                                 .record(reference.map { Date().timeIntervalSince($0) } ?? -1)
                         }
+                        if let rows = try? await artefacts?.rows() { ArtefactRows.recordNewest(rows) }
                     }))
                 }
                 let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -18,7 +18,7 @@ struct DBQ: AsyncParsableCommand {
         version: DBQVersion.current,
         subcommands: [
             PushCommand.self, WorkerCommand.self, JobsCommand.self, DeadCommand.self, QueuesCommand.self, RunCommand.self, BeatCommand.self,
-            BackupsCommand.self, BaseBackupsCommand.self, RetentionCommand.self, ExportCommand.self, ExportsCommand.self, SnapshotsCommand.self, MigrationsCommand.self, IndexesCommand.self, MaintenanceCommand.self, HealthCommand.self, StatsCommand.self, WALCommand.self, AnonymizeCommand.self, ConfigCommand.self, CheckCommand.self, StorageCommand.self, DashboardCommand.self, HealthcheckCommand.self, BenchCommand.self,
+            BackupsCommand.self, BaseBackupsCommand.self, RetentionCommand.self, ExportCommand.self, ExportsCommand.self, SnapshotsCommand.self, MigrationsCommand.self, IndexesCommand.self, MaintenanceCommand.self, HealthCommand.self, StatsCommand.self, WALCommand.self, AnonymizeCommand.self, ConfigCommand.self, CheckCommand.self, StorageCommand.self, DashboardCommand.self, HealthcheckCommand.self, AlertsCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -8,6 +8,7 @@ import DBQConfig
 import Exports
 import Foundation
 import Logging
+import Metrics
 import ObjectStorage
 import Queue
 import RedisQueue
@@ -103,5 +104,20 @@ final class ArtefactRows: Sendable {
         }
         cache.withLock { $0 = (ContinuousClock.now, out) }
         return out
+    }
+
+    /// `dbq_backup_newest_timestamp_seconds{database}` and
+    /// `dbq_backup_newest_verified_timestamp_seconds{database}`: when the newest backup, and
+    /// the newest backup whose verification passed, finished, from the manifests.
+    static func recordNewest(_ rows: [ArtefactRow]) {
+        let backups = rows.filter { $0.family == "backup" }
+        for (database, mine) in Dictionary(grouping: backups, by: \.database) {
+            if let newest = mine.map(\.finishedAt).max() {
+                Gauge(label: "dbq_backup_newest_timestamp_seconds", dimensions: [("database", database)]).record(newest.timeIntervalSince1970)
+            }
+            if let verified = mine.filter({ $0.verification == "passed" }).map(\.finishedAt).max() {
+                Gauge(label: "dbq_backup_newest_verified_timestamp_seconds", dimensions: [("database", database)]).record(verified.timeIntervalSince1970)
+            }
+        }
     }
 }

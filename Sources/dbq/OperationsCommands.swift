@@ -278,7 +278,7 @@ extension MaintenanceOptions: RequiredKindOptions {
 
 extension HealthOptions: RequiredKindOptions {
     static var kind: String { HealthJob.kind }
-    static var abstract: String { "Health checks as a job: its result holds every check (critical: true when one is)." }
+    static var abstract: String { "Health checks as a job: its result holds every check; a critical finding fails it, naming each critical check." }
     func payload(_ configuration: DBQConfiguration) throws -> JSONValue {
         try name.check(configuration)
         return try payloadJSON(HealthJob.Payload(database: name.database, thresholds: try thresholds(configuration)))

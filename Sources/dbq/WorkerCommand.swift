@@ -1,3 +1,4 @@
+import Alerts
 import ArgumentParser
 import Backups
 import DatabaseJobs
@@ -62,13 +63,19 @@ struct WorkerCommand: AsyncParsableCommand {
             let rescueEvery = try parseDuration(rescueInterval, option: "--rescue-interval")
             let driver = RedisQueue(configuration: try redis.configuration(fallback: loaded), logger: logger, connections: 3, rescueEvery: rescueEvery)
             try await driver.checkServer()
-            let configuration = WorkerConfiguration(
+            var configuration = WorkerConfiguration(
                 queues: parsedQueues, concurrency: concurrency, lease: try parseDuration(lease, option: "--lease"),
                 idleWait: try parseDuration(idleWait, option: "--idle-wait"),
                 shutdownGrace: try parseDuration(shutdownGrace, option: "--shutdown-grace"),
                 rescueInterval: rescueEvery,
                 workerID: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", exitWhenIdle: exitWhenIdle)
             guard configuration.lease >= .seconds(1) else { throw ValidationError("--lease must be at least 1s") }
+            // Dead jobs and health findings raise alerts (alerts: in dbq.yaml), sent in tasks
+            // of their own: a job's end never waits on a receiver.
+            if !loaded.alerts.isEmpty {
+                let alerting = Alerting(receivers: loaded.alerts, queue: driver, logger: logger)
+                configuration.onFinished = { alerting.submit($0) }
+            }
             if let metrics { _ = try MetricsServer.address(metrics); _ = MetricsServer.bootstrapped }
             let environment = JobEnvironment(configuration: loaded, locks: driver, logger: logger)
             let worker = Worker(driver: driver, registry: Kinds.registry { environment }, configuration: configuration, logger: logger)

@@ -179,7 +179,12 @@ struct ShippedScheduleTests {
         registry.registerOperationsJobs { throw CancellationError() }
         let schedule = try Schedule.load(path: url.path + "/jobs/schedule.yaml", registry: registry)
         #expect(schedule.entries.map(\.name) == ["fleet-heartbeat", "nightly-backup", "weekly-verify", "daily-retention",
+                                                 "nightly-basebackup", "weekly-verify-basebackup", "daily-basebackup-retention",
                                                  "nightly-maintenance", "hourly-health", "hourly-stats"])
+        // Point-in-time recovery: the base backups' restore is checked weekly (#34), and a weekly
+        // entry waits longer than a week before it counts as late.
+        let verify = try #require(schedule.entries.first { $0.name == "weekly-verify-basebackup" })
+        #expect(verify.kind == "verify-basebackup" && verify.alertAfter == 8 * 86_400)
     }
 }
 

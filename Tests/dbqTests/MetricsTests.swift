@@ -25,7 +25,7 @@ struct MetricsTests {
             """.write(toFile: dir + "/dbq.yaml", atomically: true, encoding: .utf8)
         try """
             entries:
-              - {name: metrics-tick, cron: "* * * * * *", kind: noop, queue: \(queue), catch_up: skip}
+              - {name: metrics-tick, cron: "* * * * * *", kind: noop, queue: \(queue), catch_up: skip, alert_after: 10m}
             """.write(toFile: dir + "/schedule.yaml", atomically: true, encoding: .utf8)
         let env = ["DBQ_CONFIG": dir + "/dbq.yaml", "DBQ_REDIS_URL": TestServices.redisURL]
         let workerPort = Int.random(in: 20_000...24_999), beatPort = Int.random(in: 25_000...29_999)  // below the ephemeral range (32768+)
@@ -53,11 +53,18 @@ struct MetricsTests {
         #expect(health.stdout.hasSuffix("200"), "\(health.stdout)")
         #expect(try await scrape(workerPort, "/livez").stdout.hasSuffix("200"), "the liveness endpoint answers")
 
-        let beatText = try await polled(.seconds(20), every: .seconds(1), { try await scrape(beatPort).stdout }, until: {
+        let beatText = try await polled(.seconds(40), every: .seconds(1), { try await scrape(beatPort).stdout }, until: {
             $0.contains("dbq_beat_leader 1") && $0.contains("dbq_schedule_seconds_since_success{entry=\"metrics-tick\"}")
+                && $0.contains("dbq_backup_newest_verified_timestamp_seconds{database=\"main\"}")
         })
         #expect(beatText.contains("dbq_beat_leader 1"), "\(beatText.prefix(2000)) beat: \(beat.stderr.suffix(2000))")
         #expect(beatText.contains("dbq_schedule_seconds_since_success{entry=\"metrics-tick\"}"))
+        // The entry's own threshold, which the late-entry alert compares with (not a fixed 26 h).
+        #expect(beatText.contains("dbq_schedule_alert_after_seconds{entry=\"metrics-tick\"} 600"), "\(beatText.prefix(3000))")
+        // The newest backup and newest verified backup from the manifests, served by the beat:
+        // they outlive any worker's memory.
+        #expect(beatText.contains("dbq_backup_newest_timestamp_seconds{database=\"main\"}"), "\(beatText.prefix(3000))")
+        #expect(beatText.contains("dbq_backup_newest_verified_timestamp_seconds{database=\"main\"}"))
 
         // Every metric the shipped rules and dashboard name is one dbq serves.
         let served = Set((text + "\n" + beatText).split(separator: "\n").filter { $0.hasPrefix("dbq_") }.map { line -> String in
@@ -81,11 +88,19 @@ struct MetricsTests {
                 #expect(served.contains(base), "\(name) (in \(expr)) is not served; served: \(served.sorted())")
             }
         }
-        // promtool, when this machine has it (Debian's prometheus package), checks the rules too.
-        if let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
-            let check = try await runCommand(promtool, ["check", "rules", root + "dbq-alerts.yml"])
-            #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
-        }
+        // promtool (Debian's prometheus package; deploy/local/install.sh installs it) checks the
+        // rules and runs their unit tests: each alert under the condition it must fire in,
+        // and one it must not.
+        let promtool = try #require(["/usr/bin/promtool", "/usr/local/bin/promtool"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
+                                    "promtool is missing: run deploy/local/install.sh")
+        let check = try await runCommand(promtool, ["check", "rules", root + "dbq-alerts.yml"])
+        #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        let unit = try await runCommand(promtool, ["test", "rules", root + "dbq-alerts.test.yml"])
+        #expect(unit.status == 0 && unit.stdout.contains("SUCCESS"), "\(unit.stdout) \(unit.stderr)")
+        let cases = try #require(try Yams.load(yaml: String(contentsOfFile: root + "dbq-alerts.test.yml", encoding: .utf8)) as? [String: Any])
+        let tested = Set(((cases["tests"] as? [[String: Any]]) ?? []).flatMap { ($0["alert_rule_test"] as? [[String: Any]]) ?? [] }.compactMap { $0["alertname"] as? String })
+        let alerts = Set(groups.flatMap { ($0["rules"] as? [[String: Any]]) ?? [] }.compactMap { $0["alert"] as? String })
+        #expect(alerts == tested, "every alert has a unit test: untested \(alerts.subtracting(tested).sorted())")
     }
 
     static func metricNames(_ expr: String) -> Set<String> {

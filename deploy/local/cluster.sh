@@ -16,12 +16,18 @@ cli() { redis-cli -p "$1" -a "$DBQ_REDIS_PASSWORD" --no-auth-warning "${@:2}"; }
 start_node() {
   local port="$1" dir="$DIR/$1"
   mkdir -p "$dir"
+  port_is_ours_or_free "$port" "$dir/redis.pid" "cluster node $port"
+  port_is_ours_or_free "$((port + 1000))" "$dir/redis.pid" "cluster node $port (its cluster bus)"
   if pid_alive "$dir/redis.pid"; then return 0; fi
   redis-server --port "$port" --cluster-port "$((port + 1000))" --bind 127.0.0.1 --requirepass "$DBQ_REDIS_PASSWORD" --masterauth "$DBQ_REDIS_PASSWORD" \
     --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 2000 \
     --appendonly yes --appendfsync everysec --save '' --maxmemory-policy noeviction \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
-  for _ in $(seq 50); do cli "$port" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
+  # Answered by the node this script started: its pid file's process holds the port.
+  for _ in $(seq 50); do
+    if pid_alive "$dir/redis.pid" && [ "$(port_holder "$port")" = "$(head -n 1 "$dir/redis.pid")" ] && cli "$port" ping 2>/dev/null | grep -q PONG; then return 0; fi
+    sleep 0.1
+  done
   die "cluster node $port did not start (log: $dir/redis.log)"
 }
 

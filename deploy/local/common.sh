@@ -26,6 +26,19 @@ pg_bin() {
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(head -n 1 "$1")" 2>/dev/null; }
 
+# The pid of the process listening on 127.0.0.1:PORT (TCP), or nothing.
+port_holder() { { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2; } || true; }
+
+# Dies unless PORT is free or held by the process in PIDFILE: a server of another checkout
+# (or anything else) on the port must not be taken for ours.
+port_is_ours_or_free() { # PORT PIDFILE WHAT
+  local holder
+  holder="$(port_holder "$1")"
+  [ -z "$holder" ] && return 0
+  if pid_alive "$2" && [ "$holder" = "$(head -n 1 "$2")" ]; then return 0; fi
+  die "$3: port $1 is held by another process (pid $holder, $(readlink "/proc/$holder/cwd" 2>/dev/null || echo '?')): stop it, or choose other ports (DBQ_CLUSTER_PORT, DBQ_REDIS_PORT, DBQ_PG_PORT)"
+}
+
 # For the bench scripts: installs and starts everything, the aws CLI too, builds dbq
 # (release) and sets DBQ to it; the services' settings are in the environment after.
 prepare_bench() {

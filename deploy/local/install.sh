@@ -2,14 +2,15 @@
 # Installs what dbq needs to build, test and run on Debian 12: the C libraries, the
 # servers (PostgreSQL, Redis), the zstd tool, moto (an S3-compatible server) from PyPI, and
 # for the tests of the operations recipes a headless Chromium with Selenium (the dashboard
-# is tested in a real browser) and systemd's tools (systemd-analyze verify of the units).
+# is tested in a real browser), systemd's tools (systemd-analyze verify of the units) and
+# Prometheus's promtool (the alert rules checked and unit-tested; no server is started).
 # Installs only what is missing; safe to run again.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 packages=(redis-server redis-tools libhiredis-dev libpq-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev
           postgresql postgresql-client postgresql-contrib zstd libxml2 curl ca-certificates python3 python3-pip python3-venv time
           libpg-query-dev postgresql-15-hypopg libssl-dev
-          chromium chromium-driver python3-selenium systemd)
+          chromium chromium-driver python3-selenium systemd prometheus python3-aiosmtpd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -37,6 +37,7 @@ if runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; t
     say "postgres: restarted on 127.0.0.1:$DBQ_PG_PORT with pg_stat_statements loaded"
   fi
 else
+  port_is_ours_or_free "$DBQ_PG_PORT" "$PGDATA/postmaster.pid" "postgres"
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PG_DIR/server.log" -w -t 60 -o "$PG_OPTIONS" \
     start >/dev/null || { tail -n 20 "$PG_DIR/server.log" >&2; die "PostgreSQL did not start (log: $PG_DIR/server.log)"; }
   say "postgres: started on 127.0.0.1:$DBQ_PG_PORT"
@@ -46,6 +47,8 @@ echo "$PG_DIR" > "$DBQ_DEV/pg.dir"
 # --- Redis -------------------------------------------------------------------------
 REDIS_DIR="$DBQ_DEV/redis"
 mkdir -p "$REDIS_DIR"
+command -v redis-server >/dev/null || die "redis-server is missing: run deploy/local/install.sh"
+port_is_ours_or_free "$DBQ_REDIS_PORT" "$REDIS_DIR/redis.pid" "redis"
 if pid_alive "$REDIS_DIR/redis.pid"; then
   say "redis: already running on 127.0.0.1:$DBQ_REDIS_PORT"
 else
