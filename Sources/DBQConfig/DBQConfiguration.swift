@@ -162,6 +162,8 @@ public struct DBQConfiguration: Sendable, Equatable {
             do { document = try Yams.load(yaml: text) } catch {
                 throw ConfigurationError(file: where_, problems: ["not valid YAML: \(error)"])
             }
+            // A file of comments only is an empty configuration.
+            if document == nil { return try parse("", file: file, environment: environment) }
             guard let mapping = document as? [String: Any] else {
                 throw ConfigurationError(file: where_, problems: ["the top level must be a mapping (redis, databases, storages, worker, schedule)"])
             }

@@ -17,12 +17,42 @@ public struct DashboardAuth: Sendable {
     public static let cookieName = "dbq_session"
     public static let sessionLifetime: TimeInterval = 12 * 3600
 
-    /// `token` nil or empty: read-only.
-    public init(token: String?) {
+    /// Failed sign-ins from one address within `signInWindow` before it is refused until
+    /// the window passes (a guess of the token costs a quarter of an hour per ten).
+    public static let signInLimit = 10
+    public static let signInWindow: Duration = .seconds(15 * 60)
+
+    /// `token` nil or empty: read-only. `publicOrigin`: the origin browsers reach the
+    /// dashboard at (`https://dbq.example.com`) when a proxy serves it; requests' Origin
+    /// is compared with it instead of the Host header (which a proxy's default
+    /// `proxy_pass` rewrites), and over https the session cookie is `Secure`.
+    public init(token: String?, publicOrigin: String? = nil) {
         keyBytes = token.flatMap { $0.isEmpty ? nil : Array(("dbq dashboard v1\u{0}" + $0).utf8) }
         self.token = token.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+        self.publicOrigin = publicOrigin.flatMap(Self.normalizedOrigin)
     }
     private let token: [UInt8]?
+    public let publicOrigin: String?
+
+    /// The session cookie is sent over TLS only when the dashboard is served over https.
+    public var secureCookie: Bool { publicOrigin?.hasPrefix("https://") == true }
+
+    /// `scheme://host[:port]` lower-cased, the default port left out; nil when it is not an
+    /// origin (a path, a query, no host).
+    public static func normalizedOrigin(_ text: String) -> String? {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host?.lowercased(), !host.isEmpty, url.path.isEmpty || url.path == "/", url.query == nil else { return nil }
+        let port = url.port.flatMap { (scheme == "https" && $0 == 443) || (scheme == "http" && $0 == 80) ? nil : $0 }
+        return "\(scheme)://\(host)" + (port.map { ":\($0)" } ?? "")
+    }
+
+    /// Whether a request's Origin is this dashboard: the public origin when configured,
+    /// else the Host the request came to.
+    public func originMatches(_ origin: String, host: String?) -> Bool {
+        if let publicOrigin { return Self.normalizedOrigin(origin) == publicOrigin }
+        let originHost = URL(string: origin)?.host.map { h in URL(string: origin)?.port.map { "\(h):\($0)" } ?? h }
+        return host != nil && originHost == host
+    }
 
     public var actionsEnabled: Bool { key != nil }
 
@@ -95,11 +125,9 @@ public struct DashboardAuth: Sendable {
             let name = actorHeader.flatMap { Self.validName($0) ? $0 : nil } ?? "token"
             return .allowed(actor: name)
         }
-        if let origin {
-            let originHost = URL(string: origin)?.host.map { h in URL(string: origin)?.port.map { "\(h):\($0)" } ?? h }
-            guard let host, originHost == host else {
-                return .refused(status: 403, reason: "a request from another site (Origin \(origin)) cannot act on this dashboard")
-            }
+        if let origin, !originMatches(origin, host: host) {
+            return .refused(status: 403, reason: "a request from another site (Origin \(origin)) cannot act on this dashboard"
+                + (publicOrigin.map { " (its public origin is \($0))" } ?? ""))
         }
         guard let session, let actor = actor(fromSession: session, now: now) else {
             return .refused(status: 401, reason: "sign in with the operator token (DBQ_DASHBOARD_TOKEN) to act")

@@ -20,6 +20,12 @@ public protocol DashboardData: Sendable {
     func artefacts() async throws -> [ArtefactRow]
     func record(_ entry: AuditEntry) async throws
     func audit(limit: Int) async throws -> [AuditEntry]
+    /// Sign-ins, kept apart from the actions (the newest 1,000).
+    func recordSignIn(_ entry: AuditEntry) async throws
+    func signIns(limit: Int) async throws -> [AuditEntry]
+    /// Counts a failed sign-in from `address`; returns the failures within `window`.
+    func countSignInFailure(address: String, window: Duration) async throws -> Int
+    func signInFailures(address: String) async throws -> Int
 }
 
 /// One backup, export or snapshot as its manifest tells it.
@@ -130,5 +136,21 @@ public struct RedisDashboardData: DashboardData {
 
     public func audit(limit: Int) async throws -> [AuditEntry] {
         try await queue.audit(limit: limit).compactMap { try? JobEnvelope.decoder.decode(AuditEntry.self, from: Data($0.utf8)) }
+    }
+
+    public func recordSignIn(_ entry: AuditEntry) async throws {
+        try await queue.appendAudit(String(decoding: try JobEnvelope.encoder.encode(entry), as: UTF8.self), to: RedisQueueKeys.signIns)
+    }
+
+    public func signIns(limit: Int) async throws -> [AuditEntry] {
+        try await queue.audit(limit: limit, of: RedisQueueKeys.signIns).compactMap { try? JobEnvelope.decoder.decode(AuditEntry.self, from: Data($0.utf8)) }
+    }
+
+    public func countSignInFailure(address: String, window: Duration) async throws -> Int {
+        try await queue.countSignInFailure(address: address, window: window)
+    }
+
+    public func signInFailures(address: String) async throws -> Int {
+        try await queue.signInFailures(address: address)
     }
 }

@@ -101,7 +101,9 @@ struct DashboardRoutes: Sendable {
                 return ArtefactsPage.render([], error: "cannot read the storages: \(error)", context)
             }
         } }
-        router.get("/audit") { request, _ in try await page(request) { context in AuditPage.render(try await data.audit(limit: 200), context) } }
+        router.get("/audit") { request, _ in try await page(request) { context in
+            AuditPage.render(try await data.audit(limit: 200), signIns: try await data.signIns(limit: 50), context)
+        } }
         router.get("/login") { request, _ in try await page(request) { context in LoginPage.render(context) } }
         router.post("/login") { request, ctx in try await login(request, ctx) }
         router.post("/logout") { request, ctx in
@@ -172,22 +174,35 @@ struct DashboardRoutes: Sendable {
         let fields = try await form(request)
         let name = fields["name"] ?? ""
         guard auth.actionsEnabled else { return try await refuse(request, 403, "this dashboard is read-only (started without DBQ_DASHBOARD_TOKEN)") }
-        if let origin = request.headers[HTTPField.Name("Origin")!], URL(string: origin)?.host.map({ h in URL(string: origin)?.port.map { "\(h):\($0)" } ?? h }) != (request.head.authority) {
-            return try await refuse(request, 403, "a sign-in from another site (Origin \(origin)) is refused")
+        if let origin = request.headers[HTTPField.Name("Origin")!], !auth.originMatches(origin, host: request.head.authority) {
+            return try await refuse(request, 403, "a sign-in from another site (Origin \(origin)) is refused"
+                + (auth.publicOrigin.map { " (the dashboard's public origin is \($0): set --public-origin to the address browsers use)" } ?? ""))
         }
         guard DashboardAuth.validName(name) else {
             return try await page(request, status: .badRequest) { LoginPage.render($0, error: "Give your name: letters, digits and . _ @ - (up to 64).") }
         }
+        // Failed sign-ins are counted per address in Redis (every dashboard of the fleet
+        // sees the same count) and kept on a list of their own: they cannot push the
+        // actions out of the audit log.
+        let address = ctx.remoteAddress
+        if (try? await data.signInFailures(address: address)) ?? 0 >= DashboardAuth.signInLimit {
+            logger.notice("dashboard sign-in refused: too many failures", metadata: ["dashboard.actor": "\(name)", "net.peer": "\(address)"])
+            try? await data.recordSignIn(AuditEntry(at: Date(), actor: name, address: address, action: "sign-in", target: "", outcome: "refused: too many failed sign-ins"))
+            return try await page(request, status: .tooManyRequests) {
+                LoginPage.render($0, error: "Too many failed sign-ins from \(address): try again in \(Int(DashboardAuth.signInWindow.components.seconds / 60)) minutes.")
+            }
+        }
         guard auth.tokenMatches(fields["token"] ?? ""), let session = auth.session(for: name, now: Date()) else {
-            logger.notice("dashboard sign-in refused", metadata: ["dashboard.actor": "\(name)", "net.peer": "\(ctx.remoteAddress)"])
-            try? await data.record(AuditEntry(at: Date(), actor: name, address: ctx.remoteAddress, action: "sign-in", target: "", outcome: "refused: wrong token"))
+            logger.notice("dashboard sign-in refused", metadata: ["dashboard.actor": "\(name)", "net.peer": "\(address)"])
+            _ = try? await data.countSignInFailure(address: address, window: DashboardAuth.signInWindow)
+            try? await data.recordSignIn(AuditEntry(at: Date(), actor: name, address: address, action: "sign-in", target: "", outcome: "refused: wrong token"))
             return try await page(request, status: .unauthorized) { LoginPage.render($0, error: "The token is wrong.") }
         }
-        logger.notice("dashboard sign-in", metadata: ["dashboard.actor": "\(name)", "net.peer": "\(ctx.remoteAddress)"])
-        try? await data.record(AuditEntry(at: Date(), actor: name, address: ctx.remoteAddress, action: "sign-in", target: "", outcome: "ok"))
+        logger.notice("dashboard sign-in", metadata: ["dashboard.actor": "\(name)", "net.peer": "\(address)"])
+        try? await data.recordSignIn(AuditEntry(at: Date(), actor: name, address: address, action: "sign-in", target: "", outcome: "ok"))
         var response = Response.redirect(to: "/?done=signed-in", type: .normal)
         response.setCookie(Cookie(name: DashboardAuth.cookieName, value: session, maxAge: Int(DashboardAuth.sessionLifetime), path: "/",
-                                  httpOnly: true, sameSite: .strict))
+                                  secure: auth.secureCookie, httpOnly: true, sameSite: .strict))
         return response
     }
 

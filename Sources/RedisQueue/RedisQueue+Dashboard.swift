@@ -21,16 +21,31 @@ extension RedisQueue {
         return stride(from: 0, to: replies.count, by: 2).map { (replies[$0].int ?? 0) + (replies[$0 + 1].int ?? 0) }
     }
 
-    /// Adds one line to the dashboard's action log (the newest 1,000 are kept).
-    public func appendAudit(_ line: String) async throws {
+    /// Adds one line to the dashboard's action log, or to another log of it (the
+    /// sign-ins); the newest 1,000 of each are kept.
+    public func appendAudit(_ line: String, to key: String = RedisQueueKeys.audit) async throws {
         _ = try await nodes.pipeline([
-            RedisCommand("LPUSH", RedisArgument(RedisQueueKeys.audit), RedisArgument(line)),
-            RedisCommand("LTRIM", RedisArgument(RedisQueueKeys.audit), 0, 999),
-        ], key: RedisQueueKeys.audit, idempotent: true)
+            RedisCommand("LPUSH", RedisArgument(key), RedisArgument(line)),
+            RedisCommand("LTRIM", RedisArgument(key), 0, 999),
+        ], key: key, idempotent: true)
     }
 
-    /// The newest `limit` lines of the dashboard's action log.
-    public func audit(limit: Int) async throws -> [String] {
-        (try await nodes.send(key: RedisQueueKeys.audit, idempotent: true, "LRANGE", RedisArgument(RedisQueueKeys.audit), 0, RedisArgument(limit - 1)).array ?? []).compactMap(\.string)
+    /// The newest `limit` lines of the dashboard's action log (or of `key`).
+    public func audit(limit: Int, of key: String = RedisQueueKeys.audit) async throws -> [String] {
+        (try await nodes.send(key: key, idempotent: true, "LRANGE", RedisArgument(key), 0, RedisArgument(limit - 1)).array ?? []).compactMap(\.string)
+    }
+
+    /// Counts a failed dashboard sign-in from `address`; the count lapses `window` after
+    /// the first failure. Returns the count.
+    public func countSignInFailure(address: String, window: Duration) async throws -> Int {
+        let key = RedisQueueKeys.signInFailures(address)
+        let count = try await nodes.send(key: key, "INCR", RedisArgument(key)).int ?? 0
+        if count == 1 { _ = try await nodes.send(key: key, "PEXPIRE", RedisArgument(key), RedisArgument(String(window.components.seconds * 1000))) }
+        return count
+    }
+
+    public func signInFailures(address: String) async throws -> Int {
+        let key = RedisQueueKeys.signInFailures(address)
+        return (try await nodes.send(key: key, idempotent: true, "GET", RedisArgument(key)).string).flatMap(Int.init) ?? 0
     }
 }

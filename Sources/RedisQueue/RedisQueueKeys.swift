@@ -50,6 +50,10 @@ public struct RedisQueueKeys: Sendable {
 
     /// The dashboard's log of actions (newest first, capped).
     public static let audit = "dbq:dashboard:audit"
+    /// The dashboard's sign-ins, apart from its actions.
+    public static let signIns = "dbq:dashboard:signins"
+    /// Failed sign-ins from one address, counted for a window.
+    public static func signInFailures(_ address: String) -> String { "dbq:dashboard:signin-failures:\(address)" }
 
     /// The two keys of a named lock (one hash slot): shared holders and the exclusive one.
     public static func lock(_ name: String) -> (shared: String, exclusive: String) {

@@ -37,6 +37,9 @@ struct DashboardCommand: AsyncParsableCommand {
     var listenOption: String?
     var listen: String { listenOption ?? environment("DBQ_DASHBOARD_LISTEN") ?? "127.0.0.1:8080" }
 
+    @Option(name: .customLong("public-origin"), help: "The origin browsers reach the dashboard at behind a proxy, e.g. https://dbq.example.com (default: $DBQ_DASHBOARD_ORIGIN): forms' Origin is checked against it instead of the Host header, and over https the session cookie is Secure.")
+    var publicOriginOption: String?
+
     @Option(name: .customLong("schedule"), help: "The schedule file for the schedules page (default: $DBQ_SCHEDULE, else schedule: of dbq.yaml, else jobs/schedule.yaml if present).")
     var scheduleOption: String?
 
@@ -55,8 +58,13 @@ struct DashboardCommand: AsyncParsableCommand {
                 guard let schedule else { return nil }
                 return try await ScheduleStatus.load(schedule, queue: queue)
             }, artefacts: { try await artefacts.rows() })
-            let auth = DashboardAuth(token: environment("DBQ_DASHBOARD_TOKEN"))
-            logger.notice("dashboard serving", metadata: ["http.listen": "\(host):\(port)", "dashboard.actions": "\(auth.actionsEnabled ? "enabled (token set)" : "disabled (read-only)")"])
+            let publicOrigin = publicOriginOption ?? environment("DBQ_DASHBOARD_ORIGIN")
+            if let publicOrigin, DashboardAuth.normalizedOrigin(publicOrigin) == nil {
+                throw ValidationError("--public-origin '\(publicOrigin)' is not an origin: give scheme and host (and port), like https://dbq.example.com, without a path")
+            }
+            let auth = DashboardAuth(token: environment("DBQ_DASHBOARD_TOKEN"), publicOrigin: publicOrigin)
+            logger.notice("dashboard serving", metadata: ["http.listen": "\(host):\(port)", "dashboard.actions": "\(auth.actionsEnabled ? "enabled (token set)" : "disabled (read-only)")",
+                                                         "dashboard.origin": "\(auth.publicOrigin ?? "the request's Host")"])
             let app = DashboardServer.application(data: data, auth: auth, host: host, port: port, logger: logger)
             let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

@@ -59,6 +59,25 @@ struct DashboardTests {
         }
     }
 
+    @Test("behind a proxy: the public origin is what Origin must match (Host may differ); over https the cookie is Secure; origins are compared normalized")
+    func publicOrigin() throws {
+        #expect(DashboardAuth.normalizedOrigin("HTTPS://Dbq.Example.com:443/") == "https://dbq.example.com")
+        #expect(DashboardAuth.normalizedOrigin("http://10.0.0.5:8080") == "http://10.0.0.5:8080")
+        for bad in ["dbq.example.com", "https://dbq.example.com/admin", "ftp://x", "https://x?y=1"] { #expect(DashboardAuth.normalizedOrigin(bad) == nil, "\(bad)") }
+        let proxied = DashboardAuth(token: "operator-token-0123456789", publicOrigin: "https://dbq.example.com")
+        #expect(proxied.secureCookie && !auth.secureCookie && !DashboardAuth(token: "t", publicOrigin: "http://dbq.internal").secureCookie)
+        let session = try #require(proxied.session(for: "alice", now: now))
+        let csrf = proxied.csrf(forSession: session)
+        // nginx's default proxy_pass sends Host: 127.0.0.1:8080; the browser sends the public origin.
+        #expect(proxied.authorize(bearer: nil, actorHeader: nil, session: session, csrf: csrf, origin: "https://dbq.example.com", host: "127.0.0.1:8080", now: now) == .allowed(actor: "alice"))
+        guard case .refused(403, let reason) = proxied.authorize(bearer: nil, actorHeader: nil, session: session, csrf: csrf, origin: "http://127.0.0.1:8080", host: "127.0.0.1:8080", now: now) else {
+            Issue.record("the local origin was accepted behind a public origin"); return
+        }
+        #expect(reason.contains("public origin is https://dbq.example.com"))
+        // Without a public origin, the old rule: Origin's host and port are the Host header.
+        #expect(auth.originMatches("http://127.0.0.1:8080", host: "127.0.0.1:8080") && !auth.originMatches("https://dbq.example.com", host: "127.0.0.1:8080"))
+    }
+
     @Test("without a token every action is refused, naming why")
     func readOnly() {
         let readOnly = DashboardAuth(token: nil)

@@ -51,11 +51,14 @@ enum ArtefactsPage {
 
 /// What was done from this dashboard, by whom.
 enum AuditPage {
-    static func render(_ entries: [AuditEntry], _ context: ViewContext) -> Page {
+    static func render(_ entries: [AuditEntry], signIns: [AuditEntry] = [], _ context: ViewContext) -> Page {
         let rows = entries.map { e -> [String] in
             [HTML.time(e.at), HTML.text(e.actor), HTML.text(e.address), HTML.text(e.action), "<span class=\"mono\">\(HTML.text(e.target))</span>", HTML.text(e.outcome)]
         }
-        let body = "<h1>Actions</h1>" + Layout.table(["when", "who", "from", "action", "target", "outcome"], rows, empty: "No action has been taken from the dashboard.")
+        var body = "<h1>Actions</h1>" + Layout.table(["when", "who", "from", "action", "target", "outcome"], rows, empty: "No action has been taken from the dashboard.")
+        // Sign-ins on a list of their own: failures cannot push actions out of the log above.
+        let signInRows = signIns.map { e in [HTML.time(e.at), HTML.text(e.actor), HTML.text(e.address), HTML.text(e.outcome)] }
+        body += "<h2>Sign-ins</h2>" + Layout.table(["when", "name", "from", "outcome"], signInRows, empty: "No sign-in yet.")
         return Page(title: "Actions", body: body, section: "audit")
     }
 }
