@@ -90,6 +90,16 @@ public enum AlertRules {
                                             since: newest.map { $0.addingTimeInterval(maxAge) } ?? now)])
     }
 
+    /// A database's newest verified backup against the largest age allowed.
+    public static func verification(database: String, newestVerified: Date?, maxAge: Double, now: Date = Date()) -> AlertDecisions {
+        if let newestVerified, now.timeIntervalSince(newestVerified) <= maxAge { return AlertDecisions(resolve: [key(.verificationMissing, database)]) }
+        let age = newestVerified.map { "its newest verified backup finished \(Self.span(now.timeIntervalSince($0))) ago" } ?? "none of its backups has passed verification"
+        return AlertDecisions(raise: [Alert(condition: .verificationMissing, subject: database, severity: .warning,
+                                            summary: "no verified backup of \(database) within \(Self.span(maxAge))",
+                                            details: "\(age). Run: dbq push verify-backup --database \(database) --wait; dbq backups list --database \(database)",
+                                            since: newestVerified.map { $0.addingTimeInterval(maxAge) } ?? now)])
+    }
+
     /// 90 s, 3 h 5 min, 2 d 4 h.
     static func span(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())

@@ -14,6 +14,8 @@ public enum AlertCondition: String, Sendable, CaseIterable, Codable {
     case scheduleLate = "schedule_late"
     /// No backup of a database finished within the receiver's `backup_max_age` (26 h).
     case backupMissing = "backup_missing"
+    /// No backup of a database passed verification within `verification_max_age` (8 d).
+    case verificationMissing = "verification_missing"
     /// The health job's archiving check is critical: archive_command failing, WAL waiting.
     case archivingFailing = "archiving_failing"
 }
@@ -35,9 +37,12 @@ public struct AlertReceiver: Sendable, Equatable {
     public var repeatSeconds: Double
     /// For `backup_missing`: the newest backup may be this old (default 26 h).
     public var backupMaxAgeSeconds: Double
+    /// For `verification_missing`: the newest verified backup may be this old (default 8 d).
+    public var verificationMaxAgeSeconds: Double
 
     public init(name: String, kind: Kind, url: String, from: String? = nil, to: [String] = [], requireTLS: Bool = false,
-                on: Set<AlertCondition>, repeatSeconds: Double = 4 * 3600, backupMaxAgeSeconds: Double = 26 * 3600) {
+                on: Set<AlertCondition>, repeatSeconds: Double = 4 * 3600, backupMaxAgeSeconds: Double = 26 * 3600,
+                verificationMaxAgeSeconds: Double = 8 * 86_400) {
         self.name = name
         self.kind = kind
         self.url = url
@@ -47,6 +52,7 @@ public struct AlertReceiver: Sendable, Equatable {
         self.on = on
         self.repeatSeconds = repeatSeconds
         self.backupMaxAgeSeconds = backupMaxAgeSeconds
+        self.verificationMaxAgeSeconds = verificationMaxAgeSeconds
     }
 
     /// The URL as it may be shown: a webhook's path and query (where Slack and others keep
@@ -74,7 +80,7 @@ public struct AlertReceiver: Sendable, Equatable {
 }
 
 extension ConfigurationParser {
-    static let alertKeys: Set<String> = ["name", "webhook", "slack", "email", "on", "repeat", "backup_max_age"]
+    static let alertKeys: Set<String> = ["name", "webhook", "slack", "email", "on", "repeat", "backup_max_age", "verification_max_age"]
     static let emailKeys: Set<String> = ["smtp", "from", "to", "starttls"]
 
     /// `alerts:`: a list of receivers. A receiver's URL may come from
@@ -149,8 +155,14 @@ extension ConfigurationParser {
                     problems.append("\(named).backup_max_age: '\(text)' is not a duration like 26h or 2d")
                 }
             }
+            var verificationMaxAge = 8.0 * 86_400
+            if let text = fields["verification_max_age"] {
+                if let text = text as? String, let seconds = AlertReceiver.duration(text) { verificationMaxAge = seconds } else {
+                    problems.append("\(named).verification_max_age: '\(text)' is not a duration like 8d or 2w")
+                }
+            }
             receivers.append(AlertReceiver(name: name, kind: kind, url: url, from: from, to: to, requireTLS: requireTLS, on: conditions,
-                                           repeatSeconds: repeatSeconds, backupMaxAgeSeconds: backupMaxAge))
+                                           repeatSeconds: repeatSeconds, backupMaxAgeSeconds: backupMaxAge, verificationMaxAgeSeconds: verificationMaxAge))
         }
         return receivers
     }

@@ -238,6 +238,8 @@ public struct HealthJob: DatabaseJob {
         public var checks: [HealthCheck]
         public var critical: Bool
         public var warnings: Int
+        /// The database's state as numbers, exported as gauges (no query text).
+        public var figures: HealthFigures?
     }
 
     public init() {}
@@ -252,6 +254,7 @@ public struct HealthJob: DatabaseJob {
             let value: Double = status == "critical" ? 2 : status == "warning" ? 1 : 0
             Gauge(label: "dbq_health_check_status", dimensions: [("database", database), ("check", name)]).record(value)
         }
+        if let figures = fields["figures"], let decoded = try? figures.decode(HealthFigures.self) { decoded.record(database: database) }
     }
 
     public static func report(_ url: PostgresConnectionString, database: String, thresholds: HealthChecks.Thresholds, logger: Logger) async throws -> Report {
@@ -259,7 +262,8 @@ public struct HealthJob: DatabaseJob {
             try await OperationsQueries.healthFacts($0)
         }
         let checks = HealthChecks.evaluate(facts, thresholds: thresholds)
-        return Report(database: database, checks: checks, critical: HealthChecks.exitCode(checks) == 2, warnings: checks.filter { $0.status == .warning }.count)
+        return Report(database: database, checks: checks, critical: HealthChecks.exitCode(checks) == 2, warnings: checks.filter { $0.status == .warning }.count,
+                      figures: HealthFigures(facts))
     }
 
     public func run(_ payload: Payload, in env: JobEnvironment, context: JobContext) async throws -> JSONValue? {

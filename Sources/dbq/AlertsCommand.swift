@@ -18,8 +18,9 @@ struct AlertsCommand: AsyncParsableCommand {
         discussion: """
             Receivers are webhooks (JSON), Slack-compatible incoming webhooks and e-mail (SMTP, \
             STARTTLS). Conditions: health_critical, health_warning, job_dead, schedule_late, \
-            backup_missing, archiving_failing. Workers raise job_dead and the health job's \
-            conditions, the beat schedule_late and backup_missing; each is told once per \
+            backup_missing, verification_missing, archiving_failing. Workers raise job_dead and \
+            the health job's conditions, the beat schedule_late, backup_missing and \
+            verification_missing; each is told once per \
             receiver and repeat interval across the fleet (the state is in Redis), and told \
             again when it resolves.
             """,
@@ -114,6 +115,17 @@ struct AlertWatch: Service {
             for database in databases.sorted() {
                 let newest = rows.filter { $0.family == "backup" && $0.database == database }.map(\.finishedAt).max()
                 await alerting.apply(AlertRules.backup(database: database, newest: newest, maxAge: maxAge))
+            }
+        }
+        let verifying = alerting.receivers.filter { $0.on.contains(.verificationMissing) }
+        if let maxAge = verifying.map(\.verificationMaxAgeSeconds).max(), let rows = try? await artefacts.rows() {
+            var databases = Set(rows.filter { $0.family == "backup" }.map(\.database))
+            for entry in schedule.entries where entry.kind == "verify-backup" {
+                if case .string(let name)? = entry.payload["database"] { databases.insert(name) }
+            }
+            for database in databases.sorted() {
+                let newest = rows.filter { $0.family == "backup" && $0.database == database && $0.verification == "passed" }.map(\.finishedAt).max()
+                await alerting.apply(AlertRules.verification(database: database, newestVerified: newest, maxAge: maxAge))
             }
         }
         await alerting.resolveClearedDeadJobs()

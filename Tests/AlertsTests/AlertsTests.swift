@@ -24,13 +24,15 @@ struct AlertRuleTests {
               - {name: chat, slack: "https://hooks.slack.com/services/T0/B0/XXXX", on: schedule_late}
               - name: mail
                 email: {smtp: "smtp://dbq:mail-pass@mail.internal:587", from: dbq@example.com, to: [ops@example.com, dba@example.com], starttls: required}
-                on: [backup_missing]
+                on: [backup_missing, verification_missing]
                 backup_max_age: 2d
+                verification_max_age: 2w
             """)
         #expect(c.alerts.map(\.name) == ["hook", "chat", "mail"])
         #expect(c.alerts[0].kind == .webhook && c.alerts[0].on == [.jobDead, .healthCritical] && c.alerts[0].repeatSeconds == 1800)
         #expect(c.alerts[1].kind == .slack && c.alerts[1].repeatSeconds == 4 * 3600)
-        #expect(c.alerts[2].kind == .email && c.alerts[2].to.count == 2 && c.alerts[2].requireTLS && c.alerts[2].backupMaxAgeSeconds == 2 * 86_400)
+        #expect(c.alerts[2].kind == .email && c.alerts[2].to.count == 2 && c.alerts[2].requireTLS && c.alerts[2].backupMaxAgeSeconds == 2 * 86_400
+                && c.alerts[2].verificationMaxAgeSeconds == 14 * 86_400 && c.alerts[2].on == [.backupMissing, .verificationMissing])
         #expect(c.alerts[0].redactedURL == "https://hooks.example.com/***")
         #expect(c.alerts[2].redactedURL == "smtp://dbq:***@mail.internal:587")
         let shown = c.redactedYAML
@@ -118,6 +120,10 @@ struct AlertRuleTests {
         #expect(AlertRules.backup(database: "main", newest: now.addingTimeInterval(-27 * 3600), maxAge: 26 * 3600, now: now).raise.map(\.key) == ["backup_missing:main"])
         #expect(AlertRules.backup(database: "main", newest: nil, maxAge: 26 * 3600, now: now).raise[0].details.hasPrefix("it has no backup"))
         #expect(AlertRules.backup(database: "main", newest: now.addingTimeInterval(-3600), maxAge: 26 * 3600, now: now).resolve == ["backup_missing:main"])
+        let unverified = AlertRules.verification(database: "main", newestVerified: now.addingTimeInterval(-9 * 86_400), maxAge: 8 * 86_400, now: now)
+        #expect(unverified.raise.map(\.key) == ["verification_missing:main"] && unverified.raise[0].details.contains("9 d ago"))
+        #expect(AlertRules.verification(database: "main", newestVerified: nil, maxAge: 8 * 86_400, now: now).raise[0].details.hasPrefix("none of its backups has passed"))
+        #expect(AlertRules.verification(database: "main", newestVerified: now.addingTimeInterval(-86_400), maxAge: 8 * 86_400, now: now).resolve == ["verification_missing:main"])
     }
 }
 
