@@ -14,7 +14,7 @@ import ServiceLifecycle
 struct AlertsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "alerts",
-        abstract: "Alerts of alerts: in dbq.yaml: what fires now, and a test message to a receiver.",
+        abstract: "The alerts that the receivers under alerts: in dbq.yaml get: what fires now, and a test message.",
         discussion: """
             Receivers are webhooks (JSON), Slack-compatible incoming webhooks and e-mail (SMTP, \
             STARTTLS). Conditions: health_critical, health_warning, job_dead, schedule_late, \
