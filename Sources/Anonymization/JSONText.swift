@@ -162,55 +162,75 @@ public indirect enum JSONText: Equatable, Sendable {
         mutating func string() -> String? {
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
             i += 1
-            var out: [UInt8] = []
-            while i < bytes.count {
-                let b = bytes[i]
-                i += 1
-                if b == UInt8(ascii: "\"") { return String(decoding: out, as: UTF8.self) }
-                guard b >= 0x20 else { return nil }
-                guard b == 0x5C else { out.append(b); continue }
-                guard i < bytes.count else { return nil }
-                let e = bytes[i]
-                i += 1
-                switch e {
-                case UInt8(ascii: "\""), 0x5C, UInt8(ascii: "/"): out.append(e)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    guard var unit = hex4() else { return nil }
-                    var scalar: Unicode.Scalar?
-                    if (0xD800..<0xDC00).contains(unit), i + 1 < bytes.count, bytes[i] == 0x5C, bytes[i + 1] == UInt8(ascii: "u") {
-                        i += 2
-                        guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
-                        unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
-                    }
-                    scalar = Unicode.Scalar(unit)
-                    // A lone surrogate (valid in `json`, not in `jsonb`) is kept as U+FFFD.
-                    out += String(scalar ?? "\u{FFFD}").utf8
-                default: return nil
-                }
-            }
-            return nil
+            guard case .success(let out) = JSONStringBody.decode(bytes, at: &i, strict: true) else { return nil }
+            return String(decoding: out, as: UTF8.self)
         }
+    }
+}
 
-        mutating func hex4() -> UInt32? {
-            guard i + 4 <= bytes.count else { return nil }
-            var v: UInt32 = 0
-            for b in bytes[i..<i + 4] {
-                let d: UInt8
-                switch b {
-                case 0x30...0x39: d = b - 0x30
-                case 0x41...0x46: d = b - 0x41 + 10
-                case 0x61...0x66: d = b - 0x61 + 10
-                default: return nil
+/// The body of a JSON string after its opening quote, up to and past the closing one: what
+/// the JSON value parser (strict, as PostgreSQL's json input) and the JSON-lines row reader
+/// (lenient: dbq's own output, any other escaped character taken as itself) both read.
+enum JSONStringBody {
+    enum Failure: Error { case unterminated, badEscape, badUnicodeEscape, controlCharacter }
+
+    static func decode<Bytes: RandomAccessCollection>(_ bytes: Bytes, at i: inout Int, strict: Bool) -> Result<[UInt8], Failure>
+    where Bytes.Element == UInt8, Bytes.Index == Int {
+        var out: [UInt8] = []
+        while i < bytes.endIndex {
+            let b = bytes[i]
+            i += 1
+            if b == UInt8(ascii: "\"") { return .success(out) }
+            if strict, b < 0x20 { return .failure(.controlCharacter) }
+            guard b == 0x5C else { out.append(b); continue }
+            guard i < bytes.endIndex else { return .failure(.unterminated) }
+            let e = bytes[i]
+            i += 1
+            switch e {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                guard var unit = hex4(bytes, at: &i) else { return .failure(.badUnicodeEscape) }
+                // A surrogate pair: the low half follows as an escape of its own.
+                if (0xD800..<0xDC00).contains(unit), i + 1 < bytes.endIndex, bytes[i] == 0x5C, bytes[i + 1] == UInt8(ascii: "u") {
+                    var j = i + 2
+                    if let low = hex4(bytes, at: &j), (0xDC00..<0xE000).contains(low) {
+                        unit = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                        i = j
+                    } else if strict {
+                        return .failure(.badUnicodeEscape)
+                    }
                 }
-                v = v << 4 | UInt32(d)
+                // A lone surrogate (valid in `json`, not in `jsonb`) is kept as U+FFFD.
+                out += String(Unicode.Scalar(unit) ?? "\u{FFFD}").utf8
+            case UInt8(ascii: "\""), 0x5C, UInt8(ascii: "/"): out.append(e)
+            default:
+                if strict { return .failure(.badEscape) }
+                out.append(e)
             }
-            i += 4
-            return v
         }
+        return .failure(.unterminated)
+    }
+
+    /// Four hex digits at `i` (advanced past them only when all four are).
+    static func hex4<Bytes: RandomAccessCollection>(_ bytes: Bytes, at i: inout Int) -> UInt32? where Bytes.Element == UInt8, Bytes.Index == Int {
+        guard i + 4 <= bytes.endIndex else { return nil }
+        var v: UInt32 = 0
+        for k in i..<i + 4 {
+            let b = bytes[k]
+            let d: UInt8
+            switch b {
+            case 0x30...0x39: d = b - 0x30
+            case 0x41...0x46: d = b - 0x41 + 10
+            case 0x61...0x66: d = b - 0x61 + 10
+            default: return nil
+            }
+            v = v << 4 | UInt32(d)
+        }
+        i += 4
+        return v
     }
 }

@@ -182,38 +182,11 @@ public enum JSONLine {
         mutating func string() throws(AnonymizationError) -> String {
             guard i < bytes.endIndex, bytes[i] == 0x22 else { throw AnonymizationError("a JSON line has a key or value that is not a string") }
             i += 1
-            var out: [UInt8] = []
-            while i < bytes.endIndex {
-                let b = bytes[i]
-                i += 1
-                if b == 0x22 { return String(decoding: out, as: UTF8.self) }
-                guard b == 0x5C else { out.append(b); continue }
-                guard i < bytes.endIndex else { break }
-                let e = bytes[i]
-                i += 1
-                switch e {
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "u"):
-                    guard i + 4 <= bytes.endIndex, let code = UInt32(String(decoding: bytes[i..<i + 4], as: UTF8.self), radix: 16) else {
-                        throw AnonymizationError("a JSON line has a bad \\u escape")
-                    }
-                    i += 4
-                    var scalar = code
-                    // A surrogate pair: the low half follows as its own escape.
-                    if (0xD800..<0xDC00).contains(code), i + 6 <= bytes.endIndex, bytes[i] == 0x5C, bytes[i + 1] == UInt8(ascii: "u"),
-                       let low = UInt32(String(decoding: bytes[i + 2..<i + 6], as: UTF8.self), radix: 16), (0xDC00..<0xE000).contains(low) {
-                        scalar = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        i += 6
-                    }
-                    out += Array(String(Unicode.Scalar(scalar).map(Character.init) ?? "\u{FFFD}").utf8)
-                default: out.append(e)
-                }
+            switch JSONStringBody.decode(bytes, at: &i, strict: false) {
+            case .success(let out): return String(decoding: out, as: UTF8.self)
+            case .failure(.badUnicodeEscape): throw AnonymizationError("a JSON line has a bad \\u escape")
+            case .failure: throw AnonymizationError("a JSON line ends inside a string")
             }
-            throw AnonymizationError("a JSON line ends inside a string")
         }
     }
 }

@@ -105,27 +105,29 @@ struct AlertWatch: Service {
             guard let state = try? await queue.beatState(entry: entry.name, queue: entry.queue) else { continue }
             await alerting.apply(AlertRules.schedule(entry: entry.name, alertAfter: entry.alertAfter, reference: state.lastSuccess ?? state.since))
         }
-        let wanting = alerting.receivers.filter { $0.on.contains(.backupMissing) }
-        if let maxAge = wanting.map(\.backupMaxAgeSeconds).max(), let rows = try? await artefacts.rows() {
-            // Databases a schedule entry backs up, and any that has a backup.
-            var databases = Set(rows.filter { $0.family == "backup" }.map(\.database))
-            for entry in schedule.entries where entry.kind == "backup" {
-                if case .string(let name)? = entry.payload["database"] { databases.insert(name) }
+        let backupAge = alerting.receivers.filter { $0.on.contains(.backupMissing) }.map(\.backupMaxAgeSeconds).max()
+        let verifiedAge = alerting.receivers.filter { $0.on.contains(.verificationMissing) }.map(\.verificationMaxAgeSeconds).max()
+        if backupAge != nil || verifiedAge != nil, let rows = try? await artefacts.rows() {
+            let backups = rows.filter { $0.family == "backup" }
+            // Databases a schedule entry of `kind` names, and any that has a backup.
+            func databases(_ kind: String) -> [String] {
+                var names = Set(backups.map(\.database))
+                for entry in schedule.entries where entry.kind == kind {
+                    if case .string(let name)? = entry.payload["database"] { names.insert(name) }
+                }
+                return names.sorted()
             }
-            for database in databases.sorted() {
-                let newest = rows.filter { $0.family == "backup" && $0.database == database }.map(\.finishedAt).max()
-                await alerting.apply(AlertRules.backup(database: database, newest: newest, maxAge: maxAge))
+            if let maxAge = backupAge {
+                for database in databases("backup") {
+                    let newest = backups.filter { $0.database == database }.map(\.finishedAt).max()
+                    await alerting.apply(AlertRules.backup(database: database, newest: newest, maxAge: maxAge))
+                }
             }
-        }
-        let verifying = alerting.receivers.filter { $0.on.contains(.verificationMissing) }
-        if let maxAge = verifying.map(\.verificationMaxAgeSeconds).max(), let rows = try? await artefacts.rows() {
-            var databases = Set(rows.filter { $0.family == "backup" }.map(\.database))
-            for entry in schedule.entries where entry.kind == "verify-backup" {
-                if case .string(let name)? = entry.payload["database"] { databases.insert(name) }
-            }
-            for database in databases.sorted() {
-                let newest = rows.filter { $0.family == "backup" && $0.database == database && $0.verification == "passed" }.map(\.finishedAt).max()
-                await alerting.apply(AlertRules.verification(database: database, newestVerified: newest, maxAge: maxAge))
+            if let maxAge = verifiedAge {
+                for database in databases("verify-backup") {
+                    let newest = backups.filter { $0.database == database && $0.verification == "passed" }.map(\.finishedAt).max()
+                    await alerting.apply(AlertRules.verification(database: database, newestVerified: newest, maxAge: maxAge))
+                }
             }
         }
         await alerting.resolveClearedDeadJobs()

@@ -47,15 +47,16 @@ struct BeatCommand: AsyncParsableCommand {
                 var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: beat)]
                 // Alerts the beat sees: schedule entries late past their alert_after, databases
                 // without a recent backup, dead-job alerts whose dead jobs are gone.
-                if let configuration = try? DBQConfiguration.load(path: nil), !configuration.alerts.isEmpty {
+                // One reader of the manifests (cached 30 s) for the alerts and the metrics.
+                let configuration = try? DBQConfiguration.load(path: nil)
+                let artefacts = configuration.map { ArtefactRows(configuration: $0, logger: logger) }
+                if let configuration, let artefacts, !configuration.alerts.isEmpty {
                     let alerting = Alerting(receivers: configuration.alerts, queue: queue, logger: logger)
-                    services.append(.init(service: AlertWatch(alerting: alerting, schedule: loaded, queue: queue,
-                                                              artefacts: ArtefactRows(configuration: configuration, logger: logger))))
+                    services.append(.init(service: AlertWatch(alerting: alerting, schedule: loaded, queue: queue, artefacts: artefacts)))
                 }
                 if let metrics {
                     // Backups as their manifests tell it (what lasts, unlike a worker's memory),
                     // from the storages of dbq.yaml when the beat has one.
-                    let artefacts = (try? DBQConfiguration.load(path: nil)).map { ArtefactRows(configuration: $0, logger: logger) }
                     services.append(.init(service: try MetricsServer.service(listen: metrics, queue: queue, logger: logger) {
                         // Per entry, seconds since its last success (read from Redis at scrape time),
                         // and the entry's own alert_after, which the late-entry alert compares with.

@@ -17,11 +17,17 @@ import Testing
 struct BackupFaultTests {
     /// A dbq.yaml naming the database and an S3 storage (5 MiB parts).
     static func writeConfig(database: String, storage: StorageSettings) throws -> String {
+        try writeConfig(databaseURL: Fixtures.url(database).raw, storage: storage, to: TestServices.temporaryDirectory("dbq-config") + "/dbq.yaml",
+                        extra: "part_size_mib: 5")
+    }
+
+    /// A dbq.yaml at `path` naming `main` at `databaseURL` and the S3 storage `archive`;
+    /// `extra` lines go into the storage's mapping.
+    static func writeConfig(databaseURL: String, storage: StorageSettings, to path: String, extra: String? = nil) throws -> String {
         guard case .s3(let bucket, let prefix) = storage.url else { throw CheckError("not S3") }
-        let path = TestServices.temporaryDirectory("dbq-config") + "/dbq.yaml"
         try """
             databases:
-              main: "\(Fixtures.url(database).raw)"
+              main: "\(databaseURL)"
             storages:
               archive:
                 url: "s3://\(bucket)/\(prefix)"
@@ -30,8 +36,7 @@ struct BackupFaultTests {
                 addressing: path
                 access_key_id: "\(TestServices.s3AccessKey)"
                 secret_access_key: "\(TestServices.s3SecretKey)"
-                part_size_mib: 5
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+            """.appending(extra.map { "\n    " + $0 } ?? "").write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 

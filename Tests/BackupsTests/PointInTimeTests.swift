@@ -22,20 +22,7 @@ struct PointInTimeTests {
         let storage = try Fixtures.storage(.s3)
         let cluster = try ScratchCluster(settings: [])
         let dbq = try cluster.install(TestServices.dbqBinary, as: "dbq")
-        guard case .s3(let bucket, let prefix) = storage.url else { throw SubprocessError("not S3") }
-        let config = cluster.directory + "/dbq.yaml"
-        try """
-            databases:
-              main: "\(cluster.url())"
-            storages:
-              archive:
-                url: "s3://\(bucket)/\(prefix)"
-                endpoint: "\(storage.endpoint!)"
-                region: us-east-1
-                addressing: path
-                access_key_id: "\(TestServices.s3AccessKey)"
-                secret_access_key: "\(TestServices.s3SecretKey)"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try BackupFaultTests.writeConfig(databaseURL: cluster.url(), storage: storage, to: cluster.directory + "/dbq.yaml")
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: config)
         let conf = """
 
